@@ -1,0 +1,38 @@
+namespace Airlock.Contracts.Hubs;
+
+public sealed record SidecarHeartbeat(string SoftwareVersion, long AppliedVersion, DateTimeOffset SentAt);
+
+/// <summary>One recording event as the sidecar spooled it: hashes are lower-case hex SHA-256.</summary>
+public sealed record RecordingEvent(
+    Guid Session,
+    long Seq,
+    DateTimeOffset Time,
+    string Type,
+    byte[] Payload,
+    string PrevHash,
+    string Hash);
+
+/// <summary>A signature by the sidecar's enrolled key over a session's chain head.</summary>
+public sealed record ChainHeadSignature(Guid Session, long Seq, string Hash, byte[] Signature);
+
+public sealed record RecordingBatch(IReadOnlyList<RecordingEvent> Events, IReadOnlyList<ChainHeadSignature> Heads);
+
+/// <summary>Per session, the highest sequence number durably stored by the control plane.</summary>
+public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough);
+
+public sealed record ApprovalRequest(
+    Guid Session,
+    string Agent,
+    string Role,
+    string Target,
+    IReadOnlyList<string> Statements,
+    string Classification,
+    string Rule,
+    string Fingerprint,
+    string Mode);
+
+public sealed record ApprovalTicket(long RequestId, DateTimeOffset ExpiresAt);
+
+public sealed record ApprovalDecision(long RequestId, string Outcome, string? DecidedBy, string? Comment);
+
+public sealed record TerminateSessionCommand(Guid Session, string Reason, string RequestedBy);

@@ -1,0 +1,180 @@
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
+using Airlock.ControlPlane.Policies;
+using Airlock.ControlPlane.Sidecars;
+using Airlock.Contracts;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.ControlPlane.Api;
+
+public sealed record CreateSidecarRequest(string? Name, string? Description);
+public sealed record CreateTokenRequest(int? TtlMinutes);
+public sealed record UserRequest(string? UserName, string? Password, string? Role, bool? Disabled);
+public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt);
+public sealed record CreateApiKeyRequest(string? Name, string? Role);
+public sealed record ApiKeyView(Guid Id, string Name, string Prefix, string Role, string CreatedBy, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
+
+/// <summary>Sidecars, enrollment, console users, API keys, signing keys and the audit log.</summary>
+internal static class AdminEndpoints
+{
+    public static RouteGroupBuilder MapAdminEndpoints(this RouteGroupBuilder api)
+    {
+        // --- sidecars and enrollment -------------------------------------------------------
+        api.MapGet("/sidecars", (SidecarService s, CancellationToken ct) => s.ListAsync(ct)).RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet("/sidecars/{name}", (string name, SidecarService s, CancellationToken ct) => s.GetAsync(name, ct)).RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/sidecars", async (CreateSidecarRequest body, SidecarService s, HttpContext http, CancellationToken ct) =>
+        {
+            var view = await s.CreateAsync(body.Name, body.Description, http.User.Actor(), ct);
+            return Results.Created($"/api/v1/sidecars/{view.Name}", view);
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/sidecars/{name}/revoke", async (string name, SidecarService s, HttpContext http, CancellationToken ct) =>
+        {
+            await s.RevokeAsync(name, http.User.Actor(), ct);
+            return Results.Ok(await s.GetAsync(name, ct));
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/sidecars/{name}", async (string name, SidecarService s, HttpContext http, CancellationToken ct) =>
+        {
+            await s.DeleteAsync(name, http.User.Actor(), ct);
+            return Results.NoContent();
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapGet("/sidecars/{name}/enrollment-tokens", (string name, SidecarService s, CancellationToken ct) => s.ListEnrollmentTokensAsync(name, ct))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/sidecars/{name}/enrollment-tokens", async (string name, CreateTokenRequest? body, SidecarService s, HttpContext http, CancellationToken ct) =>
+        {
+            var lifetime = body?.TtlMinutes is { } minutes ? TimeSpan.FromMinutes(minutes) : (TimeSpan?)null;
+            var (token, view) = await s.CreateEnrollmentTokenAsync(name, lifetime, http.User.Actor(), ct);
+            return Results.Created($"/api/v1/sidecars/{name}/enrollment-tokens/{view.Id}", new { token, view.Id, view.Sidecar, view.ExpiresAt });
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/sidecars/{name}/enrollment-tokens/{id:guid}", async (string name, Guid id, SidecarService s, HttpContext http, CancellationToken ct) =>
+        {
+            await s.DeleteEnrollmentTokenAsync(name, id, http.User.Actor(), ct);
+            return Results.NoContent();
+        }).RequireAuthorization(AccessPolicies.Admin);
+        // Anonymous by design: the one-time token is the authentication.
+        api.MapPost("/enroll", (EnrollRequest body, SidecarService s, CancellationToken ct) => s.EnrollAsync(body, ct)).AllowAnonymous();
+
+        // --- console users -------------------------------------------------------------------
+        api.MapGet("/users", async (AirlockDbContext db, TimeProvider time, CancellationToken ct) =>
+            (await db.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync(ct)).Select(u => ToView(u, time)))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/users", async (UserRequest body, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
+        {
+            var errors = new List<PolicyError>();
+            if (body.UserName is null || !System.Text.RegularExpressions.Regex.IsMatch(body.UserName, "^[A-Za-z0-9._@-]{1,100}$"))
+                errors.Add(new("userName", "1–100 letters, digits, '.', '_', '@' or '-'"));
+            if (UserService.ValidatePassword(body.Password) is { } weak)
+                errors.Add(new("password", weak));
+            if (body.Role is null || !ConsoleRoles.IsKnown(body.Role))
+                errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
+            if (errors.Count > 0)
+                return ApiProblems.Validation(errors, "The user is invalid");
+            if (await db.Users.AnyAsync(u => u.UserName == body.UserName, ct))
+                return Results.Problem(statusCode: 409, title: "Already exists", detail: $"user '{body.UserName}' already exists");
+            var now = time.GetUtcNow();
+            var user = new ConsoleUser { Id = Guid.NewGuid(), UserName = body.UserName!, PasswordHash = "", Role = body.Role!, Disabled = body.Disabled ?? false, CreatedAt = now };
+            user.PasswordHash = UserService.HashPassword(user, body.Password!);
+            db.Users.Add(user);
+            db.Record(now, http.User.Actor(), "create", "user", user.UserName, null, new { user.UserName, user.Role, user.Disabled, password = AuditLog.Redacted });
+            await db.SaveChangesAsync(ct);
+            return Results.Created($"/api/v1/users/{user.UserName}", ToView(user, time));
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapPut("/users/{userName}", async (string userName, UserRequest body, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
+        {
+            var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
+            if (user is null)
+                return ApiProblems.NotFound($"user '{userName}'");
+            var errors = new List<PolicyError>();
+            if (body.Password is not null && UserService.ValidatePassword(body.Password) is { } weak)
+                errors.Add(new("password", weak));
+            if (body.Role is not null && !ConsoleRoles.IsKnown(body.Role))
+                errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
+            if (errors.Count > 0)
+                return ApiProblems.Validation(errors, "The change is invalid");
+            var before = new { user.UserName, user.Role, user.Disabled };
+            user.Role = body.Role ?? user.Role;
+            user.Disabled = body.Disabled ?? user.Disabled;
+            if (body.Password is not null)
+            {
+                user.PasswordHash = UserService.HashPassword(user, body.Password);
+                user.LockedUntil = null;
+                user.FailedSignIns = 0;
+            }
+            db.Record(time.GetUtcNow(), http.User.Actor(), "update", "user", user.UserName, before,
+                new { user.UserName, user.Role, user.Disabled, password = body.Password is null ? null : AuditLog.Redacted });
+            await db.SaveChangesAsync(ct);
+            return Results.Ok(ToView(user, time));
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/users/{userName}", async (string userName, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
+        {
+            var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
+            if (user is null)
+                return ApiProblems.NotFound($"user '{userName}'");
+            var owned = await db.Agents.Where(a => a.Owner == userName).Select(a => a.Name).ToListAsync(ct);
+            if (owned.Count > 0)
+                return Results.Problem(statusCode: 409, title: "User owns agents", detail: $"'{userName}' owns agents: {string.Join(", ", owned)}; give them another owner first");
+            db.Users.Remove(user);
+            db.Record(time.GetUtcNow(), http.User.Actor(), "delete", "user", userName, new { user.UserName, user.Role }, null);
+            await db.SaveChangesAsync(ct);
+            return Results.NoContent();
+        }).RequireAuthorization(AccessPolicies.Admin);
+
+        // --- API keys --------------------------------------------------------------------------
+        api.MapGet("/api-keys", async (AirlockDbContext db, CancellationToken ct) =>
+            (await db.ApiKeys.AsNoTracking().ToListAsync(ct)).OrderBy(k => k.CreatedAt)
+                .Select(k => new ApiKeyView(k.Id, k.Name, k.Prefix, k.Role, k.CreatedBy, k.CreatedAt, k.LastUsedAt, k.RevokedAt)))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/api-keys", async (CreateApiKeyRequest body, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
+        {
+            if (string.IsNullOrWhiteSpace(body.Name) || body.Name.Length > 100)
+                return ApiProblems.Validation([new("name", "is required, at most 100 characters")], "The API key is invalid");
+            var role = body.Role ?? ConsoleRoles.Admin;
+            if (!ConsoleRoles.IsKnown(role))
+                return ApiProblems.Validation([new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}")], "The API key is invalid");
+            var secret = Secrets.New(Secrets.ApiKeyPrefix);
+            var now = time.GetUtcNow();
+            var key = new ApiKey { Id = Guid.NewGuid(), Name = body.Name, Prefix = secret[..8], KeyHash = Secrets.Hash(secret), Role = role, CreatedBy = http.User.Actor(), CreatedAt = now };
+            db.ApiKeys.Add(key);
+            db.Record(now, http.User.Actor(), "create", "api-key", key.Name, null, new { key.Name, key.Role, key = AuditLog.Redacted });
+            await db.SaveChangesAsync(ct);
+            return Results.Created($"/api/v1/api-keys/{key.Id}", new { key = secret, key.Id, key.Name, key.Role });
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/api-keys/{id:guid}", async (Guid id, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
+        {
+            var key = await db.ApiKeys.SingleOrDefaultAsync(k => k.Id == id, ct);
+            if (key is null)
+                return ApiProblems.NotFound($"API key {id}");
+            key.RevokedAt ??= time.GetUtcNow();
+            db.Record(time.GetUtcNow(), http.User.Actor(), "revoke", "api-key", key.Name, null, null);
+            await db.SaveChangesAsync(ct);
+            return Results.NoContent();
+        }).RequireAuthorization(AccessPolicies.Admin);
+
+        // --- snapshot signing keys ---------------------------------------------------------------
+        api.MapGet("/signing-keys", async (AirlockDbContext db, CancellationToken ct) =>
+            (await db.SigningKeys.AsNoTracking().ToListAsync(ct)).OrderBy(k => k.ActivatesAt).Select(k => new { k.Id, k.CreatedAt, k.ActivatesAt }))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/signing-keys/rotate", async (int? overlapMinutes, SnapshotSigningKeys keys, PolicyChangeNotifier notifier, HttpContext http, CancellationToken ct) =>
+        {
+            var overlap = overlapMinutes is { } m ? TimeSpan.FromMinutes(m) : SnapshotSigningKeys.DefaultOverlap;
+            if (overlap < TimeSpan.Zero)
+                return ApiProblems.Validation([new("overlapMinutes", "must not be negative")], "Invalid rotation");
+            var key = await keys.RotateAsync(overlap, http.User.Actor(), ct);
+            notifier.Publish(); // publish the new key to every sidecar now
+            return Results.Ok(new { key.Id, key.ActivatesAt });
+        }).RequireAuthorization(AccessPolicies.Admin);
+
+        // --- audit log -----------------------------------------------------------------------
+        api.MapGet("/audit", async (int? take, string? entityType, AirlockDbContext db, CancellationToken ct) =>
+        {
+            var query = db.AuditLog.AsNoTracking();
+            if (entityType is not null)
+                query = query.Where(a => a.EntityType == entityType);
+            return await query.OrderByDescending(a => a.Id).Take(Math.Clamp(take ?? 100, 1, 1000)).ToListAsync(ct);
+        }).RequireAuthorization(AccessPolicies.Viewer);
+
+        return api;
+    }
+
+    private static UserView ToView(ConsoleUser u, TimeProvider time) =>
+        new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt);
+}

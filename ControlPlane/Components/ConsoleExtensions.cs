@@ -1,0 +1,59 @@
+using System.Security.Claims;
+using Airlock.ControlPlane.Identity;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Mvc;
+using MudBlazor.Services;
+
+namespace Airlock.ControlPlane.Components;
+
+internal static class ConsoleExtensions
+{
+    public static IHostApplicationBuilder AddAirlockConsole(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        builder.Services.AddMudServices();
+        return builder;
+    }
+
+    public static WebApplication MapAirlockConsole(this WebApplication app)
+    {
+        app.MapStaticAssets();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        return app;
+    }
+
+    /// <summary>Sign-in and sign-out for the console's cookie. The form is a static page; the result is a redirect.</summary>
+    public static WebApplication MapAccountEndpoints(this WebApplication app)
+    {
+        app.MapPost("/account/login", async (
+            [FromForm] string userName, [FromForm] string password, [FromForm] string? returnUrl,
+            UserService users, HttpContext http, CancellationToken ct) =>
+        {
+            var result = await users.SignInAsync(userName, password, ct);
+            if (result.Outcome != SignInOutcome.Success)
+            {
+                var error = result.Outcome == SignInOutcome.LockedOut ? "locked" : "invalid";
+                return Results.Redirect($"/account/login?error={error}&returnUrl={Uri.EscapeDataString(SafeReturnUrl(returnUrl))}");
+            }
+            var identity = new ClaimsIdentity(
+                [new Claim(ClaimTypes.Name, result.User!.UserName), new Claim(ClaimTypes.Role, result.User.Role)],
+                CookieAuthenticationDefaults.AuthenticationScheme);
+            await http.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, new ClaimsPrincipal(identity));
+            return Results.LocalRedirect(SafeReturnUrl(returnUrl));
+        }).AllowAnonymous();
+
+        app.MapPost("/account/logout", async (HttpContext http) =>
+        {
+            await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+            return Results.LocalRedirect("/account/login");
+        });
+        return app;
+    }
+
+    /// <summary>Only local paths: an open redirect after sign-in is a phishing tool.</summary>
+    private static string SafeReturnUrl(string? returnUrl) =>
+        returnUrl is { Length: > 0 } && returnUrl[0] == '/' && !returnUrl.StartsWith("//", StringComparison.Ordinal) && !returnUrl.StartsWith("/\\", StringComparison.Ordinal)
+            ? returnUrl
+            : "/";
+}

@@ -1,0 +1,112 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Airlock.ControlPlane.Data;
+
+/// <summary>
+/// The one EF Core model. Each provider has a subclass only so that it can own its migrations
+/// (<see cref="SqliteAirlockDbContext"/>, <see cref="PostgresAirlockDbContext"/>).
+/// </summary>
+public abstract class AirlockDbContext(DbContextOptions options) : DbContext(options), IDataProtectionKeyContext
+{
+    public DbSet<ConsoleUser> Users => Set<ConsoleUser>();
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<Agent> Agents => Set<Agent>();
+    public DbSet<Role> Roles => Set<Role>();
+    public DbSet<Rule> Rules => Set<Rule>();
+    public DbSet<Target> Targets => Set<Target>();
+    public DbSet<Sidecar> Sidecars => Set<Sidecar>();
+    public DbSet<EnrollmentToken> EnrollmentTokens => Set<EnrollmentToken>();
+    public DbSet<SnapshotVersion> SnapshotVersions => Set<SnapshotVersion>();
+    public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
+    public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.Entity<ConsoleUser>(e =>
+        {
+            e.HasIndex(u => u.UserName).IsUnique();
+            e.Property(u => u.UserName).HasMaxLength(100);
+            e.Property(u => u.Role).HasMaxLength(20);
+        });
+        modelBuilder.Entity<ApiKey>(e =>
+        {
+            e.HasIndex(k => k.KeyHash).IsUnique();
+            e.Property(k => k.Name).HasMaxLength(100);
+        });
+        modelBuilder.Entity<Agent>(e =>
+        {
+            e.HasIndex(a => a.Name).IsUnique();
+            e.Property(a => a.Name).HasMaxLength(100);
+            e.HasOne(a => a.Role).WithMany().HasForeignKey(a => a.RoleId).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<Role>(e =>
+        {
+            e.HasIndex(r => r.Name).IsUnique();
+            e.Property(r => r.Name).HasMaxLength(100);
+            Json(e.Property(r => r.Grants));
+            e.HasMany(r => r.Rules).WithOne().HasForeignKey(r => r.RoleId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<Rule>(e =>
+        {
+            e.HasIndex(r => new { r.RoleId, r.Name }).IsUnique();
+            e.Property(r => r.Name).HasMaxLength(100);
+            Json(e.Property(r => r.Targets));
+            Json(e.Property(r => r.Match));
+            Json(e.Property(r => r.Mask));
+            Json(e.Property(r => r.Approval));
+        });
+        modelBuilder.Entity<Target>(e =>
+        {
+            e.HasIndex(t => t.Name).IsUnique();
+            e.Property(t => t.Name).HasMaxLength(100);
+            Json(e.Property(t => t.Labels));
+            e.HasOne(t => t.Sidecar).WithMany().HasForeignKey(t => t.SidecarId).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<Sidecar>(e =>
+        {
+            e.HasIndex(s => s.Name).IsUnique();
+            e.HasIndex(s => s.CredentialHash).IsUnique();
+            e.Property(s => s.Name).HasMaxLength(100);
+        });
+        modelBuilder.Entity<EnrollmentToken>(e => e.HasIndex(t => t.TokenHash).IsUnique());
+        modelBuilder.Entity<SnapshotVersion>(e => e.HasIndex(v => new { v.SidecarId, v.Version }).IsUnique());
+        modelBuilder.Entity<AuditEntry>(e => e.HasIndex(a => a.At));
+    }
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // SQLite cannot compare or order DateTimeOffset text; a UTC tick count works on both
+        // sides of the comparison. PostgreSQL keeps timestamptz (overridden there).
+        configurationBuilder.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+    }
+
+    private static readonly JsonSerializerOptions _json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Stores a value as JSON text and compares it by its JSON, so equal content is "unchanged".</summary>
+    private static void Json<T>(PropertyBuilder<T> property)
+    {
+        property.HasConversion(
+            v => JsonSerializer.Serialize(v, _json),
+            s => JsonSerializer.Deserialize<T>(s, _json)!,
+            new ValueComparer<T>(
+                (a, b) => JsonSerializer.Serialize(a, _json) == JsonSerializer.Serialize(b, _json),
+                v => JsonSerializer.Serialize(v, _json).GetHashCode(StringComparison.Ordinal),
+                v => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(v, _json), _json)!));
+    }
+}
+
+public sealed class SqliteAirlockDbContext(DbContextOptions<SqliteAirlockDbContext> options) : AirlockDbContext(options);
+
+public sealed class PostgresAirlockDbContext(DbContextOptions<PostgresAirlockDbContext> options) : AirlockDbContext(options)
+{
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // timestamptz natively; no conversion.
+    }
+}

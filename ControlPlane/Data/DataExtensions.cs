@@ -1,0 +1,48 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
+
+namespace Airlock.ControlPlane.Data;
+
+public static class DataExtensions
+{
+    /// <summary>
+    /// Registers the store named by <c>ConnectionStrings:Airlock</c>: a PostgreSQL connection string
+    /// (it contains <c>Host=</c>) selects PostgreSQL, anything else is a SQLite connection string.
+    /// Default: a SQLite file in the state directory.
+    /// </summary>
+    public static IHostApplicationBuilder AddAirlockStore(this IHostApplicationBuilder builder, string stateDirectory)
+    {
+        var connectionString = builder.Configuration.GetConnectionString("Airlock");
+        if (string.IsNullOrWhiteSpace(connectionString))
+            connectionString = $"Data Source={Path.Combine(stateDirectory, "airlock.db")}";
+
+        if (IsPostgres(connectionString))
+        {
+            builder.Services.AddDbContext<PostgresAirlockDbContext>(o => o.UseNpgsql(connectionString));
+            builder.Services.AddScoped<AirlockDbContext>(sp => sp.GetRequiredService<PostgresAirlockDbContext>());
+        }
+        else
+        {
+            builder.Services.AddDbContext<SqliteAirlockDbContext>(o => o.UseSqlite(connectionString));
+            builder.Services.AddScoped<AirlockDbContext>(sp => sp.GetRequiredService<SqliteAirlockDbContext>());
+        }
+        return builder;
+    }
+
+    public static bool IsPostgres(string connectionString) =>
+        connectionString.Contains("Host=", StringComparison.OrdinalIgnoreCase)
+        || connectionString.StartsWith("postgres", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>Design-time factories for <c>dotnet ef migrations add</c>; never used at run time.</summary>
+internal sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteAirlockDbContext>
+{
+    public SqliteAirlockDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<SqliteAirlockDbContext>().UseSqlite("Data Source=design.db").Options);
+}
+
+internal sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresAirlockDbContext>
+{
+    public PostgresAirlockDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<PostgresAirlockDbContext>().UseNpgsql("Host=localhost;Database=design").Options);
+}

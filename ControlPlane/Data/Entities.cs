@@ -1,0 +1,167 @@
+namespace Airlock.ControlPlane.Data;
+
+// One class per table. JSON-valued properties are stored as text on both providers (see
+// AirlockDbContext) so that SQLite and PostgreSQL share one model.
+
+/// <summary>A person who signs in to the console.</summary>
+public sealed class ConsoleUser
+{
+    public Guid Id { get; set; }
+    public required string UserName { get; set; }
+    public required string PasswordHash { get; set; }
+    public required string Role { get; set; }
+    public int FailedSignIns { get; set; }
+    public DateTimeOffset? LockedUntil { get; set; }
+    public bool Disabled { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>An admin API key: only its SHA-256 hash is stored.</summary>
+public sealed class ApiKey
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    /// <summary>The first characters of the key, to recognise it in lists.</summary>
+    public required string Prefix { get; set; }
+    public required string KeyHash { get; set; }
+    public required string Role { get; set; }
+    public required string CreatedBy { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? LastUsedAt { get; set; }
+    public DateTimeOffset? RevokedAt { get; set; }
+}
+
+/// <summary>An automation agent: one identity, exactly one role.</summary>
+public sealed class Agent
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public string Description { get; set; } = "";
+    public required string Owner { get; set; }
+    public Guid RoleId { get; set; }
+    public Role? Role { get; set; }
+    public bool Enabled { get; set; } = true;
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+public sealed class Role
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public string Description { get; set; } = "";
+    /// <summary>Targets granted, by name or label selector.</summary>
+    public List<GrantData> Grants { get; set; } = [];
+    public List<Rule> Rules { get; set; } = [];
+}
+
+/// <summary>Either <see cref="Target"/> or <see cref="Selector"/> is set.</summary>
+public sealed record GrantData(string? Target, Dictionary<string, string>? Selector);
+
+/// <summary>A blocking, masking or approval rule of a role, optionally narrowed to some of its targets.</summary>
+public sealed class Rule
+{
+    public Guid Id { get; set; }
+    public Guid RoleId { get; set; }
+    public required string Name { get; set; }
+    public int Position { get; set; }
+    public required string Action { get; set; }
+    public List<string> Targets { get; set; } = [];
+    public RuleMatchData Match { get; set; } = new([], [], [], null);
+    public string? Message { get; set; }
+    public MaskData? Mask { get; set; }
+    public ApprovalData? Approval { get; set; }
+}
+
+public sealed record RuleMatchData(List<string> Classes, List<string> Commands, List<string> Tables, string? Pattern);
+
+public sealed record MaskData(List<string> Columns, List<string> Detectors, string Strategy, int? KeepLast);
+
+public sealed record ApprovalData(string Mode, int Approvals, string? Group, int TimeoutSeconds);
+
+public sealed class Target
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public required string Kind { get; set; }
+    public Dictionary<string, string> Labels { get; set; } = [];
+    public Guid? SidecarId { get; set; }
+    public Sidecar? Sidecar { get; set; }
+    public int ListenPort { get; set; }
+    public required string UpstreamHost { get; set; }
+    public int UpstreamPort { get; set; }
+    public string UpstreamDatabase { get; set; } = "";
+    public string UpstreamUsername { get; set; } = "";
+    public string UpstreamTlsMode { get; set; } = "prefer";
+    /// <summary><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</summary>
+    public string? CredentialReference { get; set; }
+    /// <summary>A stored credential, encrypted with ASP.NET Data Protection.</summary>
+    public string? CredentialProtected { get; set; }
+    /// <summary>The stored credential sealed to <see cref="SealedForKey"/> (the sidecar's sealing key hash).</summary>
+    public string? CredentialSealed { get; set; }
+    public string? SealedForKey { get; set; }
+}
+
+public sealed class Sidecar
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public string Description { get; set; } = "";
+    public string? CredentialHash { get; set; }
+    public byte[]? SigningPublicKey { get; set; }
+    public byte[]? SealingPublicKey { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? EnrolledAt { get; set; }
+    public DateTimeOffset? RevokedAt { get; set; }
+    public DateTimeOffset? LastSeenAt { get; set; }
+    public long AppliedVersion { get; set; }
+    public string? SoftwareVersion { get; set; }
+    public string? Address { get; set; }
+}
+
+public sealed class EnrollmentToken
+{
+    public Guid Id { get; set; }
+    public Guid SidecarId { get; set; }
+    public required string TokenHash { get; set; }
+    public required string CreatedBy { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public DateTimeOffset? UsedAt { get; set; }
+}
+
+/// <summary>Every distinct snapshot content compiled for a sidecar gets the next version.</summary>
+public sealed class SnapshotVersion
+{
+    public long Id { get; set; }
+    public Guid SidecarId { get; set; }
+    public long Version { get; set; }
+    public required string ContentHash { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>A control-plane snapshot signing key (ECDSA P-256); the private half is Data-Protection encrypted.</summary>
+public sealed class SigningKey
+{
+    public required string Id { get; set; }
+    public required byte[] PublicKey { get; set; }
+    public required string PrivateKeyProtected { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>
+    /// When this key starts signing. A rotated-in key is published in snapshots (signed by the
+    /// current key) for an overlap period first, so connected sidecars learn it before it signs.
+    /// </summary>
+    public DateTimeOffset ActivatesAt { get; set; }
+}
+
+/// <summary>One admin change: who, when, what, before and after (secrets redacted).</summary>
+public sealed class AuditEntry
+{
+    public long Id { get; set; }
+    public DateTimeOffset At { get; set; }
+    public required string Actor { get; set; }
+    public required string Action { get; set; }
+    public required string EntityType { get; set; }
+    public required string EntityName { get; set; }
+    public string? Before { get; set; }
+    public string? After { get; set; }
+}

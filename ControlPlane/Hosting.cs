@@ -1,0 +1,73 @@
+using Airlock.ControlPlane.Api;
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
+using Airlock.ControlPlane.Policies;
+using Airlock.ControlPlane.Sidecars;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.ControlPlane;
+
+/// <summary>The <c>Add*</c> / <c>Map*</c> steps that Program.cs lists, one per feature.</summary>
+internal static class Hosting
+{
+    /// <summary>
+    /// Resolves and checks the state directory (<c>Airlock:StateDirectory</c>, default <c>./.state/controlplane</c>)
+    /// and the options validated at start. Returns the state directory.
+    /// </summary>
+    public static string AddAirlockOptions(this WebApplicationBuilder builder)
+    {
+        var state = Path.GetFullPath(builder.Configuration["Airlock:StateDirectory"] ?? Path.Combine(".state", "controlplane"));
+        try
+        {
+            Directory.CreateDirectory(state);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"Airlock:StateDirectory '{state}' cannot be created: {e.Message}", e);
+        }
+        builder.Services.AddOptions<SnapshotOptions>().Bind(builder.Configuration.GetSection("Airlock:Snapshots")).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ApiProblemExceptionHandler>();
+        return state;
+    }
+
+    public static IHostApplicationBuilder AddAirlockPolicies(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddDataProtection().SetApplicationName("Airlock").PersistKeysToDbContext<AirlockDbContext>();
+        builder.Services.AddSingleton<PolicyChangeNotifier>();
+        builder.Services.AddScoped<PolicyStore>();
+        builder.Services.AddScoped<SnapshotCompiler>();
+        builder.Services.AddScoped<SnapshotSigningKeys>();
+        return builder;
+    }
+
+    public static IHostApplicationBuilder AddAirlockSidecars(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddGrpc();
+        builder.Services.AddSignalR();
+        builder.Services.AddSingleton<SidecarPresence>();
+        builder.Services.AddScoped<SidecarService>();
+        return builder;
+    }
+
+    /// <summary>Applies migrations, creates the bootstrap admin and the first signing key.</summary>
+    public static async Task InitializeStoreAsync(this WebApplication app)
+    {
+        using var scope = app.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<AirlockDbContext>();
+        var logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("Airlock.Store");
+        try
+        {
+            await db.Database.MigrateAsync();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new InvalidOperationException($"ConnectionStrings:Airlock: the store cannot be opened or migrated ({db.Database.ProviderName}): {e.Message}", e);
+        }
+        logger.LogInformation("Store ready ({Provider})", db.Database.ProviderName);
+        await scope.ServiceProvider.GetRequiredService<Bootstrapper>().RunAsync(app.Lifetime.ApplicationStopping);
+        await scope.ServiceProvider.GetRequiredService<SnapshotSigningKeys>().EnsureKeyAsync(app.Lifetime.ApplicationStopping);
+    }
+}

@@ -1,0 +1,65 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+
+namespace Airlock.ControlPlane.Identity;
+
+public static class IdentityExtensions
+{
+    private const string Smart = "airlock";
+
+    /// <summary>
+    /// Cookies for people in the console, bearer secrets for machines; one policy scheme picks
+    /// per request so every endpoint can be reached by both where its policy allows.
+    /// </summary>
+    public static IHostApplicationBuilder AddAirlockIdentity(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<UserService>();
+        builder.Services.AddScoped<Bootstrapper>();
+        builder.Services
+            .AddAuthentication(Smart)
+            .AddPolicyScheme(Smart, "cookie or bearer", o => o.ForwardDefaultSelector = ctx =>
+                BearerSecretHandler.ReadSecret(ctx.Request) is null
+                    ? CookieAuthenticationDefaults.AuthenticationScheme
+                    : BearerSecretHandler.SchemeName)
+            .AddCookie(o =>
+            {
+                o.LoginPath = "/account/login";
+                o.AccessDeniedPath = "/account/denied";
+                o.Cookie.Name = "airlock.auth";
+                o.Cookie.HttpOnly = true;
+                o.Cookie.SameSite = SameSiteMode.Strict;
+                o.ExpireTimeSpan = TimeSpan.FromHours(8);
+                o.SlidingExpiration = true;
+                // API callers get status codes, not redirects to a sign-in page.
+                o.Events.OnRedirectToLogin = ctx => RedirectOrStatus(ctx, StatusCodes.Status401Unauthorized);
+                o.Events.OnRedirectToAccessDenied = ctx => RedirectOrStatus(ctx, StatusCodes.Status403Forbidden);
+            })
+            .AddScheme<AuthenticationSchemeOptions, BearerSecretHandler>(BearerSecretHandler.SchemeName, null);
+
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(AccessPolicies.Admin, p => p.RequireRole(ConsoleRoles.Admin))
+            .AddPolicy(AccessPolicies.Approver, p => p.RequireRole(ConsoleRoles.Admin, ConsoleRoles.Approver))
+            .AddPolicy(AccessPolicies.Viewer, p => p.RequireRole(ConsoleRoles.All))
+            .AddPolicy(AccessPolicies.Sidecar, p => p.RequireClaim(BearerSecretHandler.SidecarIdClaim));
+        builder.Services.AddCascadingAuthenticationState();
+        return builder;
+    }
+
+    private static Task RedirectOrStatus(RedirectContext<CookieAuthenticationOptions> ctx, int status)
+    {
+        if (ctx.Request.Path.StartsWithSegments("/api"))
+        {
+            ctx.Response.StatusCode = status;
+            return Task.CompletedTask;
+        }
+        ctx.Response.Redirect(ctx.RedirectUri);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The actor recorded in the audit log: the user name or <c>apikey:NAME</c>.</summary>
+    public static string Actor(this ClaimsPrincipal user) => user.Identity?.Name ?? "anonymous";
+
+    public static Guid? SidecarId(this ClaimsPrincipal user) =>
+        Guid.TryParse(user.FindFirstValue(BearerSecretHandler.SidecarIdClaim), out var id) ? id : null;
+}

@@ -1,0 +1,241 @@
+using System.Text.Json;
+using Airlock.ControlPlane.Data;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.ControlPlane.Policies;
+
+public sealed record PolicyChange(string Action, string EntityType, string Name);
+
+public sealed record ApplyResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList<PolicyChange> Changes)
+{
+    public bool Succeeded => Errors.Count == 0;
+}
+
+/// <summary>
+/// Exports the store as a <see cref="PolicyDocument"/> and applies documents declaratively: what the
+/// document names is created or updated, what it omits is deleted, in one transaction, each change
+/// audit-logged. Applying an exported document changes nothing.
+/// </summary>
+public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dataProtection, PolicyChangeNotifier notifier, TimeProvider time)
+{
+    private readonly IDataProtector _credentials = dataProtection.CreateProtector(CredentialPurpose);
+    public const string CredentialPurpose = "Airlock.TargetCredential.v1";
+
+    private static readonly JsonSerializerOptions _compare = new(JsonSerializerDefaults.Web);
+
+    public async Task<PolicyDocument> ExportAsync(CancellationToken ct)
+    {
+        var targets = await db.Targets.AsNoTracking().Include(t => t.Sidecar).OrderBy(t => t.Name).ToListAsync(ct);
+        var roles = await db.Roles.AsNoTracking().Include(r => r.Rules).OrderBy(r => r.Name).ToListAsync(ct);
+        var agents = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name).ToListAsync(ct);
+        return new PolicyDocument
+        {
+            Targets = targets.Select(ToSpec).ToList(),
+            Roles = roles.Select(ToSpec).ToList(),
+            Agents = agents.Select(ToSpec).ToList(),
+        };
+    }
+
+    /// <summary>Validates the whole document, then applies it atomically; nothing is applied when any error is found.</summary>
+    public async Task<ApplyResult> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, CancellationToken ct)
+    {
+        var context = new PolicyContext(
+            (await db.Sidecars.Where(s => s.RevokedAt == null).Select(s => s.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
+            (await db.Users.Select(u => u.UserName).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
+            (await db.Targets.Where(t => t.CredentialProtected != null).Select(t => t.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal));
+        var errors = PolicyValidator.ValidateAndNormalize(doc, context);
+        if (errors.Count > 0)
+            return new ApplyResult(errors, []);
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var now = time.GetUtcNow();
+        var changes = new List<PolicyChange>();
+        var sidecars = await db.Sidecars.Where(s => s.RevokedAt == null).ToDictionaryAsync(s => s.Name, ct);
+        var targets = await db.Targets.Include(t => t.Sidecar).ToDictionaryAsync(t => t.Name, ct);
+        var roles = await db.Roles.Include(r => r.Rules).ToDictionaryAsync(r => r.Name, ct);
+        var agents = await db.Agents.Include(a => a.Role).ToDictionaryAsync(a => a.Name, ct);
+
+        void Audit(string action, string type, string name, object? before, object? after)
+        {
+            changes.Add(new PolicyChange(action, type, name));
+            db.Record(now, actor, action, type, name, before, after);
+        }
+
+        // Deletions first, dependents before what they depend on: agents → roles → targets.
+        var wantedAgents = doc.Agents!.Select(a => a.Name!).ToHashSet(StringComparer.Ordinal);
+        foreach (var agent in agents.Values.Where(a => !wantedAgents.Contains(a.Name)))
+        {
+            Audit("delete", "agent", agent.Name, ToSpec(agent), null);
+            db.Agents.Remove(agent);
+        }
+        var wantedRoles = doc.Roles!.Select(r => r.Name!).ToHashSet(StringComparer.Ordinal);
+        foreach (var role in roles.Values.Where(r => !wantedRoles.Contains(r.Name)))
+        {
+            Audit("delete", "role", role.Name, ToSpec(role), null);
+            db.Roles.Remove(role);
+        }
+        var wantedTargets = doc.Targets!.Select(t => t.Name!).ToHashSet(StringComparer.Ordinal);
+        foreach (var target in targets.Values.Where(t => !wantedTargets.Contains(t.Name)))
+        {
+            Audit("delete", "target", target.Name, ToSpec(target), null);
+            db.Targets.Remove(target);
+        }
+        await db.SaveChangesAsync(ct);
+
+        foreach (var spec in doc.Targets!)
+        {
+            targets.TryGetValue(spec.Name!, out var existing);
+            var before = existing is null ? null : ToSpec(existing);
+            var password = spec.Upstream!.Password;
+            if (existing?.CredentialProtected is { } stored && password is not null && _credentials.Unprotect(stored) == password)
+                password = null; // the same secret again: unchanged
+            spec.Upstream.Password = null;
+            if (before is not null && password is null && Same(before, spec))
+                continue;
+
+            var target = existing ?? new Target { Id = Guid.NewGuid(), Name = spec.Name!, Kind = spec.Kind!, UpstreamHost = "" };
+            target.Kind = spec.Kind!;
+            target.Labels = new Dictionary<string, string>(spec.Labels!);
+            target.SidecarId = sidecars[spec.Sidecar!].Id;
+            target.ListenPort = spec.ListenPort!.Value;
+            target.UpstreamHost = spec.Upstream.Host!;
+            target.UpstreamPort = spec.Upstream.Port!.Value;
+            target.UpstreamDatabase = spec.Upstream.Database!;
+            target.UpstreamUsername = spec.Upstream.Username!;
+            target.UpstreamTlsMode = spec.Upstream.Tls!;
+            if (password is not null)
+            {
+                target.CredentialProtected = _credentials.Protect(password);
+                target.CredentialSealed = null;
+                target.SealedForKey = null;
+            }
+            if (spec.Upstream.Credential != PolicyValidator.StoredCredential)
+            {
+                target.CredentialProtected = null;
+                target.CredentialSealed = null;
+                target.SealedForKey = null;
+            }
+            target.CredentialReference = spec.Upstream.Credential == PolicyValidator.StoredCredential ? null : spec.Upstream.Credential;
+            if (existing is null)
+                db.Targets.Add(target);
+            targets[target.Name] = target;
+            // The "after" view says a credential was stored, never what it is.
+            var after = ToSpec(target);
+            if (password is not null)
+                after.Upstream!.Password = AuditLog.Redacted;
+            Audit(existing is null ? "create" : "update", "target", target.Name, before, after);
+        }
+
+        foreach (var spec in doc.Roles!)
+        {
+            roles.TryGetValue(spec.Name!, out var existing);
+            var before = existing is null ? null : ToSpec(existing);
+            if (before is not null && Same(before, spec))
+                continue;
+            var role = existing ?? new Role { Id = Guid.NewGuid(), Name = spec.Name! };
+            role.Description = spec.Description!;
+            role.Grants = spec.Grants!.Select(g => new GrantData(g.Target, g.Selector is null ? null : new Dictionary<string, string>(g.Selector))).ToList();
+            if (existing is null)
+                db.Roles.Add(role);
+            else
+                db.Rules.RemoveRange(role.Rules);
+            role.Rules = spec.Rules!.Select((r, i) => ToEntity(r, role.Id, i)).ToList();
+            roles[role.Name] = role;
+            Audit(existing is null ? "create" : "update", "role", role.Name, before, ToSpec(role));
+        }
+        await db.SaveChangesAsync(ct);
+
+        foreach (var spec in doc.Agents!)
+        {
+            agents.TryGetValue(spec.Name!, out var existing);
+            var before = existing is null ? null : ToSpec(existing);
+            if (before is not null && Same(before, spec))
+                continue;
+            var agent = existing ?? new Agent { Id = Guid.NewGuid(), Name = spec.Name!, Owner = spec.Owner!, CreatedAt = now };
+            agent.Description = spec.Description!;
+            agent.Owner = spec.Owner!;
+            agent.Role = roles[spec.Role!];
+            agent.RoleId = agent.Role.Id;
+            agent.Enabled = spec.Enabled!.Value;
+            if (existing is null)
+                db.Agents.Add(agent);
+            Audit(existing is null ? "create" : "update", "agent", agent.Name, before, ToSpec(agent));
+        }
+
+        if (dryRun)
+        {
+            await tx.RollbackAsync(ct);
+            db.ChangeTracker.Clear();
+            return new ApplyResult([], changes);
+        }
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        if (changes.Count > 0)
+            notifier.Publish();
+        return new ApplyResult([], changes);
+    }
+
+    private static bool Same(object a, object b) =>
+        JsonSerializer.Serialize(a, _compare) == JsonSerializer.Serialize(b, _compare);
+
+    private static Rule ToEntity(RuleSpec r, Guid roleId, int position) => new()
+    {
+        Id = Guid.NewGuid(),
+        RoleId = roleId,
+        Name = r.Name!,
+        Position = position,
+        Action = r.Action!,
+        Targets = [.. r.Targets!],
+        Match = new RuleMatchData([.. r.Match!.Classes!], [.. r.Match.Commands!], [.. r.Match.Tables!], r.Match.Pattern),
+        Message = r.Message,
+        Mask = r.Mask is { } m ? new MaskData([.. m.Columns!], [.. m.Detectors!], m.Strategy!, m.KeepLast) : null,
+        Approval = r.Approval is { } a ? new ApprovalData(a.Mode!, a.Approvals!.Value, a.Group, a.TimeoutSeconds!.Value) : null,
+    };
+
+    // The export form of each entity. It is also the audit view, so it must never carry a secret.
+
+    public static TargetSpec ToSpec(Target t) => new()
+    {
+        Name = t.Name,
+        Kind = t.Kind,
+        Sidecar = t.Sidecar?.Name,
+        ListenPort = t.ListenPort,
+        Labels = new Dictionary<string, string>(t.Labels.OrderBy(l => l.Key, StringComparer.Ordinal)),
+        Upstream = new UpstreamSpec
+        {
+            Host = t.UpstreamHost,
+            Port = t.UpstreamPort,
+            Database = t.UpstreamDatabase,
+            Username = t.UpstreamUsername,
+            Tls = t.UpstreamTlsMode,
+            Credential = t.CredentialProtected is not null ? PolicyValidator.StoredCredential : t.CredentialReference,
+        },
+    };
+
+    public static RoleSpec ToSpec(Role r) => new()
+    {
+        Name = r.Name,
+        Description = r.Description,
+        Grants = r.Grants.Select(g => new GrantSpec { Target = g.Target, Selector = g.Selector }).ToList(),
+        Rules = r.Rules.OrderBy(x => x.Position).Select(x => new RuleSpec
+        {
+            Name = x.Name,
+            Action = x.Action,
+            Targets = [.. x.Targets],
+            Match = new MatchSpec { Classes = [.. x.Match.Classes], Commands = [.. x.Match.Commands], Tables = [.. x.Match.Tables], Pattern = x.Match.Pattern },
+            Message = x.Message,
+            Mask = x.Mask is { } m ? new MaskSpecDoc { Columns = [.. m.Columns], Detectors = [.. m.Detectors], Strategy = m.Strategy, KeepLast = m.KeepLast } : null,
+            Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds } : null,
+        }).ToList(),
+    };
+
+    public static AgentSpec ToSpec(Agent a) => new()
+    {
+        Name = a.Name,
+        Description = a.Description,
+        Owner = a.Owner,
+        Role = a.Role?.Name,
+        Enabled = a.Enabled,
+    };
+}

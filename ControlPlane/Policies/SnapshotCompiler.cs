@@ -1,0 +1,151 @@
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
+using Airlock.Sidecar.Policy;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Airlock.ControlPlane.Policies;
+
+public sealed class SnapshotOptions
+{
+    /// <summary>How long a sidecar may enforce a snapshot without hearing from the control plane.</summary>
+    [System.ComponentModel.DataAnnotations.Range(10, 7 * 24 * 3600)]
+    public int TtlSeconds { get; set; } = 6 * 3600;
+
+    /// <summary>Re-sign and resend this often (default: a quarter of the TTL).</summary>
+    public int? RefreshSeconds { get; set; }
+
+    public TimeSpan Refresh => TimeSpan.FromSeconds(RefreshSeconds ?? Math.Max(1, TtlSeconds / 4));
+}
+
+/// <summary>
+/// Compiles what concerns one sidecar — its targets, the roles that reach them, their agents and
+/// rules — into a <see cref="PolicySnapshot"/>, assigns a version per distinct content and signs it.
+/// </summary>
+public sealed class SnapshotCompiler(
+    AirlockDbContext db,
+    SnapshotSigningKeys keys,
+    IDataProtectionProvider dataProtection,
+    IOptions<SnapshotOptions> options,
+    TimeProvider time)
+{
+    private readonly IDataProtector _credentials = dataProtection.CreateProtector(PolicyStore.CredentialPurpose);
+
+    // Versions are assigned under one lock per process so two streams of one sidecar never race
+    // for the same number; the unique index backs this up across replicas.
+    private static readonly SemaphoreSlim _versionLock = new(1, 1);
+
+    public async Task<SignedSnapshot?> CompileAndSignAsync(Guid sidecarId, CancellationToken ct)
+    {
+        var sidecar = await db.Sidecars.SingleOrDefaultAsync(s => s.Id == sidecarId, ct);
+        if (sidecar is null || sidecar.RevokedAt is not null || sidecar.SealingPublicKey is null)
+            return null;
+
+        var snapshot = await CompileAsync(sidecar, ct);
+        var payload = SnapshotCodec.Encode(snapshot);
+        var hash = SnapshotCodec.Hash(payload);
+
+        long version;
+        await _versionLock.WaitAsync(ct);
+        try
+        {
+            var latest = await db.SnapshotVersions.AsNoTracking()
+                .Where(v => v.SidecarId == sidecarId).OrderByDescending(v => v.Version).FirstOrDefaultAsync(ct);
+            if (latest is not null && latest.ContentHash == hash)
+            {
+                version = latest.Version;
+            }
+            else
+            {
+                version = (latest?.Version ?? 0) + 1;
+                db.SnapshotVersions.Add(new SnapshotVersion { SidecarId = sidecarId, Version = version, ContentHash = hash, CreatedAt = time.GetUtcNow() });
+                await db.SaveChangesAsync(ct);
+            }
+        }
+        finally
+        {
+            _versionLock.Release();
+        }
+
+        var (keyId, key) = await keys.GetSigningKeyAsync(ct);
+        using (key)
+            return SnapshotCodec.Sign(snapshot, version, time.GetUtcNow(), options.Value.TtlSeconds, keyId, key);
+    }
+
+    public async Task<long> CurrentVersionAsync(Guid sidecarId, CancellationToken ct) =>
+        await db.SnapshotVersions.Where(v => v.SidecarId == sidecarId).MaxAsync(v => (long?)v.Version, ct) ?? 0;
+
+    private async Task<PolicySnapshot> CompileAsync(Data.Sidecar sidecar, CancellationToken ct)
+    {
+        var targets = await db.Targets.Where(t => t.SidecarId == sidecar.Id).OrderBy(t => t.Name).ToListAsync(ct);
+        var roles = await db.Roles.AsNoTracking().Include(r => r.Rules).OrderBy(r => r.Name).ToListAsync(ct);
+        var agents = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name).ToListAsync(ct);
+
+        var sealingKeyId = Secrets.KeyFingerprint(sidecar.SealingPublicKey!);
+        var sealedAny = false;
+        var targetPolicies = new List<TargetPolicy>();
+        foreach (var t in targets)
+        {
+            if (t.CredentialProtected is not null && t.SealedForKey != sealingKeyId)
+            {
+                // Seal once per (credential, sidecar key) and keep it: a fresh seal every compile
+                // would change the content hash and bump the version for nothing.
+                t.CredentialSealed = CredentialSeal.Seal(_credentials.Unprotect(t.CredentialProtected), sidecar.Id.ToString(), sidecar.SealingPublicKey!);
+                t.SealedForKey = sealingKeyId;
+                sealedAny = true;
+            }
+            targetPolicies.Add(new TargetPolicy(
+                t.Name,
+                t.Kind,
+                new SortedDictionary<string, string>(t.Labels, StringComparer.Ordinal),
+                t.ListenPort,
+                new UpstreamPolicy(t.UpstreamHost, t.UpstreamPort, t.UpstreamDatabase, t.UpstreamUsername, t.UpstreamTlsMode,
+                    t.CredentialReference, t.CredentialProtected is null ? null : t.CredentialSealed)));
+        }
+        if (sealedAny)
+            await db.SaveChangesAsync(ct);
+
+        var roleReach = new List<RolePolicy>();
+        foreach (var role in roles)
+        {
+            var reached = targets.Where(t => role.Grants.Any(g => Grants(g, t))).Select(t => t.Name).ToList();
+            if (reached.Count == 0)
+                continue;
+            var rules = role.Rules
+                .OrderBy(r => r.Position)
+                .Where(r => r.Targets.Count == 0 || r.Targets.Any(reached.Contains))
+                .Select(r => new RulePolicy(
+                    r.Name,
+                    r.Action,
+                    r.Targets.Where(reached.Contains).ToList(),
+                    new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern),
+                    r.Message,
+                    r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast) : null,
+                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null))
+                .ToList();
+            roleReach.Add(new RolePolicy(role.Name, reached, rules));
+        }
+
+        var reachingRoles = roleReach.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+        var agentPolicies = agents
+            .Where(a => a.Role is not null && reachingRoles.Contains(a.Role.Name))
+            .Select(a => new AgentPolicy(a.Id.ToString(), a.Name, a.Role!.Name, a.Enabled))
+            .ToList();
+
+        return new PolicySnapshot(
+            sidecar.Id.ToString(),
+            sidecar.Name,
+            targetPolicies,
+            roleReach,
+            agentPolicies,
+            await keys.GetPublishedKeysAsync(ct));
+    }
+
+    /// <summary>A grant reaches a target by name, or by a selector whose every label matches.</summary>
+    public static bool Grants(GrantData grant, Target target) =>
+        grant.Target is not null
+            ? string.Equals(grant.Target, target.Name, StringComparison.Ordinal)
+            : grant.Selector is { Count: > 0 } selector
+              && selector.All(kv => target.Labels.TryGetValue(kv.Key, out var v) && string.Equals(v, kv.Value, StringComparison.Ordinal));
+}

@@ -1,0 +1,41 @@
+using Airlock.ControlPlane;
+using Airlock.ControlPlane.Api;
+using Airlock.ControlPlane.Components;
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
+using Airlock.ControlPlane.Observability;
+using Airlock.ControlPlane.Policies;
+using Airlock.ControlPlane.Sidecars;
+using Airlock.Contracts.Hubs;
+
+var builder = WebApplication.CreateBuilder(args);
+
+var stateDirectory = builder.AddAirlockOptions();
+builder.AddAirlockObservability("airlock-controlplane");
+builder.AddAirlockStore(stateDirectory);
+builder.AddAirlockIdentity();
+builder.AddAirlockPolicies();
+builder.AddAirlockSidecars();
+builder.AddAirlockConsole();
+
+var app = builder.Build();
+
+await app.InitializeStoreAsync();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseAntiforgery();
+
+app.MapAirlockObservability();
+app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints();
+app.MapGrpcService<PolicySyncService>();
+app.MapHub<SidecarHub>(SidecarHubPaths.Hub);
+app.MapAccountEndpoints();
+app.MapAirlockConsole();
+
+app.Run();
+
+/// <summary>Entry point marker for tests.</summary>
+public partial class Program;

@@ -1,0 +1,65 @@
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
+using Airlock.Contracts.Hubs;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.ControlPlane.Sidecars;
+
+/// <summary>
+/// The sidecars' SignalR endpoint: presence and heartbeats now; recording upload and approval
+/// requests arrive with their issues and are refused with a clear error until then.
+/// </summary>
+[Authorize(Policy = AccessPolicies.Sidecar)]
+internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, TimeProvider time, ILogger<SidecarHub> logger)
+    : Hub<ISidecarClient>, ISidecarHub
+{
+    public static string GroupFor(Guid sidecarId) => $"sidecar:{sidecarId}";
+
+    public override async Task OnConnectedAsync()
+    {
+        var id = SidecarId;
+        await Groups.AddToGroupAsync(Context.ConnectionId, GroupFor(id));
+        presence.HubConnected(id, Context);
+        await TouchAsync(_ => { });
+        logger.LogInformation("Sidecar {SidecarId} connected to the hub", id);
+        await base.OnConnectedAsync();
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        presence.HubDisconnected(SidecarId, Context.ConnectionId);
+        logger.LogInformation("Sidecar {SidecarId} disconnected from the hub", SidecarId);
+        return base.OnDisconnectedAsync(exception);
+    }
+
+    public Task Heartbeat(SidecarHeartbeat heartbeat) =>
+        TouchAsync(s =>
+        {
+            s.SoftwareVersion = heartbeat.SoftwareVersion.Length <= 50 ? heartbeat.SoftwareVersion : heartbeat.SoftwareVersion[..50];
+            s.AppliedVersion = Math.Max(s.AppliedVersion, heartbeat.AppliedVersion);
+        });
+
+    public Task<RecordingAck> UploadRecording(RecordingBatch batch) =>
+        throw new HubException("recording ingest is not available on this control plane version");
+
+    public Task<ApprovalTicket> RequestApproval(ApprovalRequest request) =>
+        throw new HubException("approvals are not available on this control plane version");
+
+    private Guid SidecarId => Context.User?.SidecarId() ?? throw new HubException("sidecar credential required");
+
+    private async Task TouchAsync(Action<Data.Sidecar> update)
+    {
+        var sidecar = await db.Sidecars.SingleOrDefaultAsync(s => s.Id == SidecarId);
+        if (sidecar is null || sidecar.RevokedAt is not null)
+        {
+            Context.Abort();
+            return;
+        }
+        update(sidecar);
+        sidecar.LastSeenAt = time.GetUtcNow();
+        await db.SaveChangesAsync();
+        presence.Notify();
+    }
+}

@@ -1,0 +1,94 @@
+namespace Airlock.Sidecar.Policy;
+
+/// <summary>
+/// Everything one sidecar needs to enforce policy, compiled by the control plane. Immutable; the
+/// sidecar swaps whole snapshots atomically. Lists are sorted by name so that the canonical JSON of
+/// equal content is byte-identical (the content hash depends on it).
+/// </summary>
+public sealed record PolicySnapshot(
+    string SidecarId,
+    string SidecarName,
+    IReadOnlyList<TargetPolicy> Targets,
+    IReadOnlyList<RolePolicy> Roles,
+    IReadOnlyList<AgentPolicy> Agents,
+    IReadOnlyList<SnapshotKey> SnapshotKeys);
+
+/// <summary>A target served by this sidecar.</summary>
+/// <param name="ListenPort">Port of the sidecar's listener for this target.</param>
+public sealed record TargetPolicy(
+    string Name,
+    string Kind,
+    IReadOnlyDictionary<string, string> Labels,
+    int ListenPort,
+    UpstreamPolicy Upstream);
+
+/// <summary>How the sidecar reaches the target.</summary>
+/// <param name="CredentialReference"><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</param>
+/// <param name="SealedCredential">A stored credential sealed to this sidecar's sealing key (see <see cref="CredentialSeal"/>).</param>
+public sealed record UpstreamPolicy(
+    string Host,
+    int Port,
+    string Database,
+    string Username,
+    string TlsMode,
+    string? CredentialReference,
+    string? SealedCredential);
+
+/// <summary>A role as far as it reaches this sidecar's targets.</summary>
+public sealed record RolePolicy(string Name, IReadOnlyList<string> Targets, IReadOnlyList<RulePolicy> Rules);
+
+/// <summary>A rule: what it matches, what it does. Semantics arrive with the guardrails issue.</summary>
+public sealed record RulePolicy(
+    string Name,
+    string Action,
+    IReadOnlyList<string> Targets,
+    RuleMatch Match,
+    string? Message,
+    MaskSpec? Mask,
+    ApprovalSpec? Approval);
+
+public sealed record RuleMatch(
+    IReadOnlyList<string> Classes,
+    IReadOnlyList<string> Commands,
+    IReadOnlyList<string> Tables,
+    string? Pattern);
+
+public sealed record MaskSpec(IReadOnlyList<string> Columns, IReadOnlyList<string> Detectors, string Strategy, int? KeepLast);
+
+public sealed record ApprovalSpec(string Mode, int Approvals, string? Group, int TimeoutSeconds);
+
+public sealed record AgentPolicy(string Id, string Name, string Role, bool Enabled);
+
+/// <summary>A control-plane snapshot signing key (SPKI, DER) the sidecar trusts.</summary>
+public sealed record SnapshotKey(string KeyId, byte[] PublicKey);
+
+/// <summary>Names shared by the policy document and the snapshot.</summary>
+public static class RuleActions
+{
+    public const string Allow = "allow";
+    public const string Block = "block";
+    public const string RequireApproval = "require_approval";
+    public const string Mask = "mask";
+
+    public static IReadOnlyList<string> All { get; } = [Allow, Block, RequireApproval, Mask];
+}
+
+public static class StatementClasses
+{
+    public static IReadOnlyList<string> All { get; } = ["read", "write", "ddl", "dcl", "admin", "unknown"];
+}
+
+public static class UpstreamTlsModes
+{
+    public static IReadOnlyList<string> All { get; } = ["disable", "prefer", "require", "verify-full"];
+}
+
+public static class MaskStrategies
+{
+    public static IReadOnlyList<string> All { get; } = ["redact", "partial", "hash", "null"];
+}
+
+public static class ApprovalModes
+{
+    public static IReadOnlyList<string> All { get; } = ["hold", "fail-fast"];
+}
