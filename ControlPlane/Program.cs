@@ -8,7 +8,8 @@ using Airlock.ControlPlane.Policies;
 using Airlock.ControlPlane.Sidecars;
 using Airlock.Contracts.Hubs;
 
-var builder = WebApplication.CreateBuilder(args);
+// Content root is where the binaries are, so appsettings.json is found whatever the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 var stateDirectory = builder.AddAirlockOptions();
 builder.AddAirlockObservability("airlock-controlplane");

@@ -1,0 +1,72 @@
+using Airlock.Contracts.Hubs;
+using Airlock.Sidecar.Hosting;
+using Airlock.Sidecar.Snapshots;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.Options;
+
+namespace Airlock.Sidecar.ControlPlane;
+
+/// <summary>
+/// The SignalR connection to the control plane's SidecarHub: presence and heartbeats now; recording
+/// upload and approvals use it in later issues. Reconnects forever with backoff.
+/// </summary>
+internal sealed class HubClient(
+    SidecarIdentity identity,
+    SnapshotStore store,
+    IOptions<SidecarOptions> options,
+    TimeProvider time,
+    ILogger<HubClient> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await using var connection = new HubConnectionBuilder()
+            .WithUrl(new Uri(new Uri(identity.ControlPlane), SidecarHubPaths.Hub), o => o.AccessTokenProvider = () => Task.FromResult<string?>(identity.Credential))
+            .WithAutomaticReconnect(new ForeverRetryPolicy(TimeSpan.FromSeconds(options.Value.MaxBackoffSeconds)))
+            .Build();
+
+        connection.On<TerminateSessionCommand>(nameof(ISidecarClient.TerminateSession), command =>
+            logger.LogWarning("Control plane asked to terminate session {Session} ({Reason}); no session gateway runs yet", command.Session, command.Reason));
+        connection.On<ApprovalDecision>(nameof(ISidecarClient.ApprovalDecided), decision =>
+            logger.LogInformation("Approval request {Request} decided: {Outcome}", decision.RequestId, decision.Outcome));
+        connection.Reconnected += _ =>
+        {
+            logger.LogInformation("Reconnected to the sidecar hub");
+            return Task.CompletedTask;
+        };
+
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (connection.State == HubConnectionState.Disconnected)
+                {
+                    await connection.StartAsync(stoppingToken);
+                    logger.LogInformation("Connected to the sidecar hub");
+                    failures = 0;
+                }
+                if (connection.State == HubConnectionState.Connected)
+                {
+                    await connection.InvokeAsync(nameof(ISidecarHub.Heartbeat),
+                        new SidecarHeartbeat(SoftwareVersion.Current, store.Latest?.Signed.Version ?? 0, time.GetUtcNow()), stoppingToken);
+                }
+                await Task.Delay(TimeSpan.FromSeconds(options.Value.HeartbeatSeconds), stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or Microsoft.AspNetCore.SignalR.HubException or System.Net.WebSockets.WebSocketException or IOException)
+            {
+                failures++;
+                logger.LogWarning("Sidecar hub unavailable: {Error}", e.Message);
+                await Task.Delay(PolicySyncClient.Backoff(failures, TimeSpan.FromSeconds(options.Value.MaxBackoffSeconds)), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private sealed class ForeverRetryPolicy(TimeSpan ceiling) : IRetryPolicy
+    {
+        public TimeSpan? NextRetryDelay(RetryContext retryContext) => PolicySyncClient.Backoff((int)Math.Min(retryContext.PreviousRetryCount + 1, 30), ceiling);
+    }
+}

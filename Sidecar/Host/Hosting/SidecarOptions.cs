@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Airlock.Sidecar.Hosting;
+
+/// <summary>Section <c>Sidecar</c>; the command line maps <c>--control-plane</c>, <c>--enrollment-token</c> and <c>--state-dir</c> here.</summary>
+public sealed class SidecarOptions : IValidatableObject
+{
+    public const string Section = "Sidecar";
+
+    /// <summary>Control-plane base URL (REST, SignalR). Needed to enroll and to connect.</summary>
+    public string? ControlPlane { get; set; }
+
+    /// <summary>One-time token, used on first start only.</summary>
+    public string? EnrollmentToken { get; set; }
+
+    /// <summary>Credential, keys and the cached snapshot (files are 0600).</summary>
+    public string StateDirectory { get; set; } = Path.Combine(".state", "sidecar");
+
+    [Range(1, 300)]
+    public int HeartbeatSeconds { get; set; } = 10;
+
+    /// <summary>Reconnect backoff ceiling.</summary>
+    [Range(1, 600)]
+    public int MaxBackoffSeconds { get; set; } = 30;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (ControlPlane is not null
+            && (!Uri.TryCreate(ControlPlane, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)))
+            yield return new ValidationResult($"--control-plane (Sidecar:ControlPlane) '{ControlPlane}' is not an http(s) URL", [nameof(ControlPlane)]);
+        if (string.IsNullOrWhiteSpace(StateDirectory))
+            yield return new ValidationResult("--state-dir (Sidecar:StateDirectory) must not be empty", [nameof(StateDirectory)]);
+    }
+}
