@@ -141,6 +141,8 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             else
                 db.Rules.RemoveRange(role.Rules);
             role.Rules = spec.Rules!.Select((r, i) => ToEntity(r, role.Id, i)).ToList();
+            // Explicitly Added: EF would take rules with preset keys on a tracked role for existing rows.
+            db.Rules.AddRange(role.Rules);
             roles[role.Name] = role;
             Audit(existing is null ? "create" : "update", "role", role.Name, before, ToSpec(role));
         }

@@ -203,7 +203,7 @@ public sealed class SidecarService(
             if (key.KeySize != 256)
                 throw new CryptographicException();
         }
-        catch (CryptographicException)
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
         {
             throw new ApiProblemException(400, "Invalid public key", $"{field} must be a P-256 SubjectPublicKeyInfo (DER)");
         }

@@ -64,7 +64,7 @@ public static class CredentialSeal
             aes.Decrypt(nonce, ciphertext, tag, plaintext, Encoding.UTF8.GetBytes(sidecarId));
             return Encoding.UTF8.GetString(plaintext);
         }
-        catch (Exception e) when (e is FormatException or CryptographicException or ArgumentException)
+        catch (Exception e) when (e is FormatException or CryptographicException or ArgumentException or PlatformNotSupportedException)
         {
             return null;
         }

@@ -92,8 +92,9 @@ public static class SnapshotVerifier
                 candidate.SidecarId, candidate.Version, candidate.ContentHash, candidate.IssuedAt, candidate.TtlSeconds);
             return ecdsa.VerifyData(input, candidate.Signature, HashAlgorithmName.SHA256);
         }
-        catch (CryptographicException)
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
         {
+            // A malformed or unsupported key can only mean "does not verify".
             return false;
         }
     }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine (idempotent):
+#   1. installs what the suite needs (PostgreSQL server, Chromium) from Debian packages,
+#   2. starts a private PostgreSQL on 127.0.0.1:${AIRLOCK_TEST_PG_PORT:-55432},
+#   3. restores, builds and runs every test project in ControlPlane.sln.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_dotnet
+ensure_packages "/usr/lib/postgresql/*/bin/initdb:postgresql" "chromium:chromium" "runuser:util-linux"
+
+PG_PORT="${AIRLOCK_TEST_PG_PORT:-55432}"
+PG_DIR="${AIRLOCK_TEST_PG_DIR:-/tmp/airlock-test-postgres}"
+start_postgres "$PG_DIR" "$PG_PORT"
+export AIRLOCK_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Include Error Detail=true"
+export AIRLOCK_CHROMIUM="${AIRLOCK_CHROMIUM:-/usr/bin/chromium}"
+
+echo "==> building"
+dotnet build ControlPlane.sln -c Release -nologo -v quiet
+echo "==> testing"
+dotnet test ControlPlane.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@"

@@ -1,0 +1,35 @@
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Policies;
+using Airlock.ControlPlane.Sidecars;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Airlock.Testing;
+
+/// <summary>The control plane's real services over a <see cref="TestStore"/>, without a web host.</summary>
+public static class ControlPlaneServices
+{
+    public static IServiceCollection AddControlPlaneCore(this IServiceCollection services, TestStore store, TimeProvider? time = null)
+    {
+        services.AddSingleton(time ?? TimeProvider.System);
+        services.AddSingleton<ILoggerFactory>(NullLoggerFactory.Instance);
+        services.AddSingleton(typeof(ILogger<>), typeof(NullLogger<>));
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
+        services.AddDataProtection().SetApplicationName("Airlock.Tests").UseEphemeralDataProtectionProvider();
+        services.AddScoped<AirlockDbContext>(_ => store.Open());
+        services.AddSingleton<PolicyChangeNotifier>();
+        services.AddSingleton<SidecarPresence>();
+        services.AddOptions<SnapshotOptions>();
+        services.AddScoped<PolicyStore>();
+        services.AddScoped<SnapshotCompiler>();
+        services.AddScoped<SnapshotSigningKeys>();
+        services.AddScoped<SidecarService>();
+        return services;
+    }
+
+    public static ServiceProvider Build(TestStore store, TimeProvider? time = null) =>
+        new ServiceCollection().AddControlPlaneCore(store, time).BuildServiceProvider();
+}

@@ -1,0 +1,131 @@
+using Airlock.ControlPlane.Policies;
+
+namespace Airlock.ControlPlane.Tests;
+
+public sealed class PolicyValidatorTests
+{
+    private static readonly PolicyContext _context = new(
+        new HashSet<string> { "edge-1", "edge-2" },
+        new HashSet<string> { "alice" },
+        new HashSet<string> { "stored-db" });
+
+    private const string Valid = """
+        targets:
+        - name: orders
+          sidecar: edge-1
+          listenPort: 6432
+          labels: {env: prod}
+          upstream: {host: db.internal, database: orders, username: airlock, credential: "env:PG_PASSWORD"}
+        roles:
+        - name: reader
+          grants: [{target: orders}, {selector: {env: prod}}]
+          rules:
+          - name: no-ddl
+            action: block
+            match: {classes: [ddl]}
+            message: DDL is not allowed
+          - name: approve-writes
+            action: require_approval
+            match: {classes: [write]}
+          - name: mask-email
+            action: mask
+            mask: {columns: [users.email]}
+        agents:
+        - {name: ci-deploy, owner: alice, role: reader}
+        """;
+
+    private static (PolicyDocument Doc, IReadOnlyList<PolicyError> Errors) Validate(string yaml)
+    {
+        var (doc, parseError) = PolicyFormat.Parse<PolicyDocument>(yaml, yaml: true);
+        Assert.Null(parseError);
+        return (doc!, PolicyValidator.ValidateAndNormalize(doc!, _context));
+    }
+
+    [Fact]
+    public void A_valid_document_has_no_errors_and_gets_defaults()
+    {
+        var (doc, errors) = Validate(Valid);
+        Assert.Empty(errors);
+        Assert.Equal("postgres", doc.Targets![0].Kind);
+        Assert.Equal(5432, doc.Targets[0].Upstream!.Port);
+        Assert.Equal("prefer", doc.Targets[0].Upstream!.Tls);
+        Assert.True(doc.Agents![0].Enabled);
+        var approval = doc.Roles![0].Rules![1].Approval!;
+        Assert.Equal(("hold", 1, 900), (approval.Mode, approval.Approvals, approval.TimeoutSeconds));
+        Assert.Equal("redact", doc.Roles[0].Rules![2].Mask!.Strategy);
+    }
+
+    public static TheoryData<string, string, string, string> BadDocuments => new()
+    {
+        // description, text to replace in Valid, replacement, expected "path: message" fragment
+        { "bad name", "name: orders", "name: Orders!", "targets[0].name: 'Orders!' is not a valid name" },
+        { "unknown kind", "listenPort: 6432", "listenPort: 6432\n  kind: oracle", "targets[0].kind: unknown kind 'oracle'" },
+        { "unknown sidecar", "sidecar: edge-1", "sidecar: edge-9", "targets[0].sidecar: sidecar 'edge-9' does not exist" },
+        { "port out of range", "listenPort: 6432", "listenPort: 70000", "targets[0].listenPort: is required and must be between 1 and 65535" },
+        { "missing upstream host", "host: db.internal, ", "", "targets[0].upstream.host: is required" },
+        { "bad tls", "username: airlock,", "username: airlock, tls: maybe,", "targets[0].upstream.tls: unknown TLS mode 'maybe'" },
+        { "bad credential ref", "\"env:PG_PASSWORD\"", "\"vault:x\"", "targets[0].upstream.credential: must be 'env:NAME', 'file:/absolute/path' or 'stored'" },
+        { "stored without secret", "\"env:PG_PASSWORD\"", "stored", "targets[0].upstream.credential: 'stored' but no credential is stored" },
+        { "password and reference", "credential: \"env:PG_PASSWORD\"", "credential: \"env:X\", password: hunter2", "targets[0].upstream.password: give either a password" },
+        { "grant to unknown target", "{target: orders}, ", "{target: nowhere}, ", "roles[0].grants[0].target: target 'nowhere' is not defined" },
+        { "grant with both", "{target: orders}, ", "{target: orders, selector: {a: b}}, ", "roles[0].grants[0]: give exactly one of 'target' or a non-empty 'selector'" },
+        { "unknown action", "action: block", "action: explode", "roles[0].rules[0].action: must be one of" },
+        { "unknown class", "classes: [ddl]", "classes: [ddl, evil]", "roles[0].rules[0].match.classes[1]: unknown class 'evil'" },
+        { "bad regex", "classes: [ddl]}", "classes: [ddl], pattern: '(unclosed'}", "roles[0].rules[0].match.pattern: is not a valid regular expression" },
+        { "mask without spec", "mask: {columns: [users.email]}", "message: x", "roles[0].rules[2].mask: is required for action 'mask'" },
+        { "bad strategy", "mask: {columns: [users.email]}", "mask: {columns: [users.email], strategy: shred}", "roles[0].rules[2].mask.strategy: must be one of" },
+        { "approval on block", "message: DDL is not allowed", "message: DDL\n    approval: {mode: hold}", "roles[0].rules[0].approval: is only allowed with action 'require_approval'" },
+        { "duplicate rule", "name: approve-writes", "name: no-ddl", "roles[0].rules[1].name: rule 'no-ddl' is defined twice" },
+        { "agent without role", ", role: reader}", "}", "agents[0].role: is required" },
+        { "agent unknown role", "role: reader}", "role: writer}", "agents[0].role: role 'writer' is not defined" },
+        { "agent unknown owner", "owner: alice", "owner: mallory", "agents[0].owner: console user 'mallory' does not exist" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadDocuments))]
+    public void A_bad_document_reports_the_error_with_its_path(string _, string find, string replace, string expected)
+    {
+        Assert.Contains(find, Valid, StringComparison.Ordinal);
+        var (_, errors) = Validate(Valid.Replace(find, replace, StringComparison.Ordinal));
+        Assert.Contains(errors, e => $"{e.Path}: {e.Message}".Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_error_is_reported_not_only_the_first()
+    {
+        var (_, errors) = Validate(Valid.Replace("sidecar: edge-1", "sidecar: nope").Replace("owner: alice", "owner: bob").Replace("action: block", "action: no"));
+        Assert.Equal(3, errors.Count);
+    }
+
+    [Fact]
+    public void Two_targets_on_one_sidecar_port_collide()
+    {
+        var twice = Valid.Replace("roles:", """
+            - name: orders-2
+              sidecar: edge-1
+              listenPort: 6432
+              upstream: {host: x}
+            roles:
+            """.Replace("\n", "\n", StringComparison.Ordinal));
+        var (_, errors) = Validate(twice);
+        Assert.Contains(errors, e => e.Path == "targets[1].listenPort" && e.Message.Contains("already used", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("targets: [", "line")]
+    [InlineData("targets:\n- name: a\n  nosuchfield: 1\n", "line 3")]
+    public void Yaml_syntax_and_unknown_fields_are_parse_errors_with_a_position(string yaml, string where)
+    {
+        var (_, error) = PolicyFormat.Parse<PolicyDocument>(yaml, yaml: true);
+        Assert.NotNull(error);
+        Assert.Contains(where, error!.Path, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Json_unknown_fields_are_errors_too()
+    {
+        var (_, error) = PolicyFormat.Parse<PolicyDocument>("""{"targets": [{"name": "a", "lisenPort": 1}]}""", yaml: false);
+        Assert.NotNull(error);
+        Assert.Contains("lisenPort", error!.Message + error.Path, StringComparison.Ordinal);
+    }
+}
