@@ -1,0 +1,103 @@
+using Airlock.Testing;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.EndToEnd.Tests;
+
+/// <summary>Bad enrollment tokens and bad options: a clear message and a non-zero exit.</summary>
+public sealed class EnrollmentTests : IAsyncLifetime
+{
+    private ControlPlaneProcess? _cp;
+
+    public async Task InitializeAsync() => _cp = await ControlPlaneProcess.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (_cp is not null)
+            await _cp.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_wrong_token_is_refused_with_a_message_and_exit_code_2()
+    {
+        await using var sidecar = SidecarProcess.Start(_cp!.Url, "et_this-is-not-a-token");
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains("enrollment refused", sidecar.Process.Output, StringComparison.Ordinal);
+        Assert.Contains("the enrollment token is not valid", sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_used_token_cannot_enroll_a_second_sidecar()
+    {
+        var token = await _cp!.CreateSidecarAsync("edge-1");
+        await using var first = SidecarProcess.Start(_cp.Url, token);
+        await first.WaitForVersionAsync(1);
+        await using var second = SidecarProcess.Start(_cp.Url, token);
+        Assert.Equal(2, await second.Process.WaitForExitAsync());
+        Assert.Contains("already used", second.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_expired_token_is_refused()
+    {
+        var token = await _cp!.CreateSidecarAsync("edge-1");
+        // Age the token in the store the control plane uses (its embedded SQLite file).
+        var file = Path.Combine(_cp.StateDirectory, "airlock.db");
+        await using (var db = new ControlPlane.Data.SqliteAirlockDbContext(
+            new DbContextOptionsBuilder<ControlPlane.Data.SqliteAirlockDbContext>().UseSqlite($"Data Source={file}").Options))
+        {
+            var row = await db.EnrollmentTokens.SingleAsync();
+            row.ExpiresAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+            await db.SaveChangesAsync();
+        }
+        await using var sidecar = SidecarProcess.Start(_cp.Url, token);
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains("the enrollment token expired", sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unreachable_control_plane_is_named()
+    {
+        await using var sidecar = SidecarProcess.Start($"http://127.0.0.1:{FreePort.Next()}", "et_x");
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains("cannot reach the control plane", sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("not a url", "Sidecar:ControlPlane")]
+    [InlineData("ftp://example", "Sidecar:ControlPlane")]
+    public async Task A_bad_sidecar_option_stops_the_start_and_names_the_option(string controlPlane, string option)
+    {
+        await using var sidecar = SidecarProcess.Start(controlPlane, "et_x");
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains(option, sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_first_start_without_a_token_says_what_is_missing()
+    {
+        await using var sidecar = SidecarProcess.Start(_cp!.Url, null);
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains("--enrollment-token TOKEN is required", sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_control_plane_option_stops_the_start_and_names_the_option()
+    {
+        var state = Directory.CreateTempSubdirectory("airlock-cp-bad-").FullName;
+        await using var cp = ManagedProcess.Start("control plane", Binaries.ControlPlane,
+            [$"--Airlock:StateDirectory={state}", "--Airlock:Snapshots:TtlSeconds=1", $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort.Next()}", $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{FreePort.Next()}"]);
+        Assert.NotEqual(0, await cp.WaitForExitAsync());
+        Assert.Contains("TtlSeconds", cp.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unreachable_store_stops_the_control_plane_and_names_the_option()
+    {
+        var state = Directory.CreateTempSubdirectory("airlock-cp-bad-").FullName;
+        await using var cp = ManagedProcess.Start("control plane", Binaries.ControlPlane,
+            [$"--Airlock:StateDirectory={state}", $"--ConnectionStrings:Airlock=Host=127.0.0.1;Port={FreePort.Next()};Username=x;Timeout=2",
+             $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort.Next()}", $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{FreePort.Next()}"]);
+        Assert.NotEqual(0, await cp.WaitForExitAsync());
+        Assert.Contains("ConnectionStrings:Airlock", cp.Output, StringComparison.Ordinal);
+    }
+}
