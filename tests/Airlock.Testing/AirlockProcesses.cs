@@ -113,11 +113,14 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
 /// <summary>A real sidecar process with its own state directory and health port.</summary>
 public sealed class SidecarProcess : IAsyncDisposable
 {
-    private SidecarProcess(ManagedProcess process, string stateDirectory, string url)
+    private readonly bool _ownsState;
+
+    private SidecarProcess(ManagedProcess process, string stateDirectory, string url, bool ownsState)
     {
         Process = process;
         StateDirectory = stateDirectory;
         Url = url;
+        _ownsState = ownsState;
     }
 
     public ManagedProcess Process { get; private set; }
@@ -129,7 +132,7 @@ public sealed class SidecarProcess : IAsyncDisposable
         var state = stateDirectory ?? Path.Combine(Directory.CreateTempSubdirectory("airlock-sc-").FullName, "state");
         var url = $"http://127.0.0.1:{FreePort.Next()}";
         var process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, enrollmentToken, state, url, extraArgs));
-        return new SidecarProcess(process, state, url);
+        return new SidecarProcess(process, state, url, ownsState: stateDirectory is null);
     }
 
     private static List<string> Args(string? controlPlane, string? token, string state, string url, IEnumerable<string>? extra)
@@ -186,6 +189,8 @@ public sealed class SidecarProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Process.DisposeAsync();
+        if (!_ownsState)
+            return;
         try
         {
             Directory.Delete(Path.GetDirectoryName(StateDirectory)!, recursive: true);
