@@ -9,8 +9,11 @@ namespace Airlock.ControlPlane.Components;
 
 internal static class ConsoleExtensions
 {
-    public static IHostApplicationBuilder AddAirlockConsole(this IHostApplicationBuilder builder)
+    public static WebApplicationBuilder AddAirlockConsole(this WebApplicationBuilder builder)
     {
+        // Serve MudBlazor's and Blazor's files from a build output too (the runtime manifest
+        // points into the package cache), not only in Development; a no-op once published.
+        builder.WebHost.UseStaticWebAssets();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddMudServices();
         return builder;

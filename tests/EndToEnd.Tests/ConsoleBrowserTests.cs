@@ -1,0 +1,68 @@
+using Airlock.Testing;
+using Microsoft.Playwright;
+
+namespace Airlock.EndToEnd.Tests;
+
+/// <summary>The console in headless Chromium (Debian's package) against a real control plane and sidecar.</summary>
+public sealed class ConsoleBrowserTests : IAsyncLifetime
+{
+    private IPlaywright? _playwright;
+    private IBrowser? _browser;
+
+    public async Task InitializeAsync()
+    {
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Environment.GetEnvironmentVariable("AIRLOCK_CHROMIUM") ?? "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null)
+            await _browser.DisposeAsync();
+        _playwright?.Dispose();
+    }
+
+    [Fact]
+    public async Task An_admin_signs_in_and_sees_the_sidecar_online_then_offline_without_a_reload()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        await page.GotoAsync("/sidecars");
+        // Not signed in: the sign-in form, which then returns to the page asked for.
+        await page.WaitForURLAsync(url => url.Contains("/account/login", StringComparison.Ordinal));
+        await page.FillAsync("input[name=userName]", "admin");
+        await page.FillAsync("input[name=password]", ControlPlaneProcess.AdminPassword);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => url.EndsWith("/sidecars", StringComparison.Ordinal));
+
+        var state = page.GetByTestId("state-edge-1");
+        await Assertions.Expect(state).ToHaveTextAsync("online", new() { Timeout = 15000 });
+        await Assertions.Expect(page.GetByTestId("versions-edge-1")).ToHaveTextAsync("1 / 1");
+        await Assertions.Expect(page.GetByTestId("signed-in-user")).ToHaveTextAsync("admin");
+
+        // The sidecar goes away; the page follows over its live circuit, with no reload.
+        await sidecar.Process.KillAsync();
+        await Assertions.Expect(state).ToHaveTextAsync("offline", new() { Timeout = 30000 });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "airlock-sidecars-page.png") });
+    }
+
+    [Fact]
+    public async Task A_wrong_password_is_refused_with_a_message()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        await page.GotoAsync("/account/login");
+        await page.FillAsync("input[name=userName]", "admin");
+        await page.FillAsync("input[name=password]", "not-the-password");
+        await page.ClickAsync("button[type=submit]");
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Wrong user name or password");
+    }
+}
