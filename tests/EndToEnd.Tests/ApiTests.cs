@@ -1,0 +1,205 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Airlock.Testing;
+
+namespace Airlock.EndToEnd.Tests;
+
+public sealed class ControlPlaneFixture : IAsyncLifetime
+{
+    public ControlPlaneProcess Cp { get; private set; } = default!;
+
+    public async Task InitializeAsync() => Cp = await ControlPlaneProcess.StartAsync();
+
+    public async Task DisposeAsync() => await Cp.DisposeAsync();
+}
+
+/// <summary>The REST API over HTTP against a real control plane: roles, problem responses, sign-in lockout.</summary>
+public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixture<ControlPlaneFixture>
+{
+    private ControlPlaneProcess Cp => fixture.Cp;
+
+    private HttpClient Client(string? bearer) 
+    {
+        var client = new HttpClient { BaseAddress = new Uri(Cp.Url) };
+        if (bearer is not null)
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return client;
+    }
+
+    private async Task<string> CreateKeyAsync(string role)
+    {
+        var response = await Cp.Api.PostAsJsonAsync("/api/v1/api-keys", new { name = $"{role}-{Guid.NewGuid():N}", role });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("ak_wrong-key-0000000000000000000000000")]
+    [InlineData("something-else")]
+    public async Task Without_a_valid_credential_the_api_answers_401(string? bearer)
+    {
+        using var client = Client(bearer);
+        var response = await client.GetAsync("/api/v1/policy");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_auditor_reads_but_cannot_change_anything()
+    {
+        using var client = Client(await CreateKeyAsync("Auditor"));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/policy")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/sidecars")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/audit")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.PutAsync("/api/v1/policy", new StringContent("{}", Encoding.UTF8, "application/json"))).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.PostAsJsonAsync("/api/v1/sidecars", new { name = "x" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/api/v1/users")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/api/v1/api-keys")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_revoked_api_key_stops_working()
+    {
+        var key = await CreateKeyAsync("Admin");
+        using var client = Client(key);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/policy")).StatusCode);
+        var keys = JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/api-keys")).RootElement;
+        var id = keys.EnumerateArray().Single(k => k.GetProperty("prefix").GetString() == key[..8]).GetProperty("id").GetString();
+        Assert.Equal(HttpStatusCode.NoContent, (await Cp.Api.DeleteAsync($"/api/v1/api-keys/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/policy")).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_invalid_document_is_a_problem_response_listing_every_error_with_its_path()
+    {
+        var response = await Cp.PutPolicyAsync("targets:\n- name: BAD\n  listenPort: 0\nagents:\n- name: x\n");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        var paths = problem.GetProperty("errors").EnumerateArray().Select(e => e.GetProperty("path").GetString()).ToList();
+        Assert.Contains("targets[0].name", paths);
+        Assert.Contains("targets[0].listenPort", paths);
+        Assert.Contains("targets[0].upstream", paths);
+        Assert.Contains("agents[0].role", paths);
+        Assert.Contains("agents[0].owner", paths);
+        Assert.Equal("The document is invalid; nothing was applied", problem.GetProperty("title").GetString());
+    }
+
+    [Fact]
+    public async Task A_syntax_error_is_reported_with_its_line()
+    {
+        var response = await Cp.PutPolicyAsync("targets: [\n  - {name: a\n");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("line", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_entities_are_404_problems_and_duplicates_409()
+    {
+        var missing = await Cp.Api.GetAsync("/api/v1/agents/nobody");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("application/problem+json", missing.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(HttpStatusCode.NotFound, (await Cp.Api.PostAsync("/api/v1/sidecars/nope/revoke", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/sidecars", new { name = "dup" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await Cp.Api.PostAsJsonAsync("/api/v1/sidecars", new { name = "dup" })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Entities_have_crud_endpoints_that_share_the_documents_validation()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/sidecars", new { name = "crud-edge" })).StatusCode);
+        var target = new { name = "crud-db", sidecar = "crud-edge", listenPort = 17001, upstream = new { host = "127.0.0.1", credential = "env:CRUD_PW" } };
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/targets", target)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await Cp.Api.PostAsJsonAsync("/api/v1/targets", target)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/roles/crud-role", new { grants = new[] { new { target = "crud-db" } } })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/roles/crud-role/rules/no-drop", new { action = "block", match = new { commands = new[] { "drop table" } } })).StatusCode);
+        var rules = JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/roles/crud-role/rules")).RootElement;
+        Assert.Equal("DROP TABLE", rules[0].GetProperty("match").GetProperty("commands")[0].GetString());
+
+        var badAgent = await Cp.Api.PutAsJsonAsync("/api/v1/agents/crud-bot", new { role = "crud-role", owner = "nobody" });
+        Assert.Equal(HttpStatusCode.BadRequest, badAgent.StatusCode);
+        Assert.Contains("console user 'nobody' does not exist", await badAgent.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/agents/crud-bot", new { role = "crud-role", owner = "admin" })).StatusCode);
+
+        // A role an agent still uses cannot disappear from under it.
+        var deleteRole = await Cp.Api.DeleteAsync("/api/v1/roles/crud-role");
+        Assert.Equal(HttpStatusCode.BadRequest, deleteRole.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.DeleteAsync("/api/v1/agents/crud-bot")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.DeleteAsync("/api/v1/roles/crud-role")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.DeleteAsync("/api/v1/targets/crud-db")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Users_are_created_with_a_role_and_the_audit_log_never_holds_a_password()
+    {
+        var response = await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "audrey", password = "audrey-long-password", role = "Auditor" });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var weak = await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "weak", password = "short", role = "Superuser" });
+        Assert.Equal(HttpStatusCode.BadRequest, weak.StatusCode);
+        var weakBody = await weak.Content.ReadAsStringAsync();
+        Assert.Contains("at least 12 characters", weakBody, StringComparison.Ordinal);
+        Assert.Contains("must be one of", weakBody, StringComparison.Ordinal);
+        var audit = await Cp.Api.GetStringAsync("/api/v1/audit?take=1000");
+        Assert.DoesNotContain("audrey-long-password", audit, StringComparison.Ordinal);
+        Assert.Contains("audrey", audit, StringComparison.Ordinal);
+
+        // Signed in through the console form, an Auditor can read the API but not write.
+        var (client, _) = await SignInAsync("audrey", "audrey-long-password");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/policy")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.PutAsync("/api/v1/policy", new StringContent("{}", Encoding.UTF8, "application/json"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Five_wrong_passwords_lock_the_account_even_for_the_right_one()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "locky", password = "locky-long-password", role = "Approver" })).StatusCode);
+        for (var i = 0; i < 4; i++)
+            Assert.Contains("error=invalid", (await SignInAsync("locky", "wrong-password")).Location, StringComparison.Ordinal);
+        Assert.Contains("error=locked", (await SignInAsync("locky", "wrong-password")).Location, StringComparison.Ordinal);
+        Assert.Contains("error=locked", (await SignInAsync("locky", "locky-long-password")).Location, StringComparison.Ordinal);
+        // An admin resetting the password lifts the lock.
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/users/locky", new { password = "locky-new-long-password" })).StatusCode);
+        Assert.Equal("/", (await SignInAsync("locky", "locky-new-long-password")).Location);
+    }
+
+    [Fact]
+    public async Task The_sign_in_never_redirects_off_site()
+    {
+        var (_, location) = await SignInAsync("admin", ControlPlaneProcess.AdminPassword, returnUrl: "//evil.example/steal");
+        Assert.Equal("/", location);
+    }
+
+    [Fact]
+    public async Task Metrics_and_health_are_served()
+    {
+        using var anonymous = Client(null);
+        Assert.Equal("Healthy", await anonymous.GetStringAsync("/healthz"));
+        var metrics = await anonymous.GetStringAsync("/metrics");
+        Assert.Contains("http_server_request_duration", metrics, StringComparison.Ordinal);
+    }
+
+    /// <summary>Signs in through the real form (with its antiforgery token); returns the client and the redirect.</summary>
+    private async Task<(HttpClient Client, string Location)> SignInAsync(string user, string password, string returnUrl = "/")
+    {
+        var handler = new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer() };
+        var client = new HttpClient(handler) { BaseAddress = new Uri(Cp.Url) };
+        var form = await client.GetStringAsync("/account/login");
+        var token = AntiforgeryField().Match(form).Groups[1].Value;
+        var response = await client.PostAsync("/account/login", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["userName"] = user,
+            ["password"] = password,
+            ["returnUrl"] = returnUrl,
+            ["__RequestVerificationToken"] = token,
+        }));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        return (client, response.Headers.Location!.OriginalString);
+    }
+
+    [GeneratedRegex("name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
+    private static partial Regex AntiforgeryField();
+}
