@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Stops what scripts/run.sh started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE="$(realpath -m "${AIRLOCK_STATE:-.state}")"
+for p in sidecar controlplane; do
+  if [ -f "$STATE/$p.pid" ] && kill -0 "$(cat "$STATE/$p.pid")" 2>/dev/null; then
+    kill "$(cat "$STATE/$p.pid")" && echo "stopped $p"
+  fi
+  rm -f "$STATE/$p.pid"
+done

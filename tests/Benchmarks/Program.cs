@@ -1,0 +1,20 @@
+using Airlock.Benchmarks;
+
+return args.FirstOrDefault() switch
+{
+    "policy-propagation" => await PolicyPropagation.RunAsync(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("""
+        usage: dotnet run -c Release --project tests/Benchmarks -- <benchmark> [options]
+
+          policy-propagation [--sidecars 50] [--rounds 20] [--postgres]
+              Time from PUT /api/v1/policy returning to every subscribed sidecar having
+              verified, stored and applied the new snapshot. --postgres uses the server in
+              AIRLOCK_TEST_POSTGRES (scripts/test.sh starts one) instead of SQLite.
+        """);
+    return 2;
+}
