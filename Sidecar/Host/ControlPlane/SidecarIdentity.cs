@@ -57,7 +57,7 @@ public static class Enrollment
         }
         if (stored is not null)
         {
-            if (options.EnrollmentToken is not null)
+            if (!string.IsNullOrWhiteSpace(options.EnrollmentToken))
                 logger.LogWarning("Already enrolled as {Sidecar}; ignoring --enrollment-token", stored.SidecarName);
             return options.ControlPlane is null ? stored : stored with { ControlPlane = options.ControlPlane };
         }
