@@ -36,6 +36,17 @@ set -a; source "$STATE/bootstrap.env"; set +a
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# wait_healthy URL NAME: until URL answers 2xx, or NAME's process has died.
+wait_healthy() {
+  for _ in $(seq 1 120); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    running "$STATE/$2.pid" || { echo "error: the $2 stopped; see $STATE/logs/$2.log" >&2; tail -20 "$STATE/logs/$2.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "error: the $2 did not become healthy at $1; see $STATE/logs/$2.log" >&2
+  exit 1
+}
+
 if running "$STATE/controlplane.pid"; then
   echo "==> control plane already running (pid $(cat "$STATE/controlplane.pid"))"
 else
@@ -47,11 +58,7 @@ else
     > "$STATE/logs/controlplane.log" 2>&1 &
   echo $! > "$STATE/controlplane.pid"
 fi
-for _ in $(seq 1 120); do
-  curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
-  running "$STATE/controlplane.pid" || { echo "error: the control plane stopped; see $STATE/logs/controlplane.log" >&2; tail -20 "$STATE/logs/controlplane.log" >&2; exit 1; }
-  sleep 0.5
-done
+wait_healthy "$URL/healthz" controlplane
 
 api() { curl -sS -H "Authorization: Bearer $AIRLOCK_BOOTSTRAP_API_KEY" -H "Content-Type: application/json" "$@"; }
 
@@ -72,11 +79,7 @@ else
     > "$STATE/logs/sidecar.log" 2>&1 &
   echo $! > "$STATE/sidecar.pid"
 fi
-for _ in $(seq 1 60); do
-  curl -fsS "http://127.0.0.1:$SIDECAR_PORT/readyz" >/dev/null 2>&1 && break
-  running "$STATE/sidecar.pid" || { echo "error: the sidecar stopped; see $STATE/logs/sidecar.log" >&2; tail -20 "$STATE/logs/sidecar.log" >&2; exit 1; }
-  sleep 0.5
-done
+wait_healthy "http://127.0.0.1:$SIDECAR_PORT/readyz" sidecar
 
 cat <<INFO
 

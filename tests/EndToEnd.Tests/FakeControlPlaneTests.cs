@@ -98,17 +98,8 @@ public sealed class FakeControlPlaneTests
         [new TargetPolicy(target, "postgres", new Dictionary<string, string>(), 16432, new UpstreamPolicy("127.0.0.1", 5432, "db", "u", "prefer", "env:X", null))],
         [], [], []);
 
-    private static WireSnapshot ToWire(Sidecar.Policy.SignedSnapshot s) => new()
-    {
-        SidecarId = s.SidecarId,
-        Version = s.Version,
-        ContentHash = s.ContentHash,
-        IssuedAt = Timestamp.FromDateTimeOffset(s.IssuedAt),
-        TtlSeconds = s.TtlSeconds,
-        Payload = ByteString.CopyFrom(s.Payload),
-        KeyId = s.KeyId,
-        Signature = ByteString.CopyFrom(s.Signature),
-    };
+    // The control plane's own mapping to the wire message.
+    private static WireSnapshot ToWire(Sidecar.Policy.SignedSnapshot s) => ControlPlane.Sidecars.PolicySyncService.ToMessage(s);
 
     /// <summary>Writes the identity a real enrollment would have stored, trusting <paramref name="key"/>.</summary>
     private static void WriteIdentity(string state, string endpoint, ECDsa key)
