@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.EntityFrameworkCore;
 
 namespace Airlock.ControlPlane.Identity;
 
@@ -34,6 +35,7 @@ public static class IdentityExtensions
                 // API callers get status codes, not redirects to a sign-in page.
                 o.Events.OnRedirectToLogin = ctx => RedirectOrStatus(ctx, StatusCodes.Status401Unauthorized);
                 o.Events.OnRedirectToAccessDenied = ctx => RedirectOrStatus(ctx, StatusCodes.Status403Forbidden);
+                o.Events.OnValidatePrincipal = RevalidateUserAsync;
             })
             .AddScheme<AuthenticationSchemeOptions, BearerSecretHandler>(BearerSecretHandler.SchemeName, null);
 
@@ -44,6 +46,30 @@ public static class IdentityExtensions
             .AddPolicy(AccessPolicies.Sidecar, p => p.RequireClaim(BearerSecretHandler.SidecarIdClaim));
         builder.Services.AddCascadingAuthenticationState();
         return builder;
+    }
+
+    /// <summary>
+    /// A cookie outlives changes to its user: on every request, a deleted, disabled or locked user
+    /// is signed out, and a changed role takes effect (the cookie is re-issued with it).
+    /// </summary>
+    private static async Task RevalidateUserAsync(CookieValidatePrincipalContext context)
+    {
+        var name = context.Principal?.Identity?.Name;
+        var db = context.HttpContext.RequestServices.GetRequiredService<Data.AirlockDbContext>();
+        var time = context.HttpContext.RequestServices.GetRequiredService<TimeProvider>();
+        var user = name is null ? null : await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == name, context.HttpContext.RequestAborted);
+        if (user is null || user.Disabled || user.LockedUntil > time.GetUtcNow())
+        {
+            context.RejectPrincipal();
+            await context.HttpContext.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+            return;
+        }
+        if (!context.Principal!.IsInRole(user.Role))
+        {
+            context.ReplacePrincipal(new ClaimsPrincipal(new ClaimsIdentity(
+                [new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role)], CookieAuthenticationDefaults.AuthenticationScheme)));
+            context.ShouldRenew = true;
+        }
     }
 
     private static Task RedirectOrStatus(RedirectContext<CookieAuthenticationOptions> ctx, int status)

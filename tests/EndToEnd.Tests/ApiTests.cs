@@ -154,6 +154,20 @@ public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task A_signed_in_user_follows_role_changes_and_is_cut_off_when_disabled()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "morgan", password = "morgan-long-password", role = "Auditor" })).StatusCode);
+        var (client, _) = await SignInAsync("morgan", "morgan-long-password");
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/api/v1/users")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/users/morgan", new { role = "Admin" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/users")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/users/morgan", new { disabled = true })).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/policy")).StatusCode);
+    }
+
+    [Fact]
     public async Task Five_wrong_passwords_lock_the_account_even_for_the_right_one()
     {
         Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "locky", password = "locky-long-password", role = "Approver" })).StatusCode);
