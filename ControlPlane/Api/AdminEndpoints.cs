@@ -10,7 +10,6 @@ namespace Airlock.ControlPlane.Api;
 public sealed record CreateSidecarRequest(string? Name, string? Description);
 public sealed record CreateTokenRequest(int? TtlMinutes);
 public sealed record UserRequest(string? UserName, string? Password, string? Role, bool? Disabled);
-public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt);
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 public sealed record ApiKeyView(Guid Id, string Name, string Prefix, string Role, string CreatedBy, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
 
@@ -54,69 +53,16 @@ internal static class AdminEndpoints
         api.MapPost("/enroll", (EnrollRequest body, SidecarService s, CancellationToken ct) => s.EnrollAsync(body, ct)).AllowAnonymous();
 
         // --- console users -------------------------------------------------------------------
-        api.MapGet("/users", async (AirlockDbContext db, TimeProvider time, CancellationToken ct) =>
-            (await db.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync(ct)).Select(u => ToView(u, time)))
+        api.MapGet("/users", (UserAdministration users, CancellationToken ct) => users.ListAsync(ct)).RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/users", async (UserRequest body, UserAdministration users, HttpContext http, CancellationToken ct) =>
+            ToResult(await users.CreateAsync(body.UserName, body.Password, body.Role, body.Disabled ?? false, http.User.Actor(), ct)))
             .RequireAuthorization(AccessPolicies.Admin);
-        api.MapPost("/users", async (UserRequest body, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
-        {
-            var errors = new List<PolicyError>();
-            if (body.UserName is null || !System.Text.RegularExpressions.Regex.IsMatch(body.UserName, "^[A-Za-z0-9._@-]{1,100}$"))
-                errors.Add(new("userName", "1–100 letters, digits, '.', '_', '@' or '-'"));
-            if (UserService.ValidatePassword(body.Password) is { } weak)
-                errors.Add(new("password", weak));
-            if (body.Role is null || !ConsoleRoles.IsKnown(body.Role))
-                errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
-            if (errors.Count > 0)
-                return ApiProblems.Validation(errors, "The user is invalid");
-            if (await db.Users.AnyAsync(u => u.UserName == body.UserName, ct))
-                return Results.Problem(statusCode: 409, title: "Already exists", detail: $"user '{body.UserName}' already exists");
-            var now = time.GetUtcNow();
-            var user = new ConsoleUser { Id = Guid.NewGuid(), UserName = body.UserName!, PasswordHash = "", Role = body.Role!, Disabled = body.Disabled ?? false, CreatedAt = now };
-            user.PasswordHash = UserService.HashPassword(user, body.Password!);
-            db.Users.Add(user);
-            db.Record(now, http.User.Actor(), "create", "user", user.UserName, null, new { user.UserName, user.Role, user.Disabled, password = AuditLog.Redacted });
-            await db.SaveChangesAsync(ct);
-            return Results.Created($"/api/v1/users/{user.UserName}", ToView(user, time));
-        }).RequireAuthorization(AccessPolicies.Admin);
-        api.MapPut("/users/{userName}", async (string userName, UserRequest body, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
-        {
-            var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
-            if (user is null)
-                return ApiProblems.NotFound($"user '{userName}'");
-            var errors = new List<PolicyError>();
-            if (body.Password is not null && UserService.ValidatePassword(body.Password) is { } weak)
-                errors.Add(new("password", weak));
-            if (body.Role is not null && !ConsoleRoles.IsKnown(body.Role))
-                errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
-            if (errors.Count > 0)
-                return ApiProblems.Validation(errors, "The change is invalid");
-            var before = new { user.UserName, user.Role, user.Disabled };
-            user.Role = body.Role ?? user.Role;
-            user.Disabled = body.Disabled ?? user.Disabled;
-            if (body.Password is not null)
-            {
-                user.PasswordHash = UserService.HashPassword(user, body.Password);
-                user.LockedUntil = null;
-                user.FailedSignIns = 0;
-            }
-            db.Record(time.GetUtcNow(), http.User.Actor(), "update", "user", user.UserName, before,
-                new { user.UserName, user.Role, user.Disabled, password = body.Password is null ? null : AuditLog.Redacted });
-            await db.SaveChangesAsync(ct);
-            return Results.Ok(ToView(user, time));
-        }).RequireAuthorization(AccessPolicies.Admin);
-        api.MapDelete("/users/{userName}", async (string userName, AirlockDbContext db, TimeProvider time, HttpContext http, CancellationToken ct) =>
-        {
-            var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
-            if (user is null)
-                return ApiProblems.NotFound($"user '{userName}'");
-            var owned = await db.Agents.Where(a => a.Owner == userName).Select(a => a.Name).ToListAsync(ct);
-            if (owned.Count > 0)
-                return Results.Problem(statusCode: 409, title: "User owns agents", detail: $"'{userName}' owns agents: {string.Join(", ", owned)}; give them another owner first");
-            db.Users.Remove(user);
-            db.Record(time.GetUtcNow(), http.User.Actor(), "delete", "user", userName, new { user.UserName, user.Role }, null);
-            await db.SaveChangesAsync(ct);
-            return Results.NoContent();
-        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapPut("/users/{userName}", async (string userName, UserRequest body, UserAdministration users, HttpContext http, CancellationToken ct) =>
+            ToResult(await users.UpdateAsync(userName, body.Password, body.Role, body.Disabled, http.User.Actor(), ct)))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/users/{userName}", async (string userName, UserAdministration users, HttpContext http, CancellationToken ct) =>
+            ToResult(await users.DeleteAsync(userName, http.User.Actor(), ct)))
+            .RequireAuthorization(AccessPolicies.Admin);
 
         // --- API keys --------------------------------------------------------------------------
         api.MapGet("/api-keys", async (AirlockDbContext db, CancellationToken ct) =>
@@ -175,6 +121,12 @@ internal static class AdminEndpoints
         return api;
     }
 
-    private static UserView ToView(ConsoleUser u, TimeProvider time) =>
-        new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt);
+    private static IResult ToResult(UserChange change) => change.Status switch
+    {
+        200 => Results.Ok(change.User),
+        201 => Results.Created($"/api/v1/users/{change.User!.UserName}", change.User),
+        204 => Results.NoContent(),
+        400 => ApiProblems.Validation(change.Errors, "The user change is invalid"),
+        _ => Results.Problem(statusCode: change.Status, title: change.Status == 404 ? "Not found" : "Conflict", detail: change.Errors[0].Message),
+    };
 }

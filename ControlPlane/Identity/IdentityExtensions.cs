@@ -16,6 +16,7 @@ public static class IdentityExtensions
     public static IHostApplicationBuilder AddAirlockIdentity(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<UserService>();
+        builder.Services.AddScoped<UserAdministration>();
         builder.Services.AddScoped<Bootstrapper>();
         builder.Services
             .AddAuthentication(Smart)

@@ -27,6 +27,7 @@ public static class ControlPlaneServices
         services.AddScoped<SnapshotCompiler>();
         services.AddScoped<SnapshotSigningKeys>();
         services.AddScoped<SidecarService>();
+        services.AddScoped<Airlock.ControlPlane.Identity.UserAdministration>();
         return services;
     }
 
