@@ -19,4 +19,14 @@ export AIRLOCK_CHROMIUM="${AIRLOCK_CHROMIUM:-/usr/bin/chromium}"
 echo "==> building"
 dotnet build ControlPlane.sln -c Release -nologo -v quiet
 echo "==> testing"
-dotnet test ControlPlane.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@"
+LOG="$(mktemp)"
+set +e
+dotnet test ControlPlane.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$LOG"
+STATUS=${PIPESTATUS[0]}
+set -e
+PASSED=$(grep -E '^ +Passed: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
+FAILED=$(grep -E '^ +Failed: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
+SKIPPED=$(grep -E '^ +Skipped: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
+rm -f "$LOG"
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+exit "$STATUS"
