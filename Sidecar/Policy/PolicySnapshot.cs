@@ -11,7 +11,8 @@ public sealed record PolicySnapshot(
     IReadOnlyList<TargetPolicy> Targets,
     IReadOnlyList<RolePolicy> Roles,
     IReadOnlyList<AgentPolicy> Agents,
-    IReadOnlyList<SnapshotKey> SnapshotKeys);
+    IReadOnlyList<SnapshotKey> SnapshotKeys,
+    Identity.IdentityPolicy? Identity = null);
 
 /// <summary>A target served by this sidecar.</summary>
 /// <param name="ListenPort">Port of the sidecar's listener for this target.</param>
