@@ -27,6 +27,9 @@ internal static class Hosting
             throw new InvalidOperationException($"Airlock:StateDirectory '{state}' cannot be created: {e.Message}", e);
         }
         builder.Services.AddOptions<SnapshotOptions>().Bind(builder.Configuration.GetSection("Airlock:Snapshots")).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<AgentTokenOptions>().Bind(builder.Configuration.GetSection("Airlock:Identity"))
+            .PostConfigure(o => o.Issuer = (o.Issuer ?? builder.Configuration["Airlock:PublicUrl"] ?? builder.Configuration["Kestrel:Endpoints:Http:Url"] ?? "http://127.0.0.1:5080").TrimEnd('/'))
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<ApiProblemExceptionHandler>();

@@ -24,6 +24,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<SnapshotVersion> SnapshotVersions => Set<SnapshotVersion>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
+    public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -77,6 +78,14 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         modelBuilder.Entity<EnrollmentToken>(e => e.HasIndex(t => t.TokenHash).IsUnique());
         modelBuilder.Entity<SnapshotVersion>(e => e.HasIndex(v => new { v.SidecarId, v.Version }).IsUnique());
         modelBuilder.Entity<AuditEntry>(e => e.HasIndex(a => a.At));
+        modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
+        modelBuilder.Entity<TrustedIssuer>(e =>
+        {
+            e.HasIndex(t => t.Name).IsUnique();
+            e.Property(t => t.Name).HasMaxLength(100);
+            Json(e.Property(t => t.Audiences));
+            Json(e.Property(t => t.Bindings));
+        });
     }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)

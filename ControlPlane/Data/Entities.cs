@@ -42,6 +42,8 @@ public sealed class Agent
     public Role? Role { get; set; }
     public bool Enabled { get; set; } = true;
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>When Airlock's token endpoint last issued this agent a token.</summary>
+    public DateTimeOffset? LastTokenIssuedAt { get; set; }
 }
 
 public sealed class Role
@@ -139,10 +141,14 @@ public sealed class SnapshotVersion
     public DateTimeOffset CreatedAt { get; set; }
 }
 
-/// <summary>A control-plane snapshot signing key (ECDSA P-256); the private half is Data-Protection encrypted.</summary>
+/// <summary>A control-plane signing key; the private half is Data-Protection encrypted.</summary>
 public sealed class SigningKey
 {
     public required string Id { get; set; }
+    /// <summary><see cref="SigningKeyPurposes.Snapshot"/> (ECDSA P-256) or <see cref="SigningKeyPurposes.Token"/> (agent JWTs).</summary>
+    public string Purpose { get; set; } = SigningKeyPurposes.Snapshot;
+    /// <summary>ES256 or RS256.</summary>
+    public string Algorithm { get; set; } = "ES256";
     public required byte[] PublicKey { get; set; }
     public required string PrivateKeyProtected { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
@@ -165,3 +171,33 @@ public sealed class AuditEntry
     public string? Before { get; set; }
     public string? After { get; set; }
 }
+
+public static class SigningKeyPurposes
+{
+    public const string Snapshot = "snapshot";
+    public const string Token = "token";
+}
+
+/// <summary>
+/// An external OIDC issuer whose tokens may stand for agents (GitHub Actions, a Kubernetes cluster,
+/// GitLab …). Keys come from <see cref="StaticJwks"/> (air-gapped) or are fetched by discovery and
+/// cached in <see cref="FetchedJwks"/>.
+/// </summary>
+public sealed class TrustedIssuer
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public required string Issuer { get; set; }
+    public List<string> Audiences { get; set; } = [];
+    /// <summary>A JWKS document (JSON) given in the policy; when set, nothing is fetched.</summary>
+    public string? StaticJwks { get; set; }
+    public List<BindingData> Bindings { get; set; } = [];
+    public string? FetchedJwks { get; set; }
+    public DateTimeOffset? FetchedAt { get; set; }
+    public DateTimeOffset? LastAttemptAt { get; set; }
+    public string? LastError { get; set; }
+}
+
+public sealed record BindingData(string Name, string Agent, List<ConditionData> Conditions);
+
+public sealed record ConditionData(string Claim, string Match, List<string> Values);

@@ -9,6 +9,58 @@ public sealed class PolicyDocument
     public List<TargetSpec>? Targets { get; set; }
     public List<RoleSpec>? Roles { get; set; }
     public List<AgentSpec>? Agents { get; set; }
+    public List<TrustedIssuerSpec>? TrustedIssuers { get; set; }
+}
+
+/// <summary>An external OIDC issuer and the bindings that map its tokens to agents.</summary>
+public sealed class TrustedIssuerSpec
+{
+    public string? Name { get; set; }
+
+    /// <summary>The <c>iss</c> its tokens carry, e.g. <c>https://token.actions.githubusercontent.com</c>; discovery is fetched from it unless <see cref="Jwks"/> is given.</summary>
+    public string? Issuer { get; set; }
+
+    public List<string>? Audiences { get; set; }
+
+    /// <summary>A static JWKS (<c>{"keys": [...]}</c>) for air-gapped setups; nothing is fetched then.</summary>
+    public JwksSpec? Jwks { get; set; }
+
+    public List<BindingSpec>? Bindings { get; set; }
+}
+
+public sealed class JwksSpec
+{
+    public List<JwkSpec>? Keys { get; set; }
+}
+
+/// <summary>A public JWK as issuers publish it; unknown members are ignored by design (x5c, x5t …).</summary>
+public sealed class JwkSpec
+{
+    public string? Kid { get; set; }
+    public string? Kty { get; set; }
+    public string? Alg { get; set; }
+    public string? Use { get; set; }
+    public string? N { get; set; }
+    public string? E { get; set; }
+    public string? Crv { get; set; }
+    public string? X { get; set; }
+    public string? Y { get; set; }
+}
+
+public sealed class BindingSpec
+{
+    public string? Name { get; set; }
+    public string? Agent { get; set; }
+    public List<ConditionSpec>? Claims { get; set; }
+}
+
+/// <summary>One claim condition: exactly one of <see cref="Exact"/>, <see cref="Glob"/>, <see cref="OneOf"/>.</summary>
+public sealed class ConditionSpec
+{
+    public string? Claim { get; set; }
+    public string? Exact { get; set; }
+    public string? Glob { get; set; }
+    public List<string>? OneOf { get; set; }
 }
 
 public sealed class TargetSpec

@@ -29,11 +29,13 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         var targets = await db.Targets.AsNoTracking().Include(t => t.Sidecar).OrderBy(t => t.Name).ToListAsync(ct);
         var roles = await db.Roles.AsNoTracking().Include(r => r.Rules).OrderBy(r => r.Name).ToListAsync(ct);
         var agents = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name).ToListAsync(ct);
+        var issuers = await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
         return new PolicyDocument
         {
             Targets = targets.Select(ToSpec).ToList(),
             Roles = roles.Select(ToSpec).ToList(),
             Agents = agents.Select(ToSpec).ToList(),
+            TrustedIssuers = issuers.Select(ToSpec).ToList(),
         };
     }
 
@@ -55,6 +57,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         var targets = await db.Targets.Include(t => t.Sidecar).ToDictionaryAsync(t => t.Name, ct);
         var roles = await db.Roles.Include(r => r.Rules).ToDictionaryAsync(r => r.Name, ct);
         var agents = await db.Agents.Include(a => a.Role).ToDictionaryAsync(a => a.Name, ct);
+        var issuers = await db.TrustedIssuers.ToDictionaryAsync(t => t.Name, ct);
 
         void Audit(string action, string type, string name, object? before, object? after)
         {
@@ -62,7 +65,13 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             db.Record(now, actor, action, type, name, before, after);
         }
 
-        // Deletions first, dependents before what they depend on: agents → roles → targets.
+        // Deletions first, dependents before what they depend on: issuers → agents → roles → targets.
+        var wantedIssuers = doc.TrustedIssuers!.Select(t => t.Name!).ToHashSet(StringComparer.Ordinal);
+        foreach (var issuer in issuers.Values.Where(t => !wantedIssuers.Contains(t.Name)))
+        {
+            Audit("delete", "trusted-issuer", issuer.Name, ToSpec(issuer), null);
+            db.TrustedIssuers.Remove(issuer);
+        }
         var wantedAgents = doc.Agents!.Select(a => a.Name!).ToHashSet(StringComparer.Ordinal);
         foreach (var agent in agents.Values.Where(a => !wantedAgents.Contains(a.Name)))
         {
@@ -165,6 +174,30 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             Audit(existing is null ? "create" : "update", "agent", agent.Name, before, ToSpec(agent));
         }
 
+        foreach (var spec in doc.TrustedIssuers!)
+        {
+            issuers.TryGetValue(spec.Name!, out var existing);
+            var before = existing is null ? null : ToSpec(existing);
+            if (before is not null && Same(before, spec))
+                continue;
+            var issuer = existing ?? new TrustedIssuer { Id = Guid.NewGuid(), Name = spec.Name!, Issuer = spec.Issuer! };
+            var staticJwks = spec.Jwks is null ? null : JsonSerializer.Serialize(spec.Jwks, _compare);
+            if (issuer.Issuer != spec.Issuer || issuer.StaticJwks != staticJwks)
+            {
+                // Another issuer or other keys: what was fetched before no longer applies.
+                issuer.FetchedJwks = null;
+                issuer.FetchedAt = null;
+                issuer.LastError = null;
+            }
+            issuer.Issuer = spec.Issuer!;
+            issuer.Audiences = [.. spec.Audiences!];
+            issuer.StaticJwks = staticJwks;
+            issuer.Bindings = spec.Bindings!.Select(b => new BindingData(b.Name!, b.Agent!, b.Claims!.Select(ToCondition).ToList())).ToList();
+            if (existing is null)
+                db.TrustedIssuers.Add(issuer);
+            Audit(existing is null ? "create" : "update", "trusted-issuer", issuer.Name, before, ToSpec(issuer));
+        }
+
         if (dryRun)
         {
             await tx.RollbackAsync(ct);
@@ -231,6 +264,31 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds } : null,
         }).ToList(),
     };
+
+    public static TrustedIssuerSpec ToSpec(TrustedIssuer t) => new()
+    {
+        Name = t.Name,
+        Issuer = t.Issuer,
+        Audiences = [.. t.Audiences],
+        Jwks = t.StaticJwks is null ? null : JsonSerializer.Deserialize<JwksSpec>(t.StaticJwks, _compare),
+        Bindings = t.Bindings.Select(b => new BindingSpec
+        {
+            Name = b.Name,
+            Agent = b.Agent,
+            Claims = b.Conditions.Select(c => new ConditionSpec
+            {
+                Claim = c.Claim,
+                Exact = c.Match == Sidecar.Policy.Identity.ClaimMatches.Exact ? c.Values[0] : null,
+                Glob = c.Match == Sidecar.Policy.Identity.ClaimMatches.Glob ? c.Values[0] : null,
+                OneOf = c.Match == Sidecar.Policy.Identity.ClaimMatches.OneOf ? [.. c.Values] : null,
+            }).ToList(),
+        }).ToList(),
+    };
+
+    private static ConditionData ToCondition(ConditionSpec c) =>
+        c.Exact is not null ? new(c.Claim!, Sidecar.Policy.Identity.ClaimMatches.Exact, [c.Exact])
+        : c.Glob is not null ? new(c.Claim!, Sidecar.Policy.Identity.ClaimMatches.Glob, [c.Glob])
+        : new(c.Claim!, Sidecar.Policy.Identity.ClaimMatches.OneOf, [.. c.OneOf!]);
 
     public static AgentSpec ToSpec(Agent a) => new()
     {

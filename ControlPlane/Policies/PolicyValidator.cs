@@ -27,6 +27,7 @@ public static partial class PolicyValidator
         doc.Targets ??= [];
         doc.Roles ??= [];
         doc.Agents ??= [];
+        doc.TrustedIssuers ??= [];
 
         var targetNames = new HashSet<string>(StringComparer.Ordinal);
         var listeners = new HashSet<(string, int)>();
@@ -55,7 +56,78 @@ public static partial class PolicyValidator
             else if (!context.Users.Contains(agent.Owner))
                 errors.Add(new($"{path}.owner", $"console user '{agent.Owner}' does not exist"));
         }
+
+        var issuerNames = new HashSet<string>(StringComparer.Ordinal);
+        var issuerUrls = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < doc.TrustedIssuers.Count; i++)
+            ValidateTrustedIssuer(doc.TrustedIssuers[i], $"trustedIssuers[{i}]", agentNames, issuerNames, issuerUrls, errors);
         return errors;
+    }
+
+    private static void ValidateTrustedIssuer(
+        TrustedIssuerSpec? t, string path, HashSet<string> agents, HashSet<string> names, HashSet<string> urls, List<PolicyError> errors)
+    {
+        if (t is null) { errors.Add(new(path, "must be an object")); return; }
+        Name(t.Name, path, "trusted issuer", names, errors);
+        if (string.IsNullOrEmpty(t.Issuer) || !Uri.TryCreate(t.Issuer, UriKind.Absolute, out var issuer))
+            errors.Add(new($"{path}.issuer", "is required: the absolute URL its tokens carry in 'iss'"));
+        else if (issuer.Scheme != Uri.UriSchemeHttps && !(issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback))
+            errors.Add(new($"{path}.issuer", "must be https (plain http only on loopback, for tests)"));
+        else if (!urls.Add(t.Issuer))
+            errors.Add(new($"{path}.issuer", $"issuer '{t.Issuer}' is trusted twice"));
+        t.Audiences ??= [];
+        if (t.Audiences.Count == 0 || t.Audiences.Any(string.IsNullOrWhiteSpace))
+            errors.Add(new($"{path}.audiences", "name at least one accepted audience (the 'aud' your tokens are minted for)"));
+        if (t.Jwks is not null)
+        {
+            t.Jwks.Keys ??= [];
+            if (t.Jwks.Keys.Count == 0)
+                errors.Add(new($"{path}.jwks.keys", "a static JWKS needs at least one key"));
+            for (var k = 0; k < t.Jwks.Keys.Count; k++)
+            {
+                var key = t.Jwks.Keys[k];
+                var kp = $"{path}.jwks.keys[{k}]";
+                if (key is null || string.IsNullOrEmpty(key.Kid))
+                    errors.Add(new($"{kp}.kid", "is required"));
+                else if (!(key.Kty == "RSA" && key.N is not null && key.E is not null) && !(key.Kty == "EC" && key.Crv == "P-256" && key.X is not null && key.Y is not null))
+                    errors.Add(new(kp, "must be an RSA key (n, e) or an EC P-256 key (x, y)"));
+            }
+        }
+        t.Bindings ??= [];
+        if (t.Bindings.Count == 0)
+            errors.Add(new($"{path}.bindings", "name at least one binding: a trusted issuer without bindings grants nothing"));
+        var bindingNames = new HashSet<string>(StringComparer.Ordinal);
+        for (var b = 0; b < t.Bindings.Count; b++)
+        {
+            var binding = t.Bindings[b];
+            var bp = $"{path}.bindings[{b}]";
+            if (binding is null) { errors.Add(new(bp, "must be an object")); continue; }
+            Name(binding.Name, bp, "binding", bindingNames, errors);
+            if (string.IsNullOrEmpty(binding.Agent))
+                errors.Add(new($"{bp}.agent", "is required"));
+            else if (!agents.Contains(binding.Agent))
+                errors.Add(new($"{bp}.agent", $"agent '{binding.Agent}' is not defined in this document"));
+            binding.Claims ??= [];
+            if (binding.Claims.Count == 0)
+                errors.Add(new($"{bp}.claims", "name at least one claim condition: a binding without conditions would match every token"));
+            for (var c = 0; c < binding.Claims.Count; c++)
+            {
+                var condition = binding.Claims[c];
+                var cp = $"{bp}.claims[{c}]";
+                if (condition is null || string.IsNullOrEmpty(condition.Claim))
+                {
+                    errors.Add(new($"{cp}.claim", "is required"));
+                    continue;
+                }
+                var given = (condition.Exact is null ? 0 : 1) + (condition.Glob is null ? 0 : 1) + (condition.OneOf is null ? 0 : 1);
+                if (given != 1)
+                    errors.Add(new(cp, "give exactly one of 'exact', 'glob' or 'oneOf'"));
+                else if (condition.OneOf is { Count: 0 })
+                    errors.Add(new($"{cp}.oneOf", "must list at least one value"));
+                else if (condition.Glob is "*" or "")
+                    errors.Add(new($"{cp}.glob", "a glob that matches everything is not a condition"));
+            }
+        }
     }
 
     private static void ValidateTarget(

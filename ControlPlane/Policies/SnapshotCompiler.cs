@@ -1,6 +1,7 @@
 using Airlock.ControlPlane.Data;
 using Airlock.ControlPlane.Identity;
 using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Policy.Identity;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -28,6 +29,7 @@ public sealed class SnapshotCompiler(
     SnapshotSigningKeys keys,
     IDataProtectionProvider dataProtection,
     IOptions<SnapshotOptions> options,
+    IOptions<AgentTokenOptions> tokenOptions,
     TimeProvider time)
 {
     private readonly IDataProtector _credentials = dataProtection.CreateProtector(PolicyStore.CredentialPurpose);
@@ -139,7 +141,28 @@ public sealed class SnapshotCompiler(
             targetPolicies,
             roleReach,
             agentPolicies,
-            await keys.GetPublishedKeysAsync(ct));
+            await keys.GetPublishedKeysAsync(ct),
+            await CompileIdentityAsync(agentPolicies, ct));
+    }
+
+    /// <summary>Airlock's JWKS, and each trusted issuer with its keys and the bindings to agents this sidecar knows.</summary>
+    private async Task<IdentityPolicy> CompileIdentityAsync(List<AgentPolicy> agents, CancellationToken ct)
+    {
+        var known = agents.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        var issuers = await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
+        var trusted = issuers
+            .Select(t => new TrustedIssuerPolicy(
+                t.Name,
+                t.Issuer,
+                [.. t.Audiences],
+                Jwks.Parse(t.StaticJwks ?? t.FetchedJwks),
+                t.Bindings.Where(b => known.Contains(b.Agent))
+                    .Select(b => new BindingPolicy(b.Name, b.Agent, b.Conditions.Select(c => new ClaimCondition(c.Claim, c.Match, [.. c.Values])).ToList()))
+                    .ToList()))
+            .Where(t => t.Bindings.Count > 0)
+            .ToList();
+        var o = tokenOptions.Value;
+        return new IdentityPolicy(o.Issuer!, o.Audience, await keys.GetTokenJwksAsync(ct), trusted);
     }
 
     /// <summary>A grant reaches a target by name, or by a selector whose every label matches.</summary>

@@ -23,6 +23,7 @@ public static class ControlPlaneServices
         services.AddSingleton<PolicyChangeNotifier>();
         services.AddSingleton<SidecarPresence>();
         services.AddOptions<SnapshotOptions>();
+        services.AddOptions<Airlock.ControlPlane.Identity.AgentTokenOptions>().Configure(o => o.Issuer = "http://airlock.test");
         services.AddScoped<PolicyStore>();
         services.AddScoped<SnapshotCompiler>();
         services.AddScoped<SnapshotSigningKeys>();
