@@ -97,17 +97,38 @@ internal static class AdminEndpoints
 
         // --- snapshot signing keys ---------------------------------------------------------------
         api.MapGet("/signing-keys", async (AirlockDbContext db, CancellationToken ct) =>
-            (await db.SigningKeys.AsNoTracking().ToListAsync(ct)).OrderBy(k => k.ActivatesAt).Select(k => new { k.Id, k.CreatedAt, k.ActivatesAt }))
+            (await db.SigningKeys.AsNoTracking().ToListAsync(ct)).OrderBy(k => k.ActivatesAt).Select(k => new { k.Id, k.Purpose, k.Algorithm, k.CreatedAt, k.ActivatesAt }))
             .RequireAuthorization(AccessPolicies.Viewer);
-        api.MapPost("/signing-keys/rotate", async (int? overlapMinutes, SnapshotSigningKeys keys, PolicyChangeNotifier notifier, HttpContext http, CancellationToken ct) =>
+        api.MapPost("/signing-keys/rotate", async (int? overlapMinutes, string? purpose, string? algorithm, SnapshotSigningKeys keys, PolicyChangeNotifier notifier, HttpContext http, CancellationToken ct) =>
         {
+            purpose ??= SigningKeyPurposes.Snapshot;
             var overlap = overlapMinutes is { } m ? TimeSpan.FromMinutes(m) : SnapshotSigningKeys.DefaultOverlap;
             if (overlap < TimeSpan.Zero)
                 return ApiProblems.Validation([new("overlapMinutes", "must not be negative")], "Invalid rotation");
-            var key = await keys.RotateAsync(overlap, http.User.Actor(), ct);
+            if (purpose is not (SigningKeyPurposes.Snapshot or SigningKeyPurposes.Token))
+                return ApiProblems.Validation([new("purpose", "must be 'snapshot' or 'token'")], "Invalid rotation");
+            if (algorithm is not (null or "RS256" or "ES256") || (purpose == SigningKeyPurposes.Snapshot && algorithm is "RS256"))
+                return ApiProblems.Validation([new("algorithm", "RS256 or ES256 for token keys; snapshot keys are ES256")], "Invalid rotation");
+            var key = await keys.RotateAsync(overlap, http.User.Actor(), ct, purpose, algorithm);
             notifier.Publish(); // publish the new key to every sidecar now
             return Results.Ok(new { key.Id, key.ActivatesAt });
         }).RequireAuthorization(AccessPolicies.Admin);
+
+        // --- trusted issuers: key status (their definition is part of the policy document) ---------
+        api.MapGet("/trusted-issuers", async (AirlockDbContext db, CancellationToken ct) =>
+            (await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct)).Select(t => new
+            {
+                t.Name,
+                t.Issuer,
+                source = t.StaticJwks is null ? "discovery" : "static",
+                keys = Jwks.Parse(t.StaticJwks ?? t.FetchedJwks).Select(k => k.Kid),
+                status = t.StaticJwks is not null ? "ok" : t.LastError is not null ? (t.FetchedJwks is null ? "unreachable" : "stale") : t.FetchedAt is null ? "pending" : "ok",
+                t.FetchedAt,
+                t.LastAttemptAt,
+                t.LastError,
+                bindings = t.Bindings.Select(b => new { b.Name, b.Agent }),
+            }))
+            .RequireAuthorization(AccessPolicies.Viewer);
 
         // --- audit log -----------------------------------------------------------------------
         api.MapGet("/audit", async (int? take, string? entityType, AirlockDbContext db, CancellationToken ct) =>

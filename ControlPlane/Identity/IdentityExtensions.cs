@@ -17,6 +17,8 @@ public static class IdentityExtensions
     {
         builder.Services.AddScoped<UserService>();
         builder.Services.AddScoped<UserAdministration>();
+        builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+        builder.Services.AddHostedService<TrustedIssuerRefresher>();
         builder.Services.AddScoped<Bootstrapper>();
         builder.Services
             .AddAuthentication(Smart)

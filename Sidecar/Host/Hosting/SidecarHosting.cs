@@ -53,6 +53,7 @@ internal static class SidecarHosting
         builder.Services.AddSingleton(identity);
         builder.Services.AddSingleton(new SidecarOptionsSnapshot(options.StateDirectory));
         builder.Services.AddSingleton<SnapshotStore>();
+        builder.Services.AddSingleton<Identity.AgentAuthenticator>();
         builder.Services.AddHostedService<PolicySyncClient>();
         builder.Services.AddHostedService<HubClient>();
     }
@@ -85,5 +86,18 @@ internal static class SidecarHosting
             return Results.Json(new { ready = false, sidecar = identity.SidecarName, reason }, statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapPrometheusScrapingEndpoint("/metrics");
+
+        // Diagnostic: "who would this token be here?" — the same check a protocol listener makes.
+        // POST the token as the bearer credential; 200 names agent and role, 401 says why not.
+        app.MapPost("/v1/identity/check", (HttpRequest request, Identity.AgentAuthenticator authenticator) =>
+        {
+            string? header = request.Headers.Authorization;
+            if (header is null || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+                return Results.Problem(statusCode: 401, title: "No token", detail: "send the agent token as 'Authorization: Bearer <token>'");
+            var check = authenticator.Authenticate(header["Bearer ".Length..].Trim());
+            return check.IsValid
+                ? Results.Ok(new { agent = check.Agent!.Name, agentId = check.Agent.Id, role = check.Agent.Role, expiresAt = check.ExpiresAt })
+                : Results.Problem(statusCode: 401, title: "Token refused", detail: check.Reason);
+        });
     }
 }

@@ -1,0 +1,52 @@
+using System.Collections.Concurrent;
+using Airlock.Sidecar.Policy.Identity;
+using Airlock.Sidecar.Snapshots;
+
+namespace Airlock.Sidecar.Identity;
+
+/// <summary>
+/// Turns an agent's token into agent + role with the current snapshot, offline. Successful checks
+/// are cached until the token expires or the snapshot changes (a disabled agent is refused from the
+/// next snapshot on); failures are never cached. The cache is bounded.
+/// </summary>
+public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
+{
+    public const int MaxCachedTokens = 10_000;
+
+    private readonly ConcurrentDictionary<string, (TokenCheck Check, long Version, string Hash)> _cache = new(StringComparer.Ordinal);
+
+    public TokenCheck Authenticate(string token)
+    {
+        var active = store.Current;
+        if (active?.Policy.Identity is not { } identity)
+            return TokenCheck.Reject("no valid policy snapshot is loaded: failing closed");
+        var now = time.GetUtcNow();
+        if (_cache.TryGetValue(token, out var cached)
+            && cached.Version == active.Signed.Version && cached.Hash == active.Signed.ContentHash
+            && cached.Check.ExpiresAt + TokenValidator.MaxSkew > now)
+            return cached.Check;
+
+        var check = TokenValidator.Validate(token, identity, active.Policy.Agents, now);
+        if (check.IsValid)
+        {
+            if (_cache.Count >= MaxCachedTokens)
+                Evict(now);
+            _cache[token] = (check, active.Signed.Version, active.Signed.ContentHash);
+        }
+        else
+        {
+            _cache.TryRemove(token, out _);
+        }
+        return check;
+    }
+
+    private void Evict(DateTimeOffset now)
+    {
+        foreach (var (key, entry) in _cache)
+            if (entry.Check.ExpiresAt + TokenValidator.MaxSkew <= now)
+                _cache.TryRemove(key, out _);
+        // Still full: drop everything rather than grow; the next checks simply validate again.
+        if (_cache.Count >= MaxCachedTokens)
+            _cache.Clear();
+    }
+}
