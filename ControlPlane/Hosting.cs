@@ -28,7 +28,12 @@ internal static class Hosting
         }
         builder.Services.AddOptions<SnapshotOptions>().Bind(builder.Configuration.GetSection("Airlock:Snapshots")).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<AgentTokenOptions>().Bind(builder.Configuration.GetSection("Airlock:Identity"))
-            .PostConfigure(o => o.Issuer = (o.Issuer ?? builder.Configuration["Airlock:PublicUrl"] ?? builder.Configuration["Kestrel:Endpoints:Http:Url"] ?? "http://127.0.0.1:5080").TrimEnd('/'))
+            .PostConfigure(o =>
+            {
+                // Canonical form, as OpenIddict writes it into 'iss' (a root URL ends with '/').
+                var issuer = o.Issuer ?? builder.Configuration["Airlock:PublicUrl"] ?? builder.Configuration["Kestrel:Endpoints:Http:Url"] ?? "http://127.0.0.1:5080";
+                o.Issuer = Uri.TryCreate(issuer, UriKind.Absolute, out var uri) ? uri.AbsoluteUri : issuer;
+            })
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddProblemDetails();

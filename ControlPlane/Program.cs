@@ -15,6 +15,7 @@ var stateDirectory = builder.AddAirlockOptions();
 builder.AddAirlockObservability("airlock-controlplane");
 builder.AddAirlockStore(stateDirectory);
 builder.AddAirlockIdentity();
+builder.AddAgentTokenIssuer();
 builder.AddAirlockPolicies();
 builder.AddAirlockSidecars();
 builder.AddAirlockConsole();
@@ -34,6 +35,7 @@ app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints();
 app.MapGrpcService<PolicySyncService>();
 app.MapHub<SidecarHub>(SidecarHubPaths.Hub);
 app.MapAccountEndpoints();
+app.MapAgentTokenIssuer();
 app.MapAirlockConsole();
 
 app.Run();

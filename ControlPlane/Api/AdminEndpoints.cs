@@ -111,6 +111,7 @@ internal static class AdminEndpoints
                 return ApiProblems.Validation([new("algorithm", "RS256 or ES256 for token keys; snapshot keys are ES256")], "Invalid rotation");
             var key = await keys.RotateAsync(overlap, http.User.Actor(), ct, purpose, algorithm);
             notifier.Publish(); // publish the new key to every sidecar now
+            http.RequestServices.GetRequiredService<TokenSigningSetup>().Recheck(); // an immediate token key signs from now on
             return Results.Ok(new { key.Id, key.ActivatesAt });
         }).RequireAuthorization(AccessPolicies.Admin);
 

@@ -34,6 +34,7 @@ internal static class PolicyEndpoints
         MapEntity(api, "roles", "role", d => d.Roles!, s => s.Name);
         MapEntity(api, "agents", "agent", d => d.Agents!, s => s.Name);
         MapRules(api);
+        MapAgentCredentials(api);
         return api;
     }
 
@@ -129,6 +130,36 @@ internal static class PolicyEndpoints
                 : spec.Rules!.RemoveAll(r => r.Name == name) == 0 ? ApiProblems.NotFound($"rule '{name}' of role '{role}'")
                 : null,
                 created: null, ct))
+            .RequireAuthorization(AccessPolicies.Admin);
+    }
+
+    /// <summary>An agent's credentials for Airlock's token endpoint: a secret (shown once) and/or public keys.</summary>
+    private static void MapAgentCredentials(RouteGroupBuilder api)
+    {
+        api.MapGet("/agents/{name}/credentials", async (string name, AgentCredentials credentials, CancellationToken ct) =>
+            await credentials.GetAsync(name, ct) is { } view ? Results.Ok(view) : ApiProblems.NotFound($"agent '{name}'"))
+            .RequireAuthorization(AccessPolicies.Viewer);
+
+        api.MapPost("/agents/{name}/secret", async (string name, AgentCredentials credentials, HttpContext http, CancellationToken ct) =>
+            await credentials.RotateSecretAsync(name, http.User.Actor(), ct) is { } secret
+                ? Results.Ok(new { clientId = name, clientSecret = secret, tokenEndpoint = (await credentials.GetAsync(name, ct))!.TokenEndpoint })
+                : ApiProblems.NotFound($"agent '{name}'"))
+            .RequireAuthorization(AccessPolicies.Admin);
+
+        api.MapPut("/agents/{name}/keys", async (string name, HttpRequest request, AgentCredentials credentials, CancellationToken ct) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            var errors = await credentials.SetPublicKeysAsync(name, await reader.ReadToEndAsync(ct), request.HttpContext.User.Actor(), ct);
+            return errors switch
+            {
+                null => ApiProblems.NotFound($"agent '{name}'"),
+                { Count: > 0 } => ApiProblems.Validation(errors, "The keys are invalid"),
+                _ => Results.Ok(await credentials.GetAsync(name, ct)),
+            };
+        }).RequireAuthorization(AccessPolicies.Admin);
+
+        api.MapDelete("/agents/{name}/credentials", async (string name, AgentCredentials credentials, HttpContext http, CancellationToken ct) =>
+            await credentials.RevokeAsync(name, http.User.Actor(), ct) ? Results.NoContent() : ApiProblems.NotFound($"credentials of agent '{name}'"))
             .RequireAuthorization(AccessPolicies.Admin);
     }
 

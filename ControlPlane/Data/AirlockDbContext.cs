@@ -29,6 +29,8 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
+        // OpenIddict's applications (one per agent with a credential), authorizations, scopes, tokens.
+        modelBuilder.UseOpenIddict();
         modelBuilder.Entity<ConsoleUser>(e =>
         {
             e.HasIndex(u => u.UserName).IsUnique();

@@ -17,6 +17,7 @@ public static class IdentityExtensions
     {
         builder.Services.AddScoped<UserService>();
         builder.Services.AddScoped<UserAdministration>();
+        builder.Services.AddScoped<AgentCredentials>();
         builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddHostedService<TrustedIssuerRefresher>();
         builder.Services.AddScoped<Bootstrapper>();

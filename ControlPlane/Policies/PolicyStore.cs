@@ -17,7 +17,7 @@ public sealed record ApplyResult(IReadOnlyList<PolicyError> Errors, IReadOnlyLis
 /// document names is created or updated, what it omits is deleted, in one transaction, each change
 /// audit-logged. Applying an exported document changes nothing.
 /// </summary>
-public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dataProtection, PolicyChangeNotifier notifier, TimeProvider time)
+public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dataProtection, PolicyChangeNotifier notifier, Identity.AgentCredentials credentials, TimeProvider time)
 {
     private readonly IDataProtector _credentials = dataProtection.CreateProtector(CredentialPurpose);
     public const string CredentialPurpose = "Airlock.TargetCredential.v1";
@@ -204,6 +204,9 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             db.ChangeTracker.Clear();
             return new ApplyResult([], changes);
         }
+        // A deleted agent's token-endpoint credentials go with it, in the same transaction: a new agent
+        // of the same name must not inherit them.
+        await credentials.RemoveOrphansAsync(agents.Keys.Where(a => !wantedAgents.Contains(a)), ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         if (changes.Count > 0)

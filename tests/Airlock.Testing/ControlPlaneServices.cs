@@ -29,6 +29,8 @@ public static class ControlPlaneServices
         services.AddScoped<SnapshotSigningKeys>();
         services.AddScoped<SidecarService>();
         services.AddScoped<Airlock.ControlPlane.Identity.UserAdministration>();
+        services.AddScoped<Airlock.ControlPlane.Identity.AgentCredentials>();
+        services.AddOpenIddict().AddCore(o => o.UseEntityFrameworkCore().UseDbContext<AirlockDbContext>());
         return services;
     }
 

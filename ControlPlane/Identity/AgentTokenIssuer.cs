@@ -1,0 +1,177 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Policies;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Airlock.ControlPlane.Identity;
+
+/// <summary>
+/// Airlock as the OIDC issuer of agent tokens, on OpenIddict: <c>client_credentials</c> at
+/// <c>/connect/token</c> with a client secret or <c>private_key_jwt</c>; JWT access tokens signed
+/// with the current token key (RS256 or ES256, persisted, rotated with overlap). Discovery and JWKS
+/// are served by Airlock itself so that keys still to come and keys recently replaced are listed.
+/// </summary>
+internal static class AgentTokenIssuer
+{
+    public const string TokenPath = "/connect/token";
+
+    public static IHostApplicationBuilder AddAgentTokenIssuer(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOpenIddict()
+            .AddCore(o => o.UseEntityFrameworkCore().UseDbContext<AirlockDbContext>())
+            .AddServer(o =>
+            {
+                o.SetTokenEndpointUris(TokenPath.TrimStart('/'));
+                // Discovery and JWKS are Airlock's own (below): they list keys still to come.
+                o.SetConfigurationEndpointUris(Array.Empty<Uri>());
+                o.SetJsonWebKeySetEndpointUris(Array.Empty<Uri>());
+                o.AllowClientCredentialsFlow();
+                o.DisableAccessTokenEncryption();
+                // Nothing OpenIddict encrypts here outlives the process (no refresh or authorization codes).
+                o.AddEphemeralEncryptionKey();
+                // The one signing key is placed by TokenSigningSetup from the store.
+                o.UseAspNetCore().EnableTokenEndpointPassthrough().DisableTransportSecurityRequirement();
+            });
+        builder.Services.AddSingleton<TokenSigningSetup>();
+        builder.Services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<TokenSigningSetup>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<TokenSigningSetup>());
+        return builder;
+    }
+
+    public static WebApplication MapAgentTokenIssuer(this WebApplication app)
+    {
+        app.MapGet("/.well-known/openid-configuration", (IOptions<AgentTokenOptions> options) =>
+        {
+            var issuer = options.Value.Issuer!;
+            var baseUrl = issuer.TrimEnd('/');
+            return Results.Json(new Dictionary<string, object>
+            {
+                ["issuer"] = issuer,
+                ["token_endpoint"] = baseUrl + TokenPath,
+                ["jwks_uri"] = baseUrl + "/.well-known/jwks",
+                ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials },
+                ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic" },
+                ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
+                ["id_token_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
+                ["response_types_supported"] = new[] { "token" },
+                ["subject_types_supported"] = new[] { "public" },
+            });
+        }).AllowAnonymous();
+
+        app.MapGet("/.well-known/jwks", async (SnapshotSigningKeys keys, CancellationToken ct) =>
+            Results.Json(Jwks.Document(await keys.GetTokenJwksAsync(ct)))).AllowAnonymous();
+
+        app.MapPost(TokenPath, IssueAsync).AllowAnonymous().DisableAntiforgery();
+        return app;
+    }
+
+    /// <summary>
+    /// OpenIddict has already authenticated the client (secret or assertion) when this runs; what is
+    /// left is Airlock's own rule: the client is an enabled agent, and the token names it, its role
+    /// and its owner.
+    /// </summary>
+    private static async Task<IResult> IssueAsync(HttpContext http, AirlockDbContext db, IOptions<AgentTokenOptions> options, TimeProvider time)
+    {
+        var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("not an OpenID Connect request");
+        if (!request.IsClientCredentialsGrantType())
+            return Refuse(Errors.UnsupportedGrantType, "only client_credentials is supported");
+
+        var agent = await db.Agents.Include(a => a.Role).SingleOrDefaultAsync(a => a.Name == request.ClientId, http.RequestAborted);
+        if (agent is null)
+            return Refuse(Errors.InvalidClient, "this client is not an agent");
+        if (!agent.Enabled)
+            return Refuse(Errors.InvalidClient, $"agent '{agent.Name}' is disabled");
+
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, agent.Id.ToString());
+        identity.SetClaim(Claims.Name, agent.Name);
+        identity.SetClaim(Claims.Role, agent.Role!.Name);
+        identity.SetClaim("owner", agent.Owner);
+        identity.SetAudiences(options.Value.Audience);
+        identity.SetAccessTokenLifetime(TimeSpan.FromMinutes(options.Value.TokenLifetimeMinutes));
+        identity.SetDestinations(_ => [Destinations.AccessToken]);
+
+        agent.LastTokenIssuedAt = time.GetUtcNow();
+        await db.SaveChangesAsync(http.RequestAborted);
+        return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static IResult Refuse(string error, string description) =>
+        Results.Forbid(
+            new AuthenticationProperties(new Dictionary<string, string?>
+            {
+                [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
+                [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
+            }),
+            [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+}
+
+/// <summary>
+/// Gives OpenIddict the issuer and the one token key that signs now, read from the store; when a
+/// rotated-in key activates, drops OpenIddict's cached options so the next token is signed with it.
+/// </summary>
+internal sealed class TokenSigningSetup(
+    IServiceScopeFactory scopes,
+    IOptions<AgentTokenOptions> tokenOptions,
+    IOptionsMonitorCache<OpenIddictServerOptions> cache,
+    ILogger<TokenSigningSetup> logger) : BackgroundService, IConfigureOptions<OpenIddictServerOptions>
+{
+    private volatile string? _configuredKeyId;
+
+    public void Configure(OpenIddictServerOptions options)
+    {
+        options.Issuer = new Uri(tokenOptions.Value.Issuer!, UriKind.Absolute);
+        options.AccessTokenLifetime = TimeSpan.FromMinutes(tokenOptions.Value.TokenLifetimeMinutes);
+        var (keyId, algorithm, pkcs8) = CurrentKey();
+        SecurityKey key;
+        if (algorithm == "RS256")
+        {
+            var rsa = RSA.Create();
+            rsa.ImportPkcs8PrivateKey(pkcs8, out _);
+            key = new RsaSecurityKey(rsa) { KeyId = keyId };
+        }
+        else
+        {
+            var ecdsa = ECDsa.Create();
+            ecdsa.ImportPkcs8PrivateKey(pkcs8, out _);
+            key = new ECDsaSecurityKey(ecdsa) { KeyId = keyId };
+        }
+        options.SigningCredentials.Clear();
+        options.SigningCredentials.Add(new SigningCredentials(key, algorithm == "RS256" ? SecurityAlgorithms.RsaSha256 : SecurityAlgorithms.EcdsaSha256));
+        _configuredKeyId = keyId;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(15));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+            Recheck();
+    }
+
+    /// <summary>Called after a rotation and periodically: a different current key invalidates OpenIddict's options.</summary>
+    public void Recheck()
+    {
+        var current = CurrentKey().KeyId;
+        if (_configuredKeyId is not null && current != _configuredKeyId)
+        {
+            logger.LogInformation("Agent tokens are now signed with key {KeyId}", current);
+            cache.TryRemove(Options.DefaultName);
+        }
+    }
+
+    private (string KeyId, string Algorithm, byte[] Pkcs8) CurrentKey()
+    {
+        using var scope = scopes.CreateScope();
+        // Options are built synchronously; this runs once per key change, not per request.
+        return scope.ServiceProvider.GetRequiredService<SnapshotSigningKeys>().GetTokenSigningKeyAsync(CancellationToken.None).GetAwaiter().GetResult();
+    }
+}
