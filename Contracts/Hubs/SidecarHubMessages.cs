@@ -1,6 +1,7 @@
 namespace Airlock.Contracts.Hubs;
 
-public sealed record SidecarHeartbeat(string SoftwareVersion, long AppliedVersion, DateTimeOffset SentAt);
+/// <param name="AgentLastUse">Agent id → when a token of that agent was last accepted, since the previous heartbeat.</param>
+public sealed record SidecarHeartbeat(string SoftwareVersion, long AppliedVersion, DateTimeOffset SentAt, IReadOnlyDictionary<string, DateTimeOffset>? AgentLastUse = null);
 
 /// <summary>One recording event as the sidecar spooled it: hashes are lower-case hex SHA-256.</summary>
 public sealed record RecordingEvent(

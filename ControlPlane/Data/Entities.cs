@@ -44,6 +44,8 @@ public sealed class Agent
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>When Airlock's token endpoint last issued this agent a token.</summary>
     public DateTimeOffset? LastTokenIssuedAt { get; set; }
+    /// <summary>When a sidecar last accepted a token of this agent (reported with heartbeats).</summary>
+    public DateTimeOffset? LastUsedAt { get; set; }
 }
 
 public sealed class Role

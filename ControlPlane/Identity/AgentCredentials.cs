@@ -8,7 +8,7 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Airlock.ControlPlane.Identity;
 
-public sealed record AgentCredentialView(string Agent, bool HasSecret, IReadOnlyList<string> PublicKeys, DateTimeOffset? LastTokenIssuedAt, string TokenEndpoint);
+public sealed record AgentCredentialView(string Agent, bool HasSecret, IReadOnlyList<string> PublicKeys, DateTimeOffset? LastTokenIssuedAt, DateTimeOffset? LastUsedAt, string TokenEndpoint);
 
 /// <summary>
 /// An agent's credentials for Airlock's token endpoint, kept as an OpenIddict application whose
@@ -25,7 +25,7 @@ public sealed class AgentCredentials(AirlockDbContext db, IOpenIddictApplication
         var application = await applications.FindByClientIdAsync(agentName, ct);
         var keys = application is null ? null : await applications.GetJsonWebKeySetAsync(application, ct);
         var hasSecret = application is not null && !string.IsNullOrEmpty(await ClientSecretAsync(application, ct));
-        return new AgentCredentialView(agentName, hasSecret, keys?.Keys.Select(k => k.Kid).ToList() ?? [], agent.LastTokenIssuedAt, options.Value.Issuer!.TrimEnd('/') + AgentTokenIssuer.TokenPath);
+        return new AgentCredentialView(agentName, hasSecret, keys?.Keys.Select(k => k.Kid).ToList() ?? [], agent.LastTokenIssuedAt, agent.LastUsedAt, options.Value.Issuer!.TrimEnd('/') + AgentTokenIssuer.TokenPath);
     }
 
     /// <summary>Issues a new client secret (replacing any earlier one); returns it — the only time it is visible.</summary>

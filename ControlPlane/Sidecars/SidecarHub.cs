@@ -34,12 +34,26 @@ internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, 
         return base.OnDisconnectedAsync(exception);
     }
 
-    public Task Heartbeat(SidecarHeartbeat heartbeat) =>
-        TouchAsync(s =>
+    public async Task Heartbeat(SidecarHeartbeat heartbeat)
+    {
+        await TouchAsync(s =>
         {
             s.SoftwareVersion = heartbeat.SoftwareVersion.Length <= 50 ? heartbeat.SoftwareVersion : heartbeat.SoftwareVersion[..50];
             s.AppliedVersion = Math.Max(s.AppliedVersion, heartbeat.AppliedVersion);
         });
+        if (heartbeat.AgentLastUse is not { Count: > 0 } uses)
+            return;
+        // A sidecar reports uses, never sets them in the future: clamp to now.
+        var now = time.GetUtcNow();
+        var ids = uses.Keys.Take(1000).Select(k => Guid.TryParse(k, out var g) ? g : Guid.Empty).Where(g => g != Guid.Empty).ToList();
+        foreach (var agent in await db.Agents.Where(a => ids.Contains(a.Id)).ToListAsync())
+        {
+            var at = uses[agent.Id.ToString()] > now ? now : uses[agent.Id.ToString()];
+            if (agent.LastUsedAt is null || agent.LastUsedAt < at)
+                agent.LastUsedAt = at;
+        }
+        await db.SaveChangesAsync();
+    }
 
     public Task<RecordingAck> UploadRecording(RecordingBatch batch) =>
         throw new HubException("recording ingest is not available on this control plane version");

@@ -87,6 +87,9 @@ public sealed class AgentTokenTests : IAsyncLifetime
         Assert.True(view.GetProperty("hasSecret").GetBoolean());
         Assert.NotEqual(JsonValueKind.Null, view.GetProperty("lastTokenIssuedAt").ValueKind);
         Assert.DoesNotContain(secret, await _cp.Api.GetStringAsync("/api/v1/audit?take=1000"), StringComparison.Ordinal);
+        // The sidecar reports the accepted use with its next heartbeat.
+        await PolicySyncTests.Eventually(async () =>
+            JsonDocument.Parse(await _cp.Api.GetStringAsync("/api/v1/agents/ci-deploy/credentials")).RootElement.GetProperty("lastUsedAt").ValueKind == JsonValueKind.String);
 
         // Disabled: no new token, and the one already issued is refused from the next snapshot on.
         Assert.Equal(HttpStatusCode.OK, (await _cp.PutPolicyAsync(Policy.Replace("ENABLED", "false", StringComparison.Ordinal))).StatusCode);

@@ -13,6 +13,7 @@ namespace Airlock.Sidecar.ControlPlane;
 internal sealed class HubClient(
     SidecarIdentity identity,
     SnapshotStore store,
+    Identity.AgentAuthenticator authenticator,
     IOptions<SidecarOptions> options,
     TimeProvider time,
     ILogger<HubClient> logger) : BackgroundService
@@ -47,8 +48,19 @@ internal sealed class HubClient(
                 }
                 if (connection.State == HubConnectionState.Connected)
                 {
-                    await connection.InvokeAsync(nameof(ISidecarHub.Heartbeat),
-                        new SidecarHeartbeat(SoftwareVersion.Current, store.Latest?.Signed.Version ?? 0, time.GetUtcNow()), stoppingToken);
+                    var lastUse = authenticator.DrainLastUse();
+                    try
+                    {
+                        await connection.InvokeAsync(nameof(ISidecarHub.Heartbeat),
+                            new SidecarHeartbeat(SoftwareVersion.Current, store.Latest?.Signed.Version ?? 0, time.GetUtcNow(), lastUse), stoppingToken);
+                    }
+                    catch
+                    {
+                        // Not delivered: keep the uses for the next heartbeat (best effort, newest wins).
+                        foreach (var (agent, at) in lastUse)
+                            authenticator.RecordUse(agent, at);
+                        throw;
+                    }
                 }
                 await Task.Delay(TimeSpan.FromSeconds(options.Value.HeartbeatSeconds), stoppingToken);
             }

@@ -14,6 +14,14 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
     public const int MaxCachedTokens = 10_000;
 
     private readonly ConcurrentDictionary<string, (TokenCheck Check, long Version, string Hash)> _cache = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, DateTimeOffset> _lastUse = new(StringComparer.Ordinal);
+
+    /// <summary>Agent id → last accepted use since the previous call; the control plane shows it as "last use".</summary>
+    public IReadOnlyDictionary<string, DateTimeOffset> DrainLastUse() =>
+        Interlocked.Exchange(ref _lastUse, new ConcurrentDictionary<string, DateTimeOffset>(StringComparer.Ordinal));
+
+    public void RecordUse(string agentId, DateTimeOffset at) =>
+        _lastUse.AddOrUpdate(agentId, at, (_, existing) => existing > at ? existing : at);
 
     public TokenCheck Authenticate(string token)
     {
@@ -24,7 +32,10 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
         if (_cache.TryGetValue(token, out var cached)
             && cached.Version == active.Signed.Version && cached.Hash == active.Signed.ContentHash
             && cached.Check.ExpiresAt + TokenValidator.MaxSkew > now)
+        {
+            _lastUse[cached.Check.Agent!.Id] = now;
             return cached.Check;
+        }
 
         var check = TokenValidator.Validate(token, identity, active.Policy.Agents, now);
         if (check.IsValid)
@@ -32,6 +43,7 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
             if (_cache.Count >= MaxCachedTokens)
                 Evict(now);
             _cache[token] = (check, active.Signed.Version, active.Signed.ContentHash);
+            _lastUse[check.Agent!.Id] = now;
         }
         else
         {

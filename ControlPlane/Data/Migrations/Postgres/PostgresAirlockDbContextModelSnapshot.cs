@@ -41,6 +41,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Property<DateTimeOffset?>("LastTokenIssuedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("LastUsedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(100)

@@ -36,6 +36,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Property<long?>("LastTokenIssuedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("LastUsedAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(100)
