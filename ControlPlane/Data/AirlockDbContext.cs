@@ -25,6 +25,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
     public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
+    public DbSet<UsedAssertion> UsedAssertions => Set<UsedAssertion>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -81,6 +82,11 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         modelBuilder.Entity<SnapshotVersion>(e => e.HasIndex(v => new { v.SidecarId, v.Version }).IsUnique());
         modelBuilder.Entity<AuditEntry>(e => e.HasIndex(a => a.At));
         modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
+        modelBuilder.Entity<UsedAssertion>(e =>
+        {
+            e.Property(u => u.Id).HasMaxLength(200);
+            e.HasIndex(u => u.ExpiresAt);
+        });
         modelBuilder.Entity<TrustedIssuer>(e =>
         {
             e.HasIndex(t => t.Name).IsUnique();

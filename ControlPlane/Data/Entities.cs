@@ -190,6 +190,10 @@ public sealed class TrustedIssuer
     public Guid Id { get; set; }
     public required string Name { get; set; }
     public required string Issuer { get; set; }
+    /// <summary><c>oidc</c> (JWTs, validated by sidecars) or <c>saml</c> (assertions, exchanged at the token endpoint).</summary>
+    public string Kind { get; set; } = TrustedIssuerKinds.Oidc;
+    /// <summary>SAML only: the IdP's signing certificate (PEM); the only key its assertions may be signed with.</summary>
+    public string? Certificate { get; set; }
     public List<string> Audiences { get; set; } = [];
     /// <summary>A JWKS document (JSON) given in the policy; when set, nothing is fetched.</summary>
     public string? StaticJwks { get; set; }
@@ -198,6 +202,19 @@ public sealed class TrustedIssuer
     public DateTimeOffset? FetchedAt { get; set; }
     public DateTimeOffset? LastAttemptAt { get; set; }
     public string? LastError { get; set; }
+}
+
+public static class TrustedIssuerKinds
+{
+    public const string Oidc = "oidc";
+    public const string Saml = "saml";
+}
+
+/// <summary>A SAML assertion already exchanged for a token: its id is kept until it expires (one-time use).</summary>
+public sealed class UsedAssertion
+{
+    public required string Id { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
 }
 
 public sealed record BindingData(string Name, string Agent, List<ConditionData> Conditions);

@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
 using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity.Saml;
 using Airlock.ControlPlane.Policies;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
@@ -35,6 +36,11 @@ internal static class AgentTokenIssuer
                 o.SetConfigurationEndpointUris(Array.Empty<Uri>());
                 o.SetJsonWebKeySetEndpointUris(Array.Empty<Uri>());
                 o.AllowClientCredentialsFlow();
+                // RFC 7522: a SAML 2.0 bearer assertion from a trusted provider, bound to an agent.
+                o.AllowCustomFlow(SamlBearerGrant.GrantType);
+                // The SAML grant authenticates by its signed assertion; client_credentials still
+                // requires client authentication (OpenIddict refuses it for anonymous callers).
+                o.AcceptAnonymousClients();
                 o.DisableAccessTokenEncryption();
                 // Nothing OpenIddict encrypts here outlives the process (no refresh or authorization codes).
                 o.AddEphemeralEncryptionKey();
@@ -58,7 +64,7 @@ internal static class AgentTokenIssuer
                 ["issuer"] = issuer,
                 ["token_endpoint"] = baseUrl + TokenPath,
                 ["jwks_uri"] = baseUrl + "/.well-known/jwks",
-                ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials },
+                ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials, SamlBearerGrant.GrantType },
                 ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic" },
                 ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
                 ["id_token_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
@@ -82,12 +88,28 @@ internal static class AgentTokenIssuer
     private static async Task<IResult> IssueAsync(HttpContext http, AirlockDbContext db, IOptions<AgentTokenOptions> options, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("not an OpenID Connect request");
-        if (!request.IsClientCredentialsGrantType())
-            return Refuse(Errors.UnsupportedGrantType, "only client_credentials is supported");
-
-        var agent = await db.Agents.Include(a => a.Role).SingleOrDefaultAsync(a => a.Name == request.ClientId, http.RequestAborted);
-        if (agent is null)
-            return Refuse(Errors.InvalidClient, "this client is not an agent");
+        Agent? agent;
+        if (request.IsClientCredentialsGrantType())
+        {
+            if (string.IsNullOrEmpty(request.ClientId))
+                return Refuse(Errors.InvalidClient, "client_credentials needs client authentication");
+            agent = await db.Agents.Include(a => a.Role).SingleOrDefaultAsync(a => a.Name == request.ClientId, http.RequestAborted);
+            if (agent is null)
+                return Refuse(Errors.InvalidClient, "this client is not an agent");
+        }
+        else if (request.GrantType == SamlBearerGrant.GrantType)
+        {
+            var (name, problem) = await SamlBearerGrant.ResolveAgentAsync(request.Assertion, db, options.Value, time.GetUtcNow(), http.RequestAborted);
+            if (problem is not null)
+                return Refuse(Errors.InvalidGrant, problem);
+            agent = await db.Agents.Include(a => a.Role).SingleOrDefaultAsync(a => a.Name == name, http.RequestAborted);
+            if (agent is null)
+                return Refuse(Errors.InvalidGrant, $"the binding names agent '{name}', which does not exist");
+        }
+        else
+        {
+            return Refuse(Errors.UnsupportedGrantType, $"supported: client_credentials, {SamlBearerGrant.GrantType}");
+        }
         if (!agent.Enabled)
             return Refuse(Errors.InvalidClient, $"agent '{agent.Name}' is disabled");
 

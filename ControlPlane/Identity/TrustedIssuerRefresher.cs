@@ -56,7 +56,7 @@ internal sealed class TrustedIssuerRefresher(
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<AirlockDbContext>();
         var now = time.GetUtcNow();
-        var due = await db.TrustedIssuers.Where(t => t.StaticJwks == null).ToListAsync(ct);
+        var due = await db.TrustedIssuers.Where(t => t.StaticJwks == null && t.Kind == TrustedIssuerKinds.Oidc).ToListAsync(ct);
         var changed = false;
         foreach (var issuer in due.Where(t => t.FetchedAt is null || now - t.FetchedAt >= TimeSpan.FromMinutes(options.Value.IssuerRefreshMinutes) || t.LastError is not null))
         {

@@ -20,6 +20,12 @@ public sealed class TrustedIssuerSpec
     /// <summary>The <c>iss</c> its tokens carry, e.g. <c>https://token.actions.githubusercontent.com</c>; discovery is fetched from it unless <see cref="Jwks"/> is given.</summary>
     public string? Issuer { get; set; }
 
+    /// <summary><c>oidc</c> (default): JWTs validated by sidecars. <c>saml</c>: SAML 2.0 assertions exchanged at <c>/connect/token</c> (RFC 7522).</summary>
+    public string? Kind { get; set; }
+
+    /// <summary>SAML only: the identity provider's signing certificate, PEM.</summary>
+    public string? Certificate { get; set; }
+
     public List<string>? Audiences { get; set; }
 
     /// <summary>A static JWKS (<c>{"keys": [...]}</c>) for air-gapped setups; nothing is fetched then.</summary>

@@ -190,6 +190,8 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
                 issuer.LastError = null;
             }
             issuer.Issuer = spec.Issuer!;
+            issuer.Kind = spec.Kind!;
+            issuer.Certificate = spec.Certificate;
             issuer.Audiences = [.. spec.Audiences!];
             issuer.StaticJwks = staticJwks;
             issuer.Bindings = spec.Bindings!.Select(b => new BindingData(b.Name!, b.Agent!, b.Claims!.Select(ToCondition).ToList())).ToList();
@@ -272,6 +274,8 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     {
         Name = t.Name,
         Issuer = t.Issuer,
+        Kind = t.Kind,
+        Certificate = t.Certificate,
         Audiences = [.. t.Audiences],
         Jwks = t.StaticJwks is null ? null : JsonSerializer.Deserialize<JwksSpec>(t.StaticJwks, _compare),
         Bindings = t.Bindings.Select(b => new BindingSpec

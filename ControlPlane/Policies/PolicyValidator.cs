@@ -69,6 +69,17 @@ public static partial class PolicyValidator
     {
         if (t is null) { errors.Add(new(path, "must be an object")); return; }
         Name(t.Name, path, "trusted issuer", names, errors);
+        t.Kind ??= "oidc";
+        if (t.Kind == "saml")
+        {
+            ValidateSamlIssuer(t, path, urls, errors);
+            ValidateBindings(t, path, agents, errors);
+            return;
+        }
+        if (t.Kind != "oidc")
+            errors.Add(new($"{path}.kind", "must be 'oidc' or 'saml'"));
+        if (t.Certificate is not null)
+            errors.Add(new($"{path}.certificate", "is only for kind 'saml'; OIDC issuers use jwks or discovery"));
         if (string.IsNullOrEmpty(t.Issuer) || !Uri.TryCreate(t.Issuer, UriKind.Absolute, out var issuer))
             errors.Add(new($"{path}.issuer", "is required: the absolute URL its tokens carry in 'iss'"));
         else if (issuer.Scheme != Uri.UriSchemeHttps && !(issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback))
@@ -93,6 +104,38 @@ public static partial class PolicyValidator
                     errors.Add(new(kp, "must be an RSA key (n, e) or an EC P-256 key (x, y)"));
             }
         }
+        ValidateBindings(t, path, agents, errors);
+    }
+
+    private static void ValidateSamlIssuer(TrustedIssuerSpec t, string path, HashSet<string> urls, List<PolicyError> errors)
+    {
+        if (string.IsNullOrEmpty(t.Issuer))
+            errors.Add(new($"{path}.issuer", "is required: the identity provider's entity ID"));
+        else if (!urls.Add(t.Issuer))
+            errors.Add(new($"{path}.issuer", $"issuer '{t.Issuer}' is trusted twice"));
+        if (t.Jwks is not null)
+            errors.Add(new($"{path}.jwks", "SAML providers are trusted by certificate, not JWKS"));
+        t.Audiences ??= [];
+        if (t.Audiences.Any(string.IsNullOrWhiteSpace))
+            errors.Add(new($"{path}.audiences", "must not contain empty values"));
+        if (string.IsNullOrWhiteSpace(t.Certificate))
+        {
+            errors.Add(new($"{path}.certificate", "is required for kind 'saml': the PEM certificate that signs its assertions"));
+            return;
+        }
+        try
+        {
+            using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(t.Certificate);
+            t.Certificate = certificate.ExportCertificatePem();
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            errors.Add(new($"{path}.certificate", $"is not a PEM certificate: {e.Message}"));
+        }
+    }
+
+    private static void ValidateBindings(TrustedIssuerSpec t, string path, HashSet<string> agents, List<PolicyError> errors)
+    {
         t.Bindings ??= [];
         if (t.Bindings.Count == 0)
             errors.Add(new($"{path}.bindings", "name at least one binding: a trusted issuer without bindings grants nothing"));

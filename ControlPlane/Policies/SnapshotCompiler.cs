@@ -149,7 +149,8 @@ public sealed class SnapshotCompiler(
     private async Task<IdentityPolicy> CompileIdentityAsync(List<AgentPolicy> agents, CancellationToken ct)
     {
         var known = agents.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-        var issuers = await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct);
+        // SAML providers are exchanged at the control plane's token endpoint; sidecars see only JWT issuers.
+        var issuers = await db.TrustedIssuers.AsNoTracking().Where(t => t.Kind == TrustedIssuerKinds.Oidc).OrderBy(t => t.Name).ToListAsync(ct);
         var trusted = issuers
             .Select(t => new TrustedIssuerPolicy(
                 t.Name,

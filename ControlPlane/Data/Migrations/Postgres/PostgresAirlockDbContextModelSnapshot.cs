@@ -496,6 +496,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("Certificate")
+                        .HasColumnType("text");
+
                     b.Property<DateTimeOffset?>("FetchedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -503,6 +506,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .HasColumnType("text");
 
                     b.Property<string>("Issuer")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Kind")
                         .IsRequired()
                         .HasColumnType("text");
 
@@ -526,6 +533,22 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .IsUnique();
 
                     b.ToTable("TrustedIssuers");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.UsedAssertion", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("UsedAssertions");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>

@@ -487,6 +487,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Certificate")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("FetchedAt")
                         .HasColumnType("INTEGER");
 
@@ -494,6 +497,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Issuer")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
                         .IsRequired()
                         .HasColumnType("TEXT");
 
@@ -517,6 +524,22 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .IsUnique();
 
                     b.ToTable("TrustedIssuers");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.UsedAssertion", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("UsedAssertions");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
