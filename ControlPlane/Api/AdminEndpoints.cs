@@ -116,14 +116,15 @@ internal static class AdminEndpoints
         }).RequireAuthorization(AccessPolicies.Admin);
 
         // --- trusted issuers: key status (their definition is part of the policy document) ---------
-        api.MapGet("/trusted-issuers", async (AirlockDbContext db, CancellationToken ct) =>
+        api.MapGet("/trusted-issuer-status", async (AirlockDbContext db, CancellationToken ct) =>
             (await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct)).Select(t => new
             {
                 t.Name,
                 t.Issuer,
-                source = t.StaticJwks is null ? "discovery" : "static",
+                t.Kind,
+                source = t.Kind == TrustedIssuerKinds.Saml ? "certificate" : t.StaticJwks is null ? "discovery" : "static",
                 keys = Jwks.Parse(t.StaticJwks ?? t.FetchedJwks).Select(k => k.Kid),
-                status = t.StaticJwks is not null ? "ok" : t.LastError is not null ? (t.FetchedJwks is null ? "unreachable" : "stale") : t.FetchedAt is null ? "pending" : "ok",
+                status = t.StaticJwks is not null || t.Kind == TrustedIssuerKinds.Saml ? "ok" : t.LastError is not null ? (t.FetchedJwks is null ? "unreachable" : "stale") : t.FetchedAt is null ? "pending" : "ok",
                 t.FetchedAt,
                 t.LastAttemptAt,
                 t.LastError,

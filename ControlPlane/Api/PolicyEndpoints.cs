@@ -33,6 +33,7 @@ internal static class PolicyEndpoints
         MapEntity(api, "targets", "target", d => d.Targets!, s => s.Name);
         MapEntity(api, "roles", "role", d => d.Roles!, s => s.Name);
         MapEntity(api, "agents", "agent", d => d.Agents!, s => s.Name);
+        MapEntity(api, "trusted-issuers", "trusted issuer", d => d.TrustedIssuers!, s => s.Name);
         MapRules(api);
         MapAgentCredentials(api);
         return api;

@@ -31,6 +31,15 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
           - {name: approve, action: require_approval, match: {classes: [write], tables: [orders]}, approval: {mode: fail-fast, approvals: 2}}
         agents:
         - {name: ci-deploy, owner: alice, role: reader, description: deploys}
+        trustedIssuers:
+        - name: github
+          issuer: https://token.actions.githubusercontent.com
+          audiences: [https://github.com/acme]
+          jwks: {keys: [{kid: gh-1, kty: RSA, alg: RS256, use: sig, n: sXch2nrmDdDhVkkbbiDI4HFQaF4hlJ6xTe96FZyqDQ1JsHDQ2CEsJT_X6NJW5z3sYw, e: AQAB}]}
+          bindings:
+          - name: api
+            agent: ci-deploy
+            claims: [{claim: repository, exact: acme/api}, {claim: ref, glob: "refs/heads/*"}]
         """;
 
     [Fact]
@@ -39,11 +48,11 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
         await CreateSidecarAsync("edge-1");
         var result = await ApplyYamlAsync(Document);
         Assert.True(result.Succeeded);
-        Assert.Equal(4, result.Changes.Count);
+        Assert.Equal(5, result.Changes.Count);
         Assert.All(result.Changes, c => Assert.Equal("create", c.Action));
 
         var audit = await WithDb(db => db.AuditLog.Where(a => a.Actor == "test" && a.EntityType != "sidecar").ToListAsync());
-        Assert.Equal(4, audit.Count);
+        Assert.Equal(5, audit.Count);
         // The stored password appears nowhere in the audit trail, only the redaction marker.
         Assert.DoesNotContain(audit, a => (a.After ?? "").Contains("hunter2", StringComparison.Ordinal));
         Assert.Contains(audit, a => (a.After ?? "").Contains("(redacted)", StringComparison.Ordinal));
@@ -120,7 +129,7 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
     {
         await CreateSidecarAsync("edge-1");
         var result = await ApplyYamlAsync(Document, dryRun: true);
-        Assert.Equal(4, result.Changes.Count);
+        Assert.Equal(5, result.Changes.Count);
         Assert.Empty((await ExportAsync()).Targets!);
         Assert.Equal(0, await WithDb(db => db.AuditLog.CountAsync(a => a.Actor == "test" && a.EntityType != "sidecar")));
     }

@@ -129,3 +129,58 @@ public sealed class PolicyValidatorTests
         Assert.Contains("lisenPort", error!.Message + error.Path, StringComparison.Ordinal);
     }
 }
+
+public sealed class TrustedIssuerValidationTests
+{
+    private static readonly PolicyContext _context = new(new HashSet<string>(), new HashSet<string> { "alice" }, new HashSet<string>());
+
+    private const string Valid = """
+        roles:
+        - {name: r}
+        agents:
+        - {name: bot, owner: alice, role: r}
+        trustedIssuers:
+        - name: github
+          issuer: https://token.actions.githubusercontent.com
+          audiences: [https://github.com/acme]
+          bindings:
+          - name: b1
+            agent: bot
+            claims: [{claim: repository, exact: acme/api}, {claim: ref, oneOf: [refs/heads/main]}]
+        """;
+
+    private static IReadOnlyList<PolicyError> Validate(string yaml)
+    {
+        var (doc, error) = PolicyFormat.Parse<PolicyDocument>(yaml, yaml: true);
+        Assert.Null(error);
+        return PolicyValidator.ValidateAndNormalize(doc!, _context);
+    }
+
+    [Fact]
+    public void A_valid_issuer_has_no_errors() => Assert.Empty(Validate(Valid));
+
+    public static TheoryData<string, string, string> Bad => new()
+    {
+        { "issuer: https://token.actions.githubusercontent.com", "issuer: http://evil.example", "trustedIssuers[0].issuer: must be https" },
+        { "issuer: https://token.actions.githubusercontent.com", "issuer: not a url", "trustedIssuers[0].issuer: is required" },
+        { "audiences: [https://github.com/acme]", "audiences: []", "trustedIssuers[0].audiences: name at least one" },
+        { "agent: bot", "agent: ghost", "trustedIssuers[0].bindings[0].agent: agent 'ghost' is not defined" },
+        { "{claim: repository, exact: acme/api}", "{claim: repository, exact: acme/api, glob: 'a*'}", "trustedIssuers[0].bindings[0].claims[0]: give exactly one of" },
+        { "{claim: repository, exact: acme/api}", "{claim: repository, glob: '*'}", "trustedIssuers[0].bindings[0].claims[0].glob: a glob that matches everything" },
+        { "oneOf: [refs/heads/main]", "oneOf: []", "trustedIssuers[0].bindings[0].claims[1].oneOf: must list at least one value" },
+        { "claims: [{claim: repository, exact: acme/api}, {claim: ref, oneOf: [refs/heads/main]}]", "claims: []", "trustedIssuers[0].bindings[0].claims: name at least one claim condition" },
+        { "  audiences:", "  kind: ldap\n  audiences:", "trustedIssuers[0].kind: must be 'oidc' or 'saml'" },
+        { "  audiences:", "  kind: saml\n  audiences:", "trustedIssuers[0].certificate: is required for kind 'saml'" },
+        { "  audiences:", "  kind: saml\n  certificate: nope\n  audiences:", "trustedIssuers[0].certificate: is not a PEM certificate" },
+        { "  audiences:", "  jwks: {keys: [{kid: k, kty: oct}]}\n  audiences:", "trustedIssuers[0].jwks.keys[0]: must be an RSA key" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Bad))]
+    public void A_bad_issuer_reports_the_error_with_its_path(string find, string replace, string expected)
+    {
+        Assert.Contains(find, Valid, StringComparison.Ordinal);
+        var errors = Validate(Valid.Replace(find, replace, StringComparison.Ordinal));
+        Assert.Contains(errors, e => $"{e.Path}: {e.Message}".Contains(expected, StringComparison.Ordinal));
+    }
+}

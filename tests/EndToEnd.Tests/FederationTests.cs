@@ -86,7 +86,7 @@ public sealed class FederationTests
         Assert.Equal(HttpStatusCode.Unauthorized, expiredStatus);
         Assert.Contains("expired", expired.GetProperty("detail").GetString(), StringComparison.Ordinal);
 
-        var status = JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuers")).RootElement[0];
+        var status = JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuer-status")).RootElement[0];
         Assert.Equal(("discovery", "ok"), (status.GetProperty("source").GetString(), status.GetProperty("status").GetString()));
 
         // Disabling the agent is enforced by the sidecar from the next snapshot on, cached token or not.
@@ -108,7 +108,7 @@ public sealed class FederationTests
         // Discovery unreachable: the issuer's status says so, and its tokens are refused (no keys).
         Assert.Equal(HttpStatusCode.OK, (await cp.PutPolicyAsync(Policy(github.Issuer))).StatusCode);
         await PolicySyncTests.Eventually(async () =>
-            JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuers")).RootElement[0].GetProperty("status").GetString() == "unreachable");
+            JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuer-status")).RootElement[0].GetProperty("status").GetString() == "unreachable");
         await sidecar.WaitForVersionAsync(2);
         var (refused, body) = await CheckAsync(sidecar, github.Mint(GitHubClaims()));
         Assert.Equal(HttpStatusCode.Unauthorized, refused);
