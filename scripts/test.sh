@@ -24,9 +24,11 @@ set +e
 dotnet test ControlPlane.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$LOG"
 STATUS=${PIPESTATUS[0]}
 set -e
-PASSED=$(grep -E '^ +Passed: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
-FAILED=$(grep -E '^ +Failed: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
-SKIPPED=$(grep -E '^ +Skipped: +[0-9]+$' "$LOG" | awk '{s+=$2} END {print s+0}')
+# Sum the per-project totals (awk, not grep: a count with no matching line is 0, not an error).
+total() { awk -v key="$1" '$1 == key":" && $2 ~ /^[0-9]+$/ && NF == 2 {s += $2} END {print s + 0}' "$LOG"; }
+PASSED=$(total Passed)
+FAILED=$(total Failed)
+SKIPPED=$(total Skipped)
 rm -f "$LOG"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 exit "$STATUS"
