@@ -1,0 +1,107 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Airlock.Contracts.Hubs;
+
+namespace Airlock.Contracts.Recording;
+
+/// <summary>
+/// The hash chain of a recorded session, shared by the sidecar (which extends it), the control
+/// plane (which verifies on ingest and replay) and the offline bundle verifier. Pure: bytes in,
+/// hashes out.
+/// <code>
+/// canonical(e) = "airlock-event-v1\n" session "\n" seq "\n" unix-ms(time) "\n" type "\n" payload
+/// hash(e)      = SHA-256( raw(prevHash) ‖ canonical(e) )      prevHash of seq 1 = 64 × "0"
+/// head         = ECDSA-P256-SHA256( "airlock-chain-head-v1\n" session "\n" seq "\n" hash )
+/// </code>
+/// </summary>
+public static class EventChain
+{
+    public const string GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    public static byte[] Canonical(Guid session, long seq, DateTimeOffset time, string type, ReadOnlySpan<byte> payload)
+    {
+        var header = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+            $"airlock-event-v1\n{session:D}\n{seq}\n{time.ToUnixTimeMilliseconds()}\n{type}\n"));
+        var bytes = new byte[header.Length + payload.Length];
+        header.CopyTo(bytes, 0);
+        payload.CopyTo(bytes.AsSpan(header.Length));
+        return bytes;
+    }
+
+    public static string Hash(string prevHash, Guid session, long seq, DateTimeOffset time, string type, ReadOnlySpan<byte> payload)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(Convert.FromHexString(prevHash));
+        sha.AppendData(Canonical(session, seq, time, type, payload));
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>Creates the next event of a chain; time is truncated to the millisecond the hash covers.</summary>
+    public static RecordingEvent Next(RecordingEvent? previous, Guid session, DateTimeOffset time, string type, byte[] payload)
+    {
+        var seq = (previous?.Seq ?? 0) + 1;
+        var prev = previous?.Hash ?? GenesisHash;
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(time.ToUnixTimeMilliseconds());
+        return new RecordingEvent(session, seq, at, type, payload, prev, Hash(prev, session, seq, at, type, payload));
+    }
+
+    public static byte[] HeadInput(Guid session, long seq, string hash) =>
+        Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"airlock-chain-head-v1\n{session:D}\n{seq}\n{hash}"));
+
+    public static ChainHeadSignature SignHead(RecordingEvent head, ECDsa sidecarKey) =>
+        new(head.Session, head.Seq, head.Hash, sidecarKey.SignData(HeadInput(head.Session, head.Seq, head.Hash), HashAlgorithmName.SHA256));
+
+    public static bool VerifyHead(ChainHeadSignature head, byte[] sidecarPublicKey)
+    {
+        try
+        {
+            using var key = ECDsa.Create();
+            key.ImportSubjectPublicKeyInfo(sidecarPublicKey, out _);
+            return key.VerifyData(HeadInput(head.Session, head.Seq, head.Hash), head.Signature, HashAlgorithmName.SHA256);
+        }
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Where and why a chain does not verify; <see cref="BrokenAt"/> is null when it does.</summary>
+public sealed record ChainVerdict(long Events, long? BrokenAt, string? Reason, long SignedThrough)
+{
+    public bool Verifies => BrokenAt is null;
+}
+
+/// <summary>Verifies a whole recorded session: continuity, every hash, and the signed heads.</summary>
+public static class ChainVerifier
+{
+    public static ChainVerdict Verify(IReadOnlyList<RecordingEvent> events, IReadOnlyList<ChainHeadSignature> heads, byte[] sidecarPublicKey)
+    {
+        var prev = EventChain.GenesisHash;
+        var byHash = new Dictionary<long, string>();
+        for (var i = 0; i < events.Count; i++)
+        {
+            var e = events[i];
+            if (e.Seq != i + 1)
+                return new ChainVerdict(events.Count, i + 1, $"event {i + 1} is missing (found seq {e.Seq})", 0);
+            if (e.PrevHash != prev)
+                return new ChainVerdict(events.Count, e.Seq, $"chain broken at event {e.Seq}: it does not follow event {e.Seq - 1}", 0);
+            var expected = EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.Time, e.Type, e.Payload);
+            if (expected != e.Hash)
+                return new ChainVerdict(events.Count, e.Seq, $"chain broken at event {e.Seq}: its content does not match its hash", 0);
+            prev = e.Hash;
+            byHash[e.Seq] = e.Hash;
+        }
+        long signedThrough = 0;
+        foreach (var head in heads.OrderBy(h => h.Seq))
+        {
+            if (!byHash.TryGetValue(head.Seq, out var hash) || hash != head.Hash)
+                return new ChainVerdict(events.Count, head.Seq, $"signed head at event {head.Seq} does not match the chain", signedThrough);
+            if (!EventChain.VerifyHead(head, sidecarPublicKey))
+                return new ChainVerdict(events.Count, head.Seq, $"signature of the head at event {head.Seq} does not verify with the sidecar's key", signedThrough);
+            signedThrough = head.Seq;
+        }
+        return new ChainVerdict(events.Count, null, null, signedThrough);
+    }
+}

@@ -1,0 +1,54 @@
+using System.Text.Json;
+
+namespace Airlock.Contracts.Recording;
+
+/// <summary>The types of recorded events.</summary>
+public static class RecordingEventTypes
+{
+    public const string SessionStart = "session.start";
+    public const string Statement = "statement";
+    public const string ResultChunk = "result.chunk";
+    public const string Notice = "notice";
+    public const string Approval = "approval";
+    public const string MaskingSummary = "masking.summary";
+    public const string SessionEnd = "session.end";
+
+    public static IReadOnlyList<string> All { get; } = [SessionStart, Statement, ResultChunk, Notice, Approval, MaskingSummary, SessionEnd];
+}
+
+/// <summary>Who connected where, from where, and how.</summary>
+public sealed record SessionStartPayload(string Agent, string Role, string Target, string Sidecar, string ClientAddress, bool Tls);
+
+/// <summary>One statement: what was sent, how it was classified and decided, and what came of it.</summary>
+public sealed record StatementPayload(
+    string Text,
+    IReadOnlyList<string?> Parameters,
+    string Classification,
+    string Decision,
+    string? Rule,
+    double DurationMs,
+    long? Rows,
+    string? Error);
+
+/// <summary>Result rows exactly as the agent saw them (masked), up to the per-statement cap.</summary>
+public sealed record ResultChunkPayload(long Statement, IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string?>> Rows, bool Truncated);
+
+public sealed record NoticePayload(string Severity, string Message);
+
+public sealed record ApprovalPayload(long RequestId, string Outcome, string? DecidedBy, string? Comment);
+
+/// <summary>Per masked column (<c>table.column</c>), how many values were masked.</summary>
+public sealed record MaskingSummaryPayload(IReadOnlyDictionary<string, long> MaskedValues);
+
+/// <summary>Why the session ended: <c>client</c>, <c>server</c>, <c>terminated: …</c>, <c>error: …</c>.</summary>
+public sealed record SessionEndPayload(string Reason);
+
+/// <summary>Payloads are camelCase JSON; the bytes, once written, are what the chain hashes.</summary>
+public static class RecordingJson
+{
+    public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web);
+
+    public static byte[] Encode<T>(T payload) => JsonSerializer.SerializeToUtf8Bytes(payload, Options);
+
+    public static T? Decode<T>(ReadOnlySpan<byte> payload) => JsonSerializer.Deserialize<T>(payload, Options);
+}
