@@ -54,7 +54,11 @@ internal static class Hosting
     public static IHostApplicationBuilder AddAirlockSidecars(this IHostApplicationBuilder builder)
     {
         builder.Services.AddGrpc();
-        builder.Services.AddSignalR();
+        // Recording batches are up to ~1 MiB; SignalR's 32 KiB default would cut them off.
+        builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024);
+        builder.Services.AddScoped<Sessions.RecordingIngest>();
+        builder.Services.AddScoped<Sessions.SessionQueries>();
+        builder.Services.AddSingleton<Sessions.SessionNotifier>();
         builder.Services.AddSingleton<SidecarPresence>();
         builder.Services.AddScoped<SidecarService>();
         return builder;

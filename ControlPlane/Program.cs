@@ -31,7 +31,7 @@ app.UseAuthorization();
 app.UseAntiforgery();
 
 app.MapAirlockObservability();
-app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints();
+app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints().MapSessionEndpoints();
 app.MapGrpcService<PolicySyncService>();
 app.MapHub<SidecarHub>(SidecarHubPaths.Hub);
 app.MapAccountEndpoints();

@@ -26,6 +26,9 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
     public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
     public DbSet<UsedAssertion> UsedAssertions => Set<UsedAssertion>();
+    public DbSet<RecordedSession> Sessions => Set<RecordedSession>();
+    public DbSet<SessionEvent> SessionEvents => Set<SessionEvent>();
+    public DbSet<SessionHead> SessionHeads => Set<SessionHead>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -82,6 +85,15 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         modelBuilder.Entity<SnapshotVersion>(e => e.HasIndex(v => new { v.SidecarId, v.Version }).IsUnique());
         modelBuilder.Entity<AuditEntry>(e => e.HasIndex(a => a.At));
         modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
+        modelBuilder.Entity<RecordedSession>(e =>
+        {
+            e.HasIndex(s => s.StartedAt);
+            e.HasIndex(s => new { s.Agent, s.StartedAt });
+            e.HasIndex(s => new { s.Target, s.StartedAt });
+            e.HasIndex(s => s.Status);
+        });
+        modelBuilder.Entity<SessionEvent>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
+        modelBuilder.Entity<SessionHead>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
         modelBuilder.Entity<UsedAssertion>(e =>
         {
             e.Property(u => u.Id).HasMaxLength(200);

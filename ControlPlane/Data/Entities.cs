@@ -220,3 +220,57 @@ public sealed class UsedAssertion
 public sealed record BindingData(string Name, string Agent, List<ConditionData> Conditions);
 
 public sealed record ConditionData(string Claim, string Match, List<string> Values);
+
+/// <summary>A recorded session as the control plane stores it; its events are <see cref="SessionEvent"/> rows.</summary>
+public sealed class RecordedSession
+{
+    public Guid Id { get; set; }
+    public Guid SidecarId { get; set; }
+    public string Agent { get; set; } = "";
+    public string Role { get; set; } = "";
+    public string Target { get; set; } = "";
+    public string ClientAddress { get; set; } = "";
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    /// <summary><see cref="SessionStatuses"/>.</summary>
+    public string Status { get; set; } = SessionStatuses.Live;
+    public string? EndReason { get; set; }
+    public long EventCount { get; set; }
+    public long StatementCount { get; set; }
+    public long LastSeq { get; set; }
+    public string LastHash { get; set; } = Contracts.Recording.EventChain.GenesisHash;
+    /// <summary>The highest event covered by a verified sidecar signature.</summary>
+    public long SignedThrough { get; set; }
+    /// <summary><c>verified</c> (every event hashed and linked, heads signed), <c>broken</c> or <c>pending</c>.</summary>
+    public string Verification { get; set; } = "pending";
+    public long? BrokenAt { get; set; }
+    public string? VerificationDetail { get; set; }
+}
+
+public static class SessionStatuses
+{
+    public const string Live = "live";
+    public const string Ended = "ended";
+    public const string Interrupted = "interrupted";
+}
+
+/// <summary>One recorded event; (session, seq) is the key, so a duplicate upload cannot add a row.</summary>
+public sealed class SessionEvent
+{
+    public Guid SessionId { get; set; }
+    public long Seq { get; set; }
+    public DateTimeOffset Time { get; set; }
+    public required string Type { get; set; }
+    public required byte[] Payload { get; set; }
+    public required string PrevHash { get; set; }
+    public required string Hash { get; set; }
+}
+
+/// <summary>A chain head signed by the sidecar's enrolled key.</summary>
+public sealed class SessionHead
+{
+    public Guid SessionId { get; set; }
+    public long Seq { get; set; }
+    public required string Hash { get; set; }
+    public required byte[] Signature { get; set; }
+}

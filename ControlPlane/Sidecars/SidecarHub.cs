@@ -8,11 +8,11 @@ using Microsoft.EntityFrameworkCore;
 namespace Airlock.ControlPlane.Sidecars;
 
 /// <summary>
-/// The sidecars' SignalR endpoint: presence and heartbeats now; recording upload and approval
-/// requests arrive with their issues and are refused with a clear error until then.
+/// The sidecars' SignalR endpoint: presence, heartbeats and recording upload; approval requests
+/// arrive with their issue and are refused with a clear error until then.
 /// </summary>
 [Authorize(Policy = AccessPolicies.Sidecar)]
-internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, TimeProvider time, ILogger<SidecarHub> logger)
+internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, TimeProvider time, ILogger<SidecarHub> logger)
     : Hub<ISidecarClient>, ISidecarHub
 {
     public static string GroupFor(Guid sidecarId) => $"sidecar:{sidecarId}";
@@ -56,7 +56,7 @@ internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, 
     }
 
     public Task<RecordingAck> UploadRecording(RecordingBatch batch) =>
-        throw new HubException("recording ingest is not available on this control plane version");
+        ingest.IngestAsync(SidecarId, batch, Context.ConnectionAborted);
 
     public Task<ApprovalTicket> RequestApproval(ApprovalRequest request) =>
         throw new HubException("approvals are not available on this control plane version");

@@ -137,7 +137,7 @@ public sealed class SidecarProcess : IAsyncDisposable
 
     private static List<string> Args(string? controlPlane, string? token, string state, string url, IEnumerable<string>? extra)
     {
-        var args = new List<string> { "--state-dir", state, $"--Kestrel:Endpoints:Http:Url={url}", "--Sidecar:HeartbeatSeconds=1", "--Sidecar:MaxBackoffSeconds=2" };
+        var args = new List<string> { "--state-dir", state, $"--Kestrel:Endpoints:Http:Url={url}", "--Sidecar:HeartbeatSeconds=1", "--Sidecar:MaxBackoffSeconds=2", "--Sidecar:SyntheticSessions=true" };
         if (controlPlane is not null)
             args.AddRange(["--control-plane", controlPlane]);
         if (token is not null)
@@ -151,6 +151,16 @@ public sealed class SidecarProcess : IAsyncDisposable
     {
         await Process.DisposeAsync();
         Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, null));
+    }
+
+    /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>
+    public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true)
+    {
+        using var http = new HttpClient();
+        var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}", null);
+        response.EnsureSuccessStatusCode();
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return doc.RootElement.GetProperty("session").GetGuid();
     }
 
     /// <summary>GET /readyz: (status code, body).</summary>

@@ -18,12 +18,23 @@ internal sealed class HubClient(
     TimeProvider time,
     ILogger<HubClient> logger) : BackgroundService
 {
+    private HubConnection? _connection;
+
+    public bool IsConnected => _connection?.State == HubConnectionState.Connected;
+
+    /// <summary>Uploads a recording batch; the acknowledgement comes after the control plane committed it.</summary>
+    public Task<RecordingAck> UploadRecordingAsync(RecordingBatch batch, CancellationToken ct) =>
+        _connection is { State: HubConnectionState.Connected } connection
+            ? connection.InvokeAsync<RecordingAck>(nameof(ISidecarHub.UploadRecording), batch, ct)
+            : throw new InvalidOperationException("not connected to the control plane");
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await using var connection = new HubConnectionBuilder()
             .WithUrl(new Uri(new Uri(identity.ControlPlane), SidecarHubPaths.Hub), o => o.AccessTokenProvider = () => Task.FromResult<string?>(identity.Credential))
             .WithAutomaticReconnect(new ForeverRetryPolicy(TimeSpan.FromSeconds(options.Value.MaxBackoffSeconds)))
             .Build();
+        _connection = connection;
 
         connection.On<TerminateSessionCommand>(nameof(ISidecarClient.TerminateSession), command =>
             logger.LogWarning("Control plane asked to terminate session {Session} ({Reason}); no session gateway runs yet", command.Session, command.Reason));

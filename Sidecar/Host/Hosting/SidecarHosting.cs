@@ -55,7 +55,11 @@ internal static class SidecarHosting
         builder.Services.AddSingleton<SnapshotStore>();
         builder.Services.AddSingleton<Identity.AgentAuthenticator>();
         builder.Services.AddHostedService<PolicySyncClient>();
-        builder.Services.AddHostedService<HubClient>();
+        builder.Services.AddSingleton<HubClient>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HubClient>());
+        builder.Services.AddSingleton<Recording.SessionRecorder>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Recording.SessionRecorder>());
+        builder.Services.AddHostedService<Recording.RecordingUploader>();
     }
 
     public static void AddSidecarObservability(this WebApplicationBuilder builder)
@@ -86,6 +90,9 @@ internal static class SidecarHosting
             return Results.Json(new { ready = false, sidecar = identity.SidecarName, reason }, statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapPrometheusScrapingEndpoint("/metrics");
+
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SidecarOptions>>().Value.SyntheticSessions)
+            Recording.SyntheticSessions.Map(app);
 
         // Diagnostic: "who would this token be here?" — the same check a protocol listener makes.
         // POST the token as the bearer credential; 200 names agent and role, 401 says why not.

@@ -23,6 +23,12 @@ public sealed class SidecarOptions : IValidatableObject
     [Range(1, 600)]
     public int MaxBackoffSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// Exposes <c>POST /v1/synthetic-sessions</c>, which records generated sessions through the real
+    /// recorder: for load tests and demos of the recording pipeline. Off by default.
+    /// </summary>
+    public bool SyntheticSessions { get; set; }
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (ControlPlane is not null

@@ -224,6 +224,83 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.ToTable("EnrollmentTokens");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.RecordedSession", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Agent")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<long?>("BrokenAt")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("ClientAddress")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("EndReason")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset?>("EndedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<long>("EventCount")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("LastHash")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<Guid>("SidecarId")
+                        .HasColumnType("uuid");
+
+                    b.Property<long>("SignedThrough")
+                        .HasColumnType("bigint");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<long>("StatementCount")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Target")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Verification")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("VerificationDetail")
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("StartedAt");
+
+                    b.HasIndex("Status");
+
+                    b.HasIndex("Agent", "StartedAt");
+
+                    b.HasIndex("Target", "StartedAt");
+
+                    b.ToTable("Sessions");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Role", b =>
                 {
                     b.Property<Guid>("Id")
@@ -295,6 +372,59 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .IsUnique();
 
                     b.ToTable("Rules");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionEvent", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("uuid");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Hash")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<byte[]>("Payload")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.Property<string>("PrevHash")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("Time")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("SessionId", "Seq");
+
+                    b.ToTable("SessionEvents");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionHead", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("uuid");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint");
+
+                    b.Property<string>("Hash")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<byte[]>("Signature")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.HasKey("SessionId", "Seq");
+
+                    b.ToTable("SessionHeads");
                 });
 
             modelBuilder.Entity("Airlock.ControlPlane.Data.Sidecar", b =>

@@ -1,0 +1,25 @@
+using Airlock.ControlPlane.Identity;
+using Airlock.ControlPlane.Sessions;
+
+namespace Airlock.ControlPlane.Api;
+
+/// <summary><c>/api/v1/sessions</c>: list and filter recorded sessions, read their events, verify their chains.</summary>
+internal static class SessionEndpoints
+{
+    public static RouteGroupBuilder MapSessionEndpoints(this RouteGroupBuilder api)
+    {
+        api.MapGet("/sessions", (string? agent, string? target, string? status, DateTimeOffset? from, DateTimeOffset? to, int? take, SessionQueries q, CancellationToken ct) =>
+            q.ListAsync(new SessionFilter(agent, target, status, from, to, take ?? 100), ct))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet("/sessions/{id:guid}", async (Guid id, SessionQueries q, CancellationToken ct) =>
+            await q.GetAsync(id, ct) is { } s ? Results.Ok(s) : ApiProblems.NotFound($"session {id}"))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet("/sessions/{id:guid}/events", async (Guid id, long? after, int? take, SessionQueries q, CancellationToken ct) =>
+            await q.GetAsync(id, ct) is null ? ApiProblems.NotFound($"session {id}") : Results.Ok(await q.EventsAsync(id, after ?? 0, take ?? 1000, ct)))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/sessions/{id:guid}/verify", async (Guid id, SessionQueries q, CancellationToken ct) =>
+            await q.VerifyAsync(id, ct) is { } verdict ? Results.Ok(verdict) : ApiProblems.NotFound($"session {id}"))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        return api;
+    }
+}

@@ -1,0 +1,41 @@
+using Airlock.Contracts.Recording;
+using Airlock.Sidecar.ControlPlane;
+
+namespace Airlock.Sidecar.Recording;
+
+/// <summary>
+/// A session generator over the production recorder (enabled by <c>Sidecar:SyntheticSessions</c>):
+/// <c>POST /v1/synthetic-sessions?statements=N&amp;delayMs=D&amp;end=true</c> records a session start,
+/// N statements and, unless <c>end=false</c>, a session end, and returns the session id at once.
+/// </summary>
+internal static class SyntheticSessions
+{
+    public static void Map(WebApplication app) =>
+        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, SessionRecorder recorder, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
+        {
+            var session = Guid.NewGuid();
+            if (!recorder.TryRecord(session, RecordingEventTypes.SessionStart,
+                    RecordingJson.Encode(new SessionStartPayload("synthetic", "synthetic", "synthetic", identity.SidecarName, "127.0.0.1:0", false))))
+                return Results.Problem(statusCode: 503, title: "Recorder full", detail: "the recorder cannot keep up; refusing new sessions (fail closed)");
+            var count = Math.Clamp(statements ?? 10, 0, 1_000_000);
+            var delay = TimeSpan.FromMilliseconds(Math.Clamp(delayMs ?? 0, 0, 60_000));
+            _ = Task.Run(async () =>
+            {
+                for (var i = 1; i <= count; i++)
+                {
+                    var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null));
+                    // Fail closed: a statement the recorder cannot take is not "run".
+                    while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
+                        await Task.Delay(5, lifetime.ApplicationStopping);
+                    if (delay > TimeSpan.Zero)
+                        await Task.Delay(delay, lifetime.ApplicationStopping);
+                }
+                if (end ?? true)
+                    while (!recorder.TryRecord(session, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client"))))
+                        await Task.Delay(5, lifetime.ApplicationStopping);
+            }, lifetime.ApplicationStopping).ContinueWith(
+                t => logger.LogWarning("Synthetic session {Session} stopped: {Error}", session, t.Exception?.GetBaseException().Message),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            return Results.Ok(new { session });
+        });
+}

@@ -1,0 +1,100 @@
+using System.Net;
+using System.Text.Json;
+using Airlock.Testing;
+using Microsoft.EntityFrameworkCore;
+
+namespace Airlock.EndToEnd.Tests;
+
+/// <summary>The recording pipeline with real processes: recorder → spool → SignalR upload → store → verification, and its faults.</summary>
+public sealed class RecordingTests
+{
+    private static async Task<JsonElement> SessionAsync(ControlPlaneProcess cp, Guid id)
+    {
+        var response = await cp.Api.GetAsync($"/api/v1/sessions/{id}");
+        return response.StatusCode == HttpStatusCode.OK ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() : default;
+    }
+
+    private static async Task<JsonElement> WaitForSessionAsync(ControlPlaneProcess cp, Guid id, Func<JsonElement, bool> until, int seconds = 30)
+    {
+        JsonElement session = default;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            session = await SessionAsync(cp, id);
+            return session.ValueKind == JsonValueKind.Object && until(session);
+        }, seconds);
+        return session;
+    }
+
+    [Fact]
+    public async Task A_session_arrives_whole_verified_and_leaves_nothing_spooled_and_an_edited_row_is_detected()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 200);
+        var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "ended");
+        Assert.Equal(202, session.GetProperty("eventCount").GetInt64());
+        Assert.Equal(200, session.GetProperty("statementCount").GetInt64());
+        Assert.Equal("verified", session.GetProperty("verification").GetString());
+        await PolicySyncTests.Eventually(() => Task.FromResult(!Directory.EnumerateFiles(Path.Combine(sidecar.StateDirectory, "spool")).Any()));
+
+        var events = JsonDocument.Parse(await cp.Api.GetStringAsync($"/api/v1/sessions/{id}/events?take=5")).RootElement;
+        Assert.Equal("session.start", events[0].GetProperty("type").GetString());
+        Assert.Equal("SELECT 1 /* synthetic */", events[1].GetProperty("payload").GetProperty("text").GetString());
+
+        var verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Null(verdict.GetProperty("brokenAt").GetString());
+
+        // Someone edits a stored row: the chain no longer verifies, and says where.
+        await using (var db = new ControlPlane.Data.SqliteAirlockDbContext(new DbContextOptionsBuilder<ControlPlane.Data.SqliteAirlockDbContext>()
+            .UseSqlite($"Data Source={Path.Combine(cp.StateDirectory, "airlock.db")}").Options))
+        {
+            var row = await db.SessionEvents.SingleAsync(e => e.SessionId == id && e.Seq == 57);
+            row.Payload = System.Text.Encoding.UTF8.GetBytes("{\"text\":\"SELECT harmless\"}");
+            await db.SaveChangesAsync();
+        }
+        verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(57, verdict.GetProperty("brokenAt").GetInt64());
+        Assert.Contains("chain broken at event 57", verdict.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal("broken", (await SessionAsync(cp, id)).GetProperty("verification").GetString());
+    }
+
+    [Fact]
+    public async Task The_control_plane_dying_mid_session_loses_nothing()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 300, delayMs: 10);
+        await WaitForSessionAsync(cp, id, s => s.GetProperty("eventCount").GetInt64() > 20);
+        await cp.StopAsync();
+        await Task.Delay(2000); // the session goes on while the control plane is away
+        await cp.RestartAsync();
+
+        var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "ended", seconds: 60);
+        Assert.Equal(302, session.GetProperty("eventCount").GetInt64());
+        Assert.Equal("verified", session.GetProperty("verification").GetString());
+    }
+
+    [Fact]
+    public async Task A_killed_sidecar_uploads_its_spool_after_restart_and_the_session_is_interrupted_but_verifies()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 100_000, delayMs: 2, end: false);
+        await WaitForSessionAsync(cp, id, s => s.GetProperty("eventCount").GetInt64() > 50);
+        await sidecar.Process.KillAsync(); // SIGKILL: no shutdown, perhaps a torn record
+        await sidecar.RestartAsync();
+
+        var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "interrupted", seconds: 60);
+        Assert.Equal("verified", session.GetProperty("verification").GetString());
+        Assert.StartsWith("interrupted", session.GetProperty("endReason").GetString(), StringComparison.Ordinal);
+        var verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(session.GetProperty("eventCount").GetInt64(), verdict.GetProperty("events").GetInt64());
+        Assert.Equal(JsonValueKind.Null, verdict.GetProperty("brokenAt").ValueKind);
+    }
+}
