@@ -58,6 +58,7 @@ internal static class Hosting
         builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024);
         builder.Services.AddScoped<Sessions.RecordingIngest>();
         builder.Services.AddScoped<Sessions.SessionQueries>();
+        builder.Services.AddScoped<Sessions.SessionControl>();
         builder.Services.AddSingleton<Sessions.SessionNotifier>();
         builder.Services.AddSingleton<SidecarPresence>();
         builder.Services.AddScoped<SidecarService>();

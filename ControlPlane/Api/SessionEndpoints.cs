@@ -3,6 +3,8 @@ using Airlock.ControlPlane.Sessions;
 
 namespace Airlock.ControlPlane.Api;
 
+public sealed record TerminateRequest(string? Reason);
+
 /// <summary><c>/api/v1/sessions</c>: list and filter recorded sessions, read their events, verify their chains.</summary>
 internal static class SessionEndpoints
 {
@@ -20,6 +22,11 @@ internal static class SessionEndpoints
         api.MapPost("/sessions/{id:guid}/verify", async (Guid id, SessionQueries q, CancellationToken ct) =>
             await q.VerifyAsync(id, ct) is { } verdict ? Results.Ok(verdict) : ApiProblems.NotFound($"session {id}"))
             .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/sessions/{id:guid}/terminate", async (Guid id, TerminateRequest? body, SessionControl control, HttpContext http, CancellationToken ct) =>
+            await control.TerminateAsync(id, body?.Reason ?? "terminated by an administrator", http.User.Actor(), ct)
+                ? Results.Accepted()
+                : Results.Problem(statusCode: 409, title: "Not terminable", detail: "the session is not live, or its sidecar is not connected"))
+            .RequireAuthorization(AccessPolicies.Admin);
         return api;
     }
 }

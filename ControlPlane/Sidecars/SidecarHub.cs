@@ -12,7 +12,7 @@ namespace Airlock.ControlPlane.Sidecars;
 /// arrive with their issue and are refused with a clear error until then.
 /// </summary>
 [Authorize(Policy = AccessPolicies.Sidecar)]
-internal sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, TimeProvider time, ILogger<SidecarHub> logger)
+public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, TimeProvider time, ILogger<SidecarHub> logger)
     : Hub<ISidecarClient>, ISidecarHub
 {
     public static string GroupFor(Guid sidecarId) => $"sidecar:{sidecarId}";

@@ -49,6 +49,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await Assertions.Expect(page.GetByTestId("signed-in-user")).ToHaveTextAsync("admin");
 
         // The sidecar goes away; the page follows over its live circuit, with no reload.
+        await page.Locator("[data-interactive=true]").WaitForAsync();
         await sidecar.Process.KillAsync();
         await Assertions.Expect(state).ToHaveTextAsync("offline", new() { Timeout = 30000 });
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "airlock-sidecars-page.png") });
@@ -64,5 +65,60 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await page.FillAsync("input[name=password]", "not-the-password");
         await page.ClickAsync("button[type=submit]");
         await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Wrong user name or password");
+    }
+}
+
+/// <summary>The session replay in the browser: the timeline, the verification badge, and events arriving live.</summary>
+public sealed class SessionPagesBrowserTests : IAsyncLifetime
+{
+    private IPlaywright? _playwright;
+    private IBrowser? _browser;
+
+    public async Task InitializeAsync()
+    {
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Environment.GetEnvironmentVariable("AIRLOCK_CHROMIUM") ?? "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null)
+            await _browser.DisposeAsync();
+        _playwright?.Dispose();
+    }
+
+    [Fact]
+    public async Task A_live_session_grows_on_screen_and_ends_verified()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 40, delayMs: 100);
+
+        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        await page.GotoAsync("/account/login?returnUrl=%2Fsessions");
+        await page.FillAsync("input[name=userName]", "admin");
+        await page.FillAsync("input[name=password]", ControlPlaneProcess.AdminPassword);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => url.EndsWith("/sessions", StringComparison.Ordinal));
+        await Assertions.Expect(page.GetByTestId($"status-{id}")).ToHaveTextAsync("live", new() { Timeout = 15000 });
+        // Click only once the live circuit drives the page, not its prerendered HTML.
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+
+        await page.GetByTestId($"session-{id}").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("event-1")).ToBeVisibleAsync();
+        // Still live: later events appear without a reload, then the session ends and verifies.
+        await Assertions.Expect(page.GetByTestId("event-30")).ToBeVisibleAsync(new() { Timeout = 20000 });
+        await Assertions.Expect(page.GetByTestId("session-status")).ToHaveTextAsync("ended", new() { Timeout = 20000 });
+        await Assertions.Expect(page.GetByTestId("event-42")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId($"chain-{id}")).ToContainTextAsync("verified");
+        await page.GetByTestId("verify").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("message")).ToContainTextAsync("The chain of 42 events verifies");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "airlock-session-page.png"), FullPage = false });
     }
 }

@@ -97,4 +97,25 @@ public sealed class RecordingTests
         Assert.Equal(session.GetProperty("eventCount").GetInt64(), verdict.GetProperty("events").GetInt64());
         Assert.Equal(JsonValueKind.Null, verdict.GetProperty("brokenAt").ValueKind);
     }
+
+    [Fact]
+    public async Task An_admin_terminates_a_live_session_and_the_sidecar_closes_it_with_the_reason()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+        await PolicySyncTests.Eventually(async () => (await cp.GetSidecarAsync("edge-1")).GetProperty("online").GetBoolean());
+
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 100_000, delayMs: 5, end: false);
+        await WaitForSessionAsync(cp, id, s => s.GetProperty("eventCount").GetInt64() > 5);
+        var terminate = await cp.Api.PostAsync($"/api/v1/sessions/{id}/terminate", System.Net.Http.Json.JsonContent.Create(new { reason = "suspicious bulk export" }));
+        Assert.Equal(HttpStatusCode.Accepted, terminate.StatusCode);
+
+        var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "ended");
+        Assert.Contains("suspicious bulk export", session.GetProperty("endReason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("terminated by apikey:bootstrap", session.GetProperty("endReason").GetString(), StringComparison.Ordinal);
+        Assert.Equal("verified", session.GetProperty("verification").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, (await cp.Api.PostAsync($"/api/v1/sessions/{id}/terminate", null)).StatusCode);
+        Assert.Contains("\"action\":\"terminate\"", (await cp.Api.GetStringAsync("/api/v1/audit?entityType=session")).Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
 }

@@ -14,6 +14,7 @@ internal sealed class HubClient(
     SidecarIdentity identity,
     SnapshotStore store,
     Identity.AgentAuthenticator authenticator,
+    Recording.LiveSessions liveSessions,
     IOptions<SidecarOptions> options,
     TimeProvider time,
     ILogger<HubClient> logger) : BackgroundService
@@ -36,8 +37,14 @@ internal sealed class HubClient(
             .Build();
         _connection = connection;
 
-        connection.On<TerminateSessionCommand>(nameof(ISidecarClient.TerminateSession), command =>
-            logger.LogWarning("Control plane asked to terminate session {Session} ({Reason}); no session gateway runs yet", command.Session, command.Reason));
+        connection.On<TerminateSessionCommand>(nameof(ISidecarClient.TerminateSession), async command =>
+        {
+            var reason = $"terminated by {command.RequestedBy}: {command.Reason}";
+            if (await liveSessions.TerminateAsync(command.Session, reason))
+                logger.LogWarning("Session {Session} {Reason}", command.Session, reason);
+            else
+                logger.LogWarning("Terminate for session {Session}: not live on this sidecar", command.Session);
+        });
         connection.On<ApprovalDecision>(nameof(ISidecarClient.ApprovalDecided), decision =>
             logger.LogInformation("Approval request {Request} decided: {Outcome}", decision.RequestId, decision.Outcome));
         connection.Reconnected += _ =>

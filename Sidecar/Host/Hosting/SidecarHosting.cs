@@ -57,6 +57,7 @@ internal static class SidecarHosting
         builder.Services.AddHostedService<PolicySyncClient>();
         builder.Services.AddSingleton<HubClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HubClient>());
+        builder.Services.AddSingleton<Recording.LiveSessions>();
         builder.Services.AddSingleton<Recording.SessionRecorder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Recording.SessionRecorder>());
         builder.Services.AddHostedService<Recording.RecordingUploader>();

@@ -11,7 +11,7 @@ namespace Airlock.Sidecar.Recording;
 internal static class SyntheticSessions
 {
     public static void Map(WebApplication app) =>
-        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, SessionRecorder recorder, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
+        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
         {
             var session = Guid.NewGuid();
             if (!recorder.TryRecord(session, RecordingEventTypes.SessionStart,
@@ -19,23 +19,46 @@ internal static class SyntheticSessions
                 return Results.Problem(statusCode: 503, title: "Recorder full", detail: "the recorder cannot keep up; refusing new sessions (fail closed)");
             var count = Math.Clamp(statements ?? 10, 0, 1_000_000);
             var delay = TimeSpan.FromMilliseconds(Math.Clamp(delayMs ?? 0, 0, 60_000));
+            var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
+            string? terminated = null;
+            var registration = live.Register(session, reason =>
+            {
+                terminated = reason;
+                stop.Cancel();
+                return Task.CompletedTask;
+            });
             _ = Task.Run(async () =>
             {
-                for (var i = 1; i <= count; i++)
+                using var registered = registration;
+                using var stopping = stop;
+                try
                 {
-                    var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null));
-                    // Fail closed: a statement the recorder cannot take is not "run".
-                    while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
-                        await Task.Delay(5, lifetime.ApplicationStopping);
-                    if (delay > TimeSpan.Zero)
-                        await Task.Delay(delay, lifetime.ApplicationStopping);
+                    await RunAsync(recorder, session, count, delay, end ?? true, stop.Token);
                 }
-                if (end ?? true)
-                    while (!recorder.TryRecord(session, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client"))))
+                catch (OperationCanceledException) when (terminated is not null)
+                {
+                    while (!recorder.TryRecord(session, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(terminated))))
                         await Task.Delay(5, lifetime.ApplicationStopping);
+                }
             }, lifetime.ApplicationStopping).ContinueWith(
                 t => logger.LogWarning("Synthetic session {Session} stopped: {Error}", session, t.Exception?.GetBaseException().Message),
                 CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             return Results.Ok(new { session });
         });
+
+    private static async Task RunAsync(SessionRecorder recorder, Guid session, int count, TimeSpan delay, bool end, CancellationToken ct)
+    {
+        for (var i = 1; i <= count; i++)
+        {
+            var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null));
+            // Fail closed: a statement the recorder cannot take is not "run".
+            while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
+                await Task.Delay(5, ct);
+            if (delay > TimeSpan.Zero)
+                await Task.Delay(delay, ct);
+        }
+        if (end)
+            while (!recorder.TryRecord(session, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client"))))
+                await Task.Delay(5, ct);
+    }
 }
