@@ -5,8 +5,13 @@ using Airlock.ControlPlane.Data;
 using Airlock.ControlPlane.Identity;
 using Airlock.ControlPlane.Observability;
 using Airlock.ControlPlane.Policies;
+using Airlock.ControlPlane.Sessions;
 using Airlock.ControlPlane.Sidecars;
 using Airlock.Contracts.Hubs;
+
+// Offline tool: verify an exported session bundle without starting anything.
+if (args.Length > 0 && args[0] == BundleCommand.Verb)
+    return BundleCommand.Run(args, Console.Out);
 
 // Content root is where the binaries are, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -39,6 +44,7 @@ app.MapAgentTokenIssuer();
 app.MapAirlockConsole();
 
 app.Run();
+return 0;
 
 /// <summary>Entry point marker for tests.</summary>
 public partial class Program;

@@ -38,6 +38,20 @@ public sealed class SessionQueries(AirlockDbContext db)
         return rows.Select(e => new EventView(e.Seq, e.Time, e.Type, ParsePayload(e.Payload), e.PrevHash, e.Hash)).ToList();
     }
 
+    /// <summary>Everything needed to verify the session elsewhere, offline.</summary>
+    public async Task<SessionBundle?> ExportAsync(Guid id, TimeProvider time, CancellationToken ct)
+    {
+        var session = await db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct);
+        if (session is null)
+            return null;
+        var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == session.SidecarId, ct);
+        var events = (await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct))
+            .Select(e => new RecordingEvent(e.SessionId, e.Seq, e.Time, e.Type, e.Payload, e.PrevHash, e.Hash)).ToList();
+        var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).OrderBy(h => h.Seq).ToListAsync(ct))
+            .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
+        return new SessionBundle(SessionBundle.CurrentFormat, id, sidecar.Name, sidecar.SigningPublicKey ?? [], time.GetUtcNow(), events, heads);
+    }
+
     /// <summary>Recomputes the whole chain from the stored rows: an edited row shows as "chain broken at event N".</summary>
     public async Task<ChainVerdict?> VerifyAsync(Guid id, CancellationToken ct)
     {

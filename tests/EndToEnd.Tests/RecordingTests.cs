@@ -46,6 +46,23 @@ public sealed class RecordingTests
         var verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;
         Assert.Null(verdict.GetProperty("brokenAt").GetString());
 
+        // The exported bundle verifies offline with the documented command; an edited bundle does not.
+        var bundlePath = Path.Combine(cp.StateDirectory, "bundle.json");
+        await File.WriteAllTextAsync(bundlePath, await cp.Api.GetStringAsync($"/api/v1/sessions/{id}/export"));
+        await using (var verify = ManagedProcess.Start("verify-bundle", Binaries.ControlPlane, ["verify-bundle", bundlePath]))
+        {
+            Assert.Equal(0, await verify.WaitForExitAsync());
+            Assert.Contains("OK: the chain verifies; signed through event 202 of 202", verify.Output, StringComparison.Ordinal);
+        }
+        var bundle = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(bundlePath))!;
+        bundle["events"]![99]!["payload"] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("{\"text\":\"SELECT 1\"}"));
+        await File.WriteAllTextAsync(bundlePath, bundle.ToJsonString());
+        await using (var verify = ManagedProcess.Start("verify-bundle", Binaries.ControlPlane, ["verify-bundle", bundlePath]))
+        {
+            Assert.Equal(1, await verify.WaitForExitAsync());
+            Assert.Contains("FAILED: chain broken at event 100", verify.Output, StringComparison.Ordinal);
+        }
+
         // Someone edits a stored row: the chain no longer verifies, and says where.
         await using (var db = new ControlPlane.Data.SqliteAirlockDbContext(new DbContextOptionsBuilder<ControlPlane.Data.SqliteAirlockDbContext>()
             .UseSqlite($"Data Source={Path.Combine(cp.StateDirectory, "airlock.db")}").Options))
