@@ -59,6 +59,9 @@ internal static class Hosting
         builder.Services.AddScoped<Sessions.RecordingIngest>();
         builder.Services.AddScoped<Sessions.SessionQueries>();
         builder.Services.AddScoped<Sessions.SessionControl>();
+        builder.Services.AddOptions<Sessions.RecordingOptions>().Bind(builder.Configuration.GetSection("Airlock:Recordings")).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<Sessions.RetentionPurger>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sessions.RetentionPurger>());
         builder.Services.AddSingleton<Sessions.SessionNotifier>();
         builder.Services.AddSingleton<SidecarPresence>();
         builder.Services.AddScoped<SidecarService>();
