@@ -26,10 +26,14 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         var storedThrough = new Dictionary<Guid, long>();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var sessionIds = batch.Events.Select(e => e.Session).Concat(batch.Heads.Select(h => h.Session)).Distinct().ToList();
+        // One query for every session of the batch; entities are added without per-add change detection.
+        var known = await db.Sessions.Where(s => sessionIds.Contains(s.Id)).ToDictionaryAsync(s => s.Id, ct);
+        var eventsBySession = batch.Events.GroupBy(e => e.Session).ToDictionary(g => g.Key, g => g.OrderBy(e => e.Seq).ToList());
+        db.ChangeTracker.AutoDetectChangesEnabled = false;
         foreach (var id in sessionIds)
         {
-            var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == id, ct);
-            var events = batch.Events.Where(e => e.Session == id).OrderBy(e => e.Seq).ToList();
+            var session = known.GetValueOrDefault(id);
+            var events = eventsBySession.GetValueOrDefault(id) ?? [];
             if (session is null)
             {
                 if (events.Count == 0 || events[0].Seq != 1)
@@ -84,6 +88,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 session.Verification = session.SignedThrough == session.LastSeq ? "verified" : "pending";
             storedThrough[id] = session.LastSeq;
         }
+        db.ChangeTracker.DetectChanges();
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         if (storedThrough.Count > 0)

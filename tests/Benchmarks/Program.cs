@@ -4,6 +4,7 @@ return args.FirstOrDefault() switch
 {
     "policy-propagation" => await PolicyPropagation.RunAsync(args[1..]),
     "token-validation" => await TokenValidation.RunAsync(args[1..]),
+    "recording-ingest" => await RecordingIngest.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -20,6 +21,10 @@ static int Usage()
           token-validation [seconds per measurement, default 2]
               Agent-token validations per second on one core at the sidecar, RS256 and
               ES256, cold (full offline validation) and cached (already validated token).
+
+          recording-ingest [--sessions 50] [--rate 20000] [--seconds 20] [--sqlite]
+              Sustained recording ingest into PostgreSQL (AIRLOCK_TEST_POSTGRES) with the
+              sidecar's recorder, spool and uploader: events/s and lag to acknowledgement.
         """);
     return 2;
 }

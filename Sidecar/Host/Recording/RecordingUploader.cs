@@ -6,15 +6,35 @@ using Airlock.Sidecar.ControlPlane;
 namespace Airlock.Sidecar.Recording;
 
 /// <summary>
-/// Streams spooled events to the control plane in batches and forgets only what it acknowledged:
-/// per session an <c>.ack</c> file holds the highest stored sequence; a spool whose session ended
-/// and is acknowledged to its last event is deleted. After a reconnect or a restart the upload
-/// resumes after the acknowledged sequence; duplicates are ignored by the control plane.
+/// Streams spooled events to the control plane and forgets only what it acknowledged:
+/// <list type="number">
+/// <item>per spool it remembers how far it has read, so each pass reads only new bytes;</item>
+/// <item>one upload carries events of many sessions (≤ <see cref="MaxBatchEvents"/>, ≤ <see cref="MaxBatchBytes"/>);</item>
+/// <item>the acknowledgement names, per session, the highest stored sequence, kept in an <c>.ack</c> file;</item>
+/// <item>a spool whose session ended and is acknowledged to its last event is deleted.</item>
+/// </list>
+/// After a reconnect or a restart the upload resumes after the acknowledged sequence; duplicates are
+/// ignored by the control plane.
 /// </summary>
 internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, ILogger<RecordingUploader> logger) : BackgroundService
 {
-    public const int MaxBatchEvents = 500;
-    public const int MaxBatchBytes = 1024 * 1024;
+    public const int MaxBatchEvents = 2000;
+    public const int MaxBatchBytes = 2 * 1024 * 1024;
+
+    /// <summary>Raised when the control plane acknowledged a session through a sequence number.</summary>
+    public event Action<Guid, long>? Acknowledged;
+
+    private sealed class SpoolState
+    {
+        public long Acked;
+        public long ReadOffset;
+        public readonly List<(RecordingEvent Event, long EndOffset)> Pending = [];
+        public readonly List<ChainHeadSignature> Heads = [];
+        public bool Ended;
+        public long LastSeq;
+    }
+
+    private readonly Dictionary<Guid, SpoolState> _spools = [];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -36,6 +56,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 logger.LogWarning("Recording upload paused: {Error}; events stay spooled", e.Message);
+                _spools.Clear(); // re-read from the acknowledged state
             }
             try
             {
@@ -48,59 +69,106 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         }
     }
 
-    /// <summary>Uploads one batch per spool that has unacknowledged events; true when something was sent.</summary>
+    /// <summary>Sends one batch of unacknowledged events across spools; true when something was sent.</summary>
     private async Task<bool> UploadOnceAsync(CancellationToken ct)
     {
         if (!Directory.Exists(recorder.SpoolDirectory) || !hub.IsConnected)
             return false;
-        var sent = false;
-        foreach (var path in Directory.EnumerateFiles(recorder.SpoolDirectory, "*" + SessionRecorder.SpoolExtension).ToList())
+        foreach (var path in Directory.EnumerateFiles(recorder.SpoolDirectory, "*" + SessionRecorder.SpoolExtension))
+            if (Guid.TryParse(Path.GetFileNameWithoutExtension(path), out var session))
+                await ReadNewAsync(session, path, ct);
+
+        var events = new List<RecordingEvent>();
+        var heads = new List<ChainHeadSignature>();
+        var size = 0;
+        foreach (var (session, state) in _spools)
         {
-            if (!Guid.TryParse(Path.GetFileNameWithoutExtension(path), out var session))
-                continue;
-            var ackPath = Path.ChangeExtension(path, ".ack");
-            var acked = File.Exists(ackPath) && long.TryParse(await File.ReadAllTextAsync(ackPath, ct), CultureInfo.InvariantCulture, out var a) ? a : 0;
-            byte[] bytes;
-            await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+            foreach (var (e, _) in state.Pending)
             {
-                bytes = new byte[stream.Length];
-                await stream.ReadExactlyAsync(bytes, ct);
-            }
-            var records = SpoolCodec.Decode(bytes).Records;
-            var lastEvent = records.LastOrDefault(r => r.Event is not null)?.Event;
-            var events = new List<RecordingEvent>();
-            var size = 0;
-            foreach (var r in records)
-            {
-                if (r.Event is not { } e || e.Seq <= acked)
-                    continue;
                 if (events.Count >= MaxBatchEvents || size + e.Payload.Length > MaxBatchBytes && events.Count > 0)
                     break;
                 events.Add(e);
                 size += e.Payload.Length;
             }
-            if (events.Count == 0)
-            {
-                if (lastEvent is { Type: RecordingEventTypes.SessionEnd } && acked >= lastEvent.Seq)
-                {
-                    File.Delete(path);
-                    File.Delete(ackPath);
-                }
+            var through = events.LastOrDefault(e => e.Session == session)?.Seq ?? state.Acked;
+            heads.AddRange(state.Heads.Where(h => h.Seq > state.Acked && h.Seq <= through));
+            if (events.Count >= MaxBatchEvents || size >= MaxBatchBytes)
+                break;
+        }
+        if (events.Count == 0)
+        {
+            Cleanup();
+            return false;
+        }
+
+        var ack = await hub.UploadRecordingAsync(new RecordingBatch(events, heads), ct);
+        foreach (var (session, stored) in ack.StoredThrough)
+        {
+            if (!_spools.TryGetValue(session, out var state) || stored <= state.Acked)
                 continue;
-            }
-            var through = events[^1].Seq;
-            var heads = records.Where(r => r.Head is { } h && h.Seq > acked && h.Seq <= through).Select(r => r.Head!).ToList();
-            var ack = await hub.UploadRecordingAsync(new RecordingBatch(events, heads), ct);
-            if (ack.StoredThrough.TryGetValue(session, out var stored) && stored > acked)
+            state.Acked = stored;
+            state.Pending.RemoveAll(p => p.Event.Seq <= stored);
+            state.Heads.RemoveAll(h => h.Seq <= stored);
+            await Hosting.StateFiles.WriteAtomicAsync(AckPath(session), System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct);
+            Acknowledged?.Invoke(session, stored);
+        }
+        foreach (var session in events.Select(e => e.Session).Distinct())
+            if (!ack.StoredThrough.ContainsKey(session))
+                logger.LogWarning("The control plane did not store session {Session}; retrying later", session);
+        Cleanup();
+        return true;
+    }
+
+    /// <summary>Reads the records appended since the last pass (all of them the first time, skipping acknowledged ones).</summary>
+    private async Task ReadNewAsync(Guid session, string path, CancellationToken ct)
+    {
+        if (!_spools.TryGetValue(session, out var state))
+        {
+            var ackPath = AckPath(session);
+            state = new SpoolState
             {
-                await Hosting.StateFiles.WriteAtomicAsync(ackPath, System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct);
-                sent = true;
-            }
-            else
+                Acked = File.Exists(ackPath) && long.TryParse(await File.ReadAllTextAsync(ackPath, ct), CultureInfo.InvariantCulture, out var a) ? a : 0,
+            };
+            _spools[session] = state;
+        }
+        byte[] fresh;
+        await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            if (stream.Length <= state.ReadOffset)
+                return;
+            stream.Seek(state.ReadOffset, SeekOrigin.Begin);
+            fresh = new byte[stream.Length - state.ReadOffset];
+            await stream.ReadExactlyAsync(fresh, ct);
+        }
+        // Only whole records count; a record still being appended is read on the next pass.
+        var contents = SpoolCodec.Decode(fresh);
+        foreach (var record in contents.Records)
+        {
+            if (record.Event is { } e)
             {
-                logger.LogWarning("The control plane did not store session {Session} beyond event {Acked}; retrying later", session, acked);
+                state.LastSeq = e.Seq;
+                state.Ended = e.Type == RecordingEventTypes.SessionEnd;
+                if (e.Seq > state.Acked)
+                    state.Pending.Add((e, 0));
+            }
+            else if (record.Head is { } h && h.Seq > state.Acked)
+            {
+                state.Heads.Add(h);
             }
         }
-        return sent;
+        state.ReadOffset += contents.ValidLength;
     }
+
+    /// <summary>Deletes spools of ended sessions acknowledged to their last event.</summary>
+    private void Cleanup()
+    {
+        foreach (var (session, state) in _spools.Where(s => s.Value.Ended && s.Value.Acked >= s.Value.LastSeq).ToList())
+        {
+            File.Delete(Path.Combine(recorder.SpoolDirectory, session + SessionRecorder.SpoolExtension));
+            File.Delete(AckPath(session));
+            _spools.Remove(session);
+        }
+    }
+
+    private string AckPath(Guid session) => Path.Combine(recorder.SpoolDirectory, session + ".ack");
 }
