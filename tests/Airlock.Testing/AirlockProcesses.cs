@@ -154,10 +154,10 @@ public sealed class SidecarProcess : IAsyncDisposable
     }
 
     /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>
-    public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true)
+    public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true, Guid? session = null)
     {
         using var http = new HttpClient();
-        var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}", null);
+        var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}{(session is null ? "" : $"&session={session}")}", null);
         response.EnsureSuccessStatusCode();
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return doc.RootElement.GetProperty("session").GetGuid();

@@ -135,4 +135,24 @@ public sealed class RecordingTests
         Assert.Equal(HttpStatusCode.Conflict, (await cp.Api.PostAsync($"/api/v1/sessions/{id}/terminate", null)).StatusCode);
         Assert.Contains("\"action\":\"terminate\"", (await cp.Api.GetStringAsync("/api/v1/audit?entityType=session")).Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task When_the_spool_cannot_be_written_new_work_is_refused_and_nothing_recorded_is_lost()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        // A session whose spool file is /dev/full: every write fails with ENOSPC, like a full disk.
+        var doomed = Guid.NewGuid();
+        File.CreateSymbolicLink(Path.Combine(sidecar.StateDirectory, "spool", $"{doomed}.spool"), "/dev/full");
+        await sidecar.StartSyntheticSessionAsync(statements: 5, session: doomed);
+        await sidecar.Process.WaitForOutputAsync("Cannot write the recording spool");
+
+        // The recorder now refuses new sessions (fail closed) instead of dropping evidence.
+        using var http = new HttpClient();
+        await PolicySyncTests.Eventually(async () =>
+            (await http.PostAsync($"{sidecar.Url}/v1/synthetic-sessions?statements=1", null)).StatusCode == HttpStatusCode.ServiceUnavailable, seconds: 10);
+        Assert.Equal(HttpStatusCode.NotFound, (await cp.Api.GetAsync($"/api/v1/sessions/{doomed}")).StatusCode);
+    }
 }

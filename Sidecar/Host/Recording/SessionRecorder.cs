@@ -31,6 +31,7 @@ public sealed class SessionRecorder : BackgroundService
     private readonly ILogger<SessionRecorder> _logger;
     private readonly Dictionary<Guid, (FileStream File, RecordingEvent Last)> _open = [];
     private readonly ConcurrentDictionary<Guid, bool> _known = new();
+    private volatile bool _unavailable;
 
     public SessionRecorder(SidecarIdentity identity, SidecarOptionsSnapshot options, TimeProvider time, ILogger<SessionRecorder> logger, int capacity = 10_000)
     {
@@ -47,24 +48,42 @@ public sealed class SessionRecorder : BackgroundService
     /// <summary>Raised after each durable batch; the uploader wakes on it.</summary>
     public event Action? Flushed;
 
-    /// <summary>Queues an event; false when the recorder cannot take it now (the caller must refuse the work it describes).</summary>
+    /// <summary>False while the spool cannot be written (disk full, I/O error): callers refuse new work.</summary>
+    public bool IsAvailable => !_unavailable;
+
+    /// <summary>
+    /// Queues an event; false when the recorder cannot take it now — the channel is full or the spool
+    /// cannot be written — and the caller must refuse the work it describes (fail closed).
+    /// </summary>
     public bool TryRecord(Guid session, string type, byte[] payload) =>
-        _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload));
+        !_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         Directory.CreateDirectory(_spoolDirectory);
         Recover();
-        var batch = new List<Pending>();
+        var backlog = new List<Pending>();
         try
         {
-            while (await _channel.Reader.WaitToReadAsync(stoppingToken))
+            while (backlog.Count > 0 || await _channel.Reader.WaitToReadAsync(stoppingToken))
             {
-                batch.Clear();
-                while (batch.Count < 1000 && _channel.Reader.TryRead(out var item))
-                    batch.Add(item);
-                Write(batch);
-                Flushed?.Invoke();
+                while (backlog.Count < 1000 && _channel.Reader.TryRead(out var item))
+                    backlog.Add(item);
+                var unwritten = Write(backlog);
+                if (unwritten.Count < backlog.Count)
+                    Flushed?.Invoke();
+                backlog = unwritten;
+                if (backlog.Count > 0)
+                {
+                    // The spool cannot take them: keep them (never drop evidence), refuse new work, retry.
+                    _unavailable = true;
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken);
+                }
+                else if (_unavailable)
+                {
+                    _unavailable = false;
+                    _logger.LogInformation("The recording spool is writable again; accepting new work");
+                }
             }
         }
         catch (OperationCanceledException)
@@ -79,25 +98,50 @@ public sealed class SessionRecorder : BackgroundService
         }
     }
 
-    private void Write(List<Pending> batch)
+    /// <summary>Appends each session's events durably; returns the events that could not be written, in order.</summary>
+    private List<Pending> Write(List<Pending> batch)
     {
+        var unwritten = new List<Pending>();
         foreach (var group in batch.GroupBy(p => p.Session))
         {
-            if (!_open.TryGetValue(group.Key, out var state))
+            if (unwritten.Count > 0)
             {
-                if (_known.ContainsKey(group.Key))
-                {
-                    _logger.LogError("Events for session {Session} after it ended were refused", group.Key);
-                    continue;
-                }
-                var file = new FileStream(Path.Combine(_spoolDirectory, group.Key + SpoolExtension),
-                    new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read });
-                _known[group.Key] = true;
-                state = (file, null!);
+                unwritten.AddRange(group);
+                continue;
             }
-            var (stream, last) = state;
-            var ended = false;
-            foreach (var pending in group)
+            try
+            {
+                WriteSession(group.Key, group);
+            }
+            catch (IOException e)
+            {
+                _logger.LogError("Cannot write the recording spool ({Error}); new statements are refused until it can", e.Message);
+                unwritten.AddRange(group);
+            }
+        }
+        return unwritten;
+    }
+
+    private void WriteSession(Guid session, IEnumerable<Pending> events)
+    {
+        if (!_open.TryGetValue(session, out var state))
+        {
+            if (_known.TryGetValue(session, out var started) && started)
+            {
+                _logger.LogError("Events for session {Session} after it ended were refused", session);
+                return;
+            }
+            var file = new FileStream(Path.Combine(_spoolDirectory, session + SpoolExtension),
+                new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, Share = FileShare.Read });
+            file.Seek(0, SeekOrigin.End);
+            state = (file, null!);
+        }
+        var (stream, last) = state;
+        var start = stream.Position;
+        var ended = false;
+        try
+        {
+            foreach (var pending in events)
             {
                 last = EventChain.Next(last, pending.Session, pending.Time, pending.Type, pending.Payload);
                 stream.Write(SpoolCodec.Encode(last));
@@ -109,15 +153,33 @@ public sealed class SessionRecorder : BackgroundService
             }
             stream.Write(SpoolCodec.Encode(EventChain.SignHead(last, _signingKey)));
             stream.Flush(flushToDisk: true);
-            if (ended)
+        }
+        catch (IOException)
+        {
+            // Undo the partial append so the retry writes the same records again, once.
+            try
             {
+                stream.SetLength(start);
+            }
+            catch (IOException)
+            {
+                // the reader cuts a torn tail on recovery
+            }
+            if (state.Last is null)
                 stream.Dispose();
-                _open.Remove(group.Key);
-            }
             else
-            {
-                _open[group.Key] = (stream, last);
-            }
+                _open[session] = state;
+            throw;
+        }
+        _known[session] = true;
+        if (ended)
+        {
+            stream.Dispose();
+            _open.Remove(session);
+        }
+        else
+        {
+            _open[session] = (stream, last);
         }
     }
 

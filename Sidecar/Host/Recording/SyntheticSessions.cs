@@ -11,17 +11,17 @@ namespace Airlock.Sidecar.Recording;
 internal static class SyntheticSessions
 {
     public static void Map(WebApplication app) =>
-        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
+        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, Guid? session, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
         {
-            var session = Guid.NewGuid();
-            if (!recorder.TryRecord(session, RecordingEventTypes.SessionStart,
+            var id = session ?? Guid.NewGuid();
+            if (!recorder.TryRecord(id, RecordingEventTypes.SessionStart,
                     RecordingJson.Encode(new SessionStartPayload("synthetic", "synthetic", "synthetic", identity.SidecarName, "127.0.0.1:0", false))))
                 return Results.Problem(statusCode: 503, title: "Recorder full", detail: "the recorder cannot keep up; refusing new sessions (fail closed)");
             var count = Math.Clamp(statements ?? 10, 0, 1_000_000);
             var delay = TimeSpan.FromMilliseconds(Math.Clamp(delayMs ?? 0, 0, 60_000));
             var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
             string? terminated = null;
-            var registration = live.Register(session, reason =>
+            var registration = live.Register(id, reason =>
             {
                 terminated = reason;
                 stop.Cancel();
@@ -33,17 +33,17 @@ internal static class SyntheticSessions
                 using var stopping = stop;
                 try
                 {
-                    await RunAsync(recorder, session, count, delay, end ?? true, stop.Token);
+                    await RunAsync(recorder, id, count, delay, end ?? true, stop.Token);
                 }
                 catch (OperationCanceledException) when (terminated is not null)
                 {
-                    while (!recorder.TryRecord(session, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(terminated))))
+                    while (!recorder.TryRecord(id, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(terminated))))
                         await Task.Delay(5, lifetime.ApplicationStopping);
                 }
             }, lifetime.ApplicationStopping).ContinueWith(
-                t => logger.LogWarning("Synthetic session {Session} stopped: {Error}", session, t.Exception?.GetBaseException().Message),
+                t => logger.LogWarning("Synthetic session {Session} stopped: {Error}", id, t.Exception?.GetBaseException().Message),
                 CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            return Results.Ok(new { session });
+            return Results.Ok(new { session = id });
         });
 
     private static async Task RunAsync(SessionRecorder recorder, Guid session, int count, TimeSpan delay, bool end, CancellationToken ct)
