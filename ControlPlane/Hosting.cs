@@ -55,7 +55,8 @@ internal static class Hosting
     {
         builder.Services.AddGrpc();
         // Recording batches are up to ~1 MiB; SignalR's 32 KiB default would cut them off.
-        builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024);
+        // MessagePack for sidecars (binary payloads, no base64); browsers' circuits keep JSON.
+        builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024).AddMessagePackProtocol();
         builder.Services.AddScoped<Sessions.RecordingIngest>();
         builder.Services.AddScoped<Sessions.SessionQueries>();
         builder.Services.AddScoped<Sessions.SessionControl>();

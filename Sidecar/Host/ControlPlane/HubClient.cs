@@ -34,6 +34,7 @@ internal sealed class HubClient(
         await using var connection = new HubConnectionBuilder()
             .WithUrl(new Uri(new Uri(identity.ControlPlane), SidecarHubPaths.Hub), o => o.AccessTokenProvider = () => Task.FromResult<string?>(identity.Credential))
             .WithAutomaticReconnect(new ForeverRetryPolicy(TimeSpan.FromSeconds(options.Value.MaxBackoffSeconds)))
+            .AddMessagePackProtocol()
             .Build();
         _connection = connection;
 
