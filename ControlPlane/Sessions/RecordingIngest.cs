@@ -30,6 +30,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         var known = await db.Sessions.Where(s => sessionIds.Contains(s.Id)).ToDictionaryAsync(s => s.Id, ct);
         var eventsBySession = batch.Events.GroupBy(e => e.Session).ToDictionary(g => g.Key, g => g.OrderBy(e => e.Seq).ToList());
         db.ChangeTracker.AutoDetectChangesEnabled = false;
+        var newEvents = new List<SessionEvent>();
         foreach (var id in sessionIds)
         {
             var session = known.GetValueOrDefault(id);
@@ -65,7 +66,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                     logger.LogWarning("Recording of session {Session} from sidecar {Sidecar} refused: {Problem}", id, sidecar.Name, problem);
                     break;
                 }
-                db.SessionEvents.Add(new SessionEvent { SessionId = id, Seq = e.Seq, Time = e.Time, Type = e.Type, Payload = e.Payload, PrevHash = e.PrevHash, Hash = e.Hash });
+                newEvents.Add(new SessionEvent { SessionId = id, Seq = e.Seq, Time = e.Time, Type = e.Type, Payload = e.Payload, PrevHash = e.PrevHash, Hash = e.Hash });
                 Apply(session, e);
                 added[e.Seq] = e.Hash;
             }
@@ -88,12 +89,42 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 session.Verification = session.SignedThrough == session.LastSeq ? "verified" : "pending";
             storedThrough[id] = session.LastSeq;
         }
+        await InsertEventsAsync(newEvents, ct);
         db.ChangeTracker.DetectChanges();
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         if (storedThrough.Count > 0)
             notifier.Publish(storedThrough.Keys);
         return new RecordingAck(storedThrough);
+    }
+
+    /// <summary>
+    /// Event rows are the bulk of ingest: on PostgreSQL they go in with one binary COPY inside the
+    /// transaction; elsewhere through EF Core.
+    /// </summary>
+    private async Task InsertEventsAsync(List<SessionEvent> events, CancellationToken ct)
+    {
+        if (events.Count == 0)
+            return;
+        if (db.Database.GetDbConnection() is not Npgsql.NpgsqlConnection connection)
+        {
+            db.SessionEvents.AddRange(events);
+            return;
+        }
+        await using var copy = await connection.BeginBinaryImportAsync(
+            "COPY \"SessionEvents\" (\"SessionId\", \"Seq\", \"Time\", \"Type\", \"Payload\", \"PrevHash\", \"Hash\") FROM STDIN (FORMAT BINARY)", ct);
+        foreach (var e in events)
+        {
+            await copy.StartRowAsync(ct);
+            await copy.WriteAsync(e.SessionId, NpgsqlTypes.NpgsqlDbType.Uuid, ct);
+            await copy.WriteAsync(e.Seq, NpgsqlTypes.NpgsqlDbType.Bigint, ct);
+            await copy.WriteAsync(e.Time, NpgsqlTypes.NpgsqlDbType.TimestampTz, ct);
+            await copy.WriteAsync(e.Type, NpgsqlTypes.NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(e.Payload, NpgsqlTypes.NpgsqlDbType.Bytea, ct);
+            await copy.WriteAsync(e.PrevHash, NpgsqlTypes.NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(e.Hash, NpgsqlTypes.NpgsqlDbType.Text, ct);
+        }
+        await copy.CompleteAsync(ct);
     }
 
     private static void Apply(RecordedSession session, RecordingEvent e)

@@ -18,8 +18,8 @@ namespace Airlock.Sidecar.Recording;
 /// </summary>
 internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, ILogger<RecordingUploader> logger) : BackgroundService
 {
-    public const int MaxBatchEvents = 2000;
-    public const int MaxBatchBytes = 2 * 1024 * 1024;
+    public const int MaxBatchEvents = 5000;
+    public const int MaxBatchBytes = 4 * 1024 * 1024;
 
     /// <summary>Raised when the control plane acknowledged a session through a sequence number.</summary>
     public event Action<Guid, long>? Acknowledged;
@@ -81,14 +81,20 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         var events = new List<RecordingEvent>();
         var heads = new List<ChainHeadSignature>();
         var size = 0;
+        // Fair share: every session with pending events gets a slice of the batch, so a few busy
+        // sessions cannot starve the others (their lag would grow with the run).
+        var active = _spools.Count(s => s.Value.Pending.Count > 0);
+        var share = active == 0 ? MaxBatchEvents : Math.Max(50, MaxBatchEvents / active);
         foreach (var (session, state) in _spools)
         {
+            var taken = 0;
             foreach (var (e, _) in state.Pending)
             {
-                if (events.Count >= MaxBatchEvents || size + e.Payload.Length > MaxBatchBytes && events.Count > 0)
+                if (taken >= share || events.Count >= MaxBatchEvents || size + e.Payload.Length > MaxBatchBytes && events.Count > 0)
                     break;
                 events.Add(e);
                 size += e.Payload.Length;
+                taken++;
             }
             var through = events.LastOrDefault(e => e.Session == session)?.Seq ?? state.Acked;
             heads.AddRange(state.Heads.Where(h => h.Seq > state.Acked && h.Seq <= through));
