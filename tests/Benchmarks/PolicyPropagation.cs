@@ -23,8 +23,8 @@ internal static class PolicyPropagation
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var sidecars = Option(args, "--sidecars", 50);
-        var rounds = Option(args, "--rounds", 20);
+        var sidecars = Args.Int(args, "--sidecars", 50);
+        var rounds = Args.Int(args, "--rounds", 20);
         var postgres = args.Contains("--postgres");
         string? connection = postgres ? await TestPostgres.CreateDatabaseAsync("airlock_bench") : null;
         Console.WriteLine($"policy propagation: {sidecars} sidecars, {rounds} rounds, store {(postgres ? "PostgreSQL" : "SQLite")}, {Environment.ProcessorCount} cores");
@@ -112,11 +112,6 @@ internal static class PolicyPropagation
         }
     }
 
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
-    }
 
     private sealed class NullLifetime : IHostApplicationLifetime
     {

@@ -22,9 +22,9 @@ internal static class RecordingIngest
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var sessions = Option(args, "--sessions", 50);
-        var rate = Option(args, "--rate", 20_000);
-        var seconds = Option(args, "--seconds", 20);
+        var sessions = Args.Int(args, "--sessions", 50);
+        var rate = Args.Int(args, "--rate", 20_000);
+        var seconds = Args.Int(args, "--seconds", 20);
         var sqlite = args.Contains("--sqlite");
         var connection = sqlite ? null : await TestPostgres.CreateDatabaseAsync("airlock_bench");
         Console.WriteLine($"recording ingest: {sessions} sessions, target {rate:N0} events/s for {seconds} s, store {(sqlite ? "SQLite" : "PostgreSQL")}, {Environment.ProcessorCount} cores");
@@ -124,9 +124,4 @@ internal static class RecordingIngest
         return 0;
     }
 
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
-    }
 }

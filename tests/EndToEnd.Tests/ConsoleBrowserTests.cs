@@ -3,11 +3,16 @@ using Microsoft.Playwright;
 
 namespace Airlock.EndToEnd.Tests;
 
-/// <summary>The console in headless Chromium (Debian's package) against a real control plane and sidecar.</summary>
-public sealed class ConsoleBrowserTests : IAsyncLifetime
+/// <summary>
+/// Headless Chromium from Debian's package, driven by Playwright (never a downloaded browser), with
+/// the flags this closed network needs.
+/// </summary>
+public abstract class BrowserTest : IAsyncLifetime
 {
     private IPlaywright? _playwright;
     private IBrowser? _browser;
+
+    protected IBrowser Browser => _browser ?? throw new InvalidOperationException("the browser is not started");
 
     public async Task InitializeAsync()
     {
@@ -26,7 +31,11 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
             await _browser.DisposeAsync();
         _playwright?.Dispose();
     }
+}
 
+/// <summary>The console in headless Chromium (Debian's package) against a real control plane and sidecar.</summary>
+public sealed class ConsoleBrowserTests : BrowserTest
+{
     [Fact]
     public async Task An_admin_signs_in_and_sees_the_sidecar_online_then_offline_without_a_reload()
     {
@@ -34,7 +43,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
         await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
         await sidecar.WaitForVersionAsync(1);
 
-        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
         await page.GotoAsync("/sidecars");
         // Not signed in: the sign-in form, which then returns to the page asked for.
         await page.WaitForURLAsync(url => url.Contains("/account/login", StringComparison.Ordinal));
@@ -59,7 +68,7 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
     public async Task A_wrong_password_is_refused_with_a_message()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();
-        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
         await page.GotoAsync("/account/login");
         await page.FillAsync("input[name=userName]", "admin");
         await page.FillAsync("input[name=password]", "not-the-password");
@@ -69,29 +78,8 @@ public sealed class ConsoleBrowserTests : IAsyncLifetime
 }
 
 /// <summary>The session replay in the browser: the timeline, the verification badge, and events arriving live.</summary>
-public sealed class SessionPagesBrowserTests : IAsyncLifetime
+public sealed class SessionPagesBrowserTests : BrowserTest
 {
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
-
-    public async Task InitializeAsync()
-    {
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("AIRLOCK_CHROMIUM") ?? "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_browser is not null)
-            await _browser.DisposeAsync();
-        _playwright?.Dispose();
-    }
-
     [Fact]
     public async Task A_live_session_grows_on_screen_and_ends_verified()
     {
@@ -100,7 +88,7 @@ public sealed class SessionPagesBrowserTests : IAsyncLifetime
         await sidecar.WaitForVersionAsync(1);
         var id = await sidecar.StartSyntheticSessionAsync(statements: 40, delayMs: 100);
 
-        var page = await _browser!.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
         await page.GotoAsync("/account/login?returnUrl=%2Fsessions");
         await page.FillAsync("input[name=userName]", "admin");
         await page.FillAsync("input[name=password]", ControlPlaneProcess.AdminPassword);
