@@ -25,9 +25,12 @@ internal static class RecordingIngest
         var sessions = Args.Int(args, "--sessions", 50);
         var rate = Args.Int(args, "--rate", 20_000);
         var seconds = Args.Int(args, "--seconds", 20);
+        // The first seconds run the same load but are not measured: JIT tiering, connection pools and
+        // PostgreSQL's caches warm up there, and the figures are about the sustained state.
+        var warmup = Args.Int(args, "--warmup", 10);
         var sqlite = args.Contains("--sqlite");
         var connection = sqlite ? null : await TestPostgres.CreateDatabaseAsync("airlock_bench");
-        Console.WriteLine($"recording ingest: {sessions} sessions, target {rate:N0} events/s for {seconds} s, store {(sqlite ? "SQLite" : "PostgreSQL")}, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"recording ingest: {sessions} sessions, target {rate:N0} events/s for {seconds} s after {warmup} s of warm-up, store {(sqlite ? "SQLite" : "PostgreSQL")}, {Environment.ProcessorCount} cores");
 
         await using var cp = await ControlPlaneProcess.StartAsync(connection);
         var state = Path.Combine(Directory.CreateTempSubdirectory("airlock-bench-rec-").FullName, "state");
@@ -40,26 +43,33 @@ internal static class RecordingIngest
         var uploader = new RecordingUploader(recorder, hub, NullLogger<RecordingUploader>.Instance);
 
         // Per session, when each event was handed to the recorder (seq = index + 1).
-        var created = Enumerable.Range(0, sessions).Select(_ => new ConcurrentQueue<long>()).ToArray();
+        // Preallocated so the acknowledgement handler reads without copying (a copy per
+        // acknowledgement would steal the CPU the pipeline under test needs).
+        var capacity = (rate / sessions + 10) * (seconds + warmup + 10);
+        var created = Enumerable.Range(0, sessions).Select(_ => new long[capacity]).ToArray();
+        var createdCount = new int[sessions];
         var ids = Enumerable.Range(0, sessions).Select(_ => Guid.NewGuid()).ToArray();
         var index = ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
         var acked = new long[sessions];
         var lags = new ConcurrentBag<double>();
         var lagBySecond = new ConcurrentDictionary<int, ConcurrentBag<double>>();
         long stored = 0;
+        long measuredFrom = long.MaxValue; // ticks: events created before are warm-up
         var clock = Stopwatch.StartNew();
         uploader.Acknowledged += (session, through) =>
         {
             var i = index[session];
             var now = clock.ElapsedTicks;
-            var times = created[i].ToArray();
-            for (var seq = acked[i] + 1; seq <= through && seq <= times.Length; seq++)
+            var times = created[i];
+            for (var seq = acked[i] + 1; seq <= through && seq <= Volatile.Read(ref createdCount[i]); seq++)
             {
+                if (times[seq - 1] < Interlocked.Read(ref measuredFrom))
+                    continue;
+                Interlocked.Increment(ref stored);
                 var lag = (now - times[seq - 1]) * 1000.0 / Stopwatch.Frequency;
                 lags.Add(lag);
-                lagBySecond.GetOrAdd((int)(times[seq - 1] / Stopwatch.Frequency), _ => []).Add(lag);
+                lagBySecond.GetOrAdd((int)((times[seq - 1] - measuredFrom) / Stopwatch.Frequency), _ => []).Add(lag);
             }
-            Interlocked.Add(ref stored, through - acked[i]);
             acked[i] = through;
         };
 
@@ -71,14 +81,17 @@ internal static class RecordingIngest
             await Task.Delay(50);
 
         var payload = RecordingJson.Encode(new StatementPayload("SELECT id, email FROM users WHERE id = $1", ["42"], "read", "allow", null, 0.4, 1, null));
-        var perTick = Math.Max(1, rate / sessions / 100); // 10 ms ticks
+        var perSessionPerSecond = (double)rate / sessions;
         var refused = 0L;
-        var started = clock.Elapsed;
+        var warmupStarted = clock.Elapsed;
+        var started = warmupStarted + TimeSpan.FromSeconds(warmup);
+        Interlocked.Exchange(ref measuredFrom, (long)(started.TotalSeconds * Stopwatch.Frequency));
         var generators = Enumerable.Range(0, sessions).Select(i => Task.Run(async () =>
         {
             void Record(string type, byte[] bytes)
             {
-                created[i].Enqueue(clock.ElapsedTicks);
+                created[i][createdCount[i]] = clock.ElapsedTicks;
+                Volatile.Write(ref createdCount[i], createdCount[i] + 1);
                 while (!recorder.TryRecord(ids[i], type, bytes))
                 {
                     Interlocked.Increment(ref refused);
@@ -86,10 +99,14 @@ internal static class RecordingIngest
                 }
             }
             Record(RecordingEventTypes.SessionStart, RecordingJson.Encode(new SessionStartPayload("bench", "bench", "bench", "bench", "127.0.0.1:1", false)));
-            var next = clock.Elapsed;
+            var begun = clock.Elapsed;
+            var next = begun;
+            long sent = 0;
             while (clock.Elapsed - started < TimeSpan.FromSeconds(seconds))
             {
-                for (var k = 0; k < perTick; k++)
+                // 10 ms ticks; each sends what the rate owes by now, so fractional rates come out right.
+                var owed = (long)((clock.Elapsed - begun).TotalSeconds * perSessionPerSecond) - sent;
+                for (var k = 0; k < owed; k++, sent++)
                     Record(RecordingEventTypes.Statement, payload);
                 next += TimeSpan.FromMilliseconds(10);
                 var wait = next - clock.Elapsed;
@@ -100,7 +117,8 @@ internal static class RecordingIngest
         })).ToArray();
         await Task.WhenAll(generators);
         var generatedAt = clock.Elapsed;
-        var total = created.Sum(q => q.Count);
+        var total = created.Select((times, i) => times.Take(createdCount[i]).Count(t => t >= measuredFrom)).Sum();
+        var all = createdCount.Sum();
         while (Interlocked.Read(ref stored) < total && clock.Elapsed - generatedAt < TimeSpan.FromSeconds(120))
             await Task.Delay(20);
         var finished = clock.Elapsed;
@@ -114,7 +132,7 @@ internal static class RecordingIngest
 
         var sorted = lags.Order().ToList();
         double P(double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
-        Console.WriteLine($"events recorded: {total:N0} in {(generatedAt - started).TotalSeconds:F1} s ({total / (generatedAt - started).TotalSeconds:N0}/s offered); stored and acknowledged: {stored:N0}");
+        Console.WriteLine($"events recorded after warm-up: {total:N0} in {(generatedAt - started).TotalSeconds:F1} s ({total / (generatedAt - started).TotalSeconds:N0}/s offered; {all:N0} with warm-up); stored and acknowledged: {stored:N0}");
         Console.WriteLine($"sustained ingest: {stored / (finished - started).TotalSeconds:N0} events/s (first event → last acknowledgement, {(finished - started).TotalSeconds:F1} s)");
         Console.WriteLine($"lag recorded → acknowledged: p50 {P(50):F0} ms   p99 {P(99):F0} ms   max {P(100):F0} ms");
         Console.WriteLine($"recorder full (statement would be refused): {refused:N0} times");

@@ -96,6 +96,34 @@ public sealed class RecordingTests
     }
 
     [Fact]
+    public async Task A_minute_without_the_control_plane_under_load_loses_nothing()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+
+        // Ten sessions at ~100 statements/s each, running through the whole outage.
+        const int statements = 9000;
+        var ids = new List<Guid>();
+        for (var i = 0; i < 10; i++)
+            ids.Add(await sidecar.StartSyntheticSessionAsync(statements: statements, delayMs: 10));
+        await WaitForSessionAsync(cp, ids[^1], s => s.GetProperty("eventCount").GetInt64() > 20);
+        await cp.StopAsync();
+        await Task.Delay(TimeSpan.FromSeconds(60));
+        var spooled = Directory.EnumerateFiles(Path.Combine(sidecar.StateDirectory, "spool"), "*.spool").Sum(f => new FileInfo(f).Length);
+        Assert.True(spooled > 1_000_000, $"the sessions should have kept recording into the spool during the outage ({spooled} bytes)");
+        await cp.RestartAsync();
+
+        foreach (var id in ids)
+        {
+            var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "ended", seconds: 180);
+            Assert.Equal(statements + 2, session.GetProperty("eventCount").GetInt64());
+            Assert.Equal("verified", session.GetProperty("verification").GetString());
+        }
+        await PolicySyncTests.Eventually(() => Task.FromResult(!Directory.EnumerateFiles(Path.Combine(sidecar.StateDirectory, "spool")).Any()), seconds: 30);
+    }
+
+    [Fact]
     public async Task A_killed_sidecar_uploads_its_spool_after_restart_and_the_session_is_interrupted_but_verifies()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();

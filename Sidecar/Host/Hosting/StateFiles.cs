@@ -8,7 +8,12 @@ namespace Airlock.Sidecar.Hosting;
 /// </summary>
 public static class StateFiles
 {
-    public static async Task WriteAtomicAsync(string path, byte[] content, CancellationToken ct)
+    /// <param name="durable">
+    /// false skips the fsync: the rename is still atomic, but a power loss may bring back the old
+    /// content — fine for files that only save work (the uploader's acknowledgement marks: losing one
+    /// re-sends events the control plane ignores as duplicates).
+    /// </param>
+    public static async Task WriteAtomicAsync(string path, byte[] content, CancellationToken ct, bool durable = true)
     {
         var temp = path + ".tmp";
         var options = new FileStreamOptions
@@ -23,7 +28,8 @@ public static class StateFiles
         {
             await stream.WriteAsync(content, ct);
             await stream.FlushAsync(ct);
-            stream.Flush(flushToDisk: true);
+            if (durable)
+                stream.Flush(flushToDisk: true);
         }
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);

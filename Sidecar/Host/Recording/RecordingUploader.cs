@@ -115,7 +115,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             state.Acked = stored;
             state.Pending.RemoveAll(p => p.Event.Seq <= stored);
             state.Heads.RemoveAll(h => h.Seq <= stored);
-            await Hosting.StateFiles.WriteAtomicAsync(AckPath(session), System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct);
+            await Hosting.StateFiles.WriteAtomicAsync(AckPath(session), System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct, durable: false);
             Acknowledged?.Invoke(session, stored);
         }
         foreach (var session in events.Select(e => e.Session).Distinct())
@@ -140,10 +140,13 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         byte[] fresh;
         await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
         {
-            if (stream.Length <= state.ReadOffset)
+            // Only what the recorder made durable: an event the control plane holds must never be
+            // taken back from the spool by a power loss.
+            var length = Math.Min(stream.Length, recorder.DurableLength(session) ?? long.MaxValue);
+            if (length <= state.ReadOffset)
                 return;
             stream.Seek(state.ReadOffset, SeekOrigin.Begin);
-            fresh = new byte[stream.Length - state.ReadOffset];
+            fresh = new byte[length - state.ReadOffset];
             await stream.ReadExactlyAsync(fresh, ct);
         }
         // Only whole records count; a record still being appended is read on the next pass.

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -13,8 +14,9 @@ namespace Airlock.Sidecar.Recording;
 /// <list type="number">
 /// <item>callers hand events to a bounded channel (<see cref="TryRecord"/>); a full channel is an
 /// answer, not a wait: the caller refuses the statement (fail closed — evidence is never dropped);</item>
-/// <item>one writer extends each session's hash chain, appends to the session's spool file, fsyncs
-/// once per batch, and signs the chain head with the sidecar's enrolled key;</item>
+/// <item>one writer extends each session's hash chain and collects the records in memory;
+/// every <see cref="FlushInterval"/> (and at session end) it appends them to the session's spool
+/// file with the chain head signed by the sidecar's enrolled key, and fsyncs (group commit);</item>
 /// <item>the uploader sends spooled events and deletes them only once the control plane acknowledged them.</item>
 /// </list>
 /// After a crash, start-up recovery cuts torn tails and closes sessions left open with
@@ -29,8 +31,9 @@ public sealed class SessionRecorder : BackgroundService
     private readonly string _spoolDirectory;
     private readonly TimeProvider _time;
     private readonly ILogger<SessionRecorder> _logger;
-    private readonly Dictionary<Guid, (FileStream File, RecordingEvent Last)> _open = [];
+    private readonly Dictionary<Guid, OpenSpool> _open = [];
     private readonly ConcurrentDictionary<Guid, bool> _known = new();
+    private readonly ConcurrentDictionary<Guid, long> _durableLength = new();
     private volatile bool _unavailable;
 
     public SessionRecorder(SidecarIdentity identity, SidecarOptionsSnapshot options, TimeProvider time, ILogger<SessionRecorder> logger, int capacity = 10_000)
@@ -44,6 +47,13 @@ public sealed class SessionRecorder : BackgroundService
     }
 
     public string SpoolDirectory => _spoolDirectory;
+
+    /// <summary>
+    /// How long appended events may wait for their fsync and signed head (group commit): the
+    /// uploader sends only flushed events, so this bounds the recording lag's floor, and it bounds
+    /// the signatures to about (open sessions / interval) per second.
+    /// </summary>
+    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Raised after each durable batch; the uploader wakes on it.</summary>
     public event Action? Flushed;
@@ -65,13 +75,14 @@ public sealed class SessionRecorder : BackgroundService
         var backlog = new List<Pending>();
         try
         {
-            while (backlog.Count > 0 || await _channel.Reader.WaitToReadAsync(stoppingToken))
+            while (true)
             {
+                if (backlog.Count == 0 && !await WaitForEventsAsync(stoppingToken))
+                    break;
                 while (backlog.Count < 1000 && _channel.Reader.TryRead(out var item))
                     backlog.Add(item);
                 var unwritten = Write(backlog);
-                if (unwritten.Count < backlog.Count)
-                    Flushed?.Invoke();
+                unwritten.AddRange(FlushDue());
                 backlog = unwritten;
                 if (backlog.Count > 0)
                 {
@@ -88,17 +99,38 @@ public sealed class SessionRecorder : BackgroundService
         }
         catch (OperationCanceledException)
         {
-            // stopping: what was written is on disk; open sessions are closed as interrupted on the next start
+            // stopping: what was flushed is on disk; open sessions are closed as interrupted on the next start
         }
         finally
         {
-            foreach (var (file, _) in _open.Values)
-                file.Dispose();
+            foreach (var spool in _open.Values)
+                spool.File.Dispose();
             _open.Clear();
         }
     }
 
-    /// <summary>Appends each session's events durably; returns the events that could not be written, in order.</summary>
+    /// <summary>Waits for new events, but wakes when an open spool's flush falls due; false when the channel completed.</summary>
+    private async Task<bool> WaitForEventsAsync(CancellationToken ct)
+    {
+        var due = _open.Values.Where(s => s.Unflushed.Count > 0).Select(s => s.FlushedAt + FlushInterval).DefaultIfEmpty(TimeSpan.MaxValue).Min();
+        if (due == TimeSpan.MaxValue)
+            return await _channel.Reader.WaitToReadAsync(ct);
+        var wait = due - Now;
+        if (wait <= TimeSpan.Zero)
+            return true;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(wait);
+        try
+        {
+            return await _channel.Reader.WaitToReadAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return true; // a flush is due
+        }
+    }
+
+    /// <summary>Appends each session's events to its spool (not yet durable); returns the events that could not be written, in order.</summary>
     private List<Pending> Write(List<Pending> batch)
     {
         var unwritten = new List<Pending>();
@@ -109,79 +141,151 @@ public sealed class SessionRecorder : BackgroundService
                 unwritten.AddRange(group);
                 continue;
             }
+            OpenSpool? spool = null;
+            var appended = 0;
             try
             {
-                WriteSession(group.Key, group);
+                spool = Open(group.Key);
+                if (spool is null)
+                    continue;
+                foreach (var pending in group)
+                {
+                    if (spool.Ended)
+                    {
+                        _logger.LogError("Events for session {Session} after it ended were refused", group.Key);
+                        break;
+                    }
+                    var next = EventChain.Next(spool.Last, pending.Session, pending.Time, pending.Type, pending.Payload);
+                    spool.Buffer.Write(SpoolCodec.Encode(next));
+                    spool.Unflushed.Add(pending);
+                    spool.Last = next;
+                    spool.Ended = pending.Type == RecordingEventTypes.SessionEnd;
+                    appended++;
+                }
             }
             catch (IOException e)
             {
-                _logger.LogError("Cannot write the recording spool ({Error}); new statements are refused until it can", e.Message);
-                unwritten.AddRange(group);
+                LogSpoolFailure(e);
+                unwritten.AddRange(spool is null ? group : [.. Rollback(spool), .. group.Skip(appended)]);
             }
         }
         return unwritten;
     }
 
-    private void WriteSession(Guid session, IEnumerable<Pending> events)
+    /// <summary>
+    /// Group commit: a session's appended events become durable — fsync, then a signed chain head —
+    /// once <see cref="FlushInterval"/> passed since its last flush, or at once when it ended. Returns
+    /// the events of spools that could not be flushed (rolled back, to be written again).
+    /// </summary>
+    private List<Pending> FlushDue()
     {
-        if (!_open.TryGetValue(session, out var state))
+        var unwritten = new List<Pending>();
+        var now = Now;
+        var flushed = false;
+        foreach (var spool in _open.Values.Where(s => s.Unflushed.Count > 0 && (s.Ended || now - s.FlushedAt >= FlushInterval)).ToList())
         {
-            if (_known.TryGetValue(session, out var started) && started)
+            try
             {
-                _logger.LogError("Events for session {Session} after it ended were refused", session);
-                return;
+                spool.Buffer.Write(SpoolCodec.Encode(EventChain.SignHead(spool.Last!, _signingKey)));
+                spool.File.Write(spool.Buffer.WrittenSpan);
+                spool.File.Flush(flushToDisk: true);
             }
-            var file = new FileStream(Path.Combine(_spoolDirectory, session + SpoolExtension),
-                new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, Share = FileShare.Read });
-            file.Seek(0, SeekOrigin.End);
-            state = (file, null!);
+            catch (IOException e)
+            {
+                LogSpoolFailure(e);
+                unwritten.AddRange(Rollback(spool));
+                continue;
+            }
+            spool.Durable = spool.Last;
+            spool.Unflushed.Clear();
+            spool.Buffer.ResetWrittenCount();
+            spool.FlushedAt = now;
+            flushed = true;
+            if (spool.Ended)
+            {
+                spool.File.Dispose();
+                _open.Remove(spool.Session);
+                _durableLength.TryRemove(spool.Session, out _);
+            }
+            else
+            {
+                _durableLength[spool.Session] = spool.File.Position;
+            }
         }
-        var (stream, last) = state;
-        var start = stream.Position;
-        var ended = false;
+        if (flushed)
+            Flushed?.Invoke();
+        return unwritten;
+    }
+
+    /// <summary>Logged once per outage (the retry runs every second), again only once it recovered.</summary>
+    private void LogSpoolFailure(IOException e)
+    {
+        if (_unavailable)
+            _logger.LogDebug("The recording spool still cannot be written: {Error}", e.Message);
+        else
+            _logger.LogError("Cannot write the recording spool ({Error}); new statements are refused until it can", e.Message);
+    }
+
+    /// <summary>The open spool of a session, created on its first event; null when the session already ended.</summary>
+    private OpenSpool? Open(Guid session)
+    {
+        if (_open.TryGetValue(session, out var spool))
+            return spool;
+        if (_known.ContainsKey(session))
+        {
+            _logger.LogError("Events for session {Session} after it ended were refused", session);
+            return null;
+        }
+        var file = new FileStream(Path.Combine(_spoolDirectory, session + SpoolExtension),
+            new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, Share = FileShare.Read, BufferSize = 0 });
+        file.Seek(0, SeekOrigin.End);
+        _durableLength[session] = file.Position;
+        _known[session] = true;
+        return _open[session] = new OpenSpool(session, file) { FlushedAt = Now };
+    }
+
+    /// <summary>Cuts the spool back to its last durable record; returns the events that were appended since, to be written again.</summary>
+    private List<Pending> Rollback(OpenSpool spool)
+    {
+        var undone = spool.Unflushed.ToList();
+        spool.Unflushed.Clear();
+        spool.Last = spool.Durable;
+        spool.Ended = false;
+        spool.Buffer.ResetWrittenCount();
         try
         {
-            foreach (var pending in events)
-            {
-                last = EventChain.Next(last, pending.Session, pending.Time, pending.Type, pending.Payload);
-                stream.Write(SpoolCodec.Encode(last));
-                if (pending.Type == RecordingEventTypes.SessionEnd)
-                {
-                    ended = true;
-                    break;
-                }
-            }
-            stream.Write(SpoolCodec.Encode(EventChain.SignHead(last, _signingKey)));
-            stream.Flush(flushToDisk: true);
+            spool.File.SetLength(_durableLength[spool.Session]);
+            spool.File.Seek(0, SeekOrigin.End);
         }
         catch (IOException)
         {
-            // Undo the partial append so the retry writes the same records again, once.
+            // the reader cuts a torn tail on recovery
+        }
+        if (spool.Durable is null)
+        {
+            // Nothing of this session is on disk: start it afresh on the retry.
             try
             {
-                stream.SetLength(start);
+                spool.File.Dispose();
             }
             catch (IOException)
             {
-                // the reader cuts a torn tail on recovery
+                // nothing buffered in the stream; closing cannot lose anything
             }
-            if (state.Last is null)
-                stream.Dispose();
-            else
-                _open[session] = state;
-            throw;
+            _open.Remove(spool.Session);
+            _known.TryRemove(spool.Session, out _);
         }
-        _known[session] = true;
-        if (ended)
-        {
-            stream.Dispose();
-            _open.Remove(session);
-        }
-        else
-        {
-            _open[session] = (stream, last);
-        }
+        return undone;
     }
+
+    /// <summary>
+    /// How much of a session's spool is durable (flushed and signed); the uploader reads no further,
+    /// so the control plane never holds an event a power loss could take back from the spool.
+    /// Null when the recorder does not hold the session open: the whole file is durable.
+    /// </summary>
+    public long? DurableLength(Guid session) => _durableLength.TryGetValue(session, out var length) ? length : null;
+
+    private TimeSpan Now => TimeSpan.FromTicks(_time.GetTimestamp() * TimeSpan.TicksPerSecond / _time.TimestampFrequency);
 
     /// <summary>Cuts torn tails and closes sessions a crash left open, so every spool ends in a signed session end.</summary>
     private void Recover()
@@ -223,4 +327,19 @@ public sealed class SessionRecorder : BackgroundService
     }
 
     private sealed record Pending(Guid Session, DateTimeOffset Time, string Type, byte[] Payload);
+
+    private sealed class OpenSpool(Guid session, FileStream file)
+    {
+        public Guid Session { get; } = session;
+        public FileStream File { get; } = file;
+        /// <summary>The last event appended (durable or not) and the last one made durable.</summary>
+        public RecordingEvent? Last { get; set; }
+        public RecordingEvent? Durable { get; set; }
+        /// <summary>Appended since the last flush, kept so a failed flush can write them again.</summary>
+        public List<Pending> Unflushed { get; } = [];
+        /// <summary>Their records, written to the file in one piece at the flush (so a failure leaves nothing half-written in a buffer).</summary>
+        public ArrayBufferWriter<byte> Buffer { get; } = new();
+        public TimeSpan FlushedAt { get; set; }
+        public bool Ended { get; set; }
+    }
 }
