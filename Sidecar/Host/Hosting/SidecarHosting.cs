@@ -61,6 +61,10 @@ internal static class SidecarHosting
         builder.Services.AddSingleton<Recording.SessionRecorder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Recording.SessionRecorder>());
         builder.Services.AddHostedService<Recording.RecordingUploader>();
+        builder.Services.AddSingleton<Postgres.UpstreamConnector>();
+        builder.Services.AddSingleton<Postgres.CancelKeys>();
+        builder.Services.AddSingleton<Postgres.PostgresListeners>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Postgres.PostgresListeners>());
     }
 
     public static void AddSidecarObservability(this WebApplicationBuilder builder)
@@ -81,10 +85,14 @@ internal static class SidecarHosting
     public static void MapSidecarEndpoints(this WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Text("Healthy"));
-        app.MapGet("/readyz", (SnapshotStore store, SidecarIdentity identity) =>
+        app.MapGet("/readyz", (SnapshotStore store, SidecarIdentity identity, Postgres.PostgresListeners listeners) =>
         {
             if (store.Current is { } active)
-                return Results.Ok(new { ready = true, sidecar = identity.SidecarName, version = active.Signed.Version, expiresAt = active.Signed.ExpiresAt });
+                return Results.Ok(new
+                {
+                    ready = true, sidecar = identity.SidecarName, version = active.Signed.Version, expiresAt = active.Signed.ExpiresAt,
+                    listeners = listeners.Serving, listenerProblems = listeners.Problems,
+                });
             var reason = store.Latest is { } stale
                 ? $"snapshot version {stale.Signed.Version} expired at {stale.Signed.ExpiresAt:O}; failing closed"
                 : "no valid policy snapshot loaded yet";

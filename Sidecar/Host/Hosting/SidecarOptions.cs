@@ -29,6 +29,9 @@ public sealed class SidecarOptions : IValidatableObject
     /// </summary>
     public bool SyntheticSessions { get; set; }
 
+    /// <summary>Section <c>Sidecar:Postgres</c>: the PostgreSQL gateway's listeners.</summary>
+    public Airlock.Sidecar.Postgres.PostgresGatewayOptions Postgres { get; set; } = new();
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (ControlPlane is not null
@@ -36,5 +39,9 @@ public sealed class SidecarOptions : IValidatableObject
             yield return new ValidationResult($"--control-plane (Sidecar:ControlPlane) '{ControlPlane}' is not an http(s) URL", [nameof(ControlPlane)]);
         if (string.IsNullOrWhiteSpace(StateDirectory))
             yield return new ValidationResult("--state-dir (Sidecar:StateDirectory) must not be empty", [nameof(StateDirectory)]);
+        var nested = new List<ValidationResult>();
+        Validator.TryValidateObject(Postgres, new ValidationContext(Postgres), nested, validateAllProperties: true);
+        foreach (var result in nested)
+            yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"Postgres:{m}"));
     }
 }

@@ -27,6 +27,7 @@ public sealed class SessionRecorder : BackgroundService
     public const string SpoolExtension = ".spool";
 
     private readonly Channel<Pending> _channel;
+    private readonly int _capacity;
     private readonly ECDsa _signingKey;
     private readonly string _spoolDirectory;
     private readonly TimeProvider _time;
@@ -38,6 +39,7 @@ public sealed class SessionRecorder : BackgroundService
 
     public SessionRecorder(SidecarIdentity identity, SidecarOptionsSnapshot options, TimeProvider time, ILogger<SessionRecorder> logger, int capacity = 10_000)
     {
+        _capacity = capacity;
         _channel = Channel.CreateBounded<Pending>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _signingKey = ECDsa.Create();
         _signingKey.ImportPkcs8PrivateKey(identity.SigningKeyPkcs8, out _);
@@ -65,6 +67,9 @@ public sealed class SessionRecorder : BackgroundService
     /// Queues an event; false when the recorder cannot take it now — the channel is full or the spool
     /// cannot be written — and the caller must refuse the work it describes (fail closed).
     /// </summary>
+    /// <summary>True when an event would be taken now: the spool is writable and the channel has room to spare.</summary>
+    public bool HasRoom => !_unavailable && _channel.Reader.Count < _capacity * 9 / 10;
+
     public bool TryRecord(Guid session, string type, byte[] payload) =>
         !_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload));
 

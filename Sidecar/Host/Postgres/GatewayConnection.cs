@@ -1,0 +1,308 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Airlock.Contracts.Recording;
+using Airlock.Sidecar.ControlPlane;
+using Airlock.Sidecar.Identity;
+using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Protocols.Postgres;
+using Airlock.Sidecar.Recording;
+using Airlock.Sidecar.Snapshots;
+
+namespace Airlock.Sidecar.Postgres;
+
+/// <summary>
+/// One agent connection to a PostgreSQL target, from the first byte to the last:
+/// <list type="number">
+/// <item>startup: SSLRequest → TLS (or 'N' without a certificate; bytes sent before the handshake
+/// close the connection), GSSENCRequest → 'N', CancelRequest → matched and forwarded, protocol 3.0,
+/// startup parameters through <see cref="StartupPolicy"/>;</item>
+/// <item>the agent's token as the password (only inside TLS, or from loopback when allowed) →
+/// agent and role from the current snapshot; the role must grant the target;</item>
+/// <item>the upstream login with the target's credential; the agent sees the server's parameters,
+/// its real process id with a proxy-issued cancel secret, and ReadyForQuery;</item>
+/// <item>the relay, recorded from <c>session.start</c> to <c>session.end</c>.</item>
+/// </list>
+/// Every refusal is a FATAL with a precise SQLSTATE before any upstream connection is opened.
+/// </summary>
+internal sealed class GatewayConnection(
+    Socket socket,
+    TargetPolicy target,
+    PostgresGatewayOptions options,
+    X509Certificate2? certificate,
+    GatewayServices services)
+{
+    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(30);
+    private Stream _stream = new NetworkStream(socket, ownsSocket: true);
+    private bool _tls;
+
+    private IPEndPoint? Remote => socket.RemoteEndPoint as IPEndPoint;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        var client = Remote?.ToString() ?? "unknown";
+        try
+        {
+            using var startupTimeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            startupTimeout.CancelAfter(StartupTimeout);
+            var startup = await ReadStartupAsync(startupTimeout.Token);
+            if (startup is null)
+                return;
+            var (agent, upstream, settings) = await AcceptAsync(startup, startupTimeout.Token);
+            await ServeAsync(agent, upstream, client, stopping);
+        }
+        catch (GatewayRefusal refusal)
+        {
+            services.Logger.LogWarning("PostgreSQL connection from {Client} to target {Target} refused: {Reason}", client, target.Name, refusal.Error.Message);
+            await TryWriteErrorAsync(refusal.Error);
+        }
+        catch (OperationCanceledException)
+        {
+            if (!stopping.IsCancellationRequested)
+                await TryWriteErrorAsync(PgError.Fatal(SqlStates.CannotConnectNow, "the startup took too long"));
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or AuthenticationException)
+        {
+            services.Logger.LogInformation("PostgreSQL connection from {Client} to target {Target} closed during startup: {Error}", client, target.Name, e.Message);
+        }
+        finally
+        {
+            await _stream.DisposeAsync();
+        }
+    }
+
+    /// <summary>Reads packets until a StartupMessage (returned) or a handled request that ends the connection (null).</summary>
+    private async Task<StartupRequest?> ReadStartupAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            var startup = await ReadStartupPacketAsync(ct);
+            switch (startup.Kind)
+            {
+                case StartupKind.Ssl when _tls:
+                    throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, "SSLRequest inside TLS"));
+                case StartupKind.Ssl when certificate is null:
+                    await _stream.WriteAsync("N"u8.ToArray(), ct);
+                    continue;
+                case StartupKind.Ssl:
+                    await _stream.WriteAsync("S"u8.ToArray(), ct);
+                    // A client that sent more before the handshake is injecting plaintext (CVE-2021-23214 class).
+                    if (socket.Available > 0)
+                    {
+                        services.Logger.LogWarning("PostgreSQL client {Client} sent bytes after SSLRequest before the TLS handshake; connection closed", Remote);
+                        return null;
+                    }
+                    var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+                    await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                    {
+                        ServerCertificate = certificate,
+                        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    }, ct);
+                    _stream = ssl;
+                    _tls = true;
+                    continue;
+                case StartupKind.GssEnc:
+                    await _stream.WriteAsync("N"u8.ToArray(), ct);
+                    continue;
+                case StartupKind.Cancel:
+                    await ForwardCancelAsync(startup, ct);
+                    return null;
+                default:
+                    return startup;
+            }
+        }
+    }
+
+    private async Task<StartupRequest> ReadStartupPacketAsync(CancellationToken ct)
+    {
+        var lengthBytes = new byte[4];
+        await _stream.ReadExactlyAsync(lengthBytes, ct);
+        var length = BinaryPrimitives.ReadInt32BigEndian(lengthBytes);
+        if (StartupRequest.CheckLength(length) is { } problem)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid startup packet: {problem}"));
+        var packet = new byte[length - 4];
+        await _stream.ReadExactlyAsync(packet, ct);
+        try
+        {
+            return StartupRequest.Parse(packet);
+        }
+        catch (PgProtocolException e)
+        {
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid startup packet: {e.Message}"));
+        }
+    }
+
+    private async Task ForwardCancelAsync(StartupRequest cancel, CancellationToken ct)
+    {
+        // Like PostgreSQL: no answer either way, so a wrong key tells the sender nothing.
+        if (services.CancelKeys.Find(cancel.ProcessId, cancel.Secret) is not { } entry)
+        {
+            services.Logger.LogInformation("Cancel request from {Client} matches no session; ignored", Remote);
+            return;
+        }
+        try
+        {
+            await services.Connector.CancelAsync(entry.Target, entry.ProcessId, entry.RealSecret, ct);
+        }
+        catch (GatewayRefusal e)
+        {
+            services.Logger.LogWarning("Cancel for target {Target} not delivered: {Reason}", entry.Target.Name, e.Error.Message);
+        }
+    }
+
+    /// <summary>Checks the startup, the agent's token and its grant, then logs in upstream.</summary>
+    private async Task<(AgentPolicy Agent, UpstreamSession Upstream, IReadOnlyList<KeyValuePair<string, string>> Settings)> AcceptAsync(StartupRequest startup, CancellationToken ct)
+    {
+        if (startup.MajorVersion != 3)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.FeatureNotSupported, $"unsupported frontend protocol {startup.MajorVersion}.{startup.MinorVersion}: the gateway speaks 3.0"));
+        var decision = StartupPolicy.Decide(startup, target.Upstream.Database);
+        if (decision.Refusal is { } refusal)
+            throw new GatewayRefusal(refusal);
+        if (startup.MinorVersion > 0 || decision.IgnoredProtocolOptions.Count > 0)
+        {
+            var buffer = new ArrayBufferWriter<byte>();
+            PgWire.WriteNegotiateProtocolVersion(buffer, 0, decision.IgnoredProtocolOptions);
+            await _stream.WriteAsync(buffer.WrittenMemory, ct);
+        }
+
+        var loopback = Remote is { } remote && IPAddress.IsLoopback(remote.Address);
+        if (!_tls && !(loopback && options.AllowCleartextOnLoopback))
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidAuthorization,
+                "the agent token is sent as a password, so it is accepted only over TLS",
+                certificate is null
+                    ? "this sidecar has no TLS certificate (Sidecar:Postgres:CertificatePath); ask its operator to configure one, or to allow cleartext on loopback"
+                    : "connect with sslmode=require or sslmode=verify-full"));
+
+        var password = new ArrayBufferWriter<byte>();
+        PgWire.WriteAuthenticationCleartextPassword(password);
+        await _stream.WriteAsync(password.WrittenMemory, ct);
+        var token = await ReadPasswordAsync(ct);
+
+        var check = services.Authenticator.Authenticate(token);
+        if (!check.IsValid)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidPassword, $"agent token refused: {check.Reason}"));
+        var agent = check.Agent!;
+        var role = services.Snapshots.Current?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+        if (role is null || !role.Targets.Contains(target.Name, StringComparer.Ordinal))
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
+        if (!services.Recorder.HasRoom)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientResources, "this sidecar cannot record sessions right now (recording spool unavailable or full); new sessions are refused (fail closed)"));
+
+        var upstream = await services.Connector.ConnectAsync(target, decision.Settings, ct);
+        return (agent, upstream, decision.Settings);
+    }
+
+    private async Task<string> ReadPasswordAsync(CancellationToken ct)
+    {
+        var header = new byte[5];
+        await _stream.ReadExactlyAsync(header, ct);
+        var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1));
+        if (header[0] != (byte)'p')
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"expected a password message, got '{(char)header[0]}'"));
+        if (length < 5 || length > 64 * 1024)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid password message length {length}"));
+        var body = new byte[length - 4];
+        await _stream.ReadExactlyAsync(body, ct);
+        try
+        {
+            var token = new PgReader(body).ReadCString();
+            return token.Trim();
+        }
+        catch (PgProtocolException e)
+        {
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid password message: {e.Message}"));
+        }
+    }
+
+    private async Task ServeAsync(AgentPolicy agent, UpstreamSession upstream, string client, CancellationToken stopping)
+    {
+        var session = Guid.CreateVersion7();
+        var recording = new SessionRecording(services.Recorder, session, TimeSpan.FromSeconds(options.RecorderWaitSeconds));
+        await using var upstreamStream = upstream.Stream;
+        var proxySecret = services.CancelKeys.Register(target, upstream.ProcessId, upstream.Secret, out var cancelRegistration);
+        using var cancelKey = cancelRegistration;
+        try
+        {
+            await recording.RecordAsync(RecordingEventTypes.SessionStart, RecordingJson.Encode(
+                new SessionStartPayload(agent.Name, agent.Role, target.Name, services.Identity.SidecarName, client, _tls)));
+        }
+        catch (RecorderUnavailableException)
+        {
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientResources, "this sidecar cannot record sessions right now; new sessions are refused (fail closed)"));
+        }
+
+        // Startup answer: AuthenticationOk, the server's parameters and notices, our cancel key, ReadyForQuery.
+        var hello = new ArrayBufferWriter<byte>();
+        PgWire.WriteAuthenticationOk(hello);
+        foreach (var message in upstream.StartupMessages)
+            hello.Write(message);
+        PgWire.WriteBackendKeyData(hello, upstream.ProcessId, proxySecret);
+        PgWire.WriteReadyForQuery(hello, upstream.TransactionStatus);
+        await _stream.WriteAsync(hello.WrittenMemory, stopping);
+        await _stream.FlushAsync(stopping);
+        services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}",
+            session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "");
+
+        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options);
+        using var live = services.LiveSessions.Register(session, reason =>
+        {
+            relay.End($"terminated: {reason}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {reason}"));
+            return Task.CompletedTask;
+        });
+        using var onStop = stopping.Register(() => relay.End("sidecar shutting down", PgError.Fatal(SqlStates.AdminShutdown, "the Airlock sidecar is shutting down")));
+        using var onTargetGone = services.Listeners.OnTargetRemoved(target.Name, () =>
+            relay.End("target removed from this sidecar's policy", PgError.Fatal(SqlStates.AdminShutdown, $"target \"{target.Name}\" is no longer served by this sidecar")));
+        var reason = await relay.RunAsync();
+
+        // Tell the target we are done (best effort), then record the end whatever happened.
+        try
+        {
+            await upstreamStream.WriteAsync(PgWire.Terminate(), CancellationToken.None);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException)
+        {
+            // already gone
+        }
+        try
+        {
+            await recording.RecordAsync(RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(reason)));
+        }
+        catch (RecorderUnavailableException)
+        {
+            services.Logger.LogError("Session {Session}: its end could not be recorded; it will show as interrupted", session);
+        }
+        services.Logger.LogInformation("Session {Session} ended: {Reason}", session, reason);
+    }
+
+    private async Task TryWriteErrorAsync(PgError error)
+    {
+        try
+        {
+            var buffer = new ArrayBufferWriter<byte>();
+            PgWire.WriteError(buffer, error);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _stream.WriteAsync(buffer.WrittenMemory, timeout.Token);
+            await _stream.FlushAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or NotSupportedException or InvalidOperationException)
+        {
+            // the client is gone
+        }
+    }
+}
+
+/// <summary>What every gateway connection needs from the sidecar.</summary>
+internal sealed record GatewayServices(
+    SnapshotStore Snapshots,
+    AgentAuthenticator Authenticator,
+    UpstreamConnector Connector,
+    CancelKeys CancelKeys,
+    SessionRecorder Recorder,
+    LiveSessions LiveSessions,
+    SidecarIdentity Identity,
+    PostgresListeners Listeners,
+    ILogger Logger);

@@ -1,0 +1,220 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Airlock.Sidecar.ControlPlane;
+using Airlock.Sidecar.Identity;
+using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Protocols;
+using Airlock.Sidecar.Recording;
+using Airlock.Sidecar.Snapshots;
+using Microsoft.Extensions.Options;
+
+namespace Airlock.Sidecar.Postgres;
+
+/// <summary>
+/// One TCP listener per PostgreSQL target in the current snapshot, on the target's
+/// <c>listenPort</c>. Listeners follow the snapshot: new targets start listening, removed ones stop
+/// and their live sessions end, a changed target is served with its new settings from the next
+/// connection on. A port that cannot be bound is logged and shown at <c>/readyz</c>; the others serve.
+/// </summary>
+internal sealed class PostgresListeners : BackgroundService
+{
+    private readonly SnapshotStore _snapshots;
+    private readonly IOptions<Hosting.SidecarOptions> _options;
+    private readonly ILogger<PostgresListeners> _logger;
+    private readonly GatewayServices _services;
+    private readonly X509Certificate2? _certificate;
+    private readonly Dictionary<string, Listener> _listeners = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Action>> _onRemoved = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _reconcile = new(1, 1);
+    private CancellationToken _stopping;
+
+    public PostgresListeners(SnapshotStore snapshots, AgentAuthenticator authenticator, UpstreamConnector connector, CancelKeys cancelKeys,
+        SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
+    {
+        _snapshots = snapshots;
+        _options = options;
+        _logger = logger;
+        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, logger);
+        var gateway = options.Value.Postgres;
+        if (gateway.CertificatePath is not null)
+            _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);
+    }
+
+    /// <summary>Problems binding listeners, by target (shown at /readyz).</summary>
+    public ConcurrentDictionary<string, string> Problems { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Target name → bound port, for status.</summary>
+    public IReadOnlyDictionary<string, int> Serving
+    {
+        get
+        {
+            lock (_listeners)
+                return _listeners.ToDictionary(l => l.Key, l => l.Value.Port);
+        }
+    }
+
+    /// <summary>Runs <paramref name="onRemoved"/> when the target leaves the snapshot (its sessions end).</summary>
+    public IDisposable OnTargetRemoved(string target, Action onRemoved)
+    {
+        var id = Guid.NewGuid();
+        _onRemoved.GetOrAdd(target, _ => new()).TryAdd(id, onRemoved);
+        return new Subscription(() => _onRemoved.GetValueOrDefault(target)?.TryRemove(id, out _));
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _stopping = stoppingToken;
+        _snapshots.Applied += OnApplied;
+        try
+        {
+            if (_snapshots.Current is { } current)
+                await ReconcileAsync(current.Policy);
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
+        finally
+        {
+            _snapshots.Applied -= OnApplied;
+            lock (_listeners)
+            {
+                foreach (var listener in _listeners.Values)
+                    listener.Dispose();
+                _listeners.Clear();
+            }
+        }
+    }
+
+    private void OnApplied(ActiveSnapshot snapshot) => _ = ReconcileAsync(snapshot.Policy);
+
+    private async Task ReconcileAsync(PolicySnapshot policy)
+    {
+        await _reconcile.WaitAsync();
+        try
+        {
+            var wanted = policy.Targets.Where(t => t.Kind == TargetKind.Postgres).ToDictionary(t => t.Name, StringComparer.Ordinal);
+            lock (_listeners)
+            {
+                foreach (var (name, listener) in _listeners.ToList())
+                {
+                    if (wanted.TryGetValue(name, out var target) && target.ListenPort == listener.Port)
+                    {
+                        listener.Target = target; // new settings from the next connection on
+                        continue;
+                    }
+                    listener.Dispose();
+                    _listeners.Remove(name);
+                    if (!wanted.ContainsKey(name))
+                    {
+                        _logger.LogInformation("Target {Target} left the snapshot: listener on port {Port} closed, its sessions end", name, listener.Port);
+                        if (_onRemoved.TryRemove(name, out var callbacks))
+                            foreach (var callback in callbacks.Values)
+                                callback();
+                    }
+                }
+                foreach (var (name, target) in wanted)
+                {
+                    if (_listeners.ContainsKey(name))
+                        continue;
+                    try
+                    {
+                        var listener = new Listener(target, IPAddress.Parse(_options.Value.Postgres.ListenAddress));
+                        _listeners[name] = listener;
+                        Problems.TryRemove(name, out _);
+                        _ = AcceptLoopAsync(listener);
+                        _logger.LogInformation("Serving PostgreSQL target {Target} on {Address}:{Port}{Tls}", name, _options.Value.Postgres.ListenAddress, target.ListenPort,
+                            _certificate is null ? " (no TLS certificate: agents must connect from loopback with cleartext allowed)" : " (TLS available)");
+                    }
+                    catch (SocketException e)
+                    {
+                        Problems[name] = $"cannot listen on port {target.ListenPort}: {e.Message}";
+                        _logger.LogError("Cannot serve target {Target}: cannot listen on port {Port}: {Error}", name, target.ListenPort, e.Message);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _reconcile.Release();
+        }
+    }
+
+    private async Task AcceptLoopAsync(Listener listener)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.Socket.AcceptAsync(_stopping);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return; // listener closed
+            }
+            socket.NoDelay = true;
+            var connection = new GatewayConnection(socket, listener.Target, _options.Value.Postgres, _certificate, _services);
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await connection.RunAsync(_stopping);
+                }
+                catch (Exception e)
+                {
+                    // One session's failure never touches the others.
+                    _logger.LogError(e, "PostgreSQL session on target {Target} failed", listener.Target.Name);
+                }
+            });
+        }
+    }
+
+    public override void Dispose()
+    {
+        _certificate?.Dispose();
+        _reconcile.Dispose();
+        base.Dispose();
+    }
+
+    private sealed class Listener : IDisposable
+    {
+        public Listener(TargetPolicy target, IPAddress address)
+        {
+            _target = target;
+            Port = target.ListenPort;
+            Socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                Socket.Bind(new IPEndPoint(address, Port));
+                Socket.Listen(512);
+            }
+            catch
+            {
+                Socket.Dispose();
+                throw;
+            }
+        }
+
+        private TargetPolicy _target;
+
+        public TargetPolicy Target
+        {
+            get => Volatile.Read(ref _target);
+            set => Volatile.Write(ref _target, value);
+        }
+
+        public int Port { get; }
+        public Socket Socket { get; }
+
+        public void Dispose() => Socket.Dispose();
+    }
+
+    private sealed class Subscription(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+}

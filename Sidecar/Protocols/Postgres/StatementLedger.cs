@@ -1,0 +1,423 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Airlock.Sidecar.Protocols.Postgres;
+
+/// <summary>A statement as it ended: what was asked, how long it took, what came back.</summary>
+public sealed record CompletedStatement(
+    string Text,
+    IReadOnlyList<string?> Parameters,
+    double DurationMs,
+    long? Rows,
+    PgError? Error,
+    IReadOnlyList<string> Columns,
+    IReadOnlyList<IReadOnlyList<string?>> CapturedRows,
+    bool Truncated);
+
+/// <summary>
+/// Follows one connection's conversation to say, for every statement, its text, parameters,
+/// duration, rows, error and the first result rows. The server answers frontend messages strictly in
+/// order, so the ledger keeps a queue of what was sent and matches each backend message to its head:
+/// <list type="bullet">
+/// <item>Parse → ParseComplete; Bind → BindComplete; Close → CloseComplete;</item>
+/// <item>Describe statement → ParameterDescription, then RowDescription or NoData (remembered for the
+/// statement); Describe portal → RowDescription or NoData (remembered for the portal);</item>
+/// <item>Execute → DataRow* then CommandComplete, EmptyQueryResponse or PortalSuspended;</item>
+/// <item>Query → any number of result sets, then ReadyForQuery; FunctionCall → FunctionCallResponse, ReadyForQuery; Sync → ReadyForQuery;</item>
+/// <item>an ErrorResponse in the extended protocol ends the failing message and the server skips
+/// everything up to the next Sync: those statements are reported as not executed.</item>
+/// </list>
+/// Pure and single-threaded: the gateway serialises calls. Malformed frontend bodies throw
+/// <see cref="PgProtocolException"/>; malformed backend bodies too.
+/// </summary>
+public sealed class StatementLedger(int captureBytes, int maxPending = StatementLedger.DefaultMaxPending)
+{
+    public const int DefaultMaxPending = 100_000;
+    public const int MaxRememberedStatements = 4096;
+    public const int MaxRecordedTextChars = 16 * 1024;
+    public const int MaxRecordedParameterChars = 1024;
+
+    private enum Kind { Parse, Bind, DescribeStatement, DescribePortal, Execute, Close, Sync, Query, FunctionCall }
+
+    private sealed class Prepared(string text)
+    {
+        public string Text { get; } = text;
+        public IReadOnlyList<Column>? Columns { get; set; }
+    }
+
+    private sealed class Portal(Prepared statement, IReadOnlyList<string?> parameters, short[] resultFormats)
+    {
+        public Prepared Statement { get; } = statement;
+        public IReadOnlyList<string?> Parameters { get; } = parameters;
+        public short[] ResultFormats { get; } = resultFormats;
+        public IReadOnlyList<Column>? Columns { get; set; }
+    }
+
+    private readonly record struct Column(string Name, short Format);
+
+    private sealed class Request(Kind kind, long sentAt)
+    {
+        public Kind Kind { get; } = kind;
+        public long SentAt { get; } = sentAt;
+        public string Name { get; init; } = "";
+        public Prepared? Statement { get; init; }
+        public Portal? Portal { get; init; }
+        public string? Text { get; init; }
+        // results
+        public IReadOnlyList<Column>? Columns { get; set; }
+        public List<string> ColumnNames { get; } = [];
+        public List<IReadOnlyList<string?>> Rows { get; } = [];
+        public long CapturedBytes { get; set; }
+        public bool Truncated { get; set; }
+        public long? RowCount { get; set; }
+        public PgError? Error { get; set; }
+    }
+
+    private readonly Dictionary<string, Prepared> _prepared = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Portal> _portals = new(StringComparer.Ordinal);
+    private readonly Queue<Request> _pending = new();
+    private readonly List<CompletedStatement> _completed = [];
+
+    /// <summary>Statements completed since the last call.</summary>
+    public List<CompletedStatement> TakeCompleted()
+    {
+        var taken = _completed.ToList();
+        _completed.Clear();
+        return taken;
+    }
+
+    public bool HasCompleted => _completed.Count > 0;
+
+    /// <summary>Requests sent and not yet answered.</summary>
+    public int Pending => _pending.Count;
+
+    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp)
+    {
+        var reader = new PgReader(body);
+        switch (type)
+        {
+            case (byte)'Q':
+                Enqueue(new Request(Kind.Query, timestamp) { Text = Cut(reader.ReadCString(), MaxRecordedTextChars) });
+                break;
+            case (byte)'P':
+            {
+                var name = reader.ReadCString();
+                var text = reader.ReadCString();
+                Remember(_prepared, name, new Prepared(Cut(text, MaxRecordedTextChars)));
+                Enqueue(new Request(Kind.Parse, timestamp) { Name = name });
+                break;
+            }
+            case (byte)'B':
+            {
+                var portal = reader.ReadCString();
+                var statementName = reader.ReadCString();
+                var parameterFormats = ReadFormats(ref reader);
+                var count = reader.ReadInt16();
+                if (count < 0)
+                    throw new PgProtocolException("Bind: negative parameter count");
+                var parameters = new string?[count];
+                for (var i = 0; i < count; i++)
+                {
+                    var value = reader.ReadValue(out var isNull);
+                    parameters[i] = isNull ? null : Render(value, FormatOf(parameterFormats, i), MaxRecordedParameterChars);
+                }
+                var resultFormats = ReadFormats(ref reader);
+                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{statementName}\" not seen on this connection)");
+                Remember(_portals, portal, new Portal(statement, parameters, resultFormats));
+                Enqueue(new Request(Kind.Bind, timestamp) { Name = portal });
+                break;
+            }
+            case (byte)'D':
+            {
+                var what = reader.ReadByte();
+                var name = reader.ReadCString();
+                if (what == (byte)'S')
+                    Enqueue(new Request(Kind.DescribeStatement, timestamp) { Name = name, Statement = _prepared.GetValueOrDefault(name) });
+                else if (what == (byte)'P')
+                    Enqueue(new Request(Kind.DescribePortal, timestamp) { Name = name, Portal = _portals.GetValueOrDefault(name) });
+                else
+                    throw new PgProtocolException("Describe: neither 'S' nor 'P'");
+                break;
+            }
+            case (byte)'E':
+            {
+                var name = reader.ReadCString();
+                reader.ReadInt32(); // row limit
+                var portal = _portals.GetValueOrDefault(name);
+                Enqueue(new Request(Kind.Execute, timestamp) { Name = name, Portal = portal, Text = portal?.Statement.Text ?? $"(portal \"{name}\" not seen on this connection)" });
+                break;
+            }
+            case (byte)'C':
+            {
+                var what = reader.ReadByte();
+                var name = reader.ReadCString();
+                if (what == (byte)'S')
+                    _prepared.Remove(name);
+                else if (what == (byte)'P')
+                    _portals.Remove(name);
+                else
+                    throw new PgProtocolException("Close: neither 'S' nor 'P'");
+                Enqueue(new Request(Kind.Close, timestamp));
+                break;
+            }
+            case (byte)'S':
+                Enqueue(new Request(Kind.Sync, timestamp));
+                break;
+            case (byte)'F':
+            {
+                var oid = reader.ReadInt32();
+                Enqueue(new Request(Kind.FunctionCall, timestamp) { Text = $"(fastpath function call: function oid {oid.ToString(CultureInfo.InvariantCulture)})" });
+                break;
+            }
+            // Flush, CopyData, CopyDone, CopyFail and Terminate get no answer of their own.
+        }
+    }
+
+    public void OnBackend(byte type, ReadOnlySpan<byte> body, long timestamp)
+    {
+        _pending.TryPeek(out var head);
+        switch (type)
+        {
+            case (byte)'1' when head?.Kind == Kind.Parse:
+            case (byte)'2' when head?.Kind == Kind.Bind:
+            case (byte)'3' when head?.Kind == Kind.Close:
+                _pending.Dequeue();
+                break;
+            case (byte)'T':
+            {
+                var columns = ReadRowDescription(body);
+                if (head?.Kind == Kind.DescribeStatement)
+                {
+                    _pending.Dequeue();
+                    head.Statement?.Columns = columns;
+                }
+                else if (head?.Kind == Kind.DescribePortal)
+                {
+                    _pending.Dequeue();
+                    head.Portal?.Columns = columns;
+                }
+                else if (head?.Kind is Kind.Query or Kind.Execute)
+                {
+                    head.Columns = columns;
+                }
+                break;
+            }
+            case (byte)'n' when head?.Kind is Kind.DescribeStatement or Kind.DescribePortal:
+                _pending.Dequeue();
+                break;
+            case (byte)'D' when head?.Kind is Kind.Query or Kind.Execute:
+                Capture(head, body);
+                break;
+            case (byte)'C' when head?.Kind is Kind.Query or Kind.Execute:
+            {
+                var reader = new PgReader(body);
+                var rows = RowsOf(reader.ReadCString());
+                if (rows is not null)
+                    head.RowCount = (head.RowCount ?? 0) + rows;
+                if (head.Kind == Kind.Execute)
+                    Complete(_pending.Dequeue(), timestamp);
+                else
+                    head.Columns = null; // the next result set brings its own RowDescription
+                break;
+            }
+            case (byte)'I' or (byte)'s' when head?.Kind == Kind.Execute:
+                Complete(_pending.Dequeue(), timestamp);
+                break;
+            case (byte)'E':
+                OnError(head, ReadError(body), timestamp);
+                break;
+            case (byte)'Z':
+                // Everything up to and including the first Sync (or the simple query / function call) is answered.
+                while (_pending.TryDequeue(out var request))
+                {
+                    if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute)
+                        Complete(request, timestamp);
+                    if (request.Kind is Kind.Sync or Kind.Query or Kind.FunctionCall)
+                        break;
+                }
+                break;
+        }
+    }
+
+    /// <summary>The columns of the result being streamed now (for masking), with their format codes.</summary>
+    public IReadOnlyList<(string Name, short Format)>? CurrentColumns =>
+        _pending.TryPeek(out var head) && ColumnsOf(head) is { } columns ? columns.Select(c => (c.Name, c.Format)).ToList() : null;
+
+    private void OnError(Request? head, PgError error, long timestamp)
+    {
+        if (head is null)
+            return; // an error while idle (e.g. the server shutting down): no statement of ours
+        if (head.Kind is Kind.Query or Kind.FunctionCall)
+        {
+            head.Error ??= error; // completes at ReadyForQuery
+            return;
+        }
+        if (head.Kind == Kind.Sync)
+            return; // e.g. the implicit commit at Sync failed; ReadyForQuery follows
+        // Extended protocol: the failing message ends; the server skips everything up to Sync.
+        var failed = _pending.Dequeue();
+        if (failed.Kind == Kind.Execute)
+        {
+            failed.Error = error;
+            Complete(failed, timestamp);
+        }
+        while (_pending.TryPeek(out var next) && next.Kind != Kind.Sync)
+        {
+            var skipped = _pending.Dequeue();
+            if (skipped.Kind == Kind.Execute)
+            {
+                skipped.Error = PgError.Error("", $"not executed: an earlier message in the pipeline failed ({error.SqlState})");
+                Complete(skipped, timestamp);
+            }
+        }
+    }
+
+    private void Capture(Request request, ReadOnlySpan<byte> body)
+    {
+        if (request.Truncated)
+            return;
+        var columns = ColumnsOf(request);
+        var reader = new PgReader(body);
+        var count = reader.ReadInt16();
+        var row = new string?[Math.Max((int)count, 0)];
+        long size = 0;
+        for (var i = 0; i < row.Length; i++)
+        {
+            var value = reader.ReadValue(out var isNull);
+            size += value.Length;
+            row[i] = isNull ? null : Render(value, columns is not null && i < columns.Count ? columns[i].Format : (short)0, int.MaxValue);
+        }
+        if (request.CapturedBytes + size > captureBytes)
+        {
+            request.Truncated = true;
+            return;
+        }
+        request.CapturedBytes += size;
+        if (request.ColumnNames.Count == 0 && columns is not null)
+            request.ColumnNames.AddRange(columns.Select(c => c.Name));
+        request.Rows.Add(row);
+    }
+
+    /// <summary>Columns of the result an Execute or Query is streaming: its own RowDescription, else the portal's or statement's, with the Bind's result formats.</summary>
+    private static IReadOnlyList<Column>? ColumnsOf(Request request)
+    {
+        if (request.Columns is not null || request.Portal is null)
+            return request.Columns;
+        var described = request.Portal.Columns ?? request.Statement?.Columns ?? request.Portal.Statement.Columns;
+        if (described is null || request.Portal.Columns is not null)
+            return described; // a portal's RowDescription carries the real formats
+        var formats = request.Portal.ResultFormats;
+        return described.Select((c, i) => c with { Format = FormatOf(formats, i) }).ToList();
+    }
+
+    private void Complete(Request request, long timestamp)
+    {
+        if (request.Kind is not (Kind.Query or Kind.Execute or Kind.FunctionCall))
+            return;
+        _completed.Add(new CompletedStatement(
+            request.Text ?? "",
+            request.Portal?.Parameters ?? [],
+            (timestamp - request.SentAt) * 1000.0 / Stopwatch.Frequency,
+            request.RowCount,
+            request.Error,
+            request.ColumnNames,
+            request.Rows,
+            request.Truncated));
+    }
+
+    private void Enqueue(Request request)
+    {
+        if (_pending.Count >= maxPending)
+            throw new PgProtocolException($"more than {maxPending} messages sent without an answer");
+        _pending.Enqueue(request);
+    }
+
+    private static void Remember<T>(Dictionary<string, T> map, string name, T value)
+    {
+        if (map.Count >= MaxRememberedStatements && !map.ContainsKey(name) && name.Length > 0)
+            map.Clear(); // bounded memory: later statements of forgotten names are recorded as "not seen"
+        map[name] = value;
+    }
+
+    private static short[] ReadFormats(ref PgReader reader)
+    {
+        var count = reader.ReadInt16();
+        if (count < 0)
+            throw new PgProtocolException("negative format-code count");
+        var formats = new short[count];
+        for (var i = 0; i < count; i++)
+        {
+            formats[i] = reader.ReadInt16();
+            if (formats[i] is not (0 or 1))
+                throw new PgProtocolException($"format code {formats[i]} is neither text (0) nor binary (1)");
+        }
+        return formats;
+    }
+
+    /// <summary>No codes: all text; one code: applies to all; otherwise one per column.</summary>
+    private static short FormatOf(short[] formats, int index) =>
+        formats.Length == 0 ? (short)0 : formats.Length == 1 ? formats[0] : index < formats.Length ? formats[index] : (short)0;
+
+    private static List<Column> ReadRowDescription(ReadOnlySpan<byte> body)
+    {
+        var reader = new PgReader(body);
+        var count = reader.ReadInt16();
+        var columns = new List<Column>(Math.Max((int)count, 0));
+        for (var i = 0; i < count; i++)
+        {
+            var name = reader.ReadCString();
+            reader.ReadBytes(4 + 2 + 4 + 2 + 4); // table oid, column number, type oid, type size, type modifier
+            columns.Add(new Column(name, reader.ReadInt16()));
+        }
+        return columns;
+    }
+
+    /// <summary>Severity, SQLSTATE and message of an ErrorResponse or NoticeResponse.</summary>
+    public static PgError ReadError(ReadOnlySpan<byte> body)
+    {
+        string severity = "ERROR", code = "", message = "";
+        string? detail = null, hint = null;
+        var reader = new PgReader(body);
+        while (reader.Remaining > 0)
+        {
+            var field = reader.ReadByte();
+            if (field == 0)
+                break;
+            var value = reader.ReadCString();
+            switch (field)
+            {
+                case (byte)'V': severity = value; break;
+                case (byte)'S' when severity == "ERROR": severity = value; break;
+                case (byte)'C': code = value; break;
+                case (byte)'M': message = value; break;
+                case (byte)'D': detail = value; break;
+                case (byte)'H': hint = value; break;
+            }
+        }
+        return new PgError(severity, code, message, detail, hint);
+    }
+
+    /// <summary>The row count in a command tag: <c>SELECT 5</c>, <c>INSERT 0 5</c>, <c>UPDATE 5</c>, <c>COPY 5</c>…; null for tags without one.</summary>
+    public static long? RowsOf(string tag)
+    {
+        var space = tag.LastIndexOf(' ');
+        if (space < 0)
+            return null;
+        var verb = tag[..tag.IndexOf(' ', StringComparison.Ordinal)];
+        if (verb is not ("SELECT" or "INSERT" or "UPDATE" or "DELETE" or "MERGE" or "COPY" or "FETCH" or "MOVE"))
+            return null;
+        return long.TryParse(tag.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var rows) ? rows : null;
+    }
+
+    /// <summary>Text values as UTF-8 text; binary values as <c>\x</c> and hex, like PostgreSQL prints bytea.</summary>
+    private static string Render(ReadOnlySpan<byte> value, short format, int maxChars)
+    {
+        if (format == 0)
+            return Cut(Encoding.UTF8.GetString(value.Length > maxChars * 4L ? value[..(maxChars * 4)] : value), maxChars);
+        var bytes = value.Length > maxChars / 2 ? value[..(maxChars / 2)] : value;
+        return "\\x" + Convert.ToHexStringLower(bytes) + (bytes.Length < value.Length ? "…" : "");
+    }
+
+    private static string Cut(string text, int maxChars) => text.Length <= maxChars ? text : string.Concat(text.AsSpan(0, maxChars), "…");
+}
