@@ -115,6 +115,9 @@ public sealed class SidecarProcess : IAsyncDisposable
 {
     private readonly bool _ownsState;
 
+    private IEnumerable<string>? _extraArgs;
+    private IReadOnlyDictionary<string, string>? _environment;
+
     private SidecarProcess(ManagedProcess process, string stateDirectory, string url, bool ownsState)
     {
         Process = process;
@@ -127,12 +130,13 @@ public sealed class SidecarProcess : IAsyncDisposable
     public string StateDirectory { get; }
     public string Url { get; }
 
-    public static SidecarProcess Start(string? controlPlane, string? enrollmentToken, string? stateDirectory = null, IEnumerable<string>? extraArgs = null)
+    public static SidecarProcess Start(string? controlPlane, string? enrollmentToken, string? stateDirectory = null, IEnumerable<string>? extraArgs = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var state = stateDirectory ?? Path.Combine(Directory.CreateTempSubdirectory("airlock-sc-").FullName, "state");
         var url = $"http://127.0.0.1:{FreePort.Next()}";
-        var process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, enrollmentToken, state, url, extraArgs));
-        return new SidecarProcess(process, state, url, ownsState: stateDirectory is null);
+        var process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, enrollmentToken, state, url, extraArgs), environment);
+        return new SidecarProcess(process, state, url, ownsState: stateDirectory is null) { _extraArgs = extraArgs, _environment = environment };
     }
 
     private static List<string> Args(string? controlPlane, string? token, string state, string url, IEnumerable<string>? extra)
@@ -150,7 +154,7 @@ public sealed class SidecarProcess : IAsyncDisposable
     public async Task RestartAsync(string? controlPlane = null)
     {
         await Process.DisposeAsync();
-        Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, null));
+        Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, _extraArgs), _environment);
     }
 
     /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>

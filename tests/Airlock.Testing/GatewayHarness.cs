@@ -1,0 +1,222 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Npgsql;
+
+namespace Airlock.Testing;
+
+/// <summary>
+/// A control plane, an enrolled sidecar with a TLS certificate, and a PostgreSQL target on the test
+/// server (its own database, owned by a SCRAM login the sidecar uses). Agent <c>ci</c> may use the
+/// target; agent <c>stranger</c> may not. Clients connect directly (<see cref="DirectConnectionString"/>)
+/// or through the sidecar (<see cref="SidecarConnectionString"/>) and must see the same results.
+/// </summary>
+public sealed class GatewayHarness : IAsyncDisposable
+{
+    public const string ScramUser = "airlock_scram";
+    public const string ScramPassword = "scram-Secret-1";
+    public const string Md5User = "airlock_md5";
+    public const string Md5Password = "md5-Secret-1";
+    public const string CleartextUser = "airlock_clear";
+    public const string CleartextPassword = "clear-Secret-1";
+
+    private GatewayHarness(ControlPlaneProcess cp, SidecarProcess sidecar, string database, int port, string certificates, string token)
+    {
+        ControlPlane = cp;
+        Sidecar = sidecar;
+        Database = database;
+        Port = port;
+        CertificateDirectory = certificates;
+        Token = token;
+    }
+
+    public ControlPlaneProcess ControlPlane { get; }
+    public SidecarProcess Sidecar { get; }
+    public string Database { get; }
+    /// <summary>The sidecar's listener for the target.</summary>
+    public int Port { get; }
+    /// <summary>ca.pem (trust anchor for verify-full), server.pem, server.key.</summary>
+    public string CertificateDirectory { get; }
+    /// <summary>A fresh token of agent <c>ci</c>.</summary>
+    public string Token { get; }
+
+    public string CaPath => Path.Combine(CertificateDirectory, "ca.pem");
+
+    public static NpgsqlConnectionStringBuilder Server => new(TestPostgres.ServerConnectionString);
+
+    public string DirectConnectionString => new NpgsqlConnectionStringBuilder
+    {
+        Host = Server.Host, Port = Server.Port, Database = Database, Username = ScramUser, Password = ScramPassword, Pooling = false,
+    }.ConnectionString;
+
+    public string SidecarConnectionString => SidecarConnectionStringFor(Token);
+
+    public string SidecarConnectionStringFor(string token) => new NpgsqlConnectionStringBuilder
+    {
+        Host = "127.0.0.1", Port = Port, Database = Database, Username = "ci", Password = token, Pooling = false, SslMode = SslMode.Require,
+    }.ConnectionString;
+
+    /// <summary>libpq connection strings for psql, pgbench and node-postgres (password in PGPASSWORD).</summary>
+    public string DirectLibpq => $"host={Server.Host} port={Server.Port} dbname={Database} user={ScramUser} sslmode=disable";
+
+    public string SidecarLibpq => $"host=127.0.0.1 port={Port} dbname={Database} user=ci sslmode=require";
+
+    public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer")
+    {
+        await EnsureLoginRolesAsync();
+        var database = await CreateDatabaseAsync();
+        var certificates = WriteCertificates();
+        var port = FreePort.Next();
+        var cp = await ControlPlaneProcess.StartAsync();
+        var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs:
+        [
+            $"--Sidecar:Postgres:CertificatePath={Path.Combine(certificates, "server.pem")}",
+            $"--Sidecar:Postgres:KeyPath={Path.Combine(certificates, "server.key")}",
+            "--Sidecar:Postgres:ListenAddress=127.0.0.1",
+        ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword });
+        await sidecar.WaitForVersionAsync(1);
+        var policy = $$"""
+            targets:
+            - name: pg
+              sidecar: edge-1
+              listenPort: {{port}}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{upstreamUser}}, tls: {{tls}}, {{credentialYaml}}}
+            roles:
+            - {name: rw, grants: [{target: pg}]}
+            - {name: nothing, grants: []}
+            agents:
+            - {name: ci, owner: admin, role: rw}
+            - {name: stranger, owner: admin, role: nothing}
+            """;
+        var put = await cp.PutPolicyAsync(policy);
+        if (put.StatusCode != HttpStatusCode.OK)
+            throw new InvalidOperationException($"policy refused: {await put.Content.ReadAsStringAsync()}");
+        await sidecar.WaitForVersionAsync(2);
+        var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"));
+        await harness.WaitForListenerAsync();
+        return harness;
+    }
+
+    /// <summary>A token for an agent from Airlock's token endpoint (client secret).</summary>
+    public static async Task<string> TokenAsync(ControlPlaneProcess cp, string agent)
+    {
+        var secret = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/agents/{agent}/secret", null)).Content.ReadAsStringAsync())
+            .RootElement.GetProperty("clientSecret").GetString()!;
+        using var http = new HttpClient();
+        using var response = await http.PostAsync(cp.Url + "/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = agent, ["client_secret"] = secret,
+        }));
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return body.GetProperty("access_token").GetString() ?? throw new InvalidOperationException($"no token: {body}");
+    }
+
+    private async Task WaitForListenerAsync()
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            try
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+        throw new TimeoutException($"the sidecar did not listen on port {Port}");
+    }
+
+    /// <summary>
+    /// Login roles for each password method, and a pg_hba.conf that asks for them (first match wins;
+    /// everything else keeps trust on loopback, as the test server starts).
+    /// </summary>
+    public static async Task EnsureLoginRolesAsync()
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = "postgres", Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        async Task Run(string sql)
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+        foreach (var (user, password, encryption) in new[] { (ScramUser, ScramPassword, "scram-sha-256"), (Md5User, Md5Password, "md5"), (CleartextUser, CleartextPassword, "scram-sha-256") })
+        {
+            await Run($"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE {user} LOGIN CREATEDB; END IF; END $$");
+            await Run($"SET password_encryption = '{encryption}'; ALTER ROLE {user} PASSWORD '{password}'");
+        }
+        await using (var command = new NpgsqlCommand("SHOW hba_file", connection))
+        {
+            var hba = (string)(await command.ExecuteScalarAsync())!;
+            await Run($"""
+                COPY (VALUES
+                  ('host all {ScramUser} 127.0.0.1/32 scram-sha-256'),
+                  ('host all {Md5User} 127.0.0.1/32 md5'),
+                  ('host all {CleartextUser} 127.0.0.1/32 password'),
+                  ('local all all trust'),
+                  ('host all all 127.0.0.1/32 trust'),
+                  ('host all all ::1/128 trust')
+                ) TO '{hba}'
+                """);
+        }
+        await Run("SELECT pg_reload_conf()");
+    }
+
+    private static async Task<string> CreateDatabaseAsync()
+    {
+        var name = $"gw_{Guid.NewGuid():N}"[..30];
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = "postgres", Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using (var command = new NpgsqlCommand($"CREATE DATABASE {name} OWNER {ScramUser}", connection))
+            await command.ExecuteNonQueryAsync();
+        foreach (var user in new[] { Md5User, CleartextUser })
+            await using (var grant = new NpgsqlCommand($"GRANT ALL ON DATABASE {name} TO {user}", connection))
+                await grant.ExecuteNonQueryAsync();
+        return name;
+    }
+
+    /// <summary>A private CA and a server certificate for localhost / 127.0.0.1, as PEM files.</summary>
+    public static string WriteCertificates()
+    {
+        var directory = Directory.CreateTempSubdirectory("airlock-tls-").FullName;
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=Airlock Test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+
+        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var serverRequest = new CertificateRequest("CN=localhost", serverKey, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        names.AddIpAddress(IPAddress.Loopback);
+        serverRequest.CertificateExtensions.Add(names.Build());
+        serverRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var server = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+
+        File.WriteAllText(Path.Combine(directory, "ca.pem"), ca.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(directory, "server.pem"), server.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(directory, "server.key"), serverKey.ExportPkcs8PrivateKeyPem());
+        return directory;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Sidecar.DisposeAsync();
+        await ControlPlane.DisposeAsync();
+        try
+        {
+            await TestPostgres.DropDatabaseAsync(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = Database }.ConnectionString);
+        }
+        catch (NpgsqlException)
+        {
+            // best effort
+        }
+        Directory.Delete(CertificateDirectory, recursive: true);
+    }
+}
