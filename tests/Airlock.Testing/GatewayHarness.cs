@@ -44,6 +44,12 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string CaPath => Path.Combine(CertificateDirectory, "ca.pem");
 
+    /// <summary>Listener port per target: pg, pg-down (upstream port closed), pg-badpass (wrong stored password), pg-md5, pg-clear (password method, no TLS).</summary>
+    public IReadOnlyDictionary<string, int> Ports { get; private init; } = new Dictionary<string, int>();
+
+    public string SidecarConnectionStringForTarget(string target, string? token = null) =>
+        new NpgsqlConnectionStringBuilder(SidecarConnectionStringFor(token ?? Token)) { Port = Ports[target] }.ConnectionString;
+
     public static NpgsqlConnectionStringBuilder Server => new(TestPostgres.ServerConnectionString);
 
     public string DirectConnectionString => new NpgsqlConnectionStringBuilder
@@ -69,13 +75,14 @@ public sealed class GatewayHarness : IAsyncDisposable
         var database = await CreateDatabaseAsync();
         var certificates = WriteCertificates();
         var port = FreePort.Next();
+        var (downPort, badPasswordPort, md5Port, clearPort, closedPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
         var cp = await ControlPlaneProcess.StartAsync();
         var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs:
         [
             $"--Sidecar:Postgres:CertificatePath={Path.Combine(certificates, "server.pem")}",
             $"--Sidecar:Postgres:KeyPath={Path.Combine(certificates, "server.key")}",
             "--Sidecar:Postgres:ListenAddress=127.0.0.1",
-        ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword });
+        ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password });
         await sidecar.WaitForVersionAsync(1);
         var policy = $$"""
             targets:
@@ -83,8 +90,24 @@ public sealed class GatewayHarness : IAsyncDisposable
               sidecar: edge-1
               listenPort: {{port}}
               upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{upstreamUser}}, tls: {{tls}}, {{credentialYaml}}}
+            - name: pg-down
+              sidecar: edge-1
+              listenPort: {{downPort}}
+              upstream: {host: 127.0.0.1, port: {{closedPort}}, database: {{database}}, username: {{ScramUser}}, credential: "env:AIRLOCK_TEST_PG_PASSWORD"}
+            - name: pg-badpass
+              sidecar: edge-1
+              listenPort: {{badPasswordPort}}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{ScramUser}}, password: not-the-password}
+            - name: pg-md5
+              sidecar: edge-1
+              listenPort: {{md5Port}}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{Md5User}}, credential: "env:AIRLOCK_TEST_MD5_PASSWORD"}
+            - name: pg-clear
+              sidecar: edge-1
+              listenPort: {{clearPort}}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{CleartextUser}}, tls: disable, password: {{CleartextPassword}}}
             roles:
-            - {name: rw, grants: [{target: pg}]}
+            - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}]}
             - {name: nothing, grants: []}
             agents:
             - {name: ci, owner: admin, role: rw}
@@ -94,7 +117,10 @@ public sealed class GatewayHarness : IAsyncDisposable
         if (put.StatusCode != HttpStatusCode.OK)
             throw new InvalidOperationException($"policy refused: {await put.Content.ReadAsStringAsync()}");
         await sidecar.WaitForVersionAsync(2);
-        var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"));
+        var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"))
+        {
+            Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort },
+        };
         await harness.WaitForListenerAsync();
         return harness;
     }
