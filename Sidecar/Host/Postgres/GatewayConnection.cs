@@ -89,13 +89,15 @@ internal sealed class GatewayConnection(
                     await _stream.WriteAsync("N"u8.ToArray(), ct);
                     continue;
                 case StartupKind.Ssl:
-                    await _stream.WriteAsync("S"u8.ToArray(), ct);
-                    // A client that sent more before the handshake is injecting plaintext (CVE-2021-23214 class).
+                    // A client that sent more before our answer is injecting plaintext meant to be read as if
+                    // it came through TLS (CVE-2021-23214 class). Checked before answering: after 'S' the
+                    // client's ClientHello may legitimately be on its way.
                     if (socket.Available > 0)
                     {
                         services.Logger.LogWarning("PostgreSQL client {Client} sent bytes after SSLRequest before the TLS handshake; connection closed", Remote);
                         return null;
                     }
+                    await _stream.WriteAsync("S"u8.ToArray(), ct);
                     var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
                     await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
                     {
