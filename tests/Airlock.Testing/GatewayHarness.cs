@@ -108,10 +108,10 @@ public sealed class GatewayHarness : IAsyncDisposable
               upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{CleartextUser}}, tls: disable, password: {{CleartextPassword}}}
             roles:
             - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}]}
-            - {name: nothing, grants: []}
+            - {name: limited, grants: [{target: pg-clear}]}
             agents:
             - {name: ci, owner: admin, role: rw}
-            - {name: stranger, owner: admin, role: nothing}
+            - {name: stranger, owner: admin, role: limited}
             """;
         var put = await cp.PutPolicyAsync(policy);
         if (put.StatusCode != HttpStatusCode.OK)

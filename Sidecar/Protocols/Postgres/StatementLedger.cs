@@ -40,9 +40,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     private enum Kind { Parse, Bind, DescribeStatement, DescribePortal, Execute, Close, Sync, Query, FunctionCall }
 
-    private sealed class Prepared(string text)
+    private sealed class Prepared(string text, int[]? parameterTypes = null)
     {
         public string Text { get; } = text;
+        public int[] ParameterTypes { get; } = parameterTypes ?? [];
         public IReadOnlyList<Column>? Columns { get; set; }
     }
 
@@ -54,7 +55,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public IReadOnlyList<Column>? Columns { get; set; }
     }
 
-    private readonly record struct Column(string Name, short Format);
+    private readonly record struct Column(string Name, int TypeOid, short Format);
 
     private sealed class Request(Kind kind, long sentAt)
     {
@@ -98,13 +99,17 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         switch (type)
         {
             case (byte)'Q':
-                Enqueue(new Request(Kind.Query, timestamp) { Text = Cut(reader.ReadCString(), MaxRecordedTextChars) });
+                Enqueue(new Request(Kind.Query, timestamp) { Text = PgValueText.Cut(reader.ReadCString(), MaxRecordedTextChars) });
                 break;
             case (byte)'P':
             {
                 var name = reader.ReadCString();
                 var text = reader.ReadCString();
-                Remember(_prepared, name, new Prepared(Cut(text, MaxRecordedTextChars)));
+                var typeCount = reader.ReadInt16();
+                var types = new int[Math.Max((int)typeCount, 0)];
+                for (var i = 0; i < types.Length; i++)
+                    types[i] = reader.ReadInt32();
+                Remember(_prepared, name, new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types));
                 Enqueue(new Request(Kind.Parse, timestamp) { Name = name });
                 break;
             }
@@ -116,14 +121,15 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 var count = reader.ReadInt16();
                 if (count < 0)
                     throw new PgProtocolException("Bind: negative parameter count");
+                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{statementName}\" not seen on this connection)");
                 var parameters = new string?[count];
                 for (var i = 0; i < count; i++)
                 {
                     var value = reader.ReadValue(out var isNull);
-                    parameters[i] = isNull ? null : Render(value, FormatOf(parameterFormats, i), MaxRecordedParameterChars);
+                    var typeOid = i < statement.ParameterTypes.Length ? statement.ParameterTypes[i] : 0;
+                    parameters[i] = isNull ? null : PgValueText.Render(value, FormatOf(parameterFormats, i), typeOid, MaxRecordedParameterChars);
                 }
                 var resultFormats = ReadFormats(ref reader);
-                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{statementName}\" not seen on this connection)");
                 Remember(_portals, portal, new Portal(statement, parameters, resultFormats));
                 Enqueue(new Request(Kind.Bind, timestamp) { Name = portal });
                 break;
@@ -255,21 +261,24 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         }
         if (head.Kind == Kind.Sync)
             return; // e.g. the implicit commit at Sync failed; ReadyForQuery follows
-        // Extended protocol: the failing message ends; the server skips everything up to Sync.
+        // Extended protocol: the failing message ends; the server skips everything up to Sync. An
+        // error in Parse, Bind or Describe belongs to the statement the agent was about to execute.
         var failed = _pending.Dequeue();
+        var attributed = false;
         if (failed.Kind == Kind.Execute)
         {
             failed.Error = error;
             Complete(failed, timestamp);
+            attributed = true;
         }
         while (_pending.TryPeek(out var next) && next.Kind != Kind.Sync)
         {
             var skipped = _pending.Dequeue();
-            if (skipped.Kind == Kind.Execute)
-            {
-                skipped.Error = PgError.Error("", $"not executed: an earlier message in the pipeline failed ({error.SqlState})");
-                Complete(skipped, timestamp);
-            }
+            if (skipped.Kind != Kind.Execute)
+                continue;
+            skipped.Error = attributed ? PgError.Error(error.SqlState, $"not executed: an earlier message in the pipeline failed ({error.Message})") : error;
+            attributed = true;
+            Complete(skipped, timestamp);
         }
     }
 
@@ -286,7 +295,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         {
             var value = reader.ReadValue(out var isNull);
             size += value.Length;
-            row[i] = isNull ? null : Render(value, columns is not null && i < columns.Count ? columns[i].Format : (short)0, int.MaxValue);
+            var column = columns is not null && i < columns.Count ? columns[i] : default;
+            row[i] = isNull ? null : PgValueText.Render(value, column.Format, column.TypeOid, int.MaxValue);
         }
         if (request.CapturedBytes + size > captureBytes)
         {
@@ -367,8 +377,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         for (var i = 0; i < count; i++)
         {
             var name = reader.ReadCString();
-            reader.ReadBytes(4 + 2 + 4 + 2 + 4); // table oid, column number, type oid, type size, type modifier
-            columns.Add(new Column(name, reader.ReadInt16()));
+            reader.ReadBytes(4 + 2); // table oid, column number
+            var typeOid = reader.ReadInt32();
+            reader.ReadBytes(2 + 4); // type size, type modifier
+            columns.Add(new Column(name, typeOid, reader.ReadInt16()));
         }
         return columns;
     }
@@ -410,14 +422,4 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         return long.TryParse(tag.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var rows) ? rows : null;
     }
 
-    /// <summary>Text values as UTF-8 text; binary values as <c>\x</c> and hex, like PostgreSQL prints bytea.</summary>
-    private static string Render(ReadOnlySpan<byte> value, short format, int maxChars)
-    {
-        if (format == 0)
-            return Cut(Encoding.UTF8.GetString(value.Length > maxChars * 4L ? value[..(maxChars * 4)] : value), maxChars);
-        var bytes = value.Length > maxChars / 2 ? value[..(maxChars / 2)] : value;
-        return "\\x" + Convert.ToHexStringLower(bytes) + (bytes.Length < value.Length ? "…" : "");
-    }
-
-    private static string Cut(string text, int maxChars) => text.Length <= maxChars ? text : string.Concat(text.AsSpan(0, maxChars), "…");
 }

@@ -1,0 +1,304 @@
+using System.Buffers.Binary;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Airlock.Testing;
+using Npgsql;
+
+namespace Airlock.EndToEnd.Tests.Gateway;
+
+/// <summary>Authentication and upstream failures, and hostile bytes: each gets a precise error and touches no other session.</summary>
+public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<GatewayFixture>
+{
+    private GatewayHarness H => fixture.Harness;
+
+    private static async Task<PostgresException> RefusedAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        return await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync());
+    }
+
+    [Fact]
+    public async Task Agent_authentication_failures_name_the_reason()
+    {
+        var wrong = await RefusedAsync(H.SidecarConnectionStringFor("not-a-token"));
+        Assert.Equal("28P01", wrong.SqlState);
+        Assert.Equal("FATAL", wrong.Severity);
+        Assert.Contains("agent token refused", wrong.MessageText, StringComparison.Ordinal);
+
+        var tampered = await RefusedAsync(H.SidecarConnectionStringFor(H.Token[..^4] + "AAAA"));
+        Assert.Equal("28P01", tampered.SqlState);
+
+        var stranger = await RefusedAsync(H.SidecarConnectionStringFor(await GatewayHarness.TokenAsync(H.ControlPlane, "stranger")));
+        Assert.Equal("42501", stranger.SqlState);
+        Assert.Contains("agent \"stranger\" (role \"limited\") is not granted target \"pg\"", stranger.MessageText, StringComparison.Ordinal);
+
+        var cleartext = await RefusedAsync(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { SslMode = SslMode.Disable }.ConnectionString);
+        Assert.Equal("28000", cleartext.SqlState);
+        Assert.Contains("only over TLS", cleartext.MessageText, StringComparison.Ordinal);
+
+        var database = await RefusedAsync(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { Database = "postgres" }.ConnectionString);
+        Assert.Equal("3D000", database.SqlState);
+
+        var role = await RefusedAsync(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { Options = "-c role=postgres" }.ConnectionString);
+        Assert.Equal("42501", role.SqlState);
+        Assert.Contains("setting \"role\" is not allowed", role.MessageText, StringComparison.Ordinal);
+
+        // Allowed settings pass through to the server.
+        await using var allowed = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { Options = "-c search_path=public,pg_catalog", ApplicationName = "airlock-test", Timezone = "Asia/Tokyo" }.ConnectionString);
+        await allowed.OpenAsync();
+        Assert.Equal("public,pg_catalog", await new NpgsqlCommand("SHOW search_path", allowed).ExecuteScalarAsync());
+        Assert.Equal("airlock-test", await new NpgsqlCommand("SHOW application_name", allowed).ExecuteScalarAsync());
+        Assert.Equal("Asia/Tokyo", await new NpgsqlCommand("SHOW TimeZone", allowed).ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task Replication_connections_are_refused()
+    {
+        var result = await Cli.RunAsync("psql", [H.SidecarLibpq + " replication=database", "-X", "-c", "IDENTIFY_SYSTEM"], new Dictionary<string, string> { ["PGPASSWORD"] = H.Token });
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("replication connections are not allowed through Airlock", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Upstream_failures_are_reported_to_the_agent()
+    {
+        var down = await RefusedAsync(H.SidecarConnectionStringForTarget("pg-down"));
+        Assert.Equal("08001", down.SqlState);
+        Assert.Contains("cannot reach target \"pg-down\" at 127.0.0.1:", down.MessageText, StringComparison.Ordinal);
+
+        var badPassword = await RefusedAsync(H.SidecarConnectionStringForTarget("pg-badpass"));
+        Assert.Equal("08001", badPassword.SqlState);
+        Assert.Contains("refused the sidecar's login as \"airlock_scram\"", badPassword.MessageText, StringComparison.Ordinal);
+        Assert.Contains("28P01", badPassword.MessageText, StringComparison.Ordinal);
+        Assert.DoesNotContain("not-the-password", badPassword.MessageText, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("pg-md5", GatewayHarness.Md5User)]
+    [InlineData("pg-clear", GatewayHarness.CleartextUser)]
+    public async Task Md5_and_cleartext_upstream_logins_work(string target, string user)
+    {
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionStringForTarget(target));
+        await connection.OpenAsync();
+        Assert.Equal(user, await new NpgsqlCommand("SELECT current_user", connection).ExecuteScalarAsync());
+    }
+
+    /// <summary>An authenticated raw TLS connection through the sidecar, for bytes no real client sends.</summary>
+    private async Task<(TcpClient Tcp, SslStream Tls)> RawSessionAsync()
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", H.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Packet(80877103));
+        Assert.Equal((byte)'S', (byte)stream.ReadByte());
+        var tls = new SslStream(stream, false, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync("localhost");
+        var parameters = Encoding.UTF8.GetBytes($"user\0ci\0database\0{H.Database}\0\0");
+        var startup = new byte[8 + parameters.Length];
+        BinaryPrimitives.WriteInt32BigEndian(startup, startup.Length);
+        BinaryPrimitives.WriteInt32BigEndian(startup.AsSpan(4), 196608);
+        parameters.CopyTo(startup.AsSpan(8));
+        await tls.WriteAsync(startup);
+        await ReadUntilAsync(tls, (byte)'R');
+        var password = Encoding.UTF8.GetBytes(H.Token + "\0");
+        await tls.WriteAsync(Message((byte)'p', password));
+        await ReadUntilAsync(tls, (byte)'Z');
+        return (tcp, tls);
+    }
+
+    private static byte[] Packet(int code)
+    {
+        var packet = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(packet, 8);
+        BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(4), code);
+        return packet;
+    }
+
+    private static byte[] Message(byte type, byte[] body)
+    {
+        var message = new byte[5 + body.Length];
+        message[0] = type;
+        BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(1), 4 + body.Length);
+        body.CopyTo(message, 5);
+        return message;
+    }
+
+    /// <summary>Reads messages until one of the given type; returns the ErrorResponse text if one came first (or at all).</summary>
+    private static async Task<string> ReadUntilAsync(Stream stream, byte type)
+    {
+        var errors = new StringBuilder();
+        while (true)
+        {
+            var header = new byte[5];
+            try
+            {
+                await stream.ReadExactlyAsync(header).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (EndOfStreamException)
+            {
+                return errors.ToString();
+            }
+            catch (IOException)
+            {
+                return errors.ToString();
+            }
+            var body = new byte[BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1)) - 4];
+            await stream.ReadExactlyAsync(body);
+            if (header[0] == (byte)'E')
+                errors.Append(Encoding.UTF8.GetString(body).Replace('\0', '|'));
+            if (header[0] == type)
+                return errors.ToString();
+        }
+    }
+
+    [Theory]
+    [InlineData("oversized length", "Q", int.MaxValue, "54000|", "over the gateway's")]
+    [InlineData("negative length", "Q", -5, "08P01|", "invalid message length -5")]
+    [InlineData("unknown message type", "!", 8, "08P01|", "invalid frontend message type '!'")]
+    [InlineData("query without NUL terminator", "Q", 8, "08P01|", "not NUL-terminated")]
+    public async Task Malformed_messages_end_that_session_with_a_protocol_error_and_no_other(string what, string type, int length, string state, string message)
+    {
+        _ = what;
+        await using var bystander = new NpgsqlConnection(H.SidecarConnectionString);
+        await bystander.OpenAsync();
+        var (tcp, tls) = await RawSessionAsync();
+        using (tcp)
+        await using (tls)
+        {
+            var bytes = new byte[9];
+            bytes[0] = (byte)type[0];
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(1), length);
+            "ABCD"u8.CopyTo(bytes.AsSpan(5));
+            await tls.WriteAsync(bytes);
+            var error = await ReadUntilAsync(tls, 0);
+            Assert.Contains(state, error, StringComparison.Ordinal);
+            Assert.Contains(message, error, StringComparison.Ordinal);
+        }
+        Assert.Equal(1, await new NpgsqlCommand("SELECT 1", bystander).ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task Garbage_before_startup_and_a_client_gone_mid_message_leave_others_untouched()
+    {
+        await using var bystander = new NpgsqlConnection(H.SidecarConnectionString);
+        await bystander.OpenAsync();
+
+        using (var garbage = new TcpClient())
+        {
+            await garbage.ConnectAsync("127.0.0.1", H.Port);
+            await garbage.GetStream().WriteAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+            var error = await ReadUntilAsync(garbage.GetStream(), 0);
+            Assert.Contains("08P01", error, StringComparison.Ordinal);
+            Assert.Contains("invalid startup packet", error, StringComparison.Ordinal);
+        }
+
+        // Plaintext smuggled right behind SSLRequest is never read as if it came through TLS.
+        using (var smuggler = new TcpClient())
+        {
+            await smuggler.ConnectAsync("127.0.0.1", H.Port);
+            await smuggler.GetStream().WriteAsync(Packet(80877103).Concat(Message((byte)'Q', "SELECT 1\0"u8.ToArray())).ToArray());
+            var buffer = new byte[16];
+            var read = await smuggler.GetStream().ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, read);
+        }
+
+        var (tcp, tls) = await RawSessionAsync();
+        await tls.WriteAsync(new byte[] { (byte)'Q', 0, 0, 0, 100, (byte)'S', (byte)'E' }); // half a Query, then gone
+        await tls.DisposeAsync();
+        tcp.Dispose();
+
+        Assert.Equal(1, await new NpgsqlCommand("SELECT 1", bystander).ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task A_target_dying_mid_result_gives_the_agent_a_connection_error_and_the_session_is_recorded()
+    {
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionString);
+        await connection.OpenAsync();
+        var pid = connection.ProcessID;
+        await using var command = new NpgsqlCommand("SELECT g, pg_sleep(0.01) FROM generate_series(1, 100000) g", connection);
+        var reading = Task.Run(async () =>
+        {
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+            }
+        });
+        await Task.Delay(700);
+        await using (var admin = new NpgsqlConnection(H.DirectConnectionString))
+        {
+            await admin.OpenAsync();
+            await new NpgsqlCommand($"SELECT pg_terminate_backend({pid})", admin).ExecuteScalarAsync();
+        }
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => reading);
+        var state = (error as PostgresException ?? error.InnerException as PostgresException)?.SqlState;
+        Assert.Equal("57P01", state); // the server's own FATAL, passed through
+    }
+
+    [Fact]
+    public async Task Sessions_are_recorded_with_statements_and_an_admin_can_terminate_one()
+    {
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionString);
+        await connection.OpenAsync();
+        await using (var command = new NpgsqlCommand("SELECT n, 'row ' || n AS label FROM generate_series(1, 3) n WHERE n > $1", connection))
+        {
+            command.Parameters.Add(new() { Value = 0 });
+            await command.ExecuteNonQueryAsync();
+        }
+        await Assert.ThrowsAsync<PostgresException>(() => new NpgsqlCommand("SELECT * FROM no_such_table", connection).ExecuteNonQueryAsync());
+
+        // The session is live on the control plane with its statements.
+        JsonElement session = default;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var list = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/sessions?agent=ci&status=live")).RootElement;
+            var items = list.ValueKind == JsonValueKind.Array ? list : list.GetProperty("items");
+            foreach (var item in items.EnumerateArray())
+                if (item.GetProperty("statementCount").GetInt64() >= 2)
+                    session = item;
+            return session.ValueKind == JsonValueKind.Object;
+        }, seconds: 20);
+        var id = session.GetProperty("id").GetString();
+        Assert.Equal("pg", session.GetProperty("target").GetString());
+        Assert.Equal("rw", session.GetProperty("role").GetString());
+        var events = await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{id}/events?take=100");
+        Assert.Contains("generate_series(1, 3) n WHERE n \\u003E $1", events.Replace(">", "\\u003E", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Contains("\"rows\":3", events, StringComparison.Ordinal);
+        Assert.True(events.Contains("row 3", StringComparison.Ordinal), events);
+        Assert.Contains("42P01", events, StringComparison.Ordinal);
+
+        // Terminate from the control plane: the agent gets a FATAL naming the reason.
+        var terminate = await H.ControlPlane.Api.PostAsync($"/api/v1/sessions/{id}/terminate", System.Net.Http.Json.JsonContent.Create(new { reason = "off-hours access" }));
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, terminate.StatusCode);
+        PostgresException? fatal = null;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            try
+            {
+                await new NpgsqlCommand("SELECT 1", connection).ExecuteScalarAsync();
+                return false;
+            }
+            catch (PostgresException e)
+            {
+                fatal = e;
+                return true;
+            }
+            catch (NpgsqlException e) when (e.InnerException is PostgresException inner)
+            {
+                fatal = inner;
+                return true;
+            }
+        }, seconds: 20);
+        Assert.Equal("57P01", fatal!.SqlState);
+        Assert.Contains("off-hours access", fatal.MessageText, StringComparison.Ordinal);
+
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var ended = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{id}")).RootElement;
+            return ended.GetProperty("status").GetString() == "ended" && ended.GetProperty("verification").GetString() == "verified"
+                && ended.GetProperty("endReason").GetString()!.Contains("off-hours access", StringComparison.Ordinal);
+        }, seconds: 20);
+    }
+}
