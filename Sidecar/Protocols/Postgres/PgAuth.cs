@@ -31,19 +31,22 @@ public sealed class ScramSha256Client
 
     private readonly string _password;
     private readonly string _clientNonce;
+    private readonly string _user;
     private string? _clientFirstBare;
     private byte[]? _expectedServerSignature;
 
-    public ScramSha256Client(string password, string? clientNonce = null)
+    /// <param name="user">Sent in client-first; PostgreSQL ignores it (the startup user counts), so empty by default.</param>
+    public ScramSha256Client(string password, string? clientNonce = null, string user = "")
     {
         _password = password;
+        _user = user;
         _clientNonce = clientNonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
     }
 
     /// <summary>client-first-message: GS2 header "n,," (no channel binding) and an empty user name (PostgreSQL uses the startup user).</summary>
     public byte[] ClientFirst()
     {
-        _clientFirstBare = "n=,r=" + _clientNonce;
+        _clientFirstBare = "n=" + _user + ",r=" + _clientNonce;
         return Encoding.UTF8.GetBytes("n,," + _clientFirstBare);
     }
 

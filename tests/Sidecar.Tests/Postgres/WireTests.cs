@@ -1,0 +1,161 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using Airlock.Sidecar.Protocols.Postgres;
+
+namespace Airlock.Sidecar.Tests.Postgres;
+
+public sealed class WireTests
+{
+    [Fact]
+    public void Scram_client_matches_the_RFC_7677_example()
+    {
+        var client = new ScramSha256Client("pencil", "rOprNGfwEbeRWgbNEkqO", user: "user");
+        Assert.Equal("n,,n=user,r=rOprNGfwEbeRWgbNEkqO", Encoding.UTF8.GetString(client.ClientFirst()));
+        var final = client.ClientFinal("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"u8);
+        Assert.Equal("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", Encoding.UTF8.GetString(final));
+        Assert.True(client.VerifyServerFinal("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="u8, out _));
+        Assert.False(client.VerifyServerFinal("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="u8, out var forged));
+        Assert.Contains("does not verify", forged, StringComparison.Ordinal);
+        Assert.False(client.VerifyServerFinal("e=invalid-proof"u8, out var refused));
+        Assert.Equal("invalid-proof", refused);
+    }
+
+    [Theory]
+    [InlineData("r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce")]
+    [InlineData("r=abcXYZ,s=***,i=4096", "salt")]
+    [InlineData("r=abcXYZ,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0", "iteration")]
+    [InlineData("r=abcXYZ,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=999999999", "iteration")]
+    [InlineData("r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce")]
+    public void Scram_client_refuses_a_bad_server_first_message(string serverFirst, string problem)
+    {
+        var client = new ScramSha256Client("pw", "abc");
+        client.ClientFirst();
+        var e = Assert.Throws<PgProtocolException>(() => client.ClientFinal(Encoding.UTF8.GetBytes(serverFirst)));
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Md5_password_is_md5_of_md5_password_user_and_salt()
+    {
+        // md5("secretalice") = 0f2d..., then md5 of that hex and the salt; the value PostgreSQL expects (checked against a real server in the gateway tests).
+        var hash = PgAuth.Md5Password("alice", "secret", [1, 2, 3, 4]);
+        Assert.StartsWith("md5", hash, StringComparison.Ordinal);
+        Assert.Equal(35, hash.Length);
+        Assert.NotEqual(hash, PgAuth.Md5Password("alice", "secret", [1, 2, 3, 5]));
+    }
+
+    private static byte[] Startup(params string[] pairs)
+    {
+        var body = new List<byte>();
+        body.AddRange(BitConverter.IsLittleEndian ? BitConverter.GetBytes(PgWire.Protocol30).Reverse() : BitConverter.GetBytes(PgWire.Protocol30));
+        foreach (var part in pairs)
+            body.AddRange(Encoding.UTF8.GetBytes(part + "\0"));
+        body.Add(0);
+        return [.. body];
+    }
+
+    [Fact]
+    public void Startup_packets_parse_by_kind()
+    {
+        var ssl = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(ssl, PgWire.SslRequestCode);
+        Assert.Equal(StartupKind.Ssl, StartupRequest.Parse(ssl).Kind);
+        BinaryPrimitives.WriteInt32BigEndian(ssl, PgWire.GssEncRequestCode);
+        Assert.Equal(StartupKind.GssEnc, StartupRequest.Parse(ssl).Kind);
+        var cancel = new byte[12];
+        BinaryPrimitives.WriteInt32BigEndian(cancel, PgWire.CancelRequestCode);
+        BinaryPrimitives.WriteInt32BigEndian(cancel.AsSpan(4), 4242);
+        BinaryPrimitives.WriteInt32BigEndian(cancel.AsSpan(8), -7);
+        var parsed = StartupRequest.Parse(cancel);
+        Assert.Equal((StartupKind.Cancel, 4242, -7), (parsed.Kind, parsed.ProcessId, parsed.Secret));
+        var startup = StartupRequest.Parse(Startup("user", "ci", "database", "orders", "application_name", "psql"));
+        Assert.Equal((3, 0), (startup.MajorVersion, startup.MinorVersion));
+        Assert.Equal("orders", startup["database"]);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0, 3, 0, 0, (byte)'u', 0 }, "NUL-terminated")]
+    [InlineData(new byte[] { 0, 3, 0, 0, (byte)'u', 0, (byte)'x', 0, (byte)'u', 0, (byte)'y', 0, 0 }, "twice")]
+    [InlineData(new byte[] { 0, 3, 0, 0, (byte)'u', 0, (byte)'x', 0, 0, 9 }, "after")]
+    [InlineData(new byte[] { 4, 210 }, "truncated")]
+    public void Malformed_startup_packets_are_refused(byte[] packet, string problem)
+    {
+        var e = Assert.Throws<PgProtocolException>(() => StartupRequest.Parse(packet));
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(3, "too short")]
+    [InlineData(7, "too short")]
+    [InlineData(10_001, "limit")]
+    [InlineData(-1, "too short")]
+    public void Startup_lengths_are_checked_before_reading(int length, string problem) =>
+        Assert.Contains(problem, StartupRequest.CheckLength(length), StringComparison.Ordinal);
+
+    public static TheoryData<string[], string?, string> StartupPolicyCases => new()
+    {
+        { ["user", "ci", "database", "orders"], null, "" },
+        { ["user", "ci", "database", ""], null, "" },
+        { ["user", "ci", "database", "other"], "3D000", "not served here" },
+        { ["user", "ci", "replication", "database"], "42501", "replication" },
+        { ["user", "ci", "replication", "true"], "42501", "replication" },
+        { ["user", "ci", "replication", "off"], null, "" },
+        { ["user", "ci", "role", "postgres"], "42501", "\"role\" is not allowed" },
+        { ["user", "ci", "session_authorization", "postgres"], "42501", "not allowed" },
+        { ["user", "ci", "application_name", "psql", "DateStyle", "ISO", "TimeZone", "UTC", "search_path", "app", "client_encoding", "UTF8"], null, "application_name=psql;DateStyle=ISO;TimeZone=UTC;search_path=app;client_encoding=UTF8" },
+        { ["user", "ci", "options", "-c search_path=app -c statement_timeout=5s"], null, "search_path=app;statement_timeout=5s" },
+        { ["user", "ci", "options", "-csearch_path=a\\ b --lock-timeout=1s"], null, "search_path=a b;lock_timeout=1s" },
+        { ["user", "ci", "options", "-c role=postgres"], "42501", "setting \"role\"" },
+        { ["user", "ci", "options", "-d 5"], "42501", "\"-d\"" },
+        { ["user", "ci", "options", "-c"], "42501", "without a setting" },
+        { ["user", "ci", "options", "-c novalue"], "42501", "not name=value" },
+        { ["user", "ci", "_pq_.compression", "on"], null, "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(StartupPolicyCases))]
+    public void Startup_policy_passes_allowed_settings_and_refuses_the_rest_by_name(string[] pairs, string? refusal, string expected)
+    {
+        var decision = StartupPolicy.Decide(StartupRequest.Parse(Startup(pairs)), "orders");
+        if (refusal is null)
+        {
+            Assert.Null(decision.Refusal);
+            Assert.Equal(expected, string.Join(';', decision.Settings.Select(s => $"{s.Key}={s.Value}")));
+        }
+        else
+        {
+            Assert.Equal(refusal, decision.Refusal!.SqlState);
+            Assert.Equal("FATAL", decision.Refusal.Severity);
+            Assert.Contains(expected, decision.Refusal.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(new byte[] { (byte)'Q', 0, 0, 0, 9, 1, 2, 3 }, FrameStatus.Incomplete)]
+    [InlineData(new byte[] { (byte)'Q', 0, 0, 0, 5, 0 }, FrameStatus.Complete)]
+    [InlineData(new byte[] { (byte)'Q', 0, 0, 0, 3 }, FrameStatus.Invalid)]
+    [InlineData(new byte[] { (byte)'Q', 0xff, 0xff, 0xff, 0xfb }, FrameStatus.Invalid)]
+    [InlineData(new byte[] { (byte)'Q', 0x7f, 0, 0, 0 }, FrameStatus.Invalid)]
+    [InlineData(new byte[] { (byte)'Q', 0, 0 }, FrameStatus.Incomplete)]
+    public void Frame_headers_are_validated(byte[] bytes, FrameStatus expected) =>
+        Assert.Equal(expected, PgWire.TryReadHeader(new ReadOnlySequence<byte>(bytes), 1024 * 1024, out _, out _));
+
+    [Theory]
+    [InlineData(0, 23, new byte[] { (byte)'4', (byte)'2' }, "42")]
+    [InlineData(1, 23, new byte[] { 0, 0, 0, 42 }, "42")]
+    [InlineData(1, 20, new byte[] { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe }, "-2")]
+    [InlineData(1, 21, new byte[] { 0, 7 }, "7")]
+    [InlineData(1, 16, new byte[] { 1 }, "t")]
+    [InlineData(1, 25, new byte[] { (byte)'h', (byte)'i' }, "hi")]
+    [InlineData(1, 3802, new byte[] { 1, (byte)'{', (byte)'}' }, "{}")]
+    [InlineData(1, 701, new byte[] { 0x3f, 0xf8, 0, 0, 0, 0, 0, 0 }, "1.5")]
+    [InlineData(1, 1082, new byte[] { 0, 0, 0, 1 }, "2000-01-02")]
+    [InlineData(1, 1184, new byte[] { 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40 }, "2000-01-01 00:00:01+00")]
+    [InlineData(1, 2950, new byte[] { 0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11 }, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")]
+    [InlineData(1, 17, new byte[] { 0xde, 0xad }, "\\xdead")]
+    [InlineData(1, 1700, new byte[] { 0, 1 }, "\\x0001")]
+    [InlineData(1, 23, new byte[] { 0, 1 }, "\\x0001")]
+    public void Values_are_recorded_as_readable_text(short format, int typeOid, byte[] value, string expected) =>
+        Assert.Equal(expected, PgValueText.Render(value, format, typeOid, 1000));
+}
