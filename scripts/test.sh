@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine (idempotent):
-#   1. installs what the suite needs (PostgreSQL server, Chromium) from Debian packages,
+#   1. installs what the suite needs (PostgreSQL server and clients incl. pgbench, Chromium, Node.js
+#      and npm) from Debian packages, and node-postgres from npm into tests/node,
 #   2. starts a private PostgreSQL on 127.0.0.1:${AIRLOCK_TEST_PG_PORT:-55432},
 #   3. restores, builds and runs every test project in ControlPlane.sln.
 set -euo pipefail
@@ -8,7 +9,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_dotnet
-ensure_packages "/usr/lib/postgresql/*/bin/initdb:postgresql" "chromium:chromium" "runuser:util-linux"
+ensure_packages "/usr/lib/postgresql/*/bin/initdb:postgresql" "psql:postgresql-client" "pgbench:postgresql-contrib" \
+  "chromium:chromium" "runuser:util-linux" "node:nodejs" "npm:npm"
+echo "==> npm packages for the node-postgres tests"
+(cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 
 PG_PORT="${AIRLOCK_TEST_PG_PORT:-55432}"
 PG_DIR="${AIRLOCK_TEST_PG_DIR:-/tmp/airlock-test-postgres}"
