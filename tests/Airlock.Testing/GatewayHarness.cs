@@ -69,7 +69,8 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string SidecarLibpq => $"host=127.0.0.1 port={Port} dbname={Database} user=ci sslmode=require";
 
-    public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer")
+    public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer",
+        IEnumerable<string>? sidecarArgs = null)
     {
         await EnsureLoginRolesAsync();
         var database = await CreateDatabaseAsync();
@@ -82,6 +83,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             $"--Sidecar:Postgres:CertificatePath={Path.Combine(certificates, "server.pem")}",
             $"--Sidecar:Postgres:KeyPath={Path.Combine(certificates, "server.key")}",
             "--Sidecar:Postgres:ListenAddress=127.0.0.1",
+            .. sidecarArgs ?? [],
         ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password });
         await sidecar.WaitForVersionAsync(1);
         var policy = $$"""

@@ -5,6 +5,7 @@ return args.FirstOrDefault() switch
     "policy-propagation" => await PolicyPropagation.RunAsync(args[1..]),
     "token-validation" => await TokenValidation.RunAsync(args[1..]),
     "recording-ingest" => await RecordingIngest.RunAsync(args[1..]),
+    "gateway" => await GatewayThroughput.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -25,6 +26,12 @@ static int Usage()
           recording-ingest [--sessions 50] [--rate 20000] [--seconds 20] [--sqlite]
               Sustained recording ingest into PostgreSQL (AIRLOCK_TEST_POSTGRES) with the
               sidecar's recorder, spool and uploader: events/s and lag to acknowledgement.
+
+          gateway [--seconds 8] [--rounds 3] [--scale 10]
+              pgbench -S direct vs pgbouncer (session mode, apt-get install pgbouncer) vs the
+              sidecar with recording on, -c 1/8, -M simple/prepared, interleaved rounds, medians
+              and ratios; then large results and COPY TO STDOUT in MB/s with the sidecar's peak RSS.
+              Needs AIRLOCK_TEST_POSTGRES and root (pgbouncer runs as the 'postgres' user).
         """);
     return 2;
 }

@@ -25,8 +25,11 @@ public sealed class PostgresGatewayOptions : IValidatableObject
     [Range(64 * 1024, 1024 * 1024 * 1024)]
     public int MaxMessageBytes { get; set; } = 16 * 1024 * 1024;
 
-    /// <summary>Result bytes recorded per statement (as <c>result.chunk</c>); the rest is counted, not recorded.</summary>
-    [Range(0, 512 * 1024)]
+    /// <summary>
+    /// Result bytes recorded per statement (as <c>result.chunk</c>); the rest is counted, not recorded.
+    /// At most 256 KiB, so a chunk (binary values are recorded as hex) stays below the 1 MiB event limit.
+    /// </summary>
+    [Range(0, 256 * 1024)]
     public int ResultCaptureBytes { get; set; } = 64 * 1024;
 
     [Range(1, 300)]

@@ -37,6 +37,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     public const int MaxRememberedStatements = 4096;
     public const int MaxRecordedTextChars = 16 * 1024;
     public const int MaxRecordedParameterChars = 1024;
+    public const int MaxRecordedParameterTotalChars = 64 * 1024;
 
     private enum Kind { Parse, Bind, DescribeStatement, DescribePortal, Execute, Close, Sync, Query, FunctionCall }
 
@@ -122,12 +123,18 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 if (count < 0)
                     throw new PgProtocolException("Bind: negative parameter count");
                 var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{statementName}\" not seen on this connection)");
-                var parameters = new string?[count];
+                // Recorded parameters are bounded in total, so one event stays far below the control plane's 1 MiB limit.
+                var parameters = new List<string?>(Math.Min((int)count, 1024));
+                var recordedChars = 0;
                 for (var i = 0; i < count; i++)
                 {
                     var value = reader.ReadValue(out var isNull);
+                    if (recordedChars > MaxRecordedParameterTotalChars)
+                        continue;
                     var typeOid = i < statement.ParameterTypes.Length ? statement.ParameterTypes[i] : 0;
-                    parameters[i] = isNull ? null : PgValueText.Render(value, FormatOf(parameterFormats, i), typeOid, MaxRecordedParameterChars);
+                    var text = isNull ? null : PgValueText.Render(value, FormatOf(parameterFormats, i), typeOid, MaxRecordedParameterChars);
+                    recordedChars += text?.Length ?? 4;
+                    parameters.Add(recordedChars > MaxRecordedParameterTotalChars ? $"… {count - i} more parameters not recorded" : text);
                 }
                 var resultFormats = ReadFormats(ref reader);
                 Remember(_portals, portal, new Portal(statement, parameters, resultFormats));

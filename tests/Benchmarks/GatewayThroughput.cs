@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Airlock.Testing;
+
+namespace Airlock.Benchmarks;
+
+/// <summary>
+/// pgbench -S through three paths to the same PostgreSQL server in one run: direct, pgbouncer
+/// (session mode) and the Airlock sidecar (with recording on, control plane running), at -c 1 and
+/// -c 8, -M simple and -M prepared, in interleaved rounds; medians, ratios, added latency at -c 1 and
+/// CPU per transaction of the sidecar vs pgbouncer. Then large results (rows and COPY TO STDOUT) in
+/// MB/s with the sidecar's peak RSS. All clients connect without TLS on loopback, so the paths are
+/// compared like with like (the sidecar is started with AllowCleartextOnLoopback).
+/// </summary>
+internal static partial class GatewayThroughput
+{
+    private static readonly long ClockTicks = 100; // USER_HZ on Linux
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var seconds = Args.Int(args, "--seconds", 8);
+        var rounds = Args.Int(args, "--rounds", 3);
+        var scale = Args.Int(args, "--scale", 10);
+        if (!File.Exists("/usr/sbin/pgbouncer"))
+        {
+            Console.Error.WriteLine("pgbouncer is not installed: apt-get install pgbouncer");
+            return 2;
+        }
+        Console.WriteLine($"gateway throughput: pgbench -S -s {scale}, {seconds} s per run, {rounds} interleaved rounds, {Environment.ProcessorCount} cores");
+        await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Sidecar:Postgres:AllowCleartextOnLoopback=true", "--Logging:LogLevel:Default=Warning"]);
+        var password = new Dictionary<string, string> { ["PGPASSWORD"] = GatewayHarness.ScramPassword };
+        var token = new Dictionary<string, string> { ["PGPASSWORD"] = harness.Token };
+        var server = GatewayHarness.Server;
+        var init = await Cli.RunAsync("pgbench", ["-i", "-q", "-s", scale.ToString(CultureInfo.InvariantCulture), harness.DirectLibpq], password, timeout: TimeSpan.FromMinutes(10));
+        if (init.ExitCode != 0)
+            throw new InvalidOperationException(init.ToString());
+        await using var bouncer = await Pgbouncer.StartAsync(server.Host!, server.Port, harness.Database);
+
+        var paths = new (string Name, string Libpq, Dictionary<string, string> Env, Func<int>? Pid)[]
+        {
+            ("direct", harness.DirectLibpq, password, null),
+            ("pgbouncer", $"host=127.0.0.1 port={bouncer.Port} dbname={harness.Database} user={GatewayHarness.ScramUser} sslmode=disable", password, () => bouncer.Pid),
+            ("sidecar", $"host=127.0.0.1 port={harness.Port} dbname={harness.Database} user=ci sslmode=disable", token, () => harness.Sidecar.Process.Id),
+        };
+        var tps = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
+        var cpu = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
+        foreach (var mode in new[] { "simple", "prepared" })
+        foreach (var clients in new[] { 1, 8 })
+        for (var round = 0; round < rounds; round++)
+        foreach (var path in paths)
+        {
+            var before = path.Pid is null ? 0 : CpuTicks(path.Pid());
+            var run = await Cli.RunAsync("pgbench", ["-n", "-S", "-M", mode, "-c", clients.ToString(CultureInfo.InvariantCulture), "-j", Math.Min(clients, 2).ToString(CultureInfo.InvariantCulture),
+                "-T", seconds.ToString(CultureInfo.InvariantCulture), path.Libpq], path.Env, timeout: TimeSpan.FromSeconds(seconds + 60));
+            if (run.ExitCode != 0)
+                throw new InvalidOperationException($"{path.Name}: {run}");
+            var value = double.Parse(TpsPattern().Match(run.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+            var transactions = long.Parse(TransactionsPattern().Match(run.Output).Groups[1].Value, CultureInfo.InvariantCulture);
+            tps.TryAdd((path.Name, mode, clients), []);
+            tps[(path.Name, mode, clients)].Add(value);
+            if (path.Pid is not null)
+            {
+                cpu.TryAdd((path.Name, mode, clients), []);
+                cpu[(path.Name, mode, clients)].Add((CpuTicks(path.Pid()) - before) * (1_000_000.0 / ClockTicks) / transactions);
+            }
+            Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| mode | clients | direct TPS | pgbouncer TPS | sidecar TPS | sidecar/direct | sidecar/pgbouncer | added µs/tx (sidecar, pgbouncer) | CPU µs/tx (sidecar, pgbouncer) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var mode in new[] { "simple", "prepared" })
+        foreach (var clients in new[] { 1, 8 })
+        {
+            double M(string p) => Median(tps[(p, mode, clients)]);
+            double C(string p) => Median(cpu[(p, mode, clients)]);
+            var added = clients == 1 ? $"{(1 / M("sidecar") - 1 / M("direct")) * 1e6:F0}, {(1 / M("pgbouncer") - 1 / M("direct")) * 1e6:F0}" : "";
+            Console.WriteLine($"| {mode} | {clients} | {M("direct"):N0} | {M("pgbouncer"):N0} | {M("sidecar"):N0} | {M("sidecar") / M("direct"):F2}× | {M("sidecar") / M("pgbouncer"):F2}× | {added} | {C("sidecar"):F0}, {C("pgbouncer"):F0} |");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| large result | rows | direct MB/s | sidecar MB/s | sidecar/direct | sidecar peak RSS |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var rows in new[] { 100_000, 1_000_000 })
+        foreach (var (kind, sql) in new[] { ("SELECT", $"SELECT g, repeat('x', 100) AS filler FROM generate_series(1, {rows}) g"), ("COPY TO STDOUT", $"COPY (SELECT g, repeat('x', 100) FROM generate_series(1, {rows}) g) TO STDOUT") })
+        {
+            var direct = await TransferAsync(harness.DirectLibpq, password, sql, null);
+            var proxied = await TransferAsync(paths[2].Libpq, token, sql, harness.Sidecar.Process.Id);
+            Console.WriteLine($"| {kind} | {rows:N0} | {direct.MBps:F1} | {proxied.MBps:F1} | {proxied.MBps / direct.MBps:F2}× | {proxied.PeakRssMb:F0} MB |");
+        }
+        return 0;
+    }
+
+    private static async Task<(double MBps, double PeakRssMb)> TransferAsync(string libpq, Dictionary<string, string> env, string sql, int? pid)
+    {
+        var output = Path.GetTempFileName();
+        long peak = 0;
+        using var sampling = new CancellationTokenSource();
+        var sampler = pid is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                peak = Math.Max(peak, RssBytes(pid.Value));
+                await Task.Delay(20);
+            }
+        });
+        var clock = Stopwatch.StartNew();
+        var run = await Cli.RunAsync("psql", [libpq, "-X", "-q", "-At", "-o", output, "-c", sql], env, timeout: TimeSpan.FromMinutes(5));
+        clock.Stop();
+        await sampling.CancelAsync();
+        await sampler;
+        if (run.ExitCode != 0)
+            throw new InvalidOperationException(run.ToString());
+        var bytes = new FileInfo(output).Length;
+        File.Delete(output);
+        return (bytes / 1e6 / clock.Elapsed.TotalSeconds, peak / 1e6);
+    }
+
+    private static long CpuTicks(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime + stime
+    }
+
+    private static long RssBytes(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        return 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    [GeneratedRegex(@"tps = ([0-9.]+) \(without initial connection time\)")]
+    private static partial Regex TpsPattern();
+
+    [GeneratedRegex(@"number of transactions actually processed: ([0-9]+)")]
+    private static partial Regex TransactionsPattern();
+
+    /// <summary>pgbouncer in session mode as the 'postgres' OS user (it refuses root), in a temporary directory.</summary>
+    private sealed class Pgbouncer : IAsyncDisposable
+    {
+        private readonly string _directory;
+
+        private Pgbouncer(string directory, int port)
+        {
+            _directory = directory;
+            Port = port;
+        }
+
+        public int Port { get; }
+
+        public int Pid => int.Parse(File.ReadAllText(Path.Combine(_directory, "pgbouncer.pid")).Trim(), CultureInfo.InvariantCulture);
+
+        public static async Task<Pgbouncer> StartAsync(string host, int serverPort, string database)
+        {
+            var directory = Path.Combine("/tmp", $"airlock-pgbouncer-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(directory);
+            var port = FreePort.Next();
+            await File.WriteAllTextAsync(Path.Combine(directory, "userlist.txt"), $"\"{GatewayHarness.ScramUser}\" \"{GatewayHarness.ScramPassword}\"\n");
+            await File.WriteAllTextAsync(Path.Combine(directory, "pgbouncer.ini"), $"""
+                [databases]
+                {database} = host={host} port={serverPort} dbname={database}
+                [pgbouncer]
+                listen_addr = 127.0.0.1
+                listen_port = {port}
+                unix_socket_dir =
+                auth_type = plain
+                auth_file = {directory}/userlist.txt
+                pool_mode = session
+                max_client_conn = 200
+                default_pool_size = 50
+                pidfile = {directory}/pgbouncer.pid
+                logfile = {directory}/pgbouncer.log
+                """);
+            var chown = await Cli.RunAsync("chown", ["-R", "postgres:postgres", directory]);
+            if (chown.ExitCode != 0)
+                throw new InvalidOperationException(chown.ToString());
+            var start = await Cli.RunAsync("runuser", ["-u", "postgres", "--", "/usr/sbin/pgbouncer", "-d", Path.Combine(directory, "pgbouncer.ini")]);
+            if (start.ExitCode != 0)
+                throw new InvalidOperationException(start.ToString());
+            for (var i = 0; i < 50 && !File.Exists(Path.Combine(directory, "pgbouncer.pid")); i++)
+                await Task.Delay(100);
+            return new Pgbouncer(directory, port);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                Process.GetProcessById(Pid).Kill();
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
+            {
+                // already gone
+            }
+            await Task.Delay(200);
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+}
