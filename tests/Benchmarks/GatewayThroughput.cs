@@ -22,6 +22,11 @@ internal static partial class GatewayThroughput
         var seconds = Args.Int(args, "--seconds", 8);
         var rounds = Args.Int(args, "--rounds", 3);
         var scale = Args.Int(args, "--scale", 10);
+        // Diagnosis: with the control plane stopped after setup the sidecar still records (to its spool),
+        // but no upload or ingest competes for the cores — separates proxy cost from evidence cost.
+        var withoutControlPlane = args.Contains("--stop-control-plane");
+        var modes = args.Contains("--prepared-only") ? new[] { "prepared" } : ["simple", "prepared"];
+        var clientCounts = args.Contains("--c8-only") ? new[] { 8 } : [1, 8];
         if (!File.Exists("/usr/sbin/pgbouncer"))
         {
             Console.Error.WriteLine("pgbouncer is not installed: apt-get install pgbouncer");
@@ -36,6 +41,11 @@ internal static partial class GatewayThroughput
         if (init.ExitCode != 0)
             throw new InvalidOperationException(init.ToString());
         await using var bouncer = await Pgbouncer.StartAsync(server.Host!, server.Port, harness.Database);
+        if (withoutControlPlane)
+        {
+            await harness.ControlPlane.StopAsync();
+            Console.WriteLine("control plane stopped: the sidecar records to its spool only");
+        }
 
         var paths = new (string Name, string Libpq, Dictionary<string, string> Env, Func<int>? Pid)[]
         {
@@ -45,8 +55,8 @@ internal static partial class GatewayThroughput
         };
         var tps = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
         var cpu = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
-        foreach (var mode in new[] { "simple", "prepared" })
-        foreach (var clients in new[] { 1, 8 })
+        foreach (var mode in modes)
+        foreach (var clients in clientCounts)
         for (var round = 0; round < rounds; round++)
         foreach (var path in paths)
         {
@@ -70,12 +80,12 @@ internal static partial class GatewayThroughput
         Console.WriteLine();
         Console.WriteLine("| mode | clients | direct TPS | pgbouncer TPS | sidecar TPS | sidecar/direct | sidecar/pgbouncer | added µs/tx (sidecar, pgbouncer) | CPU µs/tx (sidecar, pgbouncer) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
-        foreach (var mode in new[] { "simple", "prepared" })
-        foreach (var clients in new[] { 1, 8 })
+        foreach (var mode in modes)
+        foreach (var clients in clientCounts)
         {
             double M(string p) => Median(tps[(p, mode, clients)]);
             double C(string p) => Median(cpu[(p, mode, clients)]);
-            var added = clients == 1 ? $"{(1 / M("sidecar") - 1 / M("direct")) * 1e6:F0}, {(1 / M("pgbouncer") - 1 / M("direct")) * 1e6:F0}" : "";
+            var added = clients == 1 && tps.ContainsKey(("direct", mode, 1)) ? $"{(1 / M("sidecar") - 1 / M("direct")) * 1e6:F0}, {(1 / M("pgbouncer") - 1 / M("direct")) * 1e6:F0}" : "";
             Console.WriteLine($"| {mode} | {clients} | {M("direct"):N0} | {M("pgbouncer"):N0} | {M("sidecar"):N0} | {M("sidecar") / M("direct"):F2}× | {M("sidecar") / M("pgbouncer"):F2}× | {added} | {C("sidecar"):F0}, {C("pgbouncer"):F0} |");
         }
 
