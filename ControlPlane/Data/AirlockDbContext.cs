@@ -29,6 +29,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<RecordedSession> Sessions => Set<RecordedSession>();
     public DbSet<SessionEvent> SessionEvents => Set<SessionEvent>();
     public DbSet<SessionHead> SessionHeads => Set<SessionHead>();
+    public DbSet<SessionEventChunk> SessionEventChunks => Set<SessionEventChunk>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -94,6 +95,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         });
         modelBuilder.Entity<SessionEvent>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
         modelBuilder.Entity<SessionHead>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
+        modelBuilder.Entity<SessionEventChunk>(e => e.HasKey(x => new { x.SessionId, x.Seq, x.Index }));
         modelBuilder.Entity<UsedAssertion>(e =>
         {
             e.Property(u => u.Id).HasMaxLength(200);

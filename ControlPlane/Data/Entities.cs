@@ -261,9 +261,20 @@ public sealed class SessionEvent
     public long Seq { get; set; }
     public DateTimeOffset Time { get; set; }
     public required string Type { get; set; }
+    /// <summary>The payload, or empty when it is stored in <see cref="PayloadChunks"/> parts (<see cref="SessionEventChunk"/>).</summary>
     public required byte[] Payload { get; set; }
+    public int PayloadChunks { get; set; }
     public required string PrevHash { get; set; }
     public required string Hash { get; set; }
+}
+
+/// <summary>Part <see cref="Index"/> of a large event payload; the parts in order are the payload the hash covers.</summary>
+public sealed class SessionEventChunk
+{
+    public Guid SessionId { get; set; }
+    public long Seq { get; set; }
+    public int Index { get; set; }
+    public required byte[] Data { get; set; }
 }
 
 /// <summary>A chain head signed by the sidecar's enrolled key.</summary>

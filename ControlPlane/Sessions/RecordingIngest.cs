@@ -18,7 +18,11 @@ namespace Airlock.ControlPlane.Sessions;
 /// </summary>
 public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifier, ILogger<RecordingIngest> logger)
 {
-    public const int MaxPayloadBytes = 1024 * 1024;
+    /// <summary>Largest event payload accepted (an upload is one SignalR message of at most 8 MiB).</summary>
+    public const int MaxPayloadBytes = 6 * 1024 * 1024;
+
+    /// <summary>Payloads above this are stored as parts of this size, so no row holds a huge value.</summary>
+    public const int ChunkBytes = 256 * 1024;
 
     public async Task<RecordingAck> IngestAsync(Guid sidecarId, RecordingBatch batch, CancellationToken ct)
     {
@@ -66,7 +70,15 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                     logger.LogWarning("Recording of session {Session} from sidecar {Sidecar} refused: {Problem}", id, sidecar.Name, problem);
                     break;
                 }
-                newEvents.Add(new SessionEvent { SessionId = id, Seq = e.Seq, Time = e.Time, Type = e.Type, Payload = e.Payload, PrevHash = e.PrevHash, Hash = e.Hash });
+                var chunked = e.Payload.Length > ChunkBytes;
+                newEvents.Add(new SessionEvent
+                {
+                    SessionId = id, Seq = e.Seq, Time = e.Time, Type = e.Type, Payload = chunked ? [] : e.Payload,
+                    PayloadChunks = chunked ? (e.Payload.Length + ChunkBytes - 1) / ChunkBytes : 0, PrevHash = e.PrevHash, Hash = e.Hash,
+                });
+                if (chunked)
+                    for (var i = 0; i * ChunkBytes < e.Payload.Length; i++)
+                        db.SessionEventChunks.Add(new SessionEventChunk { SessionId = id, Seq = e.Seq, Index = i, Data = e.Payload.AsSpan(i * ChunkBytes, Math.Min(ChunkBytes, e.Payload.Length - i * ChunkBytes)).ToArray() });
                 Apply(session, e);
                 added[e.Seq] = e.Hash;
             }
@@ -112,7 +124,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
             return;
         }
         await using var copy = await connection.BeginBinaryImportAsync(
-            "COPY \"SessionEvents\" (\"SessionId\", \"Seq\", \"Time\", \"Type\", \"Payload\", \"PrevHash\", \"Hash\") FROM STDIN (FORMAT BINARY)", ct);
+            "COPY \"SessionEvents\" (\"SessionId\", \"Seq\", \"Time\", \"Type\", \"Payload\", \"PayloadChunks\", \"PrevHash\", \"Hash\") FROM STDIN (FORMAT BINARY)", ct);
         foreach (var e in events)
         {
             await copy.StartRowAsync(ct);
@@ -121,6 +133,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
             await copy.WriteAsync(e.Time, NpgsqlTypes.NpgsqlDbType.TimestampTz, ct);
             await copy.WriteAsync(e.Type, NpgsqlTypes.NpgsqlDbType.Text, ct);
             await copy.WriteAsync(e.Payload, NpgsqlTypes.NpgsqlDbType.Bytea, ct);
+            await copy.WriteAsync(e.PayloadChunks, NpgsqlTypes.NpgsqlDbType.Integer, ct);
             await copy.WriteAsync(e.PrevHash, NpgsqlTypes.NpgsqlDbType.Text, ct);
             await copy.WriteAsync(e.Hash, NpgsqlTypes.NpgsqlDbType.Text, ct);
         }

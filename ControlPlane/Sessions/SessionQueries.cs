@@ -33,8 +33,8 @@ public sealed class SessionQueries(AirlockDbContext db)
 
     public async Task<IReadOnlyList<EventView>> EventsAsync(Guid id, long after, int take, CancellationToken ct)
     {
-        var rows = await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id && e.Seq > after)
-            .OrderBy(e => e.Seq).Take(Math.Clamp(take, 1, 5000)).ToListAsync(ct);
+        var rows = await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id && e.Seq > after)
+            .OrderBy(e => e.Seq).Take(Math.Clamp(take, 1, 5000)).ToListAsync(ct), ct);
         return rows.Select(e => new EventView(e.Seq, e.Time, e.Type, ParsePayload(e.Payload), e.PrevHash, e.Hash)).ToList();
     }
 
@@ -45,7 +45,7 @@ public sealed class SessionQueries(AirlockDbContext db)
         if (session is null)
             return null;
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == session.SidecarId, ct);
-        var events = (await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct))
+        var events = (await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct), ct))
             .Select(e => new RecordingEvent(e.SessionId, e.Seq, e.Time, e.Type, e.Payload, e.PrevHash, e.Hash)).ToList();
         var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).OrderBy(h => h.Seq).ToListAsync(ct))
             .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
@@ -59,7 +59,7 @@ public sealed class SessionQueries(AirlockDbContext db)
         if (session is null)
             return null;
         var key = await db.Sidecars.Where(s => s.Id == session.SidecarId).Select(s => s.SigningPublicKey).SingleOrDefaultAsync(ct) ?? [];
-        var events = (await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct))
+        var events = (await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct), ct))
             .Select(e => new RecordingEvent(e.SessionId, e.Seq, e.Time, e.Type, e.Payload, e.PrevHash, e.Hash)).ToList();
         var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).ToListAsync(ct))
             .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
@@ -69,6 +69,18 @@ public sealed class SessionQueries(AirlockDbContext db)
         session.VerificationDetail = verdict.Reason;
         await db.SaveChangesAsync(ct);
         return verdict;
+    }
+
+    /// <summary>Puts chunked payloads back together from their parts, in order (the hash covers the whole).</summary>
+    private async Task<List<SessionEvent>> WithPayloadsAsync(List<SessionEvent> events, CancellationToken ct)
+    {
+        foreach (var e in events.Where(e => e.PayloadChunks > 0))
+        {
+            var parts = await db.SessionEventChunks.AsNoTracking().Where(c => c.SessionId == e.SessionId && c.Seq == e.Seq)
+                .OrderBy(c => c.Index).Select(c => c.Data).ToListAsync(ct);
+            e.Payload = [.. parts.SelectMany(p => p)];
+        }
+        return events;
     }
 
     private static System.Text.Json.JsonElement ParsePayload(byte[] payload)

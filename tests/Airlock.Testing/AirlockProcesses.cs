@@ -158,10 +158,10 @@ public sealed class SidecarProcess : IAsyncDisposable
     }
 
     /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>
-    public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true, Guid? session = null)
+    public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true, Guid? session = null, int resultBytes = 0)
     {
         using var http = new HttpClient();
-        var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}{(session is null ? "" : $"&session={session}")}", null);
+        var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}{(session is null ? "" : $"&session={session}")}&resultBytes={resultBytes}", null);
         response.EnsureSuccessStatusCode();
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return doc.RootElement.GetProperty("session").GetGuid();

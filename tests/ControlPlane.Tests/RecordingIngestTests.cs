@@ -114,4 +114,57 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         Assert.Equal("broken", session.Verification);
         Assert.Contains("does not verify", session.VerificationDetail, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_large_payload_is_stored_in_chunks_read_back_whole_verified_and_a_tampered_chunk_is_detected()
+    {
+        // A result chunk of 3 MiB: stored in 256 KiB parts, read back byte for byte.
+        var rows = Enumerable.Range(0, 30_000).Select(i => (IReadOnlyList<string?>)[new string((char)('a' + i % 26), 100)]).ToList();
+        var large = RecordingJson.Encode(new ResultChunkPayload(1, ["filler"], rows, false));
+        Assert.True(large.Length > 3_000_000);
+        var list = new List<RecordingEvent>();
+        RecordingEvent? last = null;
+        void Add(string type, byte[] payload) => list.Add(last = EventChain.Next(last, _session, DateTimeOffset.UtcNow, type, payload));
+        Add(RecordingEventTypes.SessionStart, RecordingJson.Encode(new SessionStartPayload("ci", "deployer", "orders", "edge-1", "127.0.0.1:1", false)));
+        Add(RecordingEventTypes.Statement, RecordingJson.Encode(new StatementPayload("SELECT filler FROM big", [], "read", "allow", null, 1, 30_000, null)));
+        Add(RecordingEventTypes.ResultChunk, large);
+        Add(RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client")));
+        Assert.Equal(4, (await IngestAsync(_sidecar, list, [EventChain.SignHead(list[^1], _key)])).StoredThrough[_session]);
+        Assert.Equal("verified", (await SessionAsync()).Verification);
+
+        await using (var db = _store!.Open())
+        {
+            Assert.Equal((large.Length + RecordingIngest.ChunkBytes - 1) / RecordingIngest.ChunkBytes, await db.SessionEventChunks.CountAsync(c => c.SessionId == _session && c.Seq == 3));
+            Assert.Empty((await db.SessionEvents.SingleAsync(e => e.SessionId == _session && e.Seq == 3)).Payload);
+            var queries = new SessionQueries(db);
+            var bundle = await queries.ExportAsync(_session, TimeProvider.System, default);
+            Assert.Equal(large, bundle!.Events[2].Payload);
+            Assert.True((await queries.VerifyAsync(_session, default))!.Verifies);
+            var events = await queries.EventsAsync(_session, 2, 1, default);
+            Assert.Equal(30_000, events[0].Payload.GetProperty("rows").GetArrayLength());
+        }
+
+        // Someone edits one part in the database: the event no longer matches its hash.
+        await using (var db = _store!.Open())
+        {
+            var part = await db.SessionEventChunks.SingleAsync(c => c.SessionId == _session && c.Seq == 3 && c.Index == 5);
+            part.Data = [.. part.Data.Take(part.Data.Length - 1), (byte)'Z'];
+            await db.SaveChangesAsync();
+            var verdict = await new SessionQueries(db).VerifyAsync(_session, default);
+            Assert.Equal(3, verdict!.BrokenAt);
+        }
+    }
+
+    [Fact]
+    public async Task A_payload_over_the_limit_is_refused_and_marks_the_break()
+    {
+        var list = new List<RecordingEvent>();
+        RecordingEvent? last = null;
+        void Add(string type, byte[] payload) => list.Add(last = EventChain.Next(last, _session, DateTimeOffset.UtcNow, type, payload));
+        Add(RecordingEventTypes.SessionStart, RecordingJson.Encode(new SessionStartPayload("ci", "deployer", "orders", "edge-1", "127.0.0.1:1", false)));
+        Add(RecordingEventTypes.Notice, new byte[RecordingIngest.MaxPayloadBytes + 1]);
+        Assert.Equal(1, (await IngestAsync(_sidecar, list)).StoredThrough[_session]);
+        var session = await SessionAsync();
+        Assert.Equal(("broken", 2L), (session.Verification, session.BrokenAt));
+    }
 }

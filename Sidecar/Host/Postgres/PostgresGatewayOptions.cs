@@ -27,9 +27,10 @@ public sealed class PostgresGatewayOptions : IValidatableObject
 
     /// <summary>
     /// Result bytes recorded per statement (as <c>result.chunk</c>); the rest is counted, not recorded.
-    /// At most 256 KiB, so a chunk (binary values are recorded as hex) stays below the 1 MiB event limit.
+    /// At most 2 MiB, so a chunk (binary values are recorded as hex) stays below the control plane's
+    /// 6 MiB event limit (it stores large events in parts).
     /// </summary>
-    [Range(0, 256 * 1024)]
+    [Range(0, 2 * 1024 * 1024)]
     public int ResultCaptureBytes { get; set; } = 64 * 1024;
 
     [Range(1, 300)]

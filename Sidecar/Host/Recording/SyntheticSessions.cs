@@ -11,7 +11,7 @@ namespace Airlock.Sidecar.Recording;
 internal static class SyntheticSessions
 {
     public static void Map(WebApplication app) =>
-        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, Guid? session, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
+        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, Guid? session, int? resultBytes, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
         {
             var id = session ?? Guid.NewGuid();
             if (!recorder.TryRecord(id, RecordingEventTypes.SessionStart,
@@ -33,7 +33,7 @@ internal static class SyntheticSessions
                 using var stopping = stop;
                 try
                 {
-                    await RunAsync(recorder, id, count, delay, end ?? true, stop.Token);
+                    await RunAsync(recorder, id, count, delay, end ?? true, Math.Clamp(resultBytes ?? 0, 0, 5_000_000), stop.Token);
                 }
                 catch (OperationCanceledException) when (terminated is not null)
                 {
@@ -46,7 +46,7 @@ internal static class SyntheticSessions
             return Results.Ok(new { session = id });
         });
 
-    private static async Task RunAsync(SessionRecorder recorder, Guid session, int count, TimeSpan delay, bool end, CancellationToken ct)
+    private static async Task RunAsync(SessionRecorder recorder, Guid session, int count, TimeSpan delay, bool end, int resultBytes, CancellationToken ct)
     {
         for (var i = 1; i <= count; i++)
         {
@@ -54,6 +54,14 @@ internal static class SyntheticSessions
             // Fail closed: a statement the recorder cannot take is not "run".
             while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
                 await Task.Delay(5, ct);
+            if (i == 1 && resultBytes > 0)
+            {
+                // One large result chunk (rows of 100 characters) to exercise large payloads end to end.
+                var rows = Enumerable.Range(0, Math.Max(1, resultBytes / 106)).Select(r => (IReadOnlyList<string?>)[new string((char)('a' + r % 26), 100)]).ToList();
+                var chunk = RecordingJson.Encode(new ResultChunkPayload(1, ["filler"], rows, false));
+                while (!recorder.TryRecord(session, RecordingEventTypes.ResultChunk, chunk))
+                    await Task.Delay(5, ct);
+            }
             if (delay > TimeSpan.Zero)
                 await Task.Delay(delay, ct);
         }

@@ -390,6 +390,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("bytea");
 
+                    b.Property<int>("PayloadChunks")
+                        .HasColumnType("integer");
+
                     b.Property<string>("PrevHash")
                         .IsRequired()
                         .HasColumnType("text");
@@ -404,6 +407,26 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.HasKey("SessionId", "Seq");
 
                     b.ToTable("SessionEvents");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionEventChunk", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("uuid");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("integer");
+
+                    b.Property<byte[]>("Data")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.HasKey("SessionId", "Seq", "Index");
+
+                    b.ToTable("SessionEventChunks");
                 });
 
             modelBuilder.Entity("Airlock.ControlPlane.Data.SessionHead", b =>

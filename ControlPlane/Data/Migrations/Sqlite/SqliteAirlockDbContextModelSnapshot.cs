@@ -383,6 +383,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("BLOB");
 
+                    b.Property<int>("PayloadChunks")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("PrevHash")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -397,6 +400,26 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.HasKey("SessionId", "Seq");
 
                     b.ToTable("SessionEvents");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionEventChunk", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<byte[]>("Data")
+                        .IsRequired()
+                        .HasColumnType("BLOB");
+
+                    b.HasKey("SessionId", "Seq", "Index");
+
+                    b.ToTable("SessionEventChunks");
                 });
 
             modelBuilder.Entity("Airlock.ControlPlane.Data.SessionHead", b =>
