@@ -2,6 +2,13 @@ using Airlock.Sidecar.ControlPlane;
 using Airlock.Sidecar.Hosting;
 using Airlock.Sidecar.Snapshots;
 
+// Socket continuations run on the socket engine's thread instead of hopping to the thread pool: the
+// gateway's per-message work is short and never blocks, and the hop is a large share of a proxied
+// round trip (pgbench -S -c 8: 35 → 26 CPU µs per transaction for the bare relay). Read once, before
+// the first socket exists; set DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 to turn it off.
+if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+
 // Content root is where the binaries are, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.AddCommandLine(args, SidecarHosting.SwitchMappings);

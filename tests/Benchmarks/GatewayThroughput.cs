@@ -89,6 +89,8 @@ internal static partial class GatewayThroughput
             Console.WriteLine($"| {mode} | {clients} | {M("direct"):N0} | {M("pgbouncer"):N0} | {M("sidecar"):N0} | {M("sidecar") / M("direct"):F2}× | {M("sidecar") / M("pgbouncer"):F2}× | {added} | {C("sidecar"):F0}, {C("pgbouncer"):F0} |");
         }
 
+        if (args.Contains("--skip-large"))
+            return 0;
         Console.WriteLine();
         Console.WriteLine("| large result | rows | direct MB/s | sidecar MB/s | sidecar/direct | sidecar peak RSS |");
         Console.WriteLine("|---|---|---|---|---|---|");

@@ -57,6 +57,8 @@ public sealed class SessionRecorder : BackgroundService
     /// </summary>
     public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
 
+    private static readonly TimeSpan CoalesceDelay = TimeSpan.FromMilliseconds(5);
+
     /// <summary>Raised after each durable batch; the uploader wakes on it.</summary>
     public event Action? Flushed;
 
@@ -88,7 +90,15 @@ public sealed class SessionRecorder : BackgroundService
                     backlog.Add(item);
                 var unwritten = Write(backlog);
                 unwritten.AddRange(FlushDue());
+                var busy = backlog.Count >= 1000;
                 backlog = unwritten;
+                if (backlog.Count == 0 && !busy)
+                {
+                    // Coalesce: under load events arrive one by one, and waking per event costs more
+                    // than the work; a short pause lets the next ones gather (the spool commits every
+                    // FlushInterval anyway, so this adds nothing to the recording lag that matters).
+                    await Task.Delay(CoalesceDelay, stoppingToken);
+                }
                 if (backlog.Count > 0)
                 {
                     // The spool cannot take them: keep them (never drop evidence), refuse new work, retry.
