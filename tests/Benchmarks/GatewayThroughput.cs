@@ -26,7 +26,7 @@ internal static partial class GatewayThroughput
         // but no upload or ingest competes for the cores — separates proxy cost from evidence cost.
         var withoutControlPlane = args.Contains("--stop-control-plane");
         var modes = args.Contains("--prepared-only") ? new[] { "prepared" } : ["simple", "prepared"];
-        var clientCounts = args.Contains("--c8-only") ? new[] { 8 } : [1, 8];
+        var clientCounts = args.Contains("--c8-only") ? new[] { 8 } : args.Contains("--c1-only") ? [1] : [1, 8];
         if (!File.Exists("/usr/sbin/pgbouncer"))
         {
             Console.Error.WriteLine("pgbouncer is not installed: apt-get install pgbouncer");
