@@ -31,11 +31,28 @@ public static class EventChain
 
     public static string Hash(string prevHash, Guid session, long seq, DateTimeOffset time, string type, ReadOnlySpan<byte> payload)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        // The same bytes as SHA-256(fromHex(prevHash) ‖ Canonical(…)), without building them: this runs
+        // for every recorded event on the sidecar and every stored event on the control plane.
+        var sha = t_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Convert.FromHexString(prevHash));
-        sha.AppendData(Canonical(session, seq, time, type, payload));
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
+        Span<byte> header = stackalloc byte[512];
+        if (type.Length <= 256
+            && System.Text.Unicode.Utf8.TryWrite(header, CultureInfo.InvariantCulture, $"airlock-event-v1\n{session:D}\n{seq}\n{time.ToUnixTimeMilliseconds()}\n{type}\n", out var written))
+        {
+            sha.AppendData(header[..written]);
+            sha.AppendData(payload);
+        }
+        else
+        {
+            sha.AppendData(Canonical(session, seq, time, type, payload));
+        }
+        Span<byte> digest = stackalloc byte[32];
+        sha.GetHashAndReset(digest);
+        return Convert.ToHexStringLower(digest);
     }
+
+    [ThreadStatic]
+    private static IncrementalHash? t_sha;
 
     /// <summary>Creates the next event of a chain; time is truncated to the millisecond the hash covers.</summary>
     public static RecordingEvent Next(RecordingEvent? previous, Guid session, DateTimeOffset time, string type, byte[] payload)

@@ -114,7 +114,8 @@ public abstract class PolicySyncTests(StoreProvider provider) : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(sidecar.StateDirectory, "snapshot.json")));
 
         await sidecar.RestartAsync();
-        Assert.Equal(3, await sidecar.Process.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        var exitCode = await sidecar.Process.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        Assert.True(exitCode == 3, $"exit code {exitCode}; output:\n{sidecar.Process.Output}");
         var status = await cp.GetSidecarAsync("edge-1");
         Assert.Equal("revoked", status.GetProperty("status").GetString());
         Assert.False(status.GetProperty("online").GetBoolean());

@@ -15,19 +15,61 @@ public sealed record SpoolContents(IReadOnlyList<SpoolRecord> Records, long Vali
 
 /// <summary>
 /// The spool file format, pure. A file is a sequence of records:
-/// <c>length (u32 BE) ‖ CRC-32C of body (u32 BE) ‖ body</c>, body = kind byte (1 event, 2 head) ‖ JSON.
+/// <c>length (u32 BE) ‖ CRC-32C of body (u32 BE) ‖ body</c>, body = kind byte ‖ content:
+/// <list type="bullet">
+/// <item>3, an event: session (16) ‖ seq (i64 BE) ‖ time (Unix ms, i64 BE) ‖ type length (1) ‖ type (UTF-8) ‖
+/// previous hash (32) ‖ hash (32) ‖ payload — binary, because the writer encodes every event the
+/// gateway records and JSON with base64 payloads was a measurable share of a proxied transaction;</item>
+/// <item>4, a signed head: session (16) ‖ seq (i64 BE) ‖ hash (32) ‖ signature;</item>
+/// <item>1 and 2: the same as JSON (the first format), still read.</item>
+/// </list>
 /// Appends are whole records; after a crash the last one may be torn, which the reader reports by
 /// <see cref="SpoolContents.ValidLength"/> so the writer can cut it off before appending again.
 /// </summary>
 public static class SpoolCodec
 {
     public const int MaxRecordBytes = 16 * 1024 * 1024;
-    private const byte EventKind = 1;
-    private const byte HeadKind = 2;
+    private const byte JsonEventKind = 1;
+    private const byte JsonHeadKind = 2;
+    private const byte EventKind = 3;
+    private const byte HeadKind = 4;
+    private const int HashBytes = 32;
 
-    public static byte[] Encode(RecordingEvent e) => Frame(EventKind, JsonSerializer.SerializeToUtf8Bytes(e, RecordingJson.Options));
+    public static byte[] Encode(RecordingEvent e)
+    {
+        var type = System.Text.Encoding.UTF8.GetByteCount(e.Type);
+        if (type > 255 || !IsHash(e.PrevHash) || !IsHash(e.Hash))
+            return Frame(JsonEventKind, JsonSerializer.SerializeToUtf8Bytes(e, RecordingJson.Options));
+        var frame = new byte[8 + 1 + 16 + 8 + 8 + 1 + type + HashBytes * 2 + e.Payload.Length];
+        var body = frame.AsSpan(8);
+        body[0] = EventKind;
+        e.Session.TryWriteBytes(body[1..], bigEndian: true, out _);
+        BinaryPrimitives.WriteInt64BigEndian(body[17..], e.Seq);
+        BinaryPrimitives.WriteInt64BigEndian(body[25..], e.Time.ToUnixTimeMilliseconds());
+        body[33] = (byte)type;
+        System.Text.Encoding.UTF8.GetBytes(e.Type, body[34..]);
+        var at = 34 + type;
+        Convert.FromHexString(e.PrevHash, body.Slice(at, HashBytes), out _, out _);
+        Convert.FromHexString(e.Hash, body.Slice(at + HashBytes, HashBytes), out _, out _);
+        e.Payload.CopyTo(body[(at + 2 * HashBytes)..]);
+        return Seal(frame);
+    }
 
-    public static byte[] Encode(ChainHeadSignature h) => Frame(HeadKind, JsonSerializer.SerializeToUtf8Bytes(h, RecordingJson.Options));
+    public static byte[] Encode(ChainHeadSignature h)
+    {
+        if (!IsHash(h.Hash))
+            return Frame(JsonHeadKind, JsonSerializer.SerializeToUtf8Bytes(h, RecordingJson.Options));
+        var frame = new byte[8 + 1 + 16 + 8 + HashBytes + h.Signature.Length];
+        var body = frame.AsSpan(8);
+        body[0] = HeadKind;
+        h.Session.TryWriteBytes(body[1..], bigEndian: true, out _);
+        BinaryPrimitives.WriteInt64BigEndian(body[17..], h.Seq);
+        Convert.FromHexString(h.Hash, body.Slice(25, HashBytes), out _, out _);
+        h.Signature.CopyTo(body[(25 + HashBytes)..]);
+        return Seal(frame);
+    }
+
+    private static bool IsHash(string hex) => hex.Length == 2 * HashBytes && hex.AsSpan().ContainsAnyExcept("0123456789abcdef") is false;
 
     public static SpoolContents Decode(ReadOnlySpan<byte> data)
     {
@@ -68,22 +110,53 @@ public static class SpoolCodec
         {
             return body[0] switch
             {
-                EventKind => new SpoolRecord(JsonSerializer.Deserialize<RecordingEvent>(body[1..], RecordingJson.Options), null),
-                HeadKind => new SpoolRecord(null, JsonSerializer.Deserialize<ChainHeadSignature>(body[1..], RecordingJson.Options)),
+                EventKind => new SpoolRecord(ReadEvent(body[1..]), null),
+                HeadKind => new SpoolRecord(null, ReadHead(body[1..])),
+                JsonEventKind => new SpoolRecord(JsonSerializer.Deserialize<RecordingEvent>(body[1..], RecordingJson.Options), null),
+                JsonHeadKind => new SpoolRecord(null, JsonSerializer.Deserialize<ChainHeadSignature>(body[1..], RecordingJson.Options)),
                 _ => null,
             };
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or ArgumentException or IndexOutOfRangeException)
         {
             return null;
         }
     }
+
+    private static RecordingEvent? ReadEvent(ReadOnlySpan<byte> body)
+    {
+        if (body.Length < 16 + 8 + 8 + 1 || body.Length < 33 + body[32] + 2 * HashBytes)
+            return null;
+        var type = body[32];
+        var at = 33 + type;
+        return new RecordingEvent(
+            new Guid(body[..16], bigEndian: true),
+            BinaryPrimitives.ReadInt64BigEndian(body[16..]),
+            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..])),
+            System.Text.Encoding.UTF8.GetString(body.Slice(33, type)),
+            body[(at + 2 * HashBytes)..].ToArray(),
+            Convert.ToHexStringLower(body.Slice(at, HashBytes)),
+            Convert.ToHexStringLower(body.Slice(at + HashBytes, HashBytes)));
+    }
+
+    private static ChainHeadSignature? ReadHead(ReadOnlySpan<byte> body) =>
+        body.Length < 16 + 8 + HashBytes ? null : new ChainHeadSignature(
+            new Guid(body[..16], bigEndian: true),
+            BinaryPrimitives.ReadInt64BigEndian(body[16..]),
+            Convert.ToHexStringLower(body.Slice(24, HashBytes)),
+            body[(24 + HashBytes)..].ToArray());
 
     private static byte[] Frame(byte kind, byte[] json)
     {
         var frame = new byte[8 + 1 + json.Length];
         frame[8] = kind;
         json.CopyTo(frame, 9);
+        return Seal(frame);
+    }
+
+    /// <summary>Fills in length and checksum of a frame whose body starts at offset 8.</summary>
+    private static byte[] Seal(byte[] frame)
+    {
         var body = frame.AsSpan(8);
         BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
         BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(4), Crc32C.Compute(body));
@@ -91,29 +164,19 @@ public static class SpoolCodec
     }
 }
 
-/// <summary>CRC-32C (Castagnoli), table-driven: detects torn and damaged spool records.</summary>
+/// <summary>CRC-32C (Castagnoli): detects torn and damaged spool records. Eight bytes at a time with the CPU's CRC32 instruction where there is one.</summary>
 public static class Crc32C
 {
-    private static readonly uint[] _table = BuildTable();
-
     public static uint Compute(ReadOnlySpan<byte> data)
     {
         var crc = 0xFFFFFFFFu;
-        foreach (var b in data)
-            crc = _table[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        return ~crc;
-    }
-
-    private static uint[] BuildTable()
-    {
-        var table = new uint[256];
-        for (uint i = 0; i < 256; i++)
+        while (data.Length >= 8)
         {
-            var c = i;
-            for (var k = 0; k < 8; k++)
-                c = (c & 1) != 0 ? 0x82F63B78 ^ (c >> 1) : c >> 1;
-            table[i] = c;
+            crc = System.Numerics.BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
+            data = data[8..];
         }
-        return table;
+        foreach (var b in data)
+            crc = System.Numerics.BitOperations.Crc32C(crc, b);
+        return ~crc;
     }
 }
