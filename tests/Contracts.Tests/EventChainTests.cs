@@ -99,4 +99,20 @@ public sealed class EventChainTests : IDisposable
 
     private static RecordingEvent Rehash(RecordingEvent e) =>
         e with { Hash = EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.Time, e.Type, e.Payload) };
+
+    [Theory]
+    [InlineData("statement", "{\"text\":\"SELECT 1\"}")]
+    [InlineData("session.start", "")]
+    [InlineData("a-type-with-ünïcode", "payload")]
+    public void The_hash_is_sha256_of_the_previous_hash_and_the_canonical_bytes(string type, string payload)
+    {
+        var session = Guid.Parse("0b8f6f7e-4a54-4d55-9a53-0c5f1f8b3a11");
+        var time = DateTimeOffset.FromUnixTimeMilliseconds(1_795_000_000_123);
+        var prev = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("x"u8));
+        var bytes = System.Text.Encoding.UTF8.GetBytes(payload);
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            [.. Convert.FromHexString(prev), .. EventChain.Canonical(session, 42, time, type, bytes)]));
+        Assert.Equal(expected, EventChain.Hash(prev, session, 42, time, type, bytes));
+        Assert.StartsWith("airlock-event-v1\n0b8f6f7e-4a54-4d55-9a53-0c5f1f8b3a11\n42\n1795000000123\n", System.Text.Encoding.UTF8.GetString(EventChain.Canonical(session, 42, time, type, bytes)), StringComparison.Ordinal);
+    }
 }
