@@ -83,6 +83,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             $"--Sidecar:Postgres:CertificatePath={Path.Combine(certificates, "server.pem")}",
             $"--Sidecar:Postgres:KeyPath={Path.Combine(certificates, "server.key")}",
             "--Sidecar:Postgres:ListenAddress=127.0.0.1",
+            $"--Sidecar:Postgres:UpstreamCaPath={Path.Combine(certificates, "ca.pem")}",
             .. sidecarArgs ?? [],
         ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password });
         await sidecar.WaitForVersionAsync(1);
@@ -141,14 +142,17 @@ public sealed class GatewayHarness : IAsyncDisposable
         return body.GetProperty("access_token").GetString() ?? throw new InvalidOperationException($"no token: {body}");
     }
 
-    private async Task WaitForListenerAsync()
+    private Task WaitForListenerAsync() => WaitForListenerAsync(Port);
+
+    /// <summary>Until the sidecar accepts connections on <paramref name="port"/> (a new target's listener opens when its snapshot arrives).</summary>
+    public static async Task WaitForListenerAsync(int port)
     {
         for (var i = 0; i < 100; i++)
         {
             try
             {
                 using var client = new System.Net.Sockets.TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, Port);
+                await client.ConnectAsync(IPAddress.Loopback, port);
                 return;
             }
             catch (System.Net.Sockets.SocketException)
@@ -156,7 +160,7 @@ public sealed class GatewayHarness : IAsyncDisposable
                 await Task.Delay(100);
             }
         }
-        throw new TimeoutException($"the sidecar did not listen on port {Port}");
+        throw new TimeoutException($"the sidecar did not listen on port {port}");
     }
 
     /// <summary>
