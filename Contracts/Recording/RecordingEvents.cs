@@ -19,7 +19,12 @@ public static class RecordingEventTypes
 /// <summary>Who connected where, from where, and how.</summary>
 public sealed record SessionStartPayload(string Agent, string Role, string Target, string Sidecar, string ClientAddress, bool Tls);
 
-/// <summary>One statement: what was sent, how it was classified and decided, and what came of it.</summary>
+/// <summary>
+/// One statement: what was sent, how it was classified and decided, and what came of it, with its
+/// first result rows (<see cref="Result"/>, null when it returned none). One event per statement
+/// keeps the evidence cheap enough for the data path: every event is hashed, spooled, uploaded,
+/// verified and stored.
+/// </summary>
 public sealed record StatementPayload(
     string Text,
     IReadOnlyList<string?> Parameters,
@@ -28,9 +33,17 @@ public sealed record StatementPayload(
     string? Rule,
     double DurationMs,
     long? Rows,
-    string? Error);
+    string? Error,
+    StatementResult? Result = null);
 
-/// <summary>Result rows exactly as the agent saw them (masked), up to the per-statement cap.</summary>
+/// <summary>Result rows exactly as the agent saw them (masked), up to the per-statement cap; <see cref="Truncated"/> when there were more.</summary>
+public sealed record StatementResult(IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string?>> Rows, bool Truncated);
+
+/// <summary>
+/// Result rows of statement number <see cref="Statement"/> (its ordinal in the session) as a separate
+/// event. Recordings made before statements carried their rows have them; the gateway now writes
+/// <see cref="StatementPayload.Result"/> instead.
+/// </summary>
 public sealed record ResultChunkPayload(long Statement, IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string?>> Rows, bool Truncated);
 
 public sealed record NoticePayload(string Severity, string Message);

@@ -27,7 +27,7 @@ static int Usage()
               Sustained recording ingest into PostgreSQL (AIRLOCK_TEST_POSTGRES) with the
               sidecar's recorder, spool and uploader: events/s and lag to acknowledgement.
 
-          gateway [--seconds 8] [--rounds 3] [--scale 10] [--stop-control-plane] [--prepared-only] [--c8-only]
+          gateway [--seconds 8] [--rounds 3] [--scale 10] [--warmup 5] [--stop-control-plane] [--prepared-only] [--c8-only]
               pgbench -S direct vs pgbouncer (session mode, apt-get install pgbouncer) vs the
               sidecar with recording on, -c 1/8, -M simple/prepared, interleaved rounds, medians
               and ratios; then large results and COPY TO STDOUT in MB/s with the sidecar's peak RSS.

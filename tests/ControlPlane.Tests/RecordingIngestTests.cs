@@ -74,6 +74,10 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         Assert.Equal((12L, 10L, "ended", "verified"), (session.EventCount, session.StatementCount, session.Status, session.Verification));
         await using var db = _store!.Open();
         Assert.Equal(12, await db.SessionEvents.CountAsync(e => e.SessionId == _session));
+        // Rows are written outside EF's change tracker (COPY / prepared INSERT): EF must read them back as they were.
+        var stored = await db.SessionEvents.Where(e => e.SessionId == _session && e.Time >= events[0].Time).OrderBy(e => e.Seq).ToListAsync();
+        Assert.Equal(events.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)), stored.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)));
+        Assert.Equal(events.Select(e => Convert.ToHexString(e.Payload)), stored.Select(e => Convert.ToHexString(e.Payload)));
     }
 
     [Fact]

@@ -78,7 +78,7 @@ public sealed class RecordingTests
     }
 
     [Fact]
-    public async Task A_result_chunk_of_several_megabytes_arrives_whole_and_verified()
+    public async Task A_statement_with_several_megabytes_of_result_rows_arrives_whole_and_verified()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();
         await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
@@ -86,11 +86,11 @@ public sealed class RecordingTests
 
         var id = await sidecar.StartSyntheticSessionAsync(statements: 3, resultBytes: 4_000_000);
         var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("status").GetString() == "ended");
-        Assert.Equal(6, session.GetProperty("eventCount").GetInt64());
+        Assert.Equal(5, session.GetProperty("eventCount").GetInt64());
         Assert.Equal("verified", session.GetProperty("verification").GetString());
-        var chunk = JsonDocument.Parse(await cp.Api.GetStringAsync($"/api/v1/sessions/{id}/events?after=2&take=1")).RootElement[0];
-        Assert.Equal("result.chunk", chunk.GetProperty("type").GetString());
-        Assert.Equal(4_000_000 / 106, chunk.GetProperty("payload").GetProperty("rows").GetArrayLength());
+        var statement = JsonDocument.Parse(await cp.Api.GetStringAsync($"/api/v1/sessions/{id}/events?after=1&take=1")).RootElement[0];
+        Assert.Equal("statement", statement.GetProperty("type").GetString());
+        Assert.Equal(4_000_000 / 106, statement.GetProperty("payload").GetProperty("result").GetProperty("rows").GetArrayLength());
         var verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(JsonValueKind.Null, verdict.GetProperty("brokenAt").ValueKind);
     }

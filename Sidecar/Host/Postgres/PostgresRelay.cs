@@ -35,7 +35,6 @@ internal sealed class PostgresRelay(
     private PgError? _endError;
     private PipeReader? _clientReader;
     private PipeReader? _upstreamReader;
-    private long _statements;
 
     /// <summary>Runs until the session ends; returns why it ended.</summary>
     public async Task<string> RunAsync()
@@ -312,13 +311,12 @@ internal sealed class PostgresRelay(
         }
         foreach (var statement in completed)
         {
-            var ordinal = ++_statements;
+            var result = statement.CapturedRows.Count > 0 || statement.Truncated
+                ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
+                : null;
             await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.Encode(new StatementPayload(
                 statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
-                statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null)));
-            if (statement.CapturedRows.Count > 0 || statement.Truncated)
-                await recording.RecordAsync(RecordingEventTypes.ResultChunk, RecordingJson.Encode(new ResultChunkPayload(
-                    ordinal, statement.Columns, statement.CapturedRows, statement.Truncated)));
+                statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result)));
         }
     }
 

@@ -32,7 +32,14 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         public readonly List<ChainHeadSignature> Heads = [];
         public bool Ended;
         public long LastSeq;
+        public long AckWrittenAt; // Stopwatch timestamp; 0 = never, long ago
     }
+
+    /// <summary>
+    /// The <c>.ack</c> mark only spares re-sending acknowledged events after a restart (the control
+    /// plane ignores duplicates), so it is rewritten at most this often per session, and at its end.
+    /// </summary>
+    private static readonly TimeSpan AckMarkInterval = TimeSpan.FromSeconds(1);
 
     private readonly Dictionary<Guid, SpoolState> _spools = [];
 
@@ -115,7 +122,11 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             state.Acked = stored;
             state.Pending.RemoveAll(p => p.Event.Seq <= stored);
             state.Heads.RemoveAll(h => h.Seq <= stored);
-            await Hosting.StateFiles.WriteAtomicAsync(AckPath(session), System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct, durable: false);
+            if (state.Ended || System.Diagnostics.Stopwatch.GetElapsedTime(state.AckWrittenAt) >= AckMarkInterval)
+            {
+                await Hosting.StateFiles.WriteAtomicAsync(AckPath(session), System.Text.Encoding.ASCII.GetBytes(stored.ToString(CultureInfo.InvariantCulture)), ct, durable: false);
+                state.AckWrittenAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
             Acknowledged?.Invoke(session, stored);
         }
         foreach (var session in events.Select(e => e.Session).Distinct())
@@ -137,6 +148,11 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             };
             _spools[session] = state;
         }
+        // Nothing new is durable (the recorder holds it open and its durable length is already read),
+        // or the session ended and its spool was read to the end: no need to open the file.
+        var durable = recorder.DurableLength(session);
+        if (durable <= state.ReadOffset || durable is null && state.Ended)
+            return;
         byte[] fresh;
         await using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
         {

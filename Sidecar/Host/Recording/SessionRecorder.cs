@@ -16,7 +16,9 @@ namespace Airlock.Sidecar.Recording;
 /// answer, not a wait: the caller refuses the statement (fail closed — evidence is never dropped);</item>
 /// <item>one writer extends each session's hash chain and collects the records in memory;
 /// every <see cref="FlushInterval"/> (and at session end) it appends them to the session's spool
-/// file with the chain head signed by the sidecar's enrolled key, and fsyncs (group commit);</item>
+/// file with the chain head signed by the sidecar's enrolled key, and fsyncs — all sessions with
+/// new events together (group commit), so the uploader and the control plane see one batch per
+/// interval rather than one per session;</item>
 /// <item>the uploader sends spooled events and deletes them only once the control plane acknowledged them.</item>
 /// </list>
 /// After a crash, start-up recovery cuts torn tails and closes sessions left open with
@@ -36,6 +38,8 @@ public sealed class SessionRecorder : BackgroundService
     private readonly ConcurrentDictionary<Guid, bool> _known = new();
     private readonly ConcurrentDictionary<Guid, long> _durableLength = new();
     private volatile bool _unavailable;
+    /// <summary>When the appended, not yet durable events of every session are committed; null when there are none.</summary>
+    private TimeSpan? _commitDue;
 
     public SessionRecorder(SidecarIdentity identity, SidecarOptionsSnapshot options, TimeProvider time, ILogger<SessionRecorder> logger, int capacity = 10_000)
     {
@@ -127,8 +131,7 @@ public sealed class SessionRecorder : BackgroundService
     /// <summary>Waits for new events, but wakes when an open spool's flush falls due; false when the channel completed.</summary>
     private async Task<bool> WaitForEventsAsync(CancellationToken ct)
     {
-        var due = _open.Values.Where(s => s.Unflushed.Count > 0).Select(s => s.FlushedAt + FlushInterval).DefaultIfEmpty(TimeSpan.MaxValue).Min();
-        if (due == TimeSpan.MaxValue)
+        if (_commitDue is not { } due)
             return await _channel.Reader.WaitToReadAsync(ct);
         var wait = due - Now;
         if (wait <= TimeSpan.Zero)
@@ -173,6 +176,7 @@ public sealed class SessionRecorder : BackgroundService
                     var next = EventChain.Next(spool.Last, pending.Session, pending.Time, pending.Type, pending.Payload);
                     spool.Buffer.Write(SpoolCodec.Encode(next));
                     spool.Unflushed.Add(pending);
+                    _commitDue ??= Now + FlushInterval;
                     spool.Last = next;
                     spool.Ended = pending.Type == RecordingEventTypes.SessionEnd;
                     appended++;
@@ -188,16 +192,17 @@ public sealed class SessionRecorder : BackgroundService
     }
 
     /// <summary>
-    /// Group commit: a session's appended events become durable — fsync, then a signed chain head —
-    /// once <see cref="FlushInterval"/> passed since its last flush, or at once when it ended. Returns
-    /// the events of spools that could not be flushed (rolled back, to be written again).
+    /// Group commit: appended events become durable — a signed chain head, then fsync — for every
+    /// session at once when the commit falls due (<see cref="FlushInterval"/> after the first of them
+    /// was appended), and at once for a session that ended. Returns the events of spools that could
+    /// not be flushed (rolled back, to be written again).
     /// </summary>
     private List<Pending> FlushDue()
     {
         var unwritten = new List<Pending>();
-        var now = Now;
+        var due = Now >= _commitDue;
         var flushed = false;
-        foreach (var spool in _open.Values.Where(s => s.Unflushed.Count > 0 && (s.Ended || now - s.FlushedAt >= FlushInterval)).ToList())
+        foreach (var spool in _open.Values.Where(s => s.Unflushed.Count > 0 && (s.Ended || due)).ToList())
         {
             try
             {
@@ -214,7 +219,6 @@ public sealed class SessionRecorder : BackgroundService
             spool.Durable = spool.Last;
             spool.Unflushed.Clear();
             spool.Buffer.ResetWrittenCount();
-            spool.FlushedAt = now;
             flushed = true;
             if (spool.Ended)
             {
@@ -227,6 +231,8 @@ public sealed class SessionRecorder : BackgroundService
                 _durableLength[spool.Session] = spool.File.Position;
             }
         }
+        if (!_open.Values.Any(s => s.Unflushed.Count > 0))
+            _commitDue = null;
         if (flushed)
             Flushed?.Invoke();
         return unwritten;
@@ -256,7 +262,7 @@ public sealed class SessionRecorder : BackgroundService
         file.Seek(0, SeekOrigin.End);
         _durableLength[session] = file.Position;
         _known[session] = true;
-        return _open[session] = new OpenSpool(session, file) { FlushedAt = Now };
+        return _open[session] = new OpenSpool(session, file);
     }
 
     /// <summary>Cuts the spool back to its last durable record; returns the events that were appended since, to be written again.</summary>
@@ -354,7 +360,6 @@ public sealed class SessionRecorder : BackgroundService
         public List<Pending> Unflushed { get; } = [];
         /// <summary>Their records, written to the file in one piece at the flush (so a failure leaves nothing half-written in a buffer).</summary>
         public ArrayBufferWriter<byte> Buffer { get; } = new();
-        public TimeSpan FlushedAt { get; set; }
         public bool Ended { get; set; }
     }
 }

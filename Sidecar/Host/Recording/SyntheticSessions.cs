@@ -50,18 +50,14 @@ internal static class SyntheticSessions
     {
         for (var i = 1; i <= count; i++)
         {
-            var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null));
+            // The first statement may carry a large result (rows of 100 characters) to exercise large payloads end to end.
+            var result = i == 1 && resultBytes > 0
+                ? new StatementResult(["filler"], Enumerable.Range(0, Math.Max(1, resultBytes / 106)).Select(r => (IReadOnlyList<string?>)[new string((char)('a' + r % 26), 100)]).ToList(), false)
+                : null;
+            var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null, result));
             // Fail closed: a statement the recorder cannot take is not "run".
             while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
                 await Task.Delay(5, ct);
-            if (i == 1 && resultBytes > 0)
-            {
-                // One large result chunk (rows of 100 characters) to exercise large payloads end to end.
-                var rows = Enumerable.Range(0, Math.Max(1, resultBytes / 106)).Select(r => (IReadOnlyList<string?>)[new string((char)('a' + r % 26), 100)]).ToList();
-                var chunk = RecordingJson.Encode(new ResultChunkPayload(1, ["filler"], rows, false));
-                while (!recorder.TryRecord(session, RecordingEventTypes.ResultChunk, chunk))
-                    await Task.Delay(5, ct);
-            }
             if (delay > TimeSpan.Zero)
                 await Task.Delay(delay, ct);
         }
