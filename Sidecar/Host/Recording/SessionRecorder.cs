@@ -61,7 +61,7 @@ public sealed class SessionRecorder : BackgroundService
     /// </summary>
     public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
 
-    private static readonly TimeSpan CoalesceDelay = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan CoalesceDelay = TimeSpan.FromMilliseconds(20);
 
     /// <summary>Raised after each durable batch; the uploader wakes on it.</summary>
     public event Action? Flushed;
