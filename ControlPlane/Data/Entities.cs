@@ -91,6 +91,8 @@ public sealed class Target
     public Guid? SidecarId { get; set; }
     public Sidecar? Sidecar { get; set; }
     public int ListenPort { get; set; }
+    /// <summary>Agents on the sidecar's host may send their token without TLS.</summary>
+    public bool AllowCleartextOnLoopback { get; set; }
     public required string UpstreamHost { get; set; }
     public int UpstreamPort { get; set; }
     public string UpstreamDatabase { get; set; } = "";

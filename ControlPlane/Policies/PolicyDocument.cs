@@ -76,6 +76,13 @@ public sealed class TargetSpec
     public string? Sidecar { get; set; }
     public int? ListenPort { get; set; }
     public Dictionary<string, string>? Labels { get; set; }
+
+    /// <summary>
+    /// Agents send their token as a cleartext password, so the sidecar asks for it only inside TLS —
+    /// or, when this is true, also from clients on the sidecar's own host (loopback). Default false.
+    /// </summary>
+    public bool? AllowCleartextOnLoopback { get; set; }
+
     public UpstreamSpec? Upstream { get; set; }
 }
 

@@ -108,6 +108,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             target.Labels = new Dictionary<string, string>(spec.Labels!);
             target.SidecarId = sidecars[spec.Sidecar!].Id;
             target.ListenPort = spec.ListenPort!.Value;
+            target.AllowCleartextOnLoopback = spec.AllowCleartextOnLoopback!.Value;
             target.UpstreamHost = spec.Upstream.Host!;
             target.UpstreamPort = spec.Upstream.Port!.Value;
             target.UpstreamDatabase = spec.Upstream.Database!;
@@ -241,6 +242,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         Kind = t.Kind,
         Sidecar = t.Sidecar?.Name,
         ListenPort = t.ListenPort,
+        AllowCleartextOnLoopback = t.AllowCleartextOnLoopback,
         Labels = new Dictionary<string, string>(t.Labels.OrderBy(l => l.Key, StringComparer.Ordinal)),
         Upstream = new UpstreamSpec
         {

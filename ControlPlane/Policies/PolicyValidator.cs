@@ -196,6 +196,8 @@ public static partial class PolicyValidator
         else if (t.Sidecar is not null && !listeners.Add((t.Sidecar, t.ListenPort.Value)))
             errors.Add(new($"{path}.listenPort", $"port {t.ListenPort} is already used by another target on sidecar '{t.Sidecar}'"));
 
+        t.AllowCleartextOnLoopback ??= false;
+
         var u = t.Upstream;
         if (u is null) { errors.Add(new($"{path}.upstream", "is required")); return; }
         if (string.IsNullOrWhiteSpace(u.Host))

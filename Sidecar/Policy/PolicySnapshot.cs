@@ -21,7 +21,8 @@ public sealed record TargetPolicy(
     string Kind,
     IReadOnlyDictionary<string, string> Labels,
     int ListenPort,
-    UpstreamPolicy Upstream);
+    UpstreamPolicy Upstream,
+    bool AllowCleartextOnLoopback = false);
 
 /// <summary>How the sidecar reaches the target.</summary>
 /// <param name="CredentialReference"><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</param>

@@ -44,7 +44,10 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string CaPath => Path.Combine(CertificateDirectory, "ca.pem");
 
-    /// <summary>Listener port per target: pg, pg-down (upstream port closed), pg-badpass (wrong stored password), pg-md5, pg-clear (password method, no TLS).</summary>
+    /// <summary>
+    /// Listener port per target: pg, pg-down (upstream port closed), pg-badpass (wrong stored password),
+    /// pg-md5, pg-clear (password method, no TLS), pg-loopback (like pg, agents on loopback may skip TLS).
+    /// </summary>
     public IReadOnlyDictionary<string, int> Ports { get; private init; } = new Dictionary<string, int>();
 
     public string SidecarConnectionStringForTarget(string target, string? token = null) =>
@@ -76,7 +79,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         var database = await CreateDatabaseAsync();
         var certificates = WriteCertificates();
         var port = FreePort.Next();
-        var (downPort, badPasswordPort, md5Port, clearPort, closedPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
+        var (downPort, badPasswordPort, md5Port, clearPort, closedPort, loopbackPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
         var cp = await ControlPlaneProcess.StartAsync();
         var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs:
         [
@@ -109,8 +112,13 @@ public sealed class GatewayHarness : IAsyncDisposable
               sidecar: edge-1
               listenPort: {{clearPort}}
               upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{CleartextUser}}, tls: disable, password: {{CleartextPassword}}}
+            - name: pg-loopback
+              sidecar: edge-1
+              listenPort: {{loopbackPort}}
+              allowCleartextOnLoopback: true
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{upstreamUser}}, tls: {{tls}}, {{credentialYaml}}}
             roles:
-            - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}]}
+            - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}, {target: pg-loopback}]}
             - {name: limited, grants: [{target: pg-clear}]}
             agents:
             - {name: ci, owner: admin, role: rw}
@@ -122,7 +130,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         await sidecar.WaitForVersionAsync(2);
         var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"))
         {
-            Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort },
+            Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort, ["pg-loopback"] = loopbackPort },
         };
         await harness.WaitForListenerAsync();
         return harness;

@@ -11,7 +11,7 @@ namespace Airlock.Benchmarks;
 /// -c 8, -M simple and -M prepared, in interleaved rounds; medians, ratios, added latency at -c 1 and
 /// CPU per transaction of the sidecar vs pgbouncer. Then large results (rows and COPY TO STDOUT) in
 /// MB/s with the sidecar's peak RSS. All clients connect without TLS on loopback, so the paths are
-/// compared like with like (the sidecar is started with AllowCleartextOnLoopback).
+/// compared like with like (the sidecar's target allows cleartext on loopback).
 /// </summary>
 internal static partial class GatewayThroughput
 {
@@ -33,7 +33,7 @@ internal static partial class GatewayThroughput
             return 2;
         }
         Console.WriteLine($"gateway throughput: pgbench -S -s {scale}, {seconds} s per run, {rounds} interleaved rounds, {Environment.ProcessorCount} cores");
-        await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Sidecar:Postgres:AllowCleartextOnLoopback=true", "--Logging:LogLevel:Default=Warning"]);
+        await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Logging:LogLevel:Default=Warning"]);
         var password = new Dictionary<string, string> { ["PGPASSWORD"] = GatewayHarness.ScramPassword };
         var token = new Dictionary<string, string> { ["PGPASSWORD"] = harness.Token };
         var server = GatewayHarness.Server;
@@ -51,7 +51,7 @@ internal static partial class GatewayThroughput
         {
             ("direct", harness.DirectLibpq, password, null),
             ("pgbouncer", $"host=127.0.0.1 port={bouncer.Port} dbname={harness.Database} user={GatewayHarness.ScramUser} sslmode=disable", password, () => bouncer.Pid),
-            ("sidecar", $"host=127.0.0.1 port={harness.Port} dbname={harness.Database} user=ci sslmode=disable", token, () => harness.Sidecar.Process.Id),
+            ("sidecar", $"host=127.0.0.1 port={harness.Ports["pg-loopback"]} dbname={harness.Database} user=ci sslmode=disable", token, () => harness.Sidecar.Process.Id),
         };
         // The sidecar and control plane are JIT-compiled: their hot paths are re-compiled at tier 1 during
         // the first seconds of load (the JIT took a fifth of the sidecar's CPU then). Steady state is what

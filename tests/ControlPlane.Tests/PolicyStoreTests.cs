@@ -21,6 +21,7 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
         - name: billing
           sidecar: edge-1
           listenPort: 6433
+          allowCleartextOnLoopback: true
           upstream: {host: billing.internal, credential: "file:/run/secrets/billing"}
         roles:
         - name: reader
@@ -56,6 +57,8 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
         // The stored password appears nowhere in the audit trail, only the redaction marker.
         Assert.DoesNotContain(audit, a => (a.After ?? "").Contains("hunter2", StringComparison.Ordinal));
         Assert.Contains(audit, a => (a.After ?? "").Contains("(redacted)", StringComparison.Ordinal));
+        var targets = await WithDb(db => db.Targets.OrderBy(t => t.Name).Select(t => new { t.Name, t.AllowCleartextOnLoopback }).ToListAsync());
+        Assert.Equal([("billing", true), ("orders", false)], targets.Select(t => (t.Name, t.AllowCleartextOnLoopback)));
     }
 
     [Fact]
@@ -115,7 +118,7 @@ public abstract class PolicyStoreTests(StoreProvider provider) : StoreTestBase(p
         await CreateSidecarAsync("edge-1");
         Assert.True((await ApplyYamlAsync(Document)).Succeeded);
         var smaller = Document
-            .Replace("- name: billing\n  sidecar: edge-1\n  listenPort: 6433\n  upstream: {host: billing.internal, credential: \"file:/run/secrets/billing\"}\n", "")
+            .Replace("- name: billing\n  sidecar: edge-1\n  listenPort: 6433\n  allowCleartextOnLoopback: true\n  upstream: {host: billing.internal, credential: \"file:/run/secrets/billing\"}\n", "")
             .Replace("description: read-only", "description: read-mostly");
         var result = await ApplyYamlAsync(smaller);
         Assert.True(result.Succeeded, string.Join("; ", result.Errors));

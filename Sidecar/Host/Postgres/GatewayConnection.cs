@@ -172,12 +172,15 @@ internal sealed class GatewayConnection(
         }
 
         var loopback = Remote is { } remote && IPAddress.IsLoopback(remote.Address);
-        if (!_tls && !(loopback && options.AllowCleartextOnLoopback))
+        if (!_tls && !(loopback && target.AllowCleartextOnLoopback))
+        {
+            var instead = certificate is null
+                ? "this sidecar has no TLS certificate (Sidecar:Postgres:CertificatePath); ask its operator to configure one"
+                : "connect with sslmode=require or sslmode=verify-full";
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidAuthorization,
                 "the agent token is sent as a password, so it is accepted only over TLS",
-                certificate is null
-                    ? "this sidecar has no TLS certificate (Sidecar:Postgres:CertificatePath); ask its operator to configure one, or to allow cleartext on loopback"
-                    : "connect with sslmode=require or sslmode=verify-full"));
+                loopback ? $"{instead}, or allow cleartext from this host in the target's policy (allowCleartextOnLoopback: true)" : instead));
+        }
 
         var password = new ArrayBufferWriter<byte>();
         PgWire.WriteAuthenticationCleartextPassword(password);

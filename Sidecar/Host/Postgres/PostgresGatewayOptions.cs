@@ -15,12 +15,6 @@ public sealed class PostgresGatewayOptions : IValidatableObject
 
     public string? KeyPath { get; set; }
 
-    /// <summary>
-    /// The agent token travels as a cleartext password, so it is asked for only inside TLS — or, when
-    /// this is true, also from loopback clients (the agent runs on the sidecar's host). Off by default.
-    /// </summary>
-    public bool AllowCleartextOnLoopback { get; set; }
-
     /// <summary>Largest protocol message accepted in either direction; larger ones end the session with 54000.</summary>
     [Range(64 * 1024, 1024 * 1024 * 1024)]
     public int MaxMessageBytes { get; set; } = 16 * 1024 * 1024;

@@ -54,6 +54,19 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task Cleartext_from_loopback_is_accepted_only_where_the_target_allows_it()
+    {
+        // pg refuses it (above); pg-loopback has allowCleartextOnLoopback: true in its policy.
+        var cleartext = new NpgsqlConnectionStringBuilder(H.SidecarConnectionStringForTarget("pg-loopback")) { SslMode = SslMode.Disable }.ConnectionString;
+        await using var connection = new NpgsqlConnection(cleartext);
+        await connection.OpenAsync();
+        Assert.Equal(42, await new NpgsqlCommand("SELECT 42", connection).ExecuteScalarAsync());
+
+        var refused = await RefusedAsync(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { SslMode = SslMode.Disable }.ConnectionString);
+        Assert.Contains("allowCleartextOnLoopback", refused.Hint, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Replication_connections_are_refused()
     {
         var result = await Cli.RunAsync("psql", [H.SidecarLibpq + " replication=database", "-X", "-c", "IDENTIFY_SYSTEM"], new Dictionary<string, string> { ["PGPASSWORD"] = H.Token });

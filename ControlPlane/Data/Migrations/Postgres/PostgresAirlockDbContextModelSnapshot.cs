@@ -575,6 +575,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<bool>("AllowCleartextOnLoopback")
+                        .HasColumnType("boolean");
+
                     b.Property<string>("CredentialProtected")
                         .HasColumnType("text");
 

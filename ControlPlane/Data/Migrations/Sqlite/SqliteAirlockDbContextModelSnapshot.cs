@@ -566,6 +566,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<bool>("AllowCleartextOnLoopback")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("CredentialProtected")
                         .HasColumnType("TEXT");
 
