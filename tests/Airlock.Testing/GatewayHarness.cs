@@ -44,6 +44,17 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string CaPath => Path.Combine(CertificateDirectory, "ca.pem");
 
+    /// <summary>The policy document the harness applied (version 2), for tests that change it.</summary>
+    public string Policy { get; private init; } = "";
+
+    /// <summary>The lines of one target in <paramref name="policy"/>, from its "- name:" line up to the next entry.</summary>
+    public static string TargetBlock(string policy, string target)
+    {
+        var start = policy.IndexOf($"- name: {target}\n", StringComparison.Ordinal);
+        var end = policy.IndexOf("\n- ", start + 1, StringComparison.Ordinal);
+        return policy[start..(end + 1)];
+    }
+
     /// <summary>
     /// Listener port per target: pg, pg-down (upstream port closed), pg-badpass (wrong stored password),
     /// pg-md5, pg-clear (password method, no TLS), pg-loopback (like pg, agents on loopback may skip TLS).
@@ -130,6 +141,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         await sidecar.WaitForVersionAsync(2);
         var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"))
         {
+            Policy = policy,
             Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort, ["pg-loopback"] = loopbackPort },
         };
         await harness.WaitForListenerAsync();

@@ -259,8 +259,16 @@ internal sealed class GatewayConnection(
             return Task.CompletedTask;
         });
         using var onStop = stopping.Register(() => relay.End("sidecar shutting down", PgError.Fatal(SqlStates.AdminShutdown, "the Airlock sidecar is shutting down")));
-        using var onTargetGone = services.Listeners.OnTargetRemoved(target.Name, () =>
-            relay.End("target removed from this sidecar's policy", PgError.Fatal(SqlStates.AdminShutdown, $"target \"{target.Name}\" is no longer served by this sidecar")));
+        // Access was checked at connect; it is checked again whenever the policy changes (and once now,
+        // in case a snapshot arrived since): a session does not outlive its target, agent or grant.
+        void Recheck(PolicySnapshot policy)
+        {
+            if (SessionStanding.Check(policy, agent.Id, target.Name) is { } withdrawn)
+                relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
+        }
+        using var onPolicy = services.Listeners.OnPolicyApplied(Recheck);
+        if (services.Snapshots.Current is { } current)
+            Recheck(current.Policy);
         var reason = await relay.RunAsync();
 
         // Tell the target we are done (best effort), then record the end whatever happened.

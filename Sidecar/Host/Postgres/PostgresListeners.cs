@@ -14,9 +14,11 @@ namespace Airlock.Sidecar.Postgres;
 
 /// <summary>
 /// One TCP listener per PostgreSQL target in the current snapshot, on the target's
-/// <c>listenPort</c>. Listeners follow the snapshot: new targets start listening, removed ones stop
-/// and their live sessions end, a changed target is served with its new settings from the next
-/// connection on. A port that cannot be bound is logged and shown at <c>/readyz</c>; the others serve.
+/// <c>listenPort</c>. Listeners follow the snapshot: new targets start listening, removed ones stop,
+/// a changed target is served with its new settings from the next connection on, and every live
+/// session is checked against each new snapshot (<see cref="OnPolicyApplied"/>) so that it ends when
+/// its target, agent or grant goes. A port that cannot be bound is logged and shown at <c>/readyz</c>;
+/// the others serve.
 /// </summary>
 internal sealed class PostgresListeners : BackgroundService
 {
@@ -26,7 +28,7 @@ internal sealed class PostgresListeners : BackgroundService
     private readonly GatewayServices _services;
     private readonly X509Certificate2? _certificate;
     private readonly Dictionary<string, Listener> _listeners = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Action>> _onRemoved = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, Action<PolicySnapshot>> _policyWatchers = new();
     private readonly SemaphoreSlim _reconcile = new(1, 1);
     private CancellationToken _stopping;
 
@@ -55,12 +57,12 @@ internal sealed class PostgresListeners : BackgroundService
         }
     }
 
-    /// <summary>Runs <paramref name="onRemoved"/> when the target leaves the snapshot (its sessions end).</summary>
-    public IDisposable OnTargetRemoved(string target, Action onRemoved)
+    /// <summary>Runs <paramref name="onApplied"/> with every snapshot applied from now on (a live session re-checks its access).</summary>
+    public IDisposable OnPolicyApplied(Action<PolicySnapshot> onApplied)
     {
         var id = Guid.NewGuid();
-        _onRemoved.GetOrAdd(target, _ => new()).TryAdd(id, onRemoved);
-        return new Subscription(() => _onRemoved.GetValueOrDefault(target)?.TryRemove(id, out _));
+        _policyWatchers[id] = onApplied;
+        return new Subscription(() => _policyWatchers.TryRemove(id, out _));
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -109,12 +111,7 @@ internal sealed class PostgresListeners : BackgroundService
                     listener.Dispose();
                     _listeners.Remove(name);
                     if (!wanted.ContainsKey(name))
-                    {
                         _logger.LogInformation("Target {Target} left the snapshot: listener on port {Port} closed, its sessions end", name, listener.Port);
-                        if (_onRemoved.TryRemove(name, out var callbacks))
-                            foreach (var callback in callbacks.Values)
-                                callback();
-                    }
                 }
                 foreach (var (name, target) in wanted)
                 {
@@ -141,6 +138,8 @@ internal sealed class PostgresListeners : BackgroundService
         {
             _reconcile.Release();
         }
+        foreach (var watcher in _policyWatchers.Values)
+            watcher(policy);
     }
 
     private async Task AcceptLoopAsync(Listener listener)

@@ -1,0 +1,25 @@
+namespace Airlock.Sidecar.Policy;
+
+/// <summary>
+/// Whether a live session may go on under a newly applied snapshot. Access is checked when a session
+/// opens, and again whenever the policy changes: a session must not outlive the grant it was opened
+/// under (fail closed). Pure: the gateway ends the session with the reason.
+/// </summary>
+public static class SessionStanding
+{
+    /// <summary>Why the session of agent <paramref name="agentId"/> on <paramref name="target"/> must end; null when it may go on.</summary>
+    public static string? Check(PolicySnapshot policy, string agentId, string target)
+    {
+        if (!policy.Targets.Any(t => t.Name == target))
+            return $"target \"{target}\" is no longer served by this sidecar";
+        var agent = policy.Agents.FirstOrDefault(a => a.Id == agentId);
+        if (agent is null)
+            return "the agent was removed";
+        if (!agent.Enabled)
+            return $"agent \"{agent.Name}\" was disabled";
+        var role = policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+        if (role is null || !role.Targets.Contains(target, StringComparer.Ordinal))
+            return $"agent \"{agent.Name}\" (role \"{agent.Role}\") is no longer granted target \"{target}\"";
+        return null;
+    }
+}
