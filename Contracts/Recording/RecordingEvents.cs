@@ -63,5 +63,79 @@ public static class RecordingJson
 
     public static byte[] Encode<T>(T payload) => JsonSerializer.SerializeToUtf8Bytes(payload, Options);
 
+    /// <summary>
+    /// The same bytes as <c>Encode(statement)</c>, written directly: the gateway encodes one statement
+    /// per transaction on the data path, and the reflection-driven serializer was most of that cost.
+    /// </summary>
+    public static byte[] EncodeStatement(StatementPayload statement)
+    {
+        var buffer = t_buffer ??= new System.Buffers.ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = Options.Encoder, SkipValidation = true });
+        writer.Reset(buffer);
+        writer.WriteStartObject();
+        writer.WriteString("text"u8, statement.Text);
+        writer.WriteStartArray("parameters"u8);
+        foreach (var parameter in statement.Parameters)
+            WriteStringOrNull(writer, parameter);
+        writer.WriteEndArray();
+        writer.WriteString("classification"u8, statement.Classification);
+        writer.WriteString("decision"u8, statement.Decision);
+        writer.WritePropertyName("rule"u8);
+        WriteStringOrNull(writer, statement.Rule);
+        writer.WriteNumber("durationMs"u8, statement.DurationMs);
+        writer.WritePropertyName("rows"u8);
+        if (statement.Rows is { } rows)
+            writer.WriteNumberValue(rows);
+        else
+            writer.WriteNullValue();
+        writer.WritePropertyName("error"u8);
+        WriteStringOrNull(writer, statement.Error);
+        writer.WritePropertyName("result"u8);
+        if (statement.Result is { } result)
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("columns"u8);
+            foreach (var column in result.Columns)
+                writer.WriteStringValue(column);
+            writer.WriteEndArray();
+            writer.WriteStartArray("rows"u8);
+            foreach (var row in result.Rows)
+            {
+                writer.WriteStartArray();
+                foreach (var value in row)
+                    WriteStringOrNull(writer, value);
+                writer.WriteEndArray();
+            }
+            writer.WriteEndArray();
+            writer.WriteBoolean("truncated"u8, result.Truncated);
+            writer.WriteEndObject();
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+        writer.WriteEndObject();
+        writer.Flush();
+        var bytes = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > 256 * 1024)
+            t_buffer = null; // a large result passed through: do not keep its buffer on this thread
+        return bytes;
+    }
+
+    private static void WriteStringOrNull(Utf8JsonWriter writer, string? value)
+    {
+        if (value is null)
+            writer.WriteNullValue();
+        else
+            writer.WriteStringValue(value);
+    }
+
+    [ThreadStatic]
+    private static System.Buffers.ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
     public static T? Decode<T>(ReadOnlySpan<byte> payload) => JsonSerializer.Deserialize<T>(payload, Options);
 }

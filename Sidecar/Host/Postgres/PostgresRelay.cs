@@ -314,7 +314,7 @@ internal sealed class PostgresRelay(
             var result = statement.CapturedRows.Count > 0 || statement.Truncated
                 ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
                 : null;
-            await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.Encode(new StatementPayload(
+            await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.EncodeStatement(new StatementPayload(
                 statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
                 statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result)));
         }
