@@ -35,7 +35,8 @@ public sealed class AccessWithdrawalTests : IAsyncLifetime
         await _h.Sidecar.WaitForVersionAsync(++_version);
     }
 
-    private static async Task<PostgresException> EndedAsync(NpgsqlConnection connection)
+    /// <summary>Runs <c>SELECT 1</c> until the session is gone; returns the FATAL the agent got.</summary>
+    internal static async Task<PostgresException> EndedAsync(NpgsqlConnection connection)
     {
         PostgresException? fatal = null;
         await PolicySyncTests.Eventually(async () =>

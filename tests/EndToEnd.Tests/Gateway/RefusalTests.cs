@@ -285,26 +285,8 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
         // Terminate from the control plane: the agent gets a FATAL naming the reason.
         var terminate = await H.ControlPlane.Api.PostAsync($"/api/v1/sessions/{id}/terminate", System.Net.Http.Json.JsonContent.Create(new { reason = "off-hours access" }));
         Assert.Equal(System.Net.HttpStatusCode.Accepted, terminate.StatusCode);
-        PostgresException? fatal = null;
-        await PolicySyncTests.Eventually(async () =>
-        {
-            try
-            {
-                await new NpgsqlCommand("SELECT 1", connection).ExecuteScalarAsync();
-                return false;
-            }
-            catch (PostgresException e)
-            {
-                fatal = e;
-                return true;
-            }
-            catch (NpgsqlException e) when (e.InnerException is PostgresException inner)
-            {
-                fatal = inner;
-                return true;
-            }
-        }, seconds: 20);
-        Assert.Equal("57P01", fatal!.SqlState);
+        var fatal = await AccessWithdrawalTests.EndedAsync(connection);
+        Assert.Equal("57P01", fatal.SqlState);
         Assert.Contains("off-hours access", fatal.MessageText, StringComparison.Ordinal);
 
         await PolicySyncTests.Eventually(async () =>
