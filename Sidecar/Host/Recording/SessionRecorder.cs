@@ -218,7 +218,7 @@ public sealed class SessionRecorder : BackgroundService
             }
             spool.Durable = spool.Last;
             spool.Unflushed.Clear();
-            spool.Buffer.ResetWrittenCount();
+            spool.ClearBuffer();
             flushed = true;
             if (spool.Ended)
             {
@@ -272,7 +272,7 @@ public sealed class SessionRecorder : BackgroundService
         spool.Unflushed.Clear();
         spool.Last = spool.Durable;
         spool.Ended = false;
-        spool.Buffer.ResetWrittenCount();
+        spool.ClearBuffer();
         try
         {
             spool.File.SetLength(_durableLength[spool.Session]);
@@ -359,7 +359,16 @@ public sealed class SessionRecorder : BackgroundService
         /// <summary>Appended since the last flush, kept so a failed flush can write them again.</summary>
         public List<Pending> Unflushed { get; } = [];
         /// <summary>Their records, written to the file in one piece at the flush (so a failure leaves nothing half-written in a buffer).</summary>
-        public ArrayBufferWriter<byte> Buffer { get; } = new();
+        public ArrayBufferWriter<byte> Buffer { get; private set; } = new();
+
+        /// <summary>Empties the buffer; one that grew past 1 MiB (large results) is let go rather than kept for the session's life.</summary>
+        public void ClearBuffer()
+        {
+            if (Buffer.Capacity > 1024 * 1024)
+                Buffer = new();
+            else
+                Buffer.ResetWrittenCount();
+        }
         public bool Ended { get; set; }
     }
 }
