@@ -101,6 +101,23 @@ public sealed class EventChainTests : IDisposable
         e with { Hash = EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.Time, e.Type, e.Payload) };
 
     [Theory]
+    [InlineData("statement", 0)]
+    [InlineData("statement", 7_648)] // the largest payload hashed in one call
+    [InlineData("statement", 7_649)] // the smallest hashed incrementally
+    [InlineData("statement", 300_000)]
+    [InlineData("a-very-long-type-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 10)]
+    public void Every_hashing_path_gives_sha256_of_the_previous_hash_and_the_canonical_bytes(string type, int payloadLength)
+    {
+        var session = Guid.Parse("0b8f6f7e-4a54-4d55-9a53-0c5f1f8b3a11");
+        var time = DateTimeOffset.FromUnixTimeMilliseconds(1_795_000_000_123);
+        var prev = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("y"u8));
+        var bytes = Enumerable.Range(0, payloadLength).Select(i => (byte)(i * 31)).ToArray();
+        var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            [.. Convert.FromHexString(prev), .. EventChain.Canonical(session, 9_999_999_999, time, type, bytes)]));
+        Assert.Equal(expected, EventChain.Hash(prev, session, 9_999_999_999, time, type, bytes));
+    }
+
+    [Theory]
     [InlineData("statement", "{\"text\":\"SELECT 1\"}")]
     [InlineData("session.start", "")]
     [InlineData("a-type-with-ünïcode", "payload")]
