@@ -81,6 +81,19 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     }
 
     [Fact]
+    public async Task A_batch_of_many_events_is_stored_whole_and_read_back_as_sent()
+    {
+        // 102 events in one upload: every row stored (COPY on PostgreSQL, the prepared INSERT on SQLite) and read back through EF.
+        var events = Events(100);
+        Assert.Equal(102, (await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)])).StoredThrough[_session]);
+        await using var db = _store!.Open();
+        var stored = await db.SessionEvents.Where(e => e.SessionId == _session).OrderBy(e => e.Seq).ToListAsync();
+        Assert.Equal(events.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)), stored.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)));
+        Assert.Equal(events.Select(e => Convert.ToHexString(e.Payload)), stored.Select(e => Convert.ToHexString(e.Payload)));
+        Assert.Equal("verified", (await SessionAsync()).Verification);
+    }
+
+    [Fact]
     public async Task A_gap_is_acknowledged_only_up_to_the_gap()
     {
         var events = Events(10);
