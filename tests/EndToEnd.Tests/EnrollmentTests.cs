@@ -72,6 +72,17 @@ public sealed class EnrollmentTests : IAsyncLifetime
         Assert.Contains(option, sidecar.Process.Output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--Sidecar:Postgres:AllowCleartextOnLoopback=true", "AllowCleartextOnLoopback")] // moved into the target policy
+    [InlineData("--Sidecar:HeartbeatSecs=5", "HeartbeatSecs")]
+    public async Task An_unknown_sidecar_option_stops_the_start_and_names_it(string argument, string option)
+    {
+        await using var sidecar = SidecarProcess.Start($"http://127.0.0.1:{FreePort.Next()}", "et_x", extraArgs: [argument]);
+        Assert.Equal(2, await sidecar.Process.WaitForExitAsync());
+        Assert.Contains(option, sidecar.Process.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot reach the control plane", sidecar.Process.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_first_start_without_a_token_says_what_is_missing()
     {

@@ -23,7 +23,8 @@ internal static class SidecarHosting
         var options = new SidecarOptions();
         try
         {
-            builder.Configuration.GetSection(SidecarOptions.Section).Bind(options);
+            // An unknown key is a typo or an option that no longer exists: refuse it rather than run without it.
+            builder.Configuration.GetSection(SidecarOptions.Section).Bind(options, binder => binder.ErrorOnUnknownConfiguration = true);
         }
         catch (InvalidOperationException e)
         {
