@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using Airlock.Testing;
 using Npgsql;
 
@@ -14,20 +13,22 @@ public sealed class UpstreamTlsTests(GatewayFixture fixture) : IClassFixture<Gat
         await using var target = await TlsPostgres.StartAsync(h.CertificateDirectory, "tls_app", "tls-Secret-1");
         var ports = new Dictionary<string, int> { ["tls-require"] = FreePort.Next(), ["tls-verify"] = FreePort.Next(), ["tls-disable"] = FreePort.Next() };
         var modes = new Dictionary<string, string> { ["tls-require"] = "require", ["tls-verify"] = "verify-full", ["tls-disable"] = "disable" };
-        foreach (var (name, port) in ports)
-        {
-            var response = await h.ControlPlane.Api.PostAsJsonAsync("/api/v1/targets", new
-            {
-                name, sidecar = "edge-1", listenPort = port,
-                upstream = new { host = "127.0.0.1", port = target.Port, database = "postgres", username = "tls_app", tls = modes[name], password = "tls-Secret-1" },
-            });
-            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        }
-        var grants = new[] { "pg", "pg-down", "pg-badpass", "pg-md5", "pg-clear", "tls-require", "tls-verify", "tls-disable" }.Select(t => new { target = t }).ToArray();
-        var role = await h.ControlPlane.Api.PutAsJsonAsync("/api/v1/roles/rw", new { grants });
-        Assert.True(role.IsSuccessStatusCode, await role.Content.ReadAsStringAsync());
-        foreach (var port in ports.Values)
-            await GatewayHarness.WaitForListenerAsync(port);
+        // One document, so one snapshot carries the targets and the grant together (entity by entity,
+        // a listener could open before the role change that grants it reached the sidecar).
+        var targets = string.Concat(ports.Select(p => $$"""
+            - name: {{p.Key}}
+              sidecar: edge-1
+              listenPort: {{p.Value}}
+              upstream: {host: 127.0.0.1, port: {{target.Port}}, database: postgres, username: tls_app, tls: {{modes[p.Key]}}, password: tls-Secret-1}
+
+            """));
+        var policy = h.Policy
+            .Replace("roles:\n", targets + "roles:\n", StringComparison.Ordinal)
+            .Replace("{target: pg-loopback}]", "{target: pg-loopback}, {target: tls-require}, {target: tls-verify}, {target: tls-disable}]", StringComparison.Ordinal);
+        var (_, ready) = await h.Sidecar.ReadyAsync();
+        var put = await h.ControlPlane.PutPolicyAsync(policy);
+        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
+        await h.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
 
         string Through(string name) => new NpgsqlConnectionStringBuilder(h.SidecarConnectionString) { Port = ports[name], Database = "postgres" }.ConnectionString;
         foreach (var name in new[] { "tls-require", "tls-verify" })
