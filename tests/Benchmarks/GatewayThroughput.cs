@@ -26,6 +26,9 @@ internal static partial class GatewayThroughput
         // but no upload or ingest competes for the cores — separates proxy cost from evidence cost.
         var withoutControlPlane = args.Contains("--stop-control-plane");
         var modes = args.Contains("--prepared-only") ? new[] { "prepared" } : ["simple", "prepared"];
+        // Diagnosis: a fixed rate (pgbench -R) through the sidecar only gives steadier CPU µs/tx for A/B
+        // comparisons than a saturated run, whose figures swing with the scheduler.
+        var rate = Args.Int(args, "--rate", 0);
         var clientCounts = args.Contains("--c8-only") ? new[] { 8 } : args.Contains("--c1-only") ? [1] : [1, 8];
         if (!File.Exists("/usr/sbin/pgbouncer"))
         {
@@ -73,12 +76,12 @@ internal static partial class GatewayThroughput
         foreach (var mode in modes)
         foreach (var clients in clientCounts)
         for (var round = 0; round < rounds; round++)
-        foreach (var path in paths)
+        foreach (var path in rate > 0 ? paths[1..] : paths)
         {
             var before = path.Pid is null ? 0 : CpuTicks(path.Pid());
             var controlPlaneBefore = withoutControlPlane ? 0 : CpuTicks(harness.ControlPlane.Process.Id);
             var run = await Cli.RunAsync("pgbench", ["-n", "-S", "-M", mode, "-c", clients.ToString(CultureInfo.InvariantCulture), "-j", Math.Min(clients, 2).ToString(CultureInfo.InvariantCulture),
-                "-T", seconds.ToString(CultureInfo.InvariantCulture), path.Libpq], path.Env, timeout: TimeSpan.FromSeconds(seconds + 60));
+                "-T", seconds.ToString(CultureInfo.InvariantCulture), .. rate > 0 ? ["-R", rate.ToString(CultureInfo.InvariantCulture)] : Array.Empty<string>(), path.Libpq], path.Env, timeout: TimeSpan.FromSeconds(seconds + 60));
             if (run.ExitCode != 0)
                 throw new InvalidOperationException($"{path.Name}: {run}");
             var value = double.Parse(TpsPattern().Match(run.Output).Groups[1].Value, CultureInfo.InvariantCulture);
@@ -96,7 +99,14 @@ internal static partial class GatewayThroughput
                 cpu.TryAdd(("control plane", mode, clients), []);
                 cpu[("control plane", mode, clients)].Add((CpuTicks(harness.ControlPlane.Process.Id) - controlPlaneBefore) * (1_000_000.0 / ClockTicks) / transactions);
             }
-            Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps");
+            Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps" + (rate > 0 ? $"  CPU {cpu[(path.Name, mode, clients)][^1]:F1} µs/tx" + (withoutControlPlane || path.Name != "sidecar" ? "" : $", control plane {cpu[("control plane", mode, clients)][^1]:F1}") : ""));
+        }
+        if (rate > 0)
+        {
+            foreach (var mode in modes)
+            foreach (var clients in clientCounts)
+                Console.WriteLine($"{mode} -c {clients} at {rate} tps: CPU median sidecar {Median(cpu[("sidecar", mode, clients)]):F1} µs/tx, pgbouncer {Median(cpu[("pgbouncer", mode, clients)]):F1}");
+            return 0;
         }
 
         Console.WriteLine();

@@ -37,7 +37,7 @@ internal sealed class GatewayConnection(
     GatewayServices services)
 {
     private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(30);
-    private Stream _stream = new NetworkStream(socket, ownsSocket: true);
+    private Stream _stream = Net.SocketStreams.ForAccepted(socket, options.NativeSockets);
     private bool _tls;
 
     private IPEndPoint? Remote => socket.RemoteEndPoint as IPEndPoint;

@@ -37,6 +37,12 @@ public sealed class PostgresGatewayOptions : IValidatableObject
     [Range(1, 600)]
     public int RecorderWaitSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// Sockets driven by the sidecar's own epoll loop (Linux): reads only after readiness, no failed
+    /// receive per message. False falls back to .NET's socket engine (and is what other systems use).
+    /// </summary>
+    public bool NativeSockets { get; set; } = true;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (!IPAddress.TryParse(ListenAddress, out _))

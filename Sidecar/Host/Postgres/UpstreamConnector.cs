@@ -18,7 +18,7 @@ public sealed class GatewayRefusal(PgError error) : Exception(error.Message)
 }
 
 /// <summary>An authenticated upstream connection, ready for queries, with what the server said during startup.</summary>
-public sealed record UpstreamSession(Socket Socket, Stream Stream, bool Tls, int ProcessId, int Secret, IReadOnlyList<byte[]> StartupMessages, byte TransactionStatus);
+public sealed record UpstreamSession(Stream Stream, bool Tls, int ProcessId, int Secret, IReadOnlyList<byte[]> StartupMessages, byte TransactionStatus);
 
 /// <summary>
 /// Opens the sidecar's own connection to a target: TCP (NoDelay), TLS as the target's mode asks
@@ -37,8 +37,7 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
     public async Task<UpstreamSession> ConnectAsync(TargetPolicy target, IReadOnlyList<KeyValuePair<string, string>> settings, CancellationToken ct)
     {
         var upstream = target.Upstream;
-        var socket = await OpenSocketAsync(target, ct);
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        var stream = await OpenAsync(target, ct);
         try
         {
             var tls = false;
@@ -61,7 +60,7 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
             var startup = new List<KeyValuePair<string, string>> { new("user", upstream.Username), new("database", upstream.Database) };
             startup.AddRange(settings);
             await stream.WriteAsync(PgWire.StartupMessage(startup), ct);
-            return await AuthenticateAsync(socket, stream, tls, target, ct);
+            return await AuthenticateAsync(stream, tls, target, ct);
         }
         catch
         {
@@ -73,8 +72,7 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
     /// <summary>Sends a cancel request for (process id, secret) on a fresh connection, as PostgreSQL expects.</summary>
     public async Task CancelAsync(TargetPolicy target, int processId, int secret, CancellationToken ct)
     {
-        using var socket = await OpenSocketAsync(target, ct);
-        Stream stream = new NetworkStream(socket, ownsSocket: false);
+        var stream = await OpenAsync(target, ct);
         try
         {
             if (target.Upstream.TlsMode != "disable")
@@ -94,20 +92,17 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
         }
     }
 
-    private async Task<Socket> OpenSocketAsync(TargetPolicy target, CancellationToken ct)
+    private async Task<Stream> OpenAsync(TargetPolicy target, CancellationToken ct)
     {
         var upstream = target.Upstream;
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(Options.UpstreamConnectTimeoutSeconds));
         try
         {
-            await socket.ConnectAsync(upstream.Host, upstream.Port, timeout.Token);
-            return socket;
+            return await Net.SocketStreams.ConnectAsync(upstream.Host, upstream.Port, Options.NativeSockets, timeout.Token);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
-            socket.Dispose();
             var cause = e is SocketException s ? s.Message : $"no answer within {Options.UpstreamConnectTimeoutSeconds} s";
             throw Refuse(SqlStates.UnableToConnect, $"cannot reach target \"{target.Name}\" at {upstream.Host}:{upstream.Port}: {cause}");
         }
@@ -152,7 +147,7 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
         return custom.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
     }
 
-    private async Task<UpstreamSession> AuthenticateAsync(Socket socket, Stream stream, bool tls, TargetPolicy target, CancellationToken ct)
+    private async Task<UpstreamSession> AuthenticateAsync(Stream stream, bool tls, TargetPolicy target, CancellationToken ct)
     {
         var forwarded = new List<byte[]>();
         ScramSha256Client? scram = null;
@@ -216,7 +211,7 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
                     forwarded.Add(PgWire.Message(type, body));
                     break;
                 case (byte)'Z' when body.Length == 1:
-                    return new UpstreamSession(socket, stream, tls, processId, secret, forwarded, body[0]);
+                    return new UpstreamSession(stream, tls, processId, secret, forwarded, body[0]);
                 default:
                     throw Refuse(SqlStates.ProtocolViolation, $"target \"{target.Name}\" sent an unexpected message '{(char)type}' during startup");
             }
