@@ -170,13 +170,16 @@ internal sealed class NativeSocketStream : Stream
     private static IOException WriteError(int errno) =>
         new($"Unable to write data to the transport connection: {Marshal.GetPInvokeErrorMessage(errno)}.", NativeSocketError(errno));
 
-    private static async ValueTask WaitAsync(Readiness readiness, CancellationToken ct)
+    private static ValueTask WaitAsync(Readiness readiness, CancellationToken ct)
     {
         if (!ct.CanBeCanceled)
-        {
-            await readiness.WaitAsync(ct);
-            return;
-        }
+            return readiness.WaitAsync(ct);
+        return readiness.TryTake() ? ValueTask.CompletedTask : WaitCancellableAsync(readiness, ct);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask WaitCancellableAsync(Readiness readiness, CancellationToken ct)
+    {
         using var registration = ct.UnsafeRegister(static state => ((Readiness)state!).Cancel(), readiness);
         await readiness.WaitAsync(ct);
     }

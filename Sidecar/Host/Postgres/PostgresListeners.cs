@@ -123,8 +123,9 @@ internal sealed class PostgresListeners : BackgroundService
                         _listeners[name] = listener;
                         Problems.TryRemove(name, out _);
                         _ = AcceptLoopAsync(listener);
-                        _logger.LogInformation("Serving PostgreSQL target {Target} on {Address}:{Port}{Tls}", name, _options.Value.Postgres.ListenAddress, target.ListenPort,
-                            _certificate is null ? " (no TLS certificate: agents must connect from loopback with cleartext allowed)" : " (TLS available)");
+                        _logger.LogInformation("Serving PostgreSQL target {Target} on {Address}:{Port}{Tls}, {Sockets}", name, _options.Value.Postgres.ListenAddress, target.ListenPort,
+                            _certificate is null ? " (no TLS certificate: agents must connect from loopback with cleartext allowed)" : " (TLS available)",
+                            _options.Value.Postgres.NativeSockets && Net.SocketStreams.NativeAvailable ? "epoll sockets" : ".NET sockets");
                     }
                     catch (SocketException e)
                     {

@@ -7,6 +7,8 @@ public sealed class SmokeTests(GatewayFixture fixture) : IClassFixture<GatewayFi
     [Fact]
     public async Task Npgsql_runs_a_query_through_the_sidecar()
     {
+        // On Linux the gateway runs on the sidecar's own epoll sockets by default.
+        Assert.Contains($"Serving PostgreSQL target pg on 127.0.0.1:{fixture.Harness.Port} (TLS available), epoll sockets", fixture.Harness.Sidecar.Process.Output, StringComparison.Ordinal);
         await using var connection = new NpgsqlConnection(fixture.Harness.SidecarConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT current_user, 1 + 1", connection);
