@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.IO.Pipelines;
 using Airlock.Contracts.Recording;
 using Airlock.Sidecar.Protocols.Postgres;
 
@@ -15,7 +14,8 @@ namespace Airlock.Sidecar.Postgres;
 /// recorder (fail closed).</item>
 /// <item>Target → agent: messages are forwarded as they came; the ledger follows them to record
 /// every statement with its duration, rows, error and first result rows.</item>
-/// <item>Writes are coalesced: everything complete in one read is written, then flushed once.</item>
+/// <item>Writes are coalesced: the whole messages of one read leave in one write, straight from the
+/// input buffer (<see cref="FrameBuffer"/>), as pgbouncer does.</item>
 /// <item>Memory per connection is bounded by the largest message (<c>MaxMessageBytes</c>) and the
 /// result capture cap; results are never buffered whole.</item>
 /// </list>
@@ -31,21 +31,16 @@ internal sealed class PostgresRelay(
     PostgresGatewayOptions options)
 {
     private readonly Lock _endLock = new();
+    private readonly CancellationTokenSource _ended = new(); // not disposed: End() may still run after the loops
+
     private string? _endReason;
     private PgError? _endError;
-    private PipeReader? _clientReader;
-    private PipeReader? _upstreamReader;
 
     /// <summary>Runs until the session ends; returns why it ended.</summary>
     public async Task<string> RunAsync()
     {
-        _clientReader = PipeReader.Create(client, new StreamPipeReaderOptions(bufferSize: 65536, minimumReadSize: 4096, leaveOpen: true));
-        _upstreamReader = PipeReader.Create(upstream.Stream, new StreamPipeReaderOptions(bufferSize: 65536, minimumReadSize: 4096, leaveOpen: true));
-        var toUpstream = PipeWriter.Create(upstream.Stream, new StreamPipeWriterOptions(minimumBufferSize: 65536, leaveOpen: true));
-        var toClient = PipeWriter.Create(client, new StreamPipeWriterOptions(minimumBufferSize: 65536, leaveOpen: true));
-
-        var agentLoop = Task.Run(() => AgentToTargetAsync(_clientReader, toUpstream));
-        var targetLoop = Task.Run(() => TargetToAgentAsync(_upstreamReader, toClient));
+        var agentLoop = Task.Run(AgentToTargetAsync);
+        var targetLoop = Task.Run(TargetToAgentAsync);
         await Task.WhenAll(agentLoop, targetLoop);
 
         lock (_endLock)
@@ -62,8 +57,8 @@ internal sealed class PostgresRelay(
             _endReason = reason;
             _endError = error;
         }
-        _clientReader?.CancelPendingRead();
-        _upstreamReader?.CancelPendingRead();
+        // Wakes both loops' reads; their continuations run on the thread pool, not inside this call.
+        _ = _ended.CancelAsync();
     }
 
     private bool Ended
@@ -75,23 +70,31 @@ internal sealed class PostgresRelay(
         }
     }
 
-    private async Task AgentToTargetAsync(PipeReader reader, PipeWriter writer)
+    private async Task AgentToTargetAsync()
     {
+        using var input = new FrameBuffer();
         try
         {
+            var needed = 0;
             while (!Ended)
             {
-                var result = await reader.ReadAsync();
-                if (result.IsCanceled)
-                    break;
-                var buffer = result.Buffer;
-                var forwarded = false;
+                if (await input.FillAsync(client, needed, _ended.Token) == 0)
+                {
+                    End(input.Length == 0 ? "client disconnected" : "error: the client disconnected in the middle of a message", null);
+                    return;
+                }
+                // Whole messages are checked one by one and leave together, straight from the input.
+                var forwarded = 0;
                 var terminate = false;
+                needed = 0;
                 while (!terminate)
                 {
-                    var status = PgWire.TryReadHeader(buffer, options.MaxMessageBytes, out var type, out var length);
+                    var status = PgWire.TryReadHeader(input.Span[forwarded..], options.MaxMessageBytes, out var type, out var length);
                     if (status == FrameStatus.Incomplete)
+                    {
+                        needed = length == 0 ? 5 : 1 + length;
                         break;
+                    }
                     if (status == FrameStatus.Invalid)
                     {
                         End($"error: the agent sent a message '{Printable(type)}' with invalid length {length}", length > options.MaxMessageBytes
@@ -104,7 +107,6 @@ internal sealed class PostgresRelay(
                         End($"error: the agent sent an unknown message type '{Printable(type)}'", PgError.Fatal(SqlStates.ProtocolViolation, $"invalid frontend message type '{Printable(type)}'"));
                         return;
                     }
-                    var message = buffer.Slice(0, 1 + length);
                     if (IsStatementBearing(type) && !await recording.WaitForRoomAsync())
                     {
                         End("error: the recorder cannot keep up", PgError.Fatal(SqlStates.InsufficientResources, "the session cannot be recorded right now, so it is ended (fail closed); try again later"));
@@ -114,7 +116,7 @@ internal sealed class PostgresRelay(
                     {
                         try
                         {
-                            Inspect(message, type, length, frontend: true);
+                            Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: true);
                         }
                         catch (PgProtocolException e)
                         {
@@ -122,29 +124,28 @@ internal sealed class PostgresRelay(
                             return;
                         }
                     }
-                    foreach (var segment in message)
-                        writer.Write(segment.Span);
-                    forwarded = true;
-                    buffer = buffer.Slice(message.End);
+                    forwarded += 1 + length;
                     terminate = type == (byte)'X';
                 }
-                reader.AdvanceTo(buffer.Start, buffer.End);
-                if (forwarded && (await writer.FlushAsync()).IsCompleted)
+                if (forwarded > 0)
                 {
-                    End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
-                    return;
+                    if (!await TryWriteAsync(upstream.Stream, input.Memory[..forwarded]))
+                    {
+                        End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
+                        return;
+                    }
+                    input.Consume(forwarded);
                 }
                 if (terminate)
                 {
                     End("client", null);
                     return;
                 }
-                if (result.IsCompleted)
-                {
-                    End(buffer.IsEmpty ? "client disconnected" : "error: the client disconnected in the middle of a message", null);
-                    return;
-                }
             }
+        }
+        catch (OperationCanceledException)
+        {
+            // End() woke the read
         }
         catch (IOException)
         {
@@ -154,44 +155,41 @@ internal sealed class PostgresRelay(
         {
             End("client connection lost", null);
         }
-        finally
-        {
-            await reader.CompleteAsync();
-        }
     }
 
-    private async Task TargetToAgentAsync(PipeReader reader, PipeWriter writer)
+    private async Task TargetToAgentAsync()
     {
+        using var input = new FrameBuffer();
         var lastWasFatal = false;
         try
         {
+            var needed = 0;
             while (true)
             {
-                var result = await reader.ReadAsync();
-                if (result.IsCanceled)
-                    break;
-                var buffer = result.Buffer;
-                var forwarded = false;
+                var atEnd = await input.FillAsync(upstream.Stream, needed, _ended.Token) == 0;
+                var forwarded = 0;
+                needed = 0;
                 while (true)
                 {
-                    var status = PgWire.TryReadHeader(buffer, options.MaxMessageBytes, out var type, out var length);
+                    var status = PgWire.TryReadHeader(input.Span[forwarded..], options.MaxMessageBytes, out var type, out var length);
                     if (status == FrameStatus.Incomplete)
+                    {
+                        needed = length == 0 ? 5 : 1 + length;
                         break;
+                    }
                     if (status == FrameStatus.Invalid || !PgWire.IsBackendType(type))
                     {
                         End($"error: the target sent an invalid message ('{Printable(type)}', length {length})",
                             length > options.MaxMessageBytes
                                 ? PgError.Fatal(SqlStates.ProgramLimitExceeded, $"a result message of {length} bytes is over the gateway's {options.MaxMessageBytes}-byte limit")
                                 : PgError.Fatal(SqlStates.ProtocolViolation, "the target sent an invalid message; the session is ended"));
-                        buffer = buffer.Slice(buffer.End);
                         break;
                     }
-                    var message = buffer.Slice(0, 1 + length);
                     if (type is not ((byte)'d' or (byte)'A' or (byte)'S'))
                     {
                         try
                         {
-                            var notice = Inspect(message, type, length, frontend: false);
+                            var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false);
                             lastWasFatal = type == (byte)'E' && notice?.Severity is "FATAL" or "PANIC";
                             if (type == (byte)'N' && notice is not null)
                                 await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(notice.Severity, notice.Message)));
@@ -199,23 +197,22 @@ internal sealed class PostgresRelay(
                         catch (PgProtocolException e)
                         {
                             End($"error: the target broke the protocol: {e.Message}", PgError.Fatal(SqlStates.ProtocolViolation, "the target sent a malformed message; the session is ended"));
-                            buffer = buffer.Slice(buffer.End);
                             break;
                         }
                     }
-                    foreach (var segment in message)
-                        writer.Write(segment.Span);
-                    forwarded = true;
-                    buffer = buffer.Slice(message.End);
+                    forwarded += 1 + length;
                 }
-                reader.AdvanceTo(buffer.Start, buffer.End);
-                if (forwarded && (await writer.FlushAsync()).IsCompleted)
+                if (forwarded > 0)
                 {
-                    End("client connection lost", null);
-                    break;
+                    if (!await TryWriteAsync(client, input.Memory[..forwarded]))
+                    {
+                        End("client connection lost", null);
+                        break;
+                    }
+                    input.Consume(forwarded);
                 }
                 await RecordCompletedAsync();
-                if (result.IsCompleted)
+                if (atEnd)
                 {
                     End(lastWasFatal ? "server ended the session" : "target closed the connection",
                         lastWasFatal ? null : PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection unexpectedly"));
@@ -224,6 +221,10 @@ internal sealed class PostgresRelay(
                 if (Ended)
                     break;
             }
+        }
+        catch (OperationCanceledException)
+        {
+            // End() woke the read
         }
         catch (IOException)
         {
@@ -237,7 +238,6 @@ internal sealed class PostgresRelay(
         {
             End("error: the recorder cannot keep up", PgError.Fatal(SqlStates.InsufficientResources, "the session cannot be recorded right now, so it is ended (fail closed); try again later"));
         }
-        await reader.CompleteAsync();
 
         // The agent hears why, at a message boundary (nothing else is written to it after this).
         PgError? error;
@@ -253,51 +253,39 @@ internal sealed class PostgresRelay(
         }
         if (error is not null)
         {
-            try
-            {
-                PgWire.WriteError(writer, error);
-                await writer.FlushAsync();
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
-            {
-                // the agent is gone
-            }
+            var fatal = new ArrayBufferWriter<byte>();
+            PgWire.WriteError(fatal, error);
+            await TryWriteAsync(client, fatal.WrittenMemory);
         }
     }
 
-    /// <summary>Feeds one message to the ledger; returns the error/notice for 'E' and 'N'.</summary>
-    private PgError? Inspect(ReadOnlySequence<byte> message, byte type, int length, bool frontend)
+    /// <summary>False when the other side is gone.</summary>
+    private static async ValueTask<bool> TryWriteAsync(Stream destination, ReadOnlyMemory<byte> bytes)
     {
-        var bodySequence = message.Slice(5, length - 4);
-        byte[]? rented = null;
-        ReadOnlySpan<byte> body;
-        if (bodySequence.IsSingleSegment)
-        {
-            body = bodySequence.FirstSpan;
-        }
-        else
-        {
-            rented = ArrayPool<byte>.Shared.Rent(length - 4);
-            bodySequence.CopyTo(rented);
-            body = rented.AsSpan(0, length - 4);
-        }
         try
         {
-            var now = Stopwatch.GetTimestamp();
-            lock (ledger)
-            {
-                if (frontend)
-                    ledger.OnFrontend(type, body, now);
-                else
-                    ledger.OnBackend(type, body, now);
-            }
-            return type is (byte)'E' or (byte)'N' && !frontend ? StatementLedger.ReadError(body) : null;
+            await destination.WriteAsync(bytes, CancellationToken.None);
+            await destination.FlushAsync(CancellationToken.None);
+            return true;
         }
-        finally
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
         {
-            if (rented is not null)
-                ArrayPool<byte>.Shared.Return(rented);
+            return false;
         }
+    }
+
+    /// <summary>Feeds one message body to the ledger; returns the error/notice for 'E' and 'N'.</summary>
+    private PgError? Inspect(ReadOnlySpan<byte> body, byte type, bool frontend)
+    {
+        var now = Stopwatch.GetTimestamp();
+        lock (ledger)
+        {
+            if (frontend)
+                ledger.OnFrontend(type, body, now);
+            else
+                ledger.OnBackend(type, body, now);
+        }
+        return type is (byte)'E' or (byte)'N' && !frontend ? StatementLedger.ReadError(body) : null;
     }
 
     private async Task RecordCompletedAsync()

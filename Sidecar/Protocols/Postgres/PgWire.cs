@@ -36,14 +36,26 @@ public static class PgWire
     /// </summary>
     public static FrameStatus TryReadHeader(ReadOnlySequence<byte> buffer, int maxLength, out byte type, out int length)
     {
+        Span<byte> header = stackalloc byte[5];
+        var available = (int)Math.Min(buffer.Length, 5);
+        buffer.Slice(0, available).CopyTo(header);
+        var status = TryReadHeader(header[..available], maxLength, out type, out length);
+        return status == FrameStatus.Invalid || available < 5 ? status
+            : buffer.Length >= 1L + length ? FrameStatus.Complete : FrameStatus.Incomplete;
+    }
+
+    /// <summary>
+    /// The header of the message at the start of <paramref name="buffer"/>. Incomplete with
+    /// <paramref name="length"/> 0 when fewer than 5 bytes are there; otherwise type and length are set.
+    /// </summary>
+    public static FrameStatus TryReadHeader(ReadOnlySpan<byte> buffer, int maxLength, out byte type, out int length)
+    {
         type = 0;
         length = 0;
         if (buffer.Length < 5)
             return FrameStatus.Incomplete;
-        Span<byte> header = stackalloc byte[5];
-        buffer.Slice(0, 5).CopyTo(header);
-        type = header[0];
-        length = BinaryPrimitives.ReadInt32BigEndian(header[1..]);
+        type = buffer[0];
+        length = BinaryPrimitives.ReadInt32BigEndian(buffer[1..]);
         if (length < 4 || length > maxLength)
             return FrameStatus.Invalid;
         return buffer.Length >= 1L + length ? FrameStatus.Complete : FrameStatus.Incomplete;

@@ -1,0 +1,78 @@
+using System.Buffers;
+
+namespace Airlock.Sidecar.Postgres;
+
+/// <summary>
+/// One direction's input: what was read from the stream and not yet consumed, in one contiguous
+/// pooled array, so complete messages are parsed as spans and forwarded straight from it (one
+/// write per read batch, as pgbouncer does). A message larger than the array grows it up to the
+/// message's size (bounded by <c>MaxMessageBytes</c>); once drained, a grown array goes back to the pool.
+/// </summary>
+internal sealed class FrameBuffer(int initialSize = FrameBuffer.DefaultSize) : IDisposable
+{
+    public const int DefaultSize = 64 * 1024;
+    private const int MinimumRead = 4096;
+
+    private byte[] _array = ArrayPool<byte>.Shared.Rent(initialSize);
+    private int _start;
+    private int _end;
+
+    /// <summary>The unconsumed bytes.</summary>
+    public ReadOnlySpan<byte> Span => _array.AsSpan(_start, _end - _start);
+
+    public ReadOnlyMemory<byte> Memory => _array.AsMemory(_start, _end - _start);
+
+    public int Length => _end - _start;
+
+    /// <summary>Reads once; makes room for at least <paramref name="needed"/> unconsumed bytes first. 0 = end of stream.</summary>
+    public async ValueTask<int> FillAsync(Stream stream, int needed, CancellationToken ct)
+    {
+        MakeRoom(needed);
+        var n = await stream.ReadAsync(_array.AsMemory(_end), ct);
+        _end += n;
+        return n;
+    }
+
+    public void Consume(int count)
+    {
+        _start += count;
+        if (_start < _end)
+            return;
+        _start = _end = 0;
+        if (_array.Length > initialSize)
+        {
+            ArrayPool<byte>.Shared.Return(_array);
+            _array = ArrayPool<byte>.Shared.Rent(initialSize);
+        }
+    }
+
+    private void MakeRoom(int needed)
+    {
+        var length = _end - _start;
+        var capacity = Math.Max(needed, length + MinimumRead);
+        if (capacity > _array.Length)
+        {
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(capacity, _array.Length * 2));
+            _array.AsSpan(_start, length).CopyTo(grown);
+            ArrayPool<byte>.Shared.Return(_array);
+            _array = grown;
+        }
+        else if (_array.Length - _end < capacity - length)
+        {
+            _array.AsSpan(_start, length).CopyTo(_array); // slide the partial message to the front
+        }
+        else
+        {
+            return;
+        }
+        _start = 0;
+        _end = length;
+    }
+
+    public void Dispose()
+    {
+        ArrayPool<byte>.Shared.Return(_array);
+        _array = [];
+        _start = _end = 0;
+    }
+}
