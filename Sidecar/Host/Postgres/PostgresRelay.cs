@@ -32,6 +32,13 @@ internal sealed class PostgresRelay(
 {
     private readonly Lock _endLock = new();
     private readonly CancellationTokenSource _ended = new(); // not disposed: End() may still run after the loops
+    /// <summary>
+    /// Fires <see cref="WriteGrace"/> after the end: a peer that stopped reading cannot hold a write
+    /// (and so the session, and the target's backend) forever once the session was ended.
+    /// </summary>
+    private readonly CancellationTokenSource _abandonWrites = new();
+    private static readonly TimeSpan WriteGrace = TimeSpan.FromSeconds(5);
+    private volatile bool _clientWriteAbandoned;
 
     private string? _endReason;
     private PgError? _endError;
@@ -58,7 +65,9 @@ internal sealed class PostgresRelay(
             _endError = error;
         }
         // Wakes both loops' reads; their continuations run on the thread pool, not inside this call.
+        // Writes in flight get a grace period to finish (the agent should still hear why).
         _ = _ended.CancelAsync();
+        _abandonWrites.CancelAfter(WriteGrace);
     }
 
     private bool Ended
@@ -129,7 +138,7 @@ internal sealed class PostgresRelay(
                 }
                 if (forwarded > 0)
                 {
-                    if (!await TryWriteAsync(upstream.Stream, input.Memory[..forwarded]))
+                    if (!await TryWriteAsync(upstream.Stream, input.Memory[..forwarded], toClient: false))
                     {
                         End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
                         return;
@@ -204,7 +213,7 @@ internal sealed class PostgresRelay(
                 }
                 if (forwarded > 0)
                 {
-                    if (!await TryWriteAsync(client, input.Memory[..forwarded]))
+                    if (!await TryWriteAsync(client, input.Memory[..forwarded], toClient: true))
                     {
                         End("client connection lost", null);
                         break;
@@ -251,22 +260,29 @@ internal sealed class PostgresRelay(
         {
             // the statements ran; their completion cannot be recorded — the session end says why
         }
-        if (error is not null)
+        // Not after an abandoned write: the agent's stream may end inside a message.
+        if (error is not null && !_clientWriteAbandoned)
         {
             var fatal = new ArrayBufferWriter<byte>();
             PgWire.WriteError(fatal, error);
-            await TryWriteAsync(client, fatal.WrittenMemory);
+            await TryWriteAsync(client, fatal.WrittenMemory, toClient: true);
         }
     }
 
-    /// <summary>False when the other side is gone.</summary>
-    private static async ValueTask<bool> TryWriteAsync(Stream destination, ReadOnlyMemory<byte> bytes)
+    /// <summary>False when the other side is gone, or stopped reading after the session ended.</summary>
+    private async ValueTask<bool> TryWriteAsync(Stream destination, ReadOnlyMemory<byte> bytes, bool toClient)
     {
         try
         {
-            await destination.WriteAsync(bytes, CancellationToken.None);
-            await destination.FlushAsync(CancellationToken.None);
+            await destination.WriteAsync(bytes, _abandonWrites.Token);
+            await destination.FlushAsync(_abandonWrites.Token);
             return true;
+        }
+        catch (OperationCanceledException)
+        {
+            if (toClient)
+                _clientWriteAbandoned = true;
+            return false;
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
         {

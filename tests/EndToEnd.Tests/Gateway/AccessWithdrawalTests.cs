@@ -60,6 +60,45 @@ public sealed class AccessWithdrawalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_whose_agent_stopped_reading_still_ends_and_frees_its_backend()
+    {
+        // The agent asks for a large result and stops reading after the first row: the socket
+        // buffers fill and the sidecar's write to the agent blocks.
+        var stuck = await OpenAsync("pg", "ci");
+        var backend = stuck.ProcessID;
+        var command = new NpgsqlCommand("SELECT g, repeat('x', 1000) FROM generate_series(1, 10000000) g", stuck);
+        var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        await using var direct = new NpgsqlConnection(_h.DirectConnectionString);
+        await direct.OpenAsync();
+        async Task<bool> BackendAliveAsync() =>
+            (long)(await new NpgsqlCommand($"SELECT count(*) FROM pg_stat_activity WHERE pid = {backend}", direct).ExecuteScalarAsync())! == 1;
+        await Task.Delay(500);
+        Assert.True(await BackendAliveAsync());
+
+        // Disabling the agent ends the session: the blocked write is given up after its grace
+        // period, and the sidecar closes the target connection, so the backend goes too.
+        await ApplyAsync(_h.Policy.Replace("{name: ci, owner: admin, role: rw}", "{name: ci, owner: admin, role: rw, enabled: false}", StringComparison.Ordinal));
+        await PolicySyncTests.Eventually(async () => !await BackendAliveAsync(), seconds: 20);
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var sessions = JsonDocument.Parse(await _h.ControlPlane.Api.GetStringAsync("/api/v1/sessions?status=ended")).RootElement;
+            var items = sessions.ValueKind == JsonValueKind.Array ? sessions : sessions.GetProperty("items");
+            return items.EnumerateArray().Any(s => s.GetProperty("endReason").GetString() == "access withdrawn: agent \"ci\" was disabled");
+        }, seconds: 20);
+        try
+        {
+            await reader.DisposeAsync(); // reads the rest: the connection is gone
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException)
+        {
+            // expected
+        }
+        await command.DisposeAsync();
+        await stuck.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Removing_the_target_the_grant_or_the_agent_ends_exactly_the_sessions_it_concerns()
     {
         await using var onMd5 = await OpenAsync("pg-md5", "ci");
