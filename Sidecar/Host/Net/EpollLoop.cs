@@ -75,8 +75,18 @@ internal sealed unsafe class EpollLoop
             for (var i = 0; i < count; i++)
             {
                 var (flags, id) = Libc.ReadEvent(events, i);
-                if (_sockets.TryGetValue(id, out var socket))
-                    socket.OnEvents(flags);
+                if (!_sockets.TryGetValue(id, out var socket))
+                    continue;
+                try
+                {
+                    socket.OnEvents(flags); // runs the woken reader or writer inline
+                }
+                catch (Exception e)
+                {
+                    // Async continuations keep their exceptions in their tasks; anything escaping is a
+                    // bug, and must not stop the loop every other session depends on.
+                    Console.Error.WriteLine($"epoll loop: a socket continuation failed: {e}");
+                }
             }
         }
     }
