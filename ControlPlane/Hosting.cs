@@ -83,6 +83,7 @@ internal static class Hosting
         {
             throw new InvalidOperationException($"ConnectionStrings:Airlock: the store cannot be opened or migrated ({db.Database.ProviderName}): {e.Message}", e);
         }
+        await Sessions.LegacyEventUpgrade.RunAsync(db, logger, app.Lifetime.ApplicationStopping);
         logger.LogInformation("Store ready ({Provider})", db.Database.ProviderName);
         await scope.ServiceProvider.GetRequiredService<Bootstrapper>().RunAsync(app.Lifetime.ApplicationStopping);
         await scope.ServiceProvider.GetRequiredService<SnapshotSigningKeys>().EnsureKeyAsync(app.Lifetime.ApplicationStopping);

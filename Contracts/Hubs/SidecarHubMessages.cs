@@ -16,7 +16,14 @@ public sealed record RecordingEvent(
 /// <summary>A signature by the sidecar's enrolled key over a session's chain head.</summary>
 public sealed record ChainHeadSignature(Guid Session, long Seq, string Hash, byte[] Signature);
 
-public sealed record RecordingBatch(IReadOnlyList<RecordingEvent> Events, IReadOnlyList<ChainHeadSignature> Heads);
+/// <summary>
+/// Consecutive events of one session, in sequence order, as whole event records of the evidence
+/// format (<see cref="Recording.RecordCodec"/>) — the bytes the sidecar hashed and spooled, which the
+/// control plane verifies and stores as they are.
+/// </summary>
+public sealed record RecordingSegment(Guid Session, byte[] Records);
+
+public sealed record RecordingBatch(IReadOnlyList<RecordingSegment> Segments, IReadOnlyList<ChainHeadSignature> Heads);
 
 /// <summary>Per session, the highest sequence number durably stored by the control plane.</summary>
 public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough);

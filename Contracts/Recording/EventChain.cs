@@ -31,34 +31,44 @@ public static class EventChain
 
     public static string Hash(string prevHash, Guid session, long seq, DateTimeOffset time, string type, ReadOnlySpan<byte> payload)
     {
-        // The same bytes as SHA-256(fromHex(prevHash) ‖ Canonical(…)), without building them on the heap:
-        // this runs for every recorded event on the sidecar and every stored event on the control plane.
-        // Small events (nearly all) are hashed in one call, which costs a fraction of an incremental hash.
+        Span<byte> prev = stackalloc byte[32];
+        if (Convert.FromHexString(prevHash, prev, out _, out var prevLength) != System.Buffers.OperationStatus.Done || prevLength != 32)
+            prev = Encoding.UTF8.GetBytes(prevHash); // not a SHA-256 in hex (tampered input): hashed as text, so it cannot match
+        Span<byte> typeBytes = stackalloc byte[256];
+        typeBytes = Encoding.UTF8.TryGetBytes(type, typeBytes, out var typeLength) ? typeBytes[..typeLength] : Encoding.UTF8.GetBytes(type);
         Span<byte> digest = stackalloc byte[32];
+        Hash(prev, session, seq, time.ToUnixTimeMilliseconds(), typeBytes, payload, digest);
+        return Convert.ToHexStringLower(digest);
+    }
+
+    /// <summary>
+    /// The same hash over raw bytes: the previous hash as 32 bytes, the type as UTF-8. The recorder
+    /// and the control plane's ingest call this for every event, so it builds nothing on the heap:
+    /// small events (nearly all) are hashed in one call, which costs a fraction of an incremental hash.
+    /// </summary>
+    public static void Hash(ReadOnlySpan<byte> prevHash, Guid session, long seq, long unixMilliseconds, ReadOnlySpan<byte> typeUtf8, ReadOnlySpan<byte> payload, Span<byte> digest)
+    {
         Span<byte> input = stackalloc byte[OneShotLimit];
-        if (payload.Length <= OneShotLimit - 32 - 512
-            && type.Length <= 256
-            && Convert.FromHexString(prevHash, input[..32], out _, out var prevLength) == System.Buffers.OperationStatus.Done && prevLength == 32
-            && System.Text.Unicode.Utf8.TryWrite(input[32..(32 + 512)], CultureInfo.InvariantCulture, $"airlock-event-v1\n{session:D}\n{seq}\n{time.ToUnixTimeMilliseconds()}\n{type}\n", out var written))
+        prevHash.CopyTo(input);
+        var headerAt = prevHash.Length;
+        if (!System.Text.Unicode.Utf8.TryWrite(input[headerAt..(headerAt + 96)], CultureInfo.InvariantCulture, $"airlock-event-v1\n{session:D}\n{seq}\n{unixMilliseconds}\n", out var written))
+            throw new InvalidOperationException("an event header is at most 96 bytes");
+        var at = headerAt + written;
+        if (at + typeUtf8.Length + 1 + payload.Length <= OneShotLimit)
         {
-            payload.CopyTo(input[(32 + written)..]);
-            SHA256.HashData(input[..(32 + written + payload.Length)], digest);
-            return Convert.ToHexStringLower(digest);
+            typeUtf8.CopyTo(input[at..]);
+            at += typeUtf8.Length;
+            input[at++] = (byte)'\n';
+            payload.CopyTo(input[at..]);
+            SHA256.HashData(input[..(at + payload.Length)], digest);
+            return;
         }
         var sha = t_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(Convert.FromHexString(prevHash));
-        if (type.Length <= 256
-            && System.Text.Unicode.Utf8.TryWrite(input[..512], CultureInfo.InvariantCulture, $"airlock-event-v1\n{session:D}\n{seq}\n{time.ToUnixTimeMilliseconds()}\n{type}\n", out var headerLength))
-        {
-            sha.AppendData(input[..headerLength]);
-            sha.AppendData(payload);
-        }
-        else
-        {
-            sha.AppendData(Canonical(session, seq, time, type, payload));
-        }
+        sha.AppendData(input[..at]);
+        sha.AppendData(typeUtf8);
+        sha.AppendData("\n"u8);
+        sha.AppendData(payload);
         sha.GetHashAndReset(digest);
-        return Convert.ToHexStringLower(digest);
     }
 
     private const int OneShotLimit = 8 * 1024;

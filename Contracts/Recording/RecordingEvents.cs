@@ -14,6 +14,15 @@ public static class RecordingEventTypes
     public const string SessionEnd = "session.end";
 
     public static IReadOnlyList<string> All { get; } = [SessionStart, Statement, ResultChunk, Notice, Approval, MaskingSummary, SessionEnd];
+
+    /// <summary>The known type whose UTF-8 name is <paramref name="utf8"/>, or null: read from a record without allocating.</summary>
+    public static string? Find(ReadOnlySpan<byte> utf8)
+    {
+        foreach (var type in All)
+            if (System.Text.Ascii.Equals(utf8, type))
+                return type;
+        return null;
+    }
 }
 
 /// <summary>Who connected where, from where, and how.</summary>

@@ -27,6 +27,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
     public DbSet<UsedAssertion> UsedAssertions => Set<UsedAssertion>();
     public DbSet<RecordedSession> Sessions => Set<RecordedSession>();
+    public DbSet<SessionSegment> SessionSegments => Set<SessionSegment>();
     public DbSet<SessionEvent> SessionEvents => Set<SessionEvent>();
     public DbSet<SessionHead> SessionHeads => Set<SessionHead>();
     public DbSet<SessionEventChunk> SessionEventChunks => Set<SessionEventChunk>();
@@ -93,6 +94,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
             e.HasIndex(s => new { s.Target, s.StartedAt });
             e.HasIndex(s => s.Status);
         });
+        modelBuilder.Entity<SessionSegment>(e => e.HasKey(x => new { x.SessionId, x.FirstSeq }));
         modelBuilder.Entity<SessionEvent>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
         modelBuilder.Entity<SessionHead>(e => e.HasKey(x => new { x.SessionId, x.Seq }));
         modelBuilder.Entity<SessionEventChunk>(e => e.HasKey(x => new { x.SessionId, x.Seq, x.Index }));

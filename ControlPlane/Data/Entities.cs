@@ -223,7 +223,7 @@ public sealed record BindingData(string Name, string Agent, List<ConditionData> 
 
 public sealed record ConditionData(string Claim, string Match, List<string> Values);
 
-/// <summary>A recorded session as the control plane stores it; its events are <see cref="SessionEvent"/> rows.</summary>
+/// <summary>A recorded session as the control plane stores it; its events are in <see cref="SessionSegment"/> rows.</summary>
 public sealed class RecordedSession
 {
     public Guid Id { get; set; }
@@ -256,7 +256,24 @@ public static class SessionStatuses
     public const string Interrupted = "interrupted";
 }
 
-/// <summary>One recorded event; (session, seq) is the key, so a duplicate upload cannot add a row.</summary>
+/// <summary>
+/// A run of consecutive events of one session (<see cref="FirstSeq"/> to <see cref="LastSeq"/>),
+/// stored as the evidence records the sidecar hashed and uploaded (<see cref="Contracts.Recording.RecordCodec"/>),
+/// byte for byte: verifying a stored session re-reads exactly what was verified on ingest. A row holds
+/// at most <see cref="Sessions.RecordingIngest.SegmentBytes"/> unless one event alone is larger.
+/// </summary>
+public sealed class SessionSegment
+{
+    public Guid SessionId { get; set; }
+    public long FirstSeq { get; set; }
+    public long LastSeq { get; set; }
+    public required byte[] Records { get; set; }
+}
+
+/// <summary>
+/// One recorded event in the first storage layout (a row per event); start-up moves such rows into
+/// <see cref="SessionSegment"/>s (<see cref="Sessions.LegacyEventUpgrade"/>), nothing writes them any more.
+/// </summary>
 public sealed class SessionEvent
 {
     public Guid SessionId { get; set; }
@@ -270,7 +287,7 @@ public sealed class SessionEvent
     public required string Hash { get; set; }
 }
 
-/// <summary>Part <see cref="Index"/> of a large event payload; the parts in order are the payload the hash covers.</summary>
+/// <summary>Part <see cref="Index"/> of a large event payload in the first storage layout; the parts in order are the payload the hash covers.</summary>
 public sealed class SessionEventChunk
 {
     public Guid SessionId { get; set; }

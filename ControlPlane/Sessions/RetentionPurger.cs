@@ -54,9 +54,9 @@ public sealed class RetentionPurger(IServiceScopeFactory scopes, IOptions<Record
         if (expired.Count == 0)
             return 0;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var events = await db.SessionEvents.Where(e => expired.Contains(e.SessionId)).ExecuteDeleteAsync(ct);
+        var events = await db.Sessions.Where(s => expired.Contains(s.Id)).SumAsync(s => s.EventCount, ct);
+        await db.SessionSegments.Where(s => expired.Contains(s.SessionId)).ExecuteDeleteAsync(ct);
         await db.SessionHeads.Where(h => expired.Contains(h.SessionId)).ExecuteDeleteAsync(ct);
-        await db.SessionEventChunks.Where(c => expired.Contains(c.SessionId)).ExecuteDeleteAsync(ct);
         await db.Sessions.Where(s => expired.Contains(s.Id)).ExecuteDeleteAsync(ct);
         db.Record(time.GetUtcNow(), "retention", "purge", "sessions", $"{expired.Count} session(s)", null,
             new { sessions = expired.Count, events, endedBefore = cutoff, retentionDays = options.Value.RetentionDays });

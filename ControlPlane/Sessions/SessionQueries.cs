@@ -33,9 +33,15 @@ public sealed class SessionQueries(AirlockDbContext db)
 
     public async Task<IReadOnlyList<EventView>> EventsAsync(Guid id, long after, int take, CancellationToken ct)
     {
-        var rows = await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id && e.Seq > after)
-            .OrderBy(e => e.Seq).Take(Math.Clamp(take, 1, 5000)).ToListAsync(ct), ct);
-        return rows.Select(e => new EventView(e.Seq, e.Time, e.Type, ParsePayload(e.Payload), e.PrevHash, e.Hash)).ToList();
+        take = Math.Clamp(take, 1, 5000);
+        var views = new List<EventView>();
+        await foreach (var e in StoredEventsAsync(id, after, ct))
+        {
+            views.Add(new EventView(e.Seq, e.Time, e.Type, ParsePayload(e.Payload), e.PrevHash, e.Hash));
+            if (views.Count == take)
+                break;
+        }
+        return views;
     }
 
     /// <summary>Everything needed to verify the session elsewhere, offline.</summary>
@@ -45,8 +51,7 @@ public sealed class SessionQueries(AirlockDbContext db)
         if (session is null)
             return null;
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == session.SidecarId, ct);
-        var events = (await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct), ct))
-            .Select(e => new RecordingEvent(e.SessionId, e.Seq, e.Time, e.Type, e.Payload, e.PrevHash, e.Hash)).ToList();
+        var events = await AllEventsAsync(id, ct);
         var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).OrderBy(h => h.Seq).ToListAsync(ct))
             .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
         return new SessionBundle(SessionBundle.CurrentFormat, id, sidecar.Name, sidecar.SigningPublicKey ?? [], time.GetUtcNow(), events, heads);
@@ -59,8 +64,7 @@ public sealed class SessionQueries(AirlockDbContext db)
         if (session is null)
             return null;
         var key = await db.Sidecars.Where(s => s.Id == session.SidecarId).Select(s => s.SigningPublicKey).SingleOrDefaultAsync(ct) ?? [];
-        var events = (await WithPayloadsAsync(await db.SessionEvents.AsNoTracking().Where(e => e.SessionId == id).OrderBy(e => e.Seq).ToListAsync(ct), ct))
-            .Select(e => new RecordingEvent(e.SessionId, e.Seq, e.Time, e.Type, e.Payload, e.PrevHash, e.Hash)).ToList();
+        var events = await AllEventsAsync(id, ct);
         var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).ToListAsync(ct))
             .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
         var verdict = ChainVerifier.Verify(events, heads, key);
@@ -71,15 +75,25 @@ public sealed class SessionQueries(AirlockDbContext db)
         return verdict;
     }
 
-    /// <summary>Puts chunked payloads back together from their parts, in order (the hash covers the whole).</summary>
-    private async Task<List<SessionEvent>> WithPayloadsAsync(List<SessionEvent> events, CancellationToken ct)
+    /// <summary>
+    /// A session's stored events after <paramref name="after"/>, in order, read segment by segment.
+    /// Checksums are not what protects stored evidence (the hash chain is): records are read without
+    /// them, so an edited byte shows as the event whose hash no longer matches.
+    /// </summary>
+    private async IAsyncEnumerable<RecordingEvent> StoredEventsAsync(Guid id, long after, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        foreach (var e in events.Where(e => e.PayloadChunks > 0))
-        {
-            var parts = await db.SessionEventChunks.AsNoTracking().Where(c => c.SessionId == e.SessionId && c.Seq == e.Seq)
-                .OrderBy(c => c.Index).Select(c => c.Data).ToListAsync(ct);
-            e.Payload = [.. parts.SelectMany(p => p)];
-        }
+        var segments = db.SessionSegments.AsNoTracking().Where(s => s.SessionId == id && s.LastSeq > after).OrderBy(s => s.FirstSeq).Select(s => s.Records);
+        await foreach (var records in segments.AsAsyncEnumerable().WithCancellation(ct))
+            foreach (var record in RecordCodec.Decode(records, verifyChecksums: false).Records)
+                if (record.Event is { Seq: var seq } e && seq > after)
+                    yield return e;
+    }
+
+    private async Task<List<RecordingEvent>> AllEventsAsync(Guid id, CancellationToken ct)
+    {
+        var events = new List<RecordingEvent>();
+        await foreach (var e in StoredEventsAsync(id, 0, ct))
+            events.Add(e);
         return events;
     }
 

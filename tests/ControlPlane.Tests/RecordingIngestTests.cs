@@ -50,11 +50,27 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         return list;
     }
 
-    private async Task<RecordingAck> IngestAsync(Guid sidecar, IReadOnlyList<RecordingEvent> events, IReadOnlyList<ChainHeadSignature>? heads = null)
+    /// <summary>Uploads the events as the sidecar does: per session, one segment of their records.</summary>
+    private Task<RecordingAck> IngestAsync(Guid sidecar, IReadOnlyList<RecordingEvent> events, IReadOnlyList<ChainHeadSignature>? heads = null) =>
+        IngestAsync(sidecar, events.GroupBy(e => e.Session).Select(g => new RecordingSegment(g.Key, [.. g.SelectMany(RecordCodec.Encode)])).ToList(), heads);
+
+    private async Task<RecordingAck> IngestAsync(Guid sidecar, IReadOnlyList<RecordingSegment> segments, IReadOnlyList<ChainHeadSignature>? heads = null)
     {
         await using var db = _store!.Open();
         return await new RecordingIngest(db, new SessionNotifier(), NullLogger<RecordingIngest>.Instance)
-            .IngestAsync(sidecar, new RecordingBatch(events, heads ?? []), default);
+            .IngestAsync(sidecar, new RecordingBatch(segments, heads ?? []), default);
+    }
+
+    private async Task<IReadOnlyList<RecordingEvent>> StoredAsync()
+    {
+        await using var db = _store!.Open();
+        return (await new SessionQueries(db).ExportAsync(_session, TimeProvider.System, default))!.Events;
+    }
+
+    private static void AssertSame(IReadOnlyList<RecordingEvent> expected, IReadOnlyList<RecordingEvent> stored)
+    {
+        Assert.Equal(expected.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)), stored.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)));
+        Assert.Equal(expected.Select(e => Convert.ToHexString(e.Payload)), stored.Select(e => Convert.ToHexString(e.Payload)));
     }
 
     private async Task<RecordedSession> SessionAsync()
@@ -72,25 +88,26 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         Assert.Equal(12, (await IngestAsync(_sidecar, events.Skip(3).ToList(), [EventChain.SignHead(events[^1], _key)])).StoredThrough[_session]);
         var session = await SessionAsync();
         Assert.Equal((12L, 10L, "ended", "verified"), (session.EventCount, session.StatementCount, session.Status, session.Verification));
+        AssertSame(events, await StoredAsync());
         await using var db = _store!.Open();
-        Assert.Equal(12, await db.SessionEvents.CountAsync(e => e.SessionId == _session));
-        // Rows are written outside EF's change tracker (COPY / prepared INSERT): EF must read them back as they were.
-        var stored = await db.SessionEvents.Where(e => e.SessionId == _session && e.Time >= events[0].Time).OrderBy(e => e.Seq).ToListAsync();
-        Assert.Equal(events.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)), stored.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)));
-        Assert.Equal(events.Select(e => Convert.ToHexString(e.Payload)), stored.Select(e => Convert.ToHexString(e.Payload)));
+        // Three uploads stored three segments: 1–5, then 6–12 (the repeated 1–5 and 4–5 added nothing).
+        Assert.Equal([(1L, 5L), (6L, 12L)], (await db.SessionSegments.Where(s => s.SessionId == _session).OrderBy(s => s.FirstSeq).ToListAsync()).Select(s => (s.FirstSeq, s.LastSeq)));
     }
 
     [Fact]
     public async Task A_batch_of_many_events_is_stored_whole_and_read_back_as_sent()
     {
-        // 102 events in one upload: every row stored (COPY on PostgreSQL, the prepared INSERT on SQLite) and read back through EF.
-        var events = Events(100);
-        Assert.Equal(102, (await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)])).StoredThrough[_session]);
-        await using var db = _store!.Open();
-        var stored = await db.SessionEvents.Where(e => e.SessionId == _session).OrderBy(e => e.Seq).ToListAsync();
-        Assert.Equal(events.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)), stored.Select(e => (e.Seq, e.Time, e.Type, e.PrevHash, e.Hash)));
-        Assert.Equal(events.Select(e => Convert.ToHexString(e.Payload)), stored.Select(e => Convert.ToHexString(e.Payload)));
+        // 3,002 events in one upload: stored in segments of at most SegmentBytes, read back as sent.
+        var events = Events(3000);
+        Assert.Equal(3002, (await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)])).StoredThrough[_session]);
+        AssertSame(events, await StoredAsync());
         Assert.Equal("verified", (await SessionAsync()).Verification);
+        await using var db = _store!.Open();
+        var segments = await db.SessionSegments.Where(s => s.SessionId == _session).OrderBy(s => s.FirstSeq).ToListAsync();
+        Assert.True(segments.Count > 1);
+        Assert.All(segments, s => Assert.InRange(s.Records.Length, 1, RecordingIngest.SegmentBytes));
+        Assert.Equal(Enumerable.Range(1, 3002).Select(i => (long)i), segments.SelectMany(s => RecordCodec.Decode(s.Records).Records.Select(r => r.Event!.Seq)));
+        Assert.All(segments, s => Assert.Equal((s.FirstSeq, s.LastSeq), (RecordCodec.Decode(s.Records).Records[0].Event!.Seq, RecordCodec.Decode(s.Records).Records[^1].Event!.Seq)));
     }
 
     [Fact]
@@ -133,9 +150,9 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     }
 
     [Fact]
-    public async Task A_large_payload_is_stored_in_chunks_read_back_whole_verified_and_a_tampered_chunk_is_detected()
+    public async Task A_large_payload_is_stored_in_a_segment_of_its_own_read_back_whole_verified_and_a_tampered_byte_is_detected()
     {
-        // A result chunk of 3 MiB: stored in 256 KiB parts, read back byte for byte.
+        // A result chunk of 3 MiB: one row of its own, read back byte for byte.
         var rows = Enumerable.Range(0, 30_000).Select(i => (IReadOnlyList<string?>)[new string((char)('a' + i % 26), 100)]).ToList();
         var large = RecordingJson.Encode(new ResultChunkPayload(1, ["filler"], rows, false));
         Assert.True(large.Length > 3_000_000);
@@ -151,8 +168,7 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
 
         await using (var db = _store!.Open())
         {
-            Assert.Equal((large.Length + RecordingIngest.ChunkBytes - 1) / RecordingIngest.ChunkBytes, await db.SessionEventChunks.CountAsync(c => c.SessionId == _session && c.Seq == 3));
-            Assert.Empty((await db.SessionEvents.SingleAsync(e => e.SessionId == _session && e.Seq == 3)).Payload);
+            Assert.Equal([(1L, 2L), (3L, 3L), (4L, 4L)], (await db.SessionSegments.Where(s => s.SessionId == _session).OrderBy(s => s.FirstSeq).ToListAsync()).Select(s => (s.FirstSeq, s.LastSeq)));
             var queries = new SessionQueries(db);
             var bundle = await queries.ExportAsync(_session, TimeProvider.System, default);
             Assert.Equal(large, bundle!.Events[2].Payload);
@@ -161,15 +177,80 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
             Assert.Equal(30_000, events[0].Payload.GetProperty("rows").GetArrayLength());
         }
 
-        // Someone edits one part in the database: the event no longer matches its hash.
+        // Someone edits one byte of the stored payload: the event no longer matches its hash.
         await using (var db = _store!.Open())
         {
-            var part = await db.SessionEventChunks.SingleAsync(c => c.SessionId == _session && c.Seq == 3 && c.Index == 5);
-            part.Data = [.. part.Data.Take(part.Data.Length - 1), (byte)'Z'];
+            var segment = await db.SessionSegments.SingleAsync(s => s.SessionId == _session && s.FirstSeq == 3);
+            var edited = segment.Records.ToArray();
+            edited[^2] = (byte)'Z';
+            segment.Records = edited;
             await db.SaveChangesAsync();
             var verdict = await new SessionQueries(db).VerifyAsync(_session, default);
             Assert.Equal(3, verdict!.BrokenAt);
+            Assert.Contains("does not match its hash", verdict.Reason, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task A_damaged_record_stops_the_session_there_and_marks_the_break()
+    {
+        // A byte flipped in transit or by a faulty sidecar: the checksum catches it before anything is stored.
+        var events = Events(5);
+        var records = events.SelectMany(RecordCodec.Encode).ToArray();
+        var third = RecordCodec.Encode(events[0]).Length + RecordCodec.Encode(events[1]).Length;
+        records[third + 40] ^= 0xFF;
+        var ack = await IngestAsync(_sidecar, [new RecordingSegment(_session, records)]);
+        Assert.Equal(2, ack.StoredThrough[_session]);
+        var session = await SessionAsync();
+        Assert.Equal(("broken", 3L), (session.Verification, session.BrokenAt));
+        Assert.Contains("damaged", session.VerificationDetail, StringComparison.Ordinal);
+        Assert.Equal(2, (await StoredAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Records_of_another_session_inside_a_segment_are_refused()
+    {
+        var events = Events(3);
+        var foreign = EventChain.Next(events[1], Guid.NewGuid(), DateTimeOffset.UtcNow, RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload("NOTICE", "x")));
+        var ack = await IngestAsync(_sidecar, [new RecordingSegment(_session, [.. events.Take(2).Append(foreign).SelectMany(RecordCodec.Encode)])]);
+        Assert.Equal(2, ack.StoredThrough[_session]);
+        Assert.Contains("names session", (await SessionAsync()).VerificationDetail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_stored_in_the_first_layout_move_into_segments_unchanged_and_still_verify()
+    {
+        // Rows as the first layout stored them: one per event, a large payload in parts.
+        var events = Events(7);
+        var large = new byte[700_000];
+        Random.Shared.NextBytes(large);
+        events.Insert(events.Count - 1, EventChain.Next(events[^2], _session, DateTimeOffset.UtcNow, RecordingEventTypes.ResultChunk, large));
+        events[^1] = EventChain.Next(events[^2], _session, events[^1].Time, events[^1].Type, events[^1].Payload);
+        await using (var db = _store!.Open())
+        {
+            db.Sessions.Add(new RecordedSession { Id = _session, SidecarId = _sidecar, StartedAt = events[0].Time, LastSeq = events[^1].Seq, LastHash = events[^1].Hash, EventCount = events.Count });
+            foreach (var e in events)
+            {
+                var parts = e.Payload.Length > 256 * 1024 ? e.Payload.Chunk(256 * 1024).ToList() : [];
+                db.SessionEvents.Add(new SessionEvent { SessionId = _session, Seq = e.Seq, Time = e.Time, Type = e.Type, Payload = parts.Count > 0 ? [] : e.Payload, PayloadChunks = parts.Count, PrevHash = e.PrevHash, Hash = e.Hash });
+                for (var i = 0; i < parts.Count; i++)
+                    db.SessionEventChunks.Add(new SessionEventChunk { SessionId = _session, Seq = e.Seq, Index = i, Data = parts[i] });
+            }
+            db.SessionHeads.Add(new SessionHead { SessionId = _session, Seq = events[^1].Seq, Hash = events[^1].Hash, Signature = EventChain.SignHead(events[^1], _key).Signature });
+            await db.SaveChangesAsync();
+        }
+
+        await using (var db = _store!.Open())
+        {
+            Assert.Equal(events.Count, await LegacyEventUpgrade.RunAsync(db, NullLogger.Instance, default));
+            Assert.Equal(0, await LegacyEventUpgrade.RunAsync(db, NullLogger.Instance, default));
+            Assert.False(await db.SessionEvents.AnyAsync());
+            Assert.False(await db.SessionEventChunks.AnyAsync());
+            var verdict = await new SessionQueries(db).VerifyAsync(_session, default);
+            Assert.True(verdict!.Verifies, verdict.Reason);
+            Assert.Equal(events.Count, verdict.SignedThrough);
+        }
+        AssertSame(events, await StoredAsync());
     }
 
     [Fact]

@@ -26,8 +26,9 @@ public sealed class RetentionTests : IAsyncLifetime
     {
         await using var db = _store!.Open();
         var id = Guid.NewGuid();
-        db.Sessions.Add(new RecordedSession { Id = id, SidecarId = Guid.NewGuid(), StartedAt = _time.GetUtcNow().AddDays(-200), EndedAt = endedAt, Status = endedAt is null ? "live" : "ended" });
-        db.SessionEvents.Add(new SessionEvent { SessionId = id, Seq = 1, Time = _time.GetUtcNow(), Type = "notice", Payload = [], PrevHash = "0", Hash = "1" });
+        db.Sessions.Add(new RecordedSession { Id = id, SidecarId = Guid.NewGuid(), StartedAt = _time.GetUtcNow().AddDays(-200), EndedAt = endedAt, Status = endedAt is null ? "live" : "ended", EventCount = 1 });
+        db.SessionSegments.Add(new SessionSegment { SessionId = id, FirstSeq = 1, LastSeq = 1, Records = [1, 2, 3] });
+        db.SessionHeads.Add(new SessionHead { SessionId = id, Seq = 1, Hash = "1", Signature = [1] });
         await db.SaveChangesAsync();
         return id;
     }
@@ -44,7 +45,9 @@ public sealed class RetentionTests : IAsyncLifetime
         Assert.Equal(1, await purger.PurgeAsync(default));
         await using var db = _store!.Open();
         Assert.Equal(new[] { live, recent }.Order(), (await db.Sessions.Select(s => s.Id).ToListAsync()).Order());
-        Assert.False(await db.SessionEvents.AnyAsync(e => e.SessionId == old));
+        Assert.False(await db.SessionSegments.AnyAsync(e => e.SessionId == old));
+        Assert.False(await db.SessionHeads.AnyAsync(e => e.SessionId == old));
+        Assert.Equal(2, await db.SessionSegments.CountAsync());
         var audit = await db.AuditLog.SingleAsync(a => a.Action == "purge");
         Assert.Equal("retention", audit.Actor);
         Assert.Contains("\"sessions\":1", audit.After, StringComparison.Ordinal);

@@ -67,8 +67,15 @@ public sealed class RecordingTests
         await using (var db = new ControlPlane.Data.SqliteAirlockDbContext(new DbContextOptionsBuilder<ControlPlane.Data.SqliteAirlockDbContext>()
             .UseSqlite($"Data Source={Path.Combine(cp.StateDirectory, "airlock.db")}").Options))
         {
-            var row = await db.SessionEvents.SingleAsync(e => e.SessionId == id && e.Seq == 57);
-            row.Payload = System.Text.Encoding.UTF8.GetBytes("{\"text\":\"SELECT harmless\"}");
+            // Event 57's statement text rewritten in place ("SELECT" → "DELETE"), checksum and all.
+            var segment = await db.SessionSegments.SingleAsync(e => e.SessionId == id && e.FirstSeq <= 57 && e.LastSeq >= 57);
+            var records = segment.Records.ToArray();
+            var offset = 0;
+            while (!(Airlock.Contracts.Recording.RecordCodec.TryViewEvent(records.AsSpan(offset), out var e, out var length) && e.Seq == 57))
+                offset += length;
+            var at = offset + records.AsSpan(offset).IndexOf("SELECT"u8);
+            "DELETE"u8.CopyTo(records.AsSpan(at));
+            segment.Records = records;
             await db.SaveChangesAsync();
         }
         verdict = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/sessions/{id}/verify", null)).Content.ReadAsStringAsync()).RootElement;

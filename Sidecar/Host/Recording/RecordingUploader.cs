@@ -28,7 +28,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
     {
         public long Acked;
         public long ReadOffset;
-        public readonly List<(RecordingEvent Event, long EndOffset)> Pending = [];
+        public readonly List<PendingRecord> Pending = [];
         public readonly List<ChainHeadSignature> Heads = [];
         public bool Ended;
         public long LastSeq;
@@ -40,6 +40,12 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
     /// plane ignores duplicates), so it is rewritten at most this often per session, and at its end.
     /// </summary>
     private static readonly TimeSpan AckMarkInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>An event record not yet acknowledged: a view into the bytes read from the spool, sent as they are.</summary>
+    private readonly record struct PendingRecord(long Seq, byte[] Source, int Offset, int Length)
+    {
+        public ReadOnlySpan<byte> Bytes => Source.AsSpan(Offset, Length);
+    }
 
     private readonly Dictionary<Guid, SpoolState> _spools = [];
 
@@ -85,8 +91,9 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             if (Guid.TryParse(Path.GetFileNameWithoutExtension(path), out var session))
                 await ReadNewAsync(session, path, ct);
 
-        var events = new List<RecordingEvent>();
+        var segments = new List<RecordingSegment>();
         var heads = new List<ChainHeadSignature>();
+        var events = 0;
         var size = 0;
         // Fair share: every session with pending events gets a slice of the batch, so a few busy
         // sessions cannot starve the others (their lag would grow with the run).
@@ -95,32 +102,44 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         foreach (var (session, state) in _spools)
         {
             var taken = 0;
-            foreach (var (e, _) in state.Pending)
+            var bytes = 0;
+            foreach (var record in state.Pending)
             {
-                if (taken >= share || events.Count >= MaxBatchEvents || size + e.Payload.Length > MaxBatchBytes && events.Count > 0)
+                if (taken >= share || events >= MaxBatchEvents || size + record.Length > MaxBatchBytes && events > 0)
                     break;
-                events.Add(e);
-                size += e.Payload.Length;
+                events++;
                 taken++;
+                size += record.Length;
+                bytes += record.Length;
             }
-            var through = events.LastOrDefault(e => e.Session == session)?.Seq ?? state.Acked;
+            if (taken == 0)
+                continue;
+            var segment = new byte[bytes];
+            var at = 0;
+            foreach (var record in state.Pending.Take(taken))
+            {
+                record.Bytes.CopyTo(segment.AsSpan(at));
+                at += record.Length;
+            }
+            segments.Add(new RecordingSegment(session, segment));
+            var through = state.Pending[taken - 1].Seq;
             heads.AddRange(state.Heads.Where(h => h.Seq > state.Acked && h.Seq <= through));
-            if (events.Count >= MaxBatchEvents || size >= MaxBatchBytes)
+            if (events >= MaxBatchEvents || size >= MaxBatchBytes)
                 break;
         }
-        if (events.Count == 0)
+        if (events == 0)
         {
             Cleanup();
             return false;
         }
 
-        var ack = await hub.UploadRecordingAsync(new RecordingBatch(events, heads), ct);
+        var ack = await hub.UploadRecordingAsync(new RecordingBatch(segments, heads), ct);
         foreach (var (session, stored) in ack.StoredThrough)
         {
             if (!_spools.TryGetValue(session, out var state) || stored <= state.Acked)
                 continue;
             state.Acked = stored;
-            state.Pending.RemoveAll(p => p.Event.Seq <= stored);
+            state.Pending.RemoveAll(p => p.Seq <= stored);
             state.Heads.RemoveAll(h => h.Seq <= stored);
             if (state.Ended || System.Diagnostics.Stopwatch.GetElapsedTime(state.AckWrittenAt) >= AckMarkInterval)
             {
@@ -129,7 +148,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             }
             Acknowledged?.Invoke(session, stored);
         }
-        foreach (var session in events.Select(e => e.Session).Distinct())
+        foreach (var session in segments.Select(s => s.Session))
             if (!ack.StoredThrough.ContainsKey(session))
                 logger.LogWarning("The control plane did not store session {Session}; retrying later", session);
         Cleanup();
@@ -166,22 +185,40 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             await stream.ReadExactlyAsync(fresh, ct);
         }
         // Only whole records count; a record still being appended is read on the next pass.
-        var contents = SpoolCodec.Decode(fresh);
-        foreach (var record in contents.Records)
+        var offset = 0;
+        for (int length; (length = RecordCodec.FramedLength(fresh.AsSpan(offset))) > 0; offset += length)
         {
-            if (record.Event is { } e)
+            if (RecordCodec.TryViewEvent(fresh.AsSpan(offset), out var e, out _))
             {
-                state.LastSeq = e.Seq;
-                state.Ended = e.Type == RecordingEventTypes.SessionEnd;
-                if (e.Seq > state.Acked)
-                    state.Pending.Add((e, 0));
+                Add(state, e.Seq, System.Text.Ascii.Equals(e.Type, RecordingEventTypes.SessionEnd), fresh, offset, length);
+                continue;
             }
-            else if (record.Head is { } h && h.Seq > state.Acked)
+            // A signed head, an event in the first (JSON) spool format, or damage.
+            var record = RecordCodec.Decode(fresh.AsSpan(offset, length)).Records.SingleOrDefault();
+            if (record?.Event is { } old)
             {
-                state.Heads.Add(h);
+                var encoded = RecordCodec.Encode(old);
+                Add(state, old.Seq, old.Type == RecordingEventTypes.SessionEnd, encoded, 0, encoded.Length);
+            }
+            else if (record?.Head is { } h)
+            {
+                if (h.Seq > state.Acked)
+                    state.Heads.Add(h);
+            }
+            else
+            {
+                break; // damaged: the recorder kept it aside on recovery; what follows is not read
             }
         }
-        state.ReadOffset += contents.ValidLength;
+        state.ReadOffset += offset;
+    }
+
+    private static void Add(SpoolState state, long seq, bool ends, byte[] source, int offset, int length)
+    {
+        state.LastSeq = seq;
+        state.Ended = ends;
+        if (seq > state.Acked)
+            state.Pending.Add(new PendingRecord(seq, source, offset, length));
     }
 
     /// <summary>Deletes spools of ended sessions acknowledged to their last event.</summary>

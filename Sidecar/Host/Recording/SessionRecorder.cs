@@ -174,7 +174,7 @@ public sealed class SessionRecorder : BackgroundService
                         break;
                     }
                     var next = EventChain.Next(spool.Last, pending.Session, pending.Time, pending.Type, pending.Payload);
-                    spool.Buffer.Write(SpoolCodec.Encode(next));
+                    spool.Buffer.Write(RecordCodec.Encode(next));
                     spool.Unflushed.Add(pending);
                     _commitDue ??= Now + FlushInterval;
                     spool.Last = next;
@@ -206,7 +206,7 @@ public sealed class SessionRecorder : BackgroundService
         {
             try
             {
-                spool.Buffer.Write(SpoolCodec.Encode(EventChain.SignHead(spool.Last!, _signingKey)));
+                spool.Buffer.Write(RecordCodec.Encode(EventChain.SignHead(spool.Last!, _signingKey)));
                 spool.File.Write(spool.Buffer.WrittenSpan);
                 spool.File.Flush(flushToDisk: true);
             }
@@ -316,7 +316,7 @@ public sealed class SessionRecorder : BackgroundService
             if (!Guid.TryParse(Path.GetFileNameWithoutExtension(path), out var session))
                 continue;
             _known[session] = true;
-            var contents = SpoolCodec.Decode(File.ReadAllBytes(path));
+            var contents = RecordCodec.Decode(File.ReadAllBytes(path));
             if (contents.Corrupt)
             {
                 _logger.LogError("Spool {Path} is damaged; kept aside as .corrupt for inspection, its valid prefix is uploaded", path);
@@ -334,8 +334,8 @@ public sealed class SessionRecorder : BackgroundService
             file.Seek(0, SeekOrigin.End);
             var end = EventChain.Next(last, session, _time.GetUtcNow(), RecordingEventTypes.SessionEnd,
                 RecordingJson.Encode(new SessionEndPayload("interrupted: the sidecar stopped while the session was open")));
-            file.Write(SpoolCodec.Encode(end));
-            file.Write(SpoolCodec.Encode(EventChain.SignHead(end, _signingKey)));
+            file.Write(RecordCodec.Encode(end));
+            file.Write(RecordCodec.Encode(EventChain.SignHead(end, _signingKey)));
             file.Flush(flushToDisk: true);
             _logger.LogWarning("Session {Session} was open when the sidecar stopped; recorded as interrupted after event {Seq}", session, last.Seq);
         }

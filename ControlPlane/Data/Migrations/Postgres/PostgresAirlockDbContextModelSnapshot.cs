@@ -450,6 +450,26 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.ToTable("SessionHeads");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionSegment", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("uuid");
+
+                    b.Property<long>("FirstSeq")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint");
+
+                    b.Property<byte[]>("Records")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.HasKey("SessionId", "FirstSeq");
+
+                    b.ToTable("SessionSegments");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Sidecar", b =>
                 {
                     b.Property<Guid>("Id")

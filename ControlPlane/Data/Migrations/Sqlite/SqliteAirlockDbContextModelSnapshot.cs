@@ -443,6 +443,26 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.ToTable("SessionHeads");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.SessionSegment", b =>
+                {
+                    b.Property<Guid>("SessionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("FirstSeq")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<byte[]>("Records")
+                        .IsRequired()
+                        .HasColumnType("BLOB");
+
+                    b.HasKey("SessionId", "FirstSeq");
+
+                    b.ToTable("SessionSegments");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Sidecar", b =>
                 {
                     b.Property<Guid>("Id")

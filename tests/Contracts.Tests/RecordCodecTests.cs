@@ -1,11 +1,10 @@
 using System.Text;
 using Airlock.Contracts.Hubs;
 using Airlock.Contracts.Recording;
-using Airlock.Sidecar.Recording;
 
-namespace Airlock.Sidecar.Tests;
+namespace Airlock.Contracts.Tests;
 
-public sealed class SpoolCodecTests
+public sealed class RecordCodecTests
 {
     private static readonly Guid _session = Guid.NewGuid();
 
@@ -18,7 +17,7 @@ public sealed class SpoolCodecTests
         {
             last = EventChain.Next(last, _session, DateTimeOffset.UtcNow, RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload("NOTICE", $"n{i}")));
             events.Add(last);
-            bytes.AddRange(SpoolCodec.Encode(last));
+            bytes.AddRange(RecordCodec.Encode(last));
         }
         return (bytes.ToArray(), events);
     }
@@ -28,8 +27,8 @@ public sealed class SpoolCodecTests
     {
         var (bytes, events) = Spool(5);
         var head = new ChainHeadSignature(_session, 5, events[^1].Hash, [1, 2, 3]);
-        var all = bytes.Concat(SpoolCodec.Encode(head)).ToArray();
-        var contents = SpoolCodec.Decode(all);
+        var all = bytes.Concat(RecordCodec.Encode(head)).ToArray();
+        var contents = RecordCodec.Decode(all);
         Assert.False(contents.Corrupt);
         Assert.Equal(all.Length, contents.ValidLength);
         Assert.Equal(events.Select(e => e.Hash), contents.Records.Where(r => r.Event is not null).Select(r => r.Event!.Hash));
@@ -41,11 +40,11 @@ public sealed class SpoolCodecTests
     public void Every_torn_tail_keeps_the_whole_records_before_it()
     {
         var (bytes, _) = Spool(3);
-        var firstTwo = SpoolCodec.Decode(bytes).Records.Take(2).ToList();
-        var secondEnd = SpoolCodec.Encode(firstTwo[0].Event!).Length + SpoolCodec.Encode(firstTwo[1].Event!).Length;
+        var firstTwo = RecordCodec.Decode(bytes).Records.Take(2).ToList();
+        var secondEnd = RecordCodec.Encode(firstTwo[0].Event!).Length + RecordCodec.Encode(firstTwo[1].Event!).Length;
         for (var cut = secondEnd; cut < bytes.Length; cut++)
         {
-            var contents = SpoolCodec.Decode(bytes.AsSpan(0, cut));
+            var contents = RecordCodec.Decode(bytes.AsSpan(0, cut));
             Assert.Equal(2, contents.Records.Count);
             Assert.Equal(secondEnd, contents.ValidLength);
             Assert.False(contents.Corrupt);
@@ -57,7 +56,7 @@ public sealed class SpoolCodecTests
     {
         var (bytes, _) = Spool(3);
         bytes[20] ^= 0xFF; // inside the first record's body
-        var contents = SpoolCodec.Decode(bytes);
+        var contents = RecordCodec.Decode(bytes);
         Assert.True(contents.Corrupt);
         Assert.Empty(contents.Records);
         Assert.Equal(0, contents.ValidLength);
@@ -67,7 +66,7 @@ public sealed class SpoolCodecTests
     [InlineData("")]
     [InlineData("garbage that is not a spool")]
     public void Garbage_yields_no_records_and_no_exception(string text) =>
-        Assert.Empty(SpoolCodec.Decode(Encoding.UTF8.GetBytes(text)).Records);
+        Assert.Empty(RecordCodec.Decode(Encoding.UTF8.GetBytes(text)).Records);
 
     [Fact]
     public void Crc32c_matches_the_standard_check_value() =>

@@ -1,20 +1,42 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 using Airlock.Contracts.Hubs;
-using Airlock.Contracts.Recording;
 
-namespace Airlock.Sidecar.Recording;
+namespace Airlock.Contracts.Recording;
 
-/// <summary>One record of a spool file: an event or a signed chain head.</summary>
+/// <summary>One record: an event or a signed chain head.</summary>
 public sealed record SpoolRecord(RecordingEvent? Event, ChainHeadSignature? Head);
 
-/// <summary>The result of reading a spool: the records, and the length of the valid prefix.</summary>
+/// <summary>The result of reading records: the records, and the length of the valid prefix.</summary>
 /// <param name="ValidLength">Bytes up to the end of the last whole, checksummed record; a torn tail beyond it is a crash mid-append.</param>
 /// <param name="Corrupt">A bad record followed by good ones: not a torn write but damage.</param>
 public sealed record SpoolContents(IReadOnlyList<SpoolRecord> Records, long ValidLength, bool Corrupt);
 
 /// <summary>
-/// The spool file format, pure. A file is a sequence of records:
+/// An event record read in place: every field a view into the record's bytes, nothing allocated.
+/// The control plane verifies and stores uploads through this, so ingest costs a checksum and a
+/// hash per event rather than objects and strings.
+/// </summary>
+public readonly ref struct EventRecordView
+{
+    public required Guid Session { get; init; }
+    public required long Seq { get; init; }
+    public required long UnixMilliseconds { get; init; }
+    public required ReadOnlySpan<byte> Type { get; init; }
+    public required ReadOnlySpan<byte> PrevHash { get; init; }
+    public required ReadOnlySpan<byte> Hash { get; init; }
+    public required ReadOnlySpan<byte> Payload { get; init; }
+
+    public DateTimeOffset Time => DateTimeOffset.FromUnixTimeMilliseconds(UnixMilliseconds);
+
+    public RecordingEvent ToEvent() => new(Session, Seq, Time, System.Text.Encoding.UTF8.GetString(Type), Payload.ToArray(),
+        Convert.ToHexStringLower(PrevHash), Convert.ToHexStringLower(Hash));
+}
+
+/// <summary>
+/// The evidence record format, pure: the sidecar's spool files, recording uploads and the control
+/// plane's stored segments are all sequences of these records, so an event is encoded once, where
+/// it is hashed, and travels and rests as the same bytes. A sequence is:
 /// <c>length (u32 BE) ‖ CRC-32C of body (u32 BE) ‖ body</c>, body = kind byte ‖ content:
 /// <list type="bullet">
 /// <item>3, an event: session (16) ‖ seq (i64 BE) ‖ time (Unix ms, i64 BE) ‖ type length (1) ‖ type (UTF-8) ‖
@@ -26,7 +48,7 @@ public sealed record SpoolContents(IReadOnlyList<SpoolRecord> Records, long Vali
 /// Appends are whole records; after a crash the last one may be torn, which the reader reports by
 /// <see cref="SpoolContents.ValidLength"/> so the writer can cut it off before appending again.
 /// </summary>
-public static class SpoolCodec
+public static class RecordCodec
 {
     public const int MaxRecordBytes = 16 * 1024 * 1024;
     private const byte JsonEventKind = 1;
@@ -71,13 +93,14 @@ public static class SpoolCodec
 
     private static bool IsHash(string hex) => hex.Length == 2 * HashBytes && hex.AsSpan().ContainsAnyExcept("0123456789abcdef") is false;
 
-    public static SpoolContents Decode(ReadOnlySpan<byte> data)
+    /// <param name="verifyChecksums">False reads records whose checksum does not match (stored evidence, where the hash chain is the check).</param>
+    public static SpoolContents Decode(ReadOnlySpan<byte> data, bool verifyChecksums = true)
     {
         var records = new List<SpoolRecord>();
         var offset = 0;
         while (offset < data.Length)
         {
-            var record = TryRead(data[offset..], out var consumed);
+            var record = TryRead(data[offset..], verifyChecksums, out var consumed);
             if (record is null)
             {
                 // Damage in the middle (a good record follows somewhere) versus a torn tail.
@@ -91,7 +114,7 @@ public static class SpoolCodec
     }
 
     /// <summary>Reads one record; null when incomplete or bad. <paramref name="consumed"/> is its framed length when the header was readable.</summary>
-    private static SpoolRecord? TryRead(ReadOnlySpan<byte> data, out int consumed)
+    private static SpoolRecord? TryRead(ReadOnlySpan<byte> data, bool verifyChecksum, out int consumed)
     {
         consumed = 0;
         if (data.Length < 8)
@@ -104,7 +127,7 @@ public static class SpoolCodec
             return null;
         consumed = 8 + (int)length;
         var body = data.Slice(8, (int)length);
-        if (Crc32C.Compute(body) != crc)
+        if (verifyChecksum && Crc32C.Compute(body) != crc)
             return null;
         try
         {
@@ -123,20 +146,52 @@ public static class SpoolCodec
         }
     }
 
-    private static RecordingEvent? ReadEvent(ReadOnlySpan<byte> body)
+    private static RecordingEvent? ReadEvent(ReadOnlySpan<byte> body) => TryViewEvent(body, out var view) ? view.ToEvent() : null;
+
+    /// <summary>The framed length of the whole record at the start of <paramref name="data"/>, or 0 when it is incomplete or its header is bad.</summary>
+    public static int FramedLength(ReadOnlySpan<byte> data)
     {
+        if (data.Length < 8)
+            return 0;
+        var length = BinaryPrimitives.ReadUInt32BigEndian(data);
+        return length is 0 or > MaxRecordBytes || data.Length < 8 + (long)length ? 0 : 8 + (int)length;
+    }
+
+    /// <summary>The kind byte of a whole record (see <see cref="FramedLength"/>).</summary>
+    public static bool IsEventRecord(ReadOnlySpan<byte> record) => record[8] == EventKind;
+
+    /// <summary>
+    /// Reads the binary event record at the start of <paramref name="data"/> in place: false when it
+    /// is incomplete, fails its checksum, or is not an event record. <paramref name="consumed"/> is
+    /// its framed length when the header was readable.
+    /// </summary>
+    public static bool TryViewEvent(ReadOnlySpan<byte> data, out EventRecordView view, out int consumed)
+    {
+        view = default;
+        consumed = FramedLength(data);
+        if (consumed == 0)
+            return false;
+        var body = data[8..consumed];
+        return Crc32C.Compute(body) == BinaryPrimitives.ReadUInt32BigEndian(data[4..]) && body[0] == EventKind && TryViewEvent(body[1..], out view);
+    }
+
+    private static bool TryViewEvent(ReadOnlySpan<byte> body, out EventRecordView view)
+    {
+        view = default;
         if (body.Length < 16 + 8 + 8 + 1 || body.Length < 33 + body[32] + 2 * HashBytes)
-            return null;
-        var type = body[32];
-        var at = 33 + type;
-        return new RecordingEvent(
-            new Guid(body[..16], bigEndian: true),
-            BinaryPrimitives.ReadInt64BigEndian(body[16..]),
-            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..])),
-            System.Text.Encoding.UTF8.GetString(body.Slice(33, type)),
-            body[(at + 2 * HashBytes)..].ToArray(),
-            Convert.ToHexStringLower(body.Slice(at, HashBytes)),
-            Convert.ToHexStringLower(body.Slice(at + HashBytes, HashBytes)));
+            return false;
+        var at = 33 + body[32];
+        view = new EventRecordView
+        {
+            Session = new Guid(body[..16], bigEndian: true),
+            Seq = BinaryPrimitives.ReadInt64BigEndian(body[16..]),
+            UnixMilliseconds = BinaryPrimitives.ReadInt64BigEndian(body[24..]),
+            Type = body.Slice(33, body[32]),
+            PrevHash = body.Slice(at, HashBytes),
+            Hash = body.Slice(at + HashBytes, HashBytes),
+            Payload = body[(at + 2 * HashBytes)..],
+        };
+        return true;
     }
 
     private static ChainHeadSignature? ReadHead(ReadOnlySpan<byte> body) =>
