@@ -88,8 +88,10 @@ public static class EventChain
     public static byte[] HeadInput(Guid session, long seq, string hash) =>
         Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"airlock-chain-head-v1\n{session:D}\n{seq}\n{hash}"));
 
-    public static ChainHeadSignature SignHead(RecordingEvent head, ECDsa sidecarKey) =>
-        new(head.Session, head.Seq, head.Hash, sidecarKey.SignData(HeadInput(head.Session, head.Seq, head.Hash), HashAlgorithmName.SHA256));
+    public static ChainHeadSignature SignHead(RecordingEvent head, ECDsa sidecarKey) => SignHead(head.Session, head.Seq, head.Hash, sidecarKey);
+
+    public static ChainHeadSignature SignHead(Guid session, long seq, string hash, ECDsa sidecarKey) =>
+        new(session, seq, hash, sidecarKey.SignData(HeadInput(session, seq, hash), HashAlgorithmName.SHA256));
 
     public static bool VerifyHead(ChainHeadSignature head, byte[] sidecarPublicKey)
     {

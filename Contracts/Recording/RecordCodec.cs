@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Text.Json;
 using Airlock.Contracts.Hubs;
@@ -75,6 +76,36 @@ public static class RecordCodec
         Convert.FromHexString(e.Hash, body.Slice(at + HashBytes, HashBytes), out _, out _);
         e.Payload.CopyTo(body[(at + 2 * HashBytes)..]);
         return Seal(frame);
+    }
+
+    /// <summary>
+    /// Appends the next event of a chain as a binary record and hashes it in place, without a string
+    /// or an intermediate array: <paramref name="chainHash"/> holds the previous event's hash (32 bytes,
+    /// zeros before the first) and receives this event's. The recorder writes every event this way.
+    /// </summary>
+    public static void WriteEvent(IBufferWriter<byte> writer, Guid session, long seq, DateTimeOffset time, string type, ReadOnlySpan<byte> payload, Span<byte> chainHash)
+    {
+        var typeLength = System.Text.Encoding.UTF8.GetByteCount(type);
+        if (typeLength > 255 || chainHash.Length != HashBytes)
+            throw new ArgumentException($"event type '{type}' or chain hash cannot be encoded");
+        var total = 8 + 1 + 16 + 8 + 8 + 1 + typeLength + HashBytes * 2 + payload.Length;
+        var frame = writer.GetSpan(total)[..total];
+        var body = frame[8..];
+        body[0] = EventKind;
+        session.TryWriteBytes(body[1..], bigEndian: true, out _);
+        BinaryPrimitives.WriteInt64BigEndian(body[17..], seq);
+        var unixMilliseconds = time.ToUnixTimeMilliseconds();
+        BinaryPrimitives.WriteInt64BigEndian(body[25..], unixMilliseconds);
+        body[33] = (byte)typeLength;
+        System.Text.Encoding.UTF8.GetBytes(type, body[34..]);
+        var at = 34 + typeLength;
+        chainHash.CopyTo(body.Slice(at, HashBytes));
+        EventChain.Hash(chainHash, session, seq, unixMilliseconds, body.Slice(34, typeLength), payload, body.Slice(at + HashBytes, HashBytes));
+        body.Slice(at + HashBytes, HashBytes).CopyTo(chainHash);
+        payload.CopyTo(body[(at + 2 * HashBytes)..]);
+        BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
+        BinaryPrimitives.WriteUInt32BigEndian(frame[4..], Crc32C.Compute(body));
+        writer.Advance(total);
     }
 
     public static byte[] Encode(ChainHeadSignature h)

@@ -71,4 +71,47 @@ public sealed class RecordCodecTests
     [Fact]
     public void Crc32c_matches_the_standard_check_value() =>
         Assert.Equal(0xE3069283u, Crc32C.Compute("123456789"u8));
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    [InlineData(8_000)]
+    [InlineData(300_000)]
+    public void Writing_the_next_event_in_place_gives_the_bytes_and_hash_of_the_chain(int payloadBytes)
+    {
+        // The recorder's path (hash into the record, no strings) against the reference path (EventChain.Next, Encode).
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        var chain = new byte[32];
+        RecordingEvent? last = null;
+        var expected = new List<byte>();
+        var time = DateTimeOffset.UtcNow;
+        for (var seq = 1; seq <= 4; seq++)
+        {
+            var payload = Encoding.UTF8.GetBytes(new string((char)('a' + seq), payloadBytes + seq));
+            last = EventChain.Next(last, _session, time.AddMilliseconds(seq).AddTicks(1234), RecordingEventTypes.Statement, payload);
+            expected.AddRange(RecordCodec.Encode(last));
+            RecordCodec.WriteEvent(writer, _session, seq, time.AddMilliseconds(seq).AddTicks(1234), RecordingEventTypes.Statement, payload, chain);
+            Assert.Equal(last.Hash, Convert.ToHexStringLower(chain));
+        }
+        Assert.Equal(expected.ToArray(), writer.WrittenSpan.ToArray());
+        Assert.True(RecordCodec.TryViewEvent(writer.WrittenSpan, out var first, out var length));
+        Assert.Equal((1L, EventChain.GenesisHash), (first.Seq, Convert.ToHexStringLower(first.PrevHash)));
+        Assert.Equal(RecordCodec.Encode(EventChain.Next(null, _session, time.AddMilliseconds(1).AddTicks(1234), RecordingEventTypes.Statement,
+            Encoding.UTF8.GetBytes(new string('b', payloadBytes + 1)))).Length, length);
+    }
+
+    [Fact]
+    public void A_damaged_or_foreign_record_is_not_viewed_as_an_event()
+    {
+        var (bytes, _) = Spool(1);
+        Assert.True(RecordCodec.TryViewEvent(bytes, out _, out _));
+        Assert.False(RecordCodec.TryViewEvent(bytes.AsSpan(0, bytes.Length - 1), out _, out var torn));
+        Assert.Equal(0, torn);
+        var flipped = bytes.ToArray();
+        flipped[^1] ^= 1;
+        Assert.False(RecordCodec.TryViewEvent(flipped, out _, out var consumed));
+        Assert.Equal(bytes.Length, consumed);
+        var head = RecordCodec.Encode(new ChainHeadSignature(_session, 1, new string('a', 64), [1, 2]));
+        Assert.False(RecordCodec.TryViewEvent(head, out _, out _));
+    }
 }

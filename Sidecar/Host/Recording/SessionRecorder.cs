@@ -173,11 +173,10 @@ public sealed class SessionRecorder : BackgroundService
                         _logger.LogError("Events for session {Session} after it ended were refused", group.Key);
                         break;
                     }
-                    var next = EventChain.Next(spool.Last, pending.Session, pending.Time, pending.Type, pending.Payload);
-                    spool.Buffer.Write(RecordCodec.Encode(next));
+                    RecordCodec.WriteEvent(spool.Buffer, pending.Session, spool.Seq + 1, pending.Time, pending.Type, pending.Payload, spool.Hash);
+                    spool.Appended();
                     spool.Unflushed.Add(pending);
                     _commitDue ??= Now + FlushInterval;
-                    spool.Last = next;
                     spool.Ended = pending.Type == RecordingEventTypes.SessionEnd;
                     appended++;
                 }
@@ -206,7 +205,7 @@ public sealed class SessionRecorder : BackgroundService
         {
             try
             {
-                spool.Buffer.Write(RecordCodec.Encode(EventChain.SignHead(spool.Last!, _signingKey)));
+                spool.Buffer.Write(RecordCodec.Encode(EventChain.SignHead(spool.Session, spool.Seq, Convert.ToHexStringLower(spool.Hash), _signingKey)));
                 spool.File.Write(spool.Buffer.WrittenSpan);
                 spool.File.Flush(flushToDisk: true);
             }
@@ -216,7 +215,7 @@ public sealed class SessionRecorder : BackgroundService
                 unwritten.AddRange(Rollback(spool));
                 continue;
             }
-            spool.Durable = spool.Last;
+            spool.MarkDurable();
             spool.Unflushed.Clear();
             spool.ClearBuffer();
             flushed = true;
@@ -270,7 +269,7 @@ public sealed class SessionRecorder : BackgroundService
     {
         var undone = spool.Unflushed.ToList();
         spool.Unflushed.Clear();
-        spool.Last = spool.Durable;
+        spool.ReturnToDurable();
         spool.Ended = false;
         spool.ClearBuffer();
         try
@@ -282,7 +281,7 @@ public sealed class SessionRecorder : BackgroundService
         {
             // the reader cuts a torn tail on recovery
         }
-        if (spool.Durable is null)
+        if (spool.DurableSeq == 0)
         {
             // Nothing of this session is on disk: start it afresh on the retry.
             try
@@ -353,9 +352,26 @@ public sealed class SessionRecorder : BackgroundService
     {
         public Guid Session { get; } = session;
         public FileStream File { get; } = file;
-        /// <summary>The last event appended (durable or not) and the last one made durable.</summary>
-        public RecordingEvent? Last { get; set; }
-        public RecordingEvent? Durable { get; set; }
+        /// <summary>The chain as far as appended (durable or not): the last sequence number and its hash (zeros before the first event).</summary>
+        public long Seq { get; private set; }
+        public byte[] Hash { get; } = new byte[32];
+        /// <summary>The chain as far as it is durable.</summary>
+        public long DurableSeq { get; private set; }
+        private readonly byte[] _durableHash = new byte[32];
+
+        public void Appended() => Seq++;
+
+        public void MarkDurable()
+        {
+            DurableSeq = Seq;
+            Hash.CopyTo(_durableHash, 0);
+        }
+
+        public void ReturnToDurable()
+        {
+            Seq = DurableSeq;
+            _durableHash.CopyTo(Hash, 0);
+        }
         /// <summary>Appended since the last flush, kept so a failed flush can write them again.</summary>
         public List<Pending> Unflushed { get; } = [];
         /// <summary>Their records, written to the file in one piece at the flush (so a failure leaves nothing half-written in a buffer).</summary>
