@@ -17,6 +17,7 @@ internal static class Hosting
     /// </summary>
     public static string AddAirlockOptions(this WebApplicationBuilder builder)
     {
+        StartupChecks.CheckAirlockSection(builder.Configuration);
         var state = Path.GetFullPath(builder.Configuration["Airlock:StateDirectory"] ?? Path.Combine(".state", "controlplane"));
         try
         {
@@ -24,7 +25,7 @@ internal static class Hosting
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new InvalidOperationException($"Airlock:StateDirectory '{state}' cannot be created: {e.Message}", e);
+            throw new StartupException($"Airlock:StateDirectory '{state}' cannot be created: {e.Message}", e);
         }
         builder.Services.AddOptions<SnapshotOptions>().Bind(builder.Configuration.GetSection("Airlock:Snapshots")).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<AgentTokenOptions>().Bind(builder.Configuration.GetSection("Airlock:Identity"))
@@ -81,7 +82,7 @@ internal static class Hosting
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new InvalidOperationException($"ConnectionStrings:Airlock: the store cannot be opened or migrated ({db.Database.ProviderName}): {e.Message}", e);
+            throw new StartupException($"ConnectionStrings:Airlock: the store cannot be opened or migrated ({db.Database.ProviderName}): {e.Message}", e);
         }
         await Sessions.LegacyEventUpgrade.RunAsync(db, logger, app.Lifetime.ApplicationStopping);
         logger.LogInformation("Store ready ({Provider})", db.Database.ProviderName);

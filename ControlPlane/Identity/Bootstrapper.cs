@@ -23,14 +23,14 @@ internal sealed class Bootstrapper(AirlockDbContext db, IConfiguration configura
         if (generatedPassword)
             password = Secrets.NewPassword();
         else if (UserService.ValidatePassword(password) is { } problem)
-            throw new InvalidOperationException($"AIRLOCK_BOOTSTRAP_ADMIN_PASSWORD: {problem}");
+            throw new StartupException($"AIRLOCK_BOOTSTRAP_ADMIN_PASSWORD: {problem}");
 
         var apiKey = configuration["AIRLOCK_BOOTSTRAP_API_KEY"];
         var generatedKey = string.IsNullOrEmpty(apiKey);
         if (generatedKey)
             apiKey = Secrets.New(Secrets.ApiKeyPrefix);
         else if (!apiKey!.StartsWith(Secrets.ApiKeyPrefix, StringComparison.Ordinal) || apiKey.Length < 32)
-            throw new InvalidOperationException($"AIRLOCK_BOOTSTRAP_API_KEY: must start with '{Secrets.ApiKeyPrefix}' and have at least 32 characters");
+            throw new StartupException($"AIRLOCK_BOOTSTRAP_API_KEY: must start with '{Secrets.ApiKeyPrefix}' and have at least 32 characters");
 
         var admin = new ConsoleUser { Id = Guid.NewGuid(), UserName = AdminUserName, PasswordHash = "", Role = ConsoleRoles.Admin, CreatedAt = now };
         admin.PasswordHash = UserService.HashPassword(admin, password!);

@@ -91,14 +91,21 @@ public sealed class EnrollmentTests : IAsyncLifetime
         Assert.Contains("--enrollment-token TOKEN is required", sidecar.Process.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_bad_control_plane_option_stops_the_start_and_names_the_option()
+    [Theory]
+    [InlineData("--Airlock:Snapshots:TtlSeconds=1", "Airlock:Snapshots:TtlSeconds")] // out of range
+    [InlineData("--Airlock:Recordings:RetentionDay=30", "RetentionDay")] // a typo of RetentionDays
+    [InlineData("--Airlock:Recording:RetentionDays=30", "unknown option 'Airlock:Recording'")]
+    [InlineData("--Airlock:Identity:Issuer=not-a-url", "Airlock:Identity:Issuer 'not-a-url'")]
+    [InlineData("--Airlock:PublicUrl:Host=x", "Airlock:PublicUrl must be a single value")]
+    public async Task A_bad_control_plane_option_stops_the_start_and_names_the_option(string argument, string named)
     {
         var state = Directory.CreateTempSubdirectory("airlock-cp-bad-").FullName;
         await using var cp = ManagedProcess.Start("control plane", Binaries.ControlPlane,
-            [$"--Airlock:StateDirectory={state}", "--Airlock:Snapshots:TtlSeconds=1", $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort.Next()}", $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{FreePort.Next()}"]);
-        Assert.NotEqual(0, await cp.WaitForExitAsync());
-        Assert.Contains("TtlSeconds", cp.Output, StringComparison.Ordinal);
+            [$"--Airlock:StateDirectory={state}", argument, $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort.Next()}", $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{FreePort.Next()}"]);
+        Assert.Equal(2, await cp.WaitForExitAsync());
+        Assert.Contains("controlplane: ", cp.Output, StringComparison.Ordinal);
+        Assert.Contains(named, cp.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", cp.Output, StringComparison.Ordinal); // one line, no stack trace
     }
 
     [Fact]
@@ -108,7 +115,7 @@ public sealed class EnrollmentTests : IAsyncLifetime
         await using var cp = ManagedProcess.Start("control plane", Binaries.ControlPlane,
             [$"--Airlock:StateDirectory={state}", $"--ConnectionStrings:Airlock=Host=127.0.0.1;Port={FreePort.Next()};Username=x;Timeout=2",
              $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort.Next()}", $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{FreePort.Next()}"]);
-        Assert.NotEqual(0, await cp.WaitForExitAsync());
-        Assert.Contains("ConnectionStrings:Airlock", cp.Output, StringComparison.Ordinal);
+        Assert.Equal(2, await cp.WaitForExitAsync());
+        Assert.Contains("controlplane: ConnectionStrings:Airlock", cp.Output, StringComparison.Ordinal);
     }
 }

@@ -19,7 +19,8 @@ namespace Airlock.Sidecar.Postgres;
 /// One agent connection to a PostgreSQL target, from the first byte to the last:
 /// <list type="number">
 /// <item>startup: SSLRequest → TLS (or 'N' without a certificate; bytes sent before the handshake
-/// close the connection), GSSENCRequest → 'N', CancelRequest → matched and forwarded, protocol 3.0,
+/// close the connection), or TLS straight away (PostgreSQL 17's direct negotiation, ALPN
+/// "postgresql" required), GSSENCRequest → 'N', CancelRequest → matched and forwarded, protocol 3.0,
 /// startup parameters through <see cref="StartupPolicy"/>;</item>
 /// <item>the agent's token as the password (only inside TLS, or from loopback when allowed) →
 /// agent and role from the current snapshot; the role must grant the target;</item>
@@ -80,7 +81,15 @@ internal sealed class GatewayConnection(
     {
         while (true)
         {
-            var startup = await ReadStartupPacketAsync(ct);
+            var header = new byte[4];
+            await _stream.ReadExactlyAsync(header, ct);
+            if (!_tls && header[0] == TlsHandshakeRecord)
+            {
+                if (!await StartDirectTlsAsync(header, ct))
+                    return null;
+                continue;
+            }
+            var startup = await ReadStartupPacketAsync(header, ct);
             switch (startup.Kind)
             {
                 case StartupKind.Ssl when _tls:
@@ -98,14 +107,7 @@ internal sealed class GatewayConnection(
                         return null;
                     }
                     await _stream.WriteAsync("S"u8.ToArray(), ct);
-                    var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
-                    await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-                    {
-                        ServerCertificate = certificate,
-                        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                    }, ct);
-                    _stream = ssl;
-                    _tls = true;
+                    await StartTlsAsync(_stream, ct);
                     continue;
                 case StartupKind.GssEnc:
                     await _stream.WriteAsync("N"u8.ToArray(), ct);
@@ -119,10 +121,50 @@ internal sealed class GatewayConnection(
         }
     }
 
-    private async Task<StartupRequest> ReadStartupPacketAsync(CancellationToken ct)
+    /// <summary>The first byte of a TLS handshake record; no startup packet length starts with it (it would be over 369 MB).</summary>
+    private const byte TlsHandshakeRecord = 0x16;
+
+    private static readonly SslApplicationProtocol PostgresAlpn = new("postgresql"u8.ToArray());
+
+    /// <param name="alpn">Offer ALPN "postgresql" (direct TLS, where it is required); after an SSLRequest, clients need none.</param>
+    private async Task<SslStream> StartTlsAsync(Stream inner, CancellationToken ct, bool alpn = false)
     {
-        var lengthBytes = new byte[4];
-        await _stream.ReadExactlyAsync(lengthBytes, ct);
+        var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
+        _stream = ssl; // disposed with the connection even when the handshake fails
+        await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            ServerCertificate = certificate,
+            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ApplicationProtocols = alpn ? [PostgresAlpn] : null,
+        }, ct);
+        _tls = true;
+        return ssl;
+    }
+
+    /// <summary>
+    /// PostgreSQL 17's direct TLS (<c>sslnegotiation=direct</c>): the client starts the handshake
+    /// without an SSLRequest. Like PostgreSQL, the sidecar requires ALPN "postgresql", so a TLS client
+    /// of another protocol cannot be talked into a PostgreSQL session. False when the connection is
+    /// closed instead (no certificate, no ALPN): a TLS client cannot read a plaintext error.
+    /// </summary>
+    private async Task<bool> StartDirectTlsAsync(byte[] header, CancellationToken ct)
+    {
+        if (certificate is null)
+        {
+            services.Logger.LogWarning("PostgreSQL client {Client} started TLS directly, but this sidecar has no TLS certificate (Sidecar:Postgres:CertificatePath); connection closed", Remote);
+            return false;
+        }
+        var ssl = await StartTlsAsync(new ReplayedPrefixStream(header, _stream), ct, alpn: true);
+        if (ssl.NegotiatedApplicationProtocol != PostgresAlpn)
+        {
+            services.Logger.LogWarning("PostgreSQL client {Client} started TLS directly without ALPN \"postgresql\"; connection closed", Remote);
+            return false;
+        }
+        return true;
+    }
+
+    private async Task<StartupRequest> ReadStartupPacketAsync(byte[] lengthBytes, CancellationToken ct)
+    {
         var length = BinaryPrimitives.ReadInt32BigEndian(lengthBytes);
         if (StartupRequest.CheckLength(length) is { } problem)
             throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid startup packet: {problem}"));
