@@ -14,6 +14,7 @@ namespace Airlock.ControlPlane.Sessions;
 public static class LegacyEventUpgrade
 {
     private const int PageEvents = 5000;
+    private const int ProgressEvents = 100_000;
 
     /// <summary>Moves every legacy event; returns how many were moved.</summary>
     public static async Task<long> RunAsync(AirlockDbContext db, ILogger logger, CancellationToken ct)
@@ -38,6 +39,8 @@ public static class LegacyEventUpgrade
             await db.SessionEvents.Where(e => e.SessionId == session && e.Seq <= through).ExecuteDeleteAsync(ct);
             await tx.CommitAsync(ct);
             db.ChangeTracker.Clear();
+            if (moved / ProgressEvents != (moved + rows.Count) / ProgressEvents)
+                logger.LogInformation("Moving recorded events into segments: {Events} so far", moved + rows.Count);
             moved += rows.Count;
         }
         if (moved > 0)
