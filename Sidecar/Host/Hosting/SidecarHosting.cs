@@ -62,6 +62,7 @@ internal static class SidecarHosting
         builder.Services.AddSingleton<Recording.SessionRecorder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Recording.SessionRecorder>());
         builder.Services.AddHostedService<Recording.RecordingUploader>();
+        builder.Services.AddSingleton<SidecarMetrics>();
         builder.Services.AddSingleton<Postgres.UpstreamConnector>();
         builder.Services.AddSingleton<Postgres.CancelKeys>();
         builder.Services.AddSingleton<Postgres.PostgresListeners>();
@@ -79,7 +80,7 @@ internal static class SidecarHosting
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("airlock-sidecar", serviceVersion: SoftwareVersion.Current))
             .WithTracing(t => t.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddSource("Airlock.Sidecar"))
-            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter("System.Runtime", "Airlock.Sidecar").AddPrometheusExporter());
+            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter("System.Runtime", SidecarMetrics.MeterName).AddPrometheusExporter());
     }
 
     /// <summary><c>/healthz</c>: the process runs. <c>/readyz</c>: a valid snapshot is loaded. <c>/metrics</c>: Prometheus.</summary>

@@ -54,10 +54,12 @@ internal sealed class GatewayConnection(
             if (startup is null)
                 return;
             var (agent, upstream, settings) = await AcceptAsync(startup, startupTimeout.Token);
+            services.Metrics.ConnectionServed();
             await ServeAsync(agent, upstream, client, stopping);
         }
         catch (GatewayRefusal refusal)
         {
+            services.Metrics.ConnectionRefused();
             services.Logger.LogWarning("PostgreSQL connection from {Client} to target {Target} refused: {Reason}", client, target.Name, refusal.Error.Message);
             await TryWriteErrorAsync(refusal.Error);
         }
@@ -360,4 +362,5 @@ internal sealed record GatewayServices(
     LiveSessions LiveSessions,
     SidecarIdentity Identity,
     PostgresListeners Listeners,
+    Hosting.SidecarMetrics Metrics,
     ILogger Logger);

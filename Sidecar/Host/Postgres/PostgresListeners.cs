@@ -33,12 +33,12 @@ internal sealed class PostgresListeners : BackgroundService
     private CancellationToken _stopping;
 
     public PostgresListeners(SnapshotStore snapshots, AgentAuthenticator authenticator, UpstreamConnector connector, CancelKeys cancelKeys,
-        SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
+        SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, Hosting.SidecarMetrics metrics, IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
     {
         _snapshots = snapshots;
         _options = options;
         _logger = logger;
-        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, logger);
+        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, logger);
         var gateway = options.Value.Postgres;
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);

@@ -16,7 +16,7 @@ namespace Airlock.Sidecar.Recording;
 /// After a reconnect or a restart the upload resumes after the acknowledged sequence; duplicates are
 /// ignored by the control plane.
 /// </summary>
-internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, ILogger<RecordingUploader> logger) : BackgroundService
+internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, Hosting.SidecarMetrics metrics, ILogger<RecordingUploader> logger) : BackgroundService
 {
     public const int MaxBatchEvents = 5000;
     public const int MaxBatchBytes = 4 * 1024 * 1024;
@@ -68,6 +68,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
+                metrics.UploadFailed();
                 logger.LogWarning("Recording upload paused: {Error}; events stay spooled", e.Message);
                 _spools.Clear(); // re-read from the acknowledged state
             }
@@ -127,6 +128,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             if (events >= MaxBatchEvents || size >= MaxBatchBytes)
                 break;
         }
+        metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
         if (events == 0)
         {
             Cleanup();
@@ -134,6 +136,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         }
 
         var ack = await hub.UploadRecordingAsync(new RecordingBatch(segments, heads), ct);
+        metrics.UploadStored();
         foreach (var (session, stored) in ack.StoredThrough)
         {
             if (!_spools.TryGetValue(session, out var state) || stored <= state.Acked)
@@ -151,6 +154,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         foreach (var session in segments.Select(s => s.Session))
             if (!ack.StoredThrough.ContainsKey(session))
                 logger.LogWarning("The control plane did not store session {Session}; retrying later", session);
+        metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
         Cleanup();
         return true;
     }

@@ -76,8 +76,36 @@ public sealed class SessionRecorder : BackgroundService
     /// <summary>True when an event would be taken now: the spool is writable and the channel has room to spare.</summary>
     public bool HasRoom => !_unavailable && _channel.Reader.Count < _capacity * 9 / 10;
 
-    public bool TryRecord(Guid session, string type, byte[] payload) =>
-        !_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload));
+    public bool TryRecord(Guid session, string type, byte[] payload)
+    {
+        if (!_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload)))
+        {
+            var index = Array.IndexOf(_eventTypes, type);
+            Interlocked.Increment(ref _taken[index < 0 ? _taken.Length - 1 : index]);
+            return true;
+        }
+        Interlocked.Increment(ref _refused);
+        return false;
+    }
+
+    // Counters for metrics: events taken per known type (the last slot: any other), and the times a
+    // caller found no room (it waits and retries, and refuses its work when the wait runs out).
+    private static readonly string[] _eventTypes = [.. RecordingEventTypes.All];
+    private readonly long[] _taken = new long[RecordingEventTypes.All.Count + 1];
+    private long _refused;
+
+    /// <summary>Events of <paramref name="type"/> taken since start.</summary>
+    public long EventsTaken(string type)
+    {
+        var index = Array.IndexOf(_eventTypes, type);
+        return index < 0 ? 0 : Volatile.Read(ref _taken[index]);
+    }
+
+    /// <summary>Times since start that an event could not be taken (channel full or spool unwritable).</summary>
+    public long Rejections => Volatile.Read(ref _refused);
+
+    /// <summary>Events waiting for the spool writer.</summary>
+    public int QueuedEvents => _channel.Reader.Count;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

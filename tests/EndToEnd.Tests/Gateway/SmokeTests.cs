@@ -17,4 +17,41 @@ public sealed class SmokeTests(GatewayFixture fixture) : IClassFixture<GatewayFi
         Assert.Equal("airlock_scram", reader.GetString(0));
         Assert.Equal(2, reader.GetInt32(1));
     }
+
+    [Fact]
+    public async Task The_sidecar_exports_gateway_and_recording_metrics()
+    {
+        var h = fixture.Harness;
+        await using var connection = new NpgsqlConnection(h.SidecarConnectionString);
+        await connection.OpenAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await using var command = new NpgsqlCommand($"SELECT {i}", connection);
+            await command.ExecuteScalarAsync();
+        }
+        await using (var refused = new NpgsqlConnection(h.SidecarConnectionStringFor("not-a-token")))
+            await Assert.ThrowsAsync<PostgresException>(() => refused.OpenAsync());
+
+        using var http = new HttpClient();
+        var metrics = "";
+        long Value(string series) =>
+            System.Text.RegularExpressions.Regex.Match(metrics, "^" + System.Text.RegularExpressions.Regex.Escape(series) + @"(?:\{[^}]*\})? (\d+)", System.Text.RegularExpressions.RegexOptions.Multiline) is { Success: true } m
+                ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+        long Labelled(string name, string label) =>
+            System.Text.RegularExpressions.Regex.Match(metrics, "^" + System.Text.RegularExpressions.Regex.Escape(name) + @"\{[^}]*" + System.Text.RegularExpressions.Regex.Escape(label) + @"[^}]*\} (\d+)", System.Text.RegularExpressions.RegexOptions.Multiline) is { Success: true } m
+                ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+        await Airlock.EndToEnd.Tests.PolicySyncTests.Eventually(async () =>
+        {
+            metrics = await http.GetStringAsync($"{h.Sidecar.Url}/metrics");
+            return Labelled("airlock_recorder_events_total", "type=\"statement\"") >= 3 && Labelled("airlock_gateway_connections_total", "outcome=\"refused\"") >= 1;
+        });
+        Assert.Equal(1, Value("airlock_gateway_sessions_active"));
+        Assert.True(Labelled("airlock_gateway_connections_total", "outcome=\"served\"") >= 1, metrics);
+        Assert.True(Labelled("airlock_recorder_events_total", "type=\"session.start\"") >= 1, metrics);
+        Assert.Equal(0, Value("airlock_recorder_rejections_total"));
+        Assert.Equal(1, Value("airlock_recording_connected"));
+        Assert.True(Value("airlock_recording_spool_bytes") > 0, metrics);
+        Assert.True(Value("airlock_recording_unacknowledged_events") >= 0, metrics);
+        Assert.True(Labelled("airlock_recording_uploads_total", "outcome=\"stored\"") >= 0, metrics);
+    }
 }
