@@ -29,6 +29,8 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
 
     public async Task<RecordingAck> IngestAsync(Guid sidecarId, RecordingBatch batch, CancellationToken ct)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        long stored = 0, breaks = 0;
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == sidecarId, ct);
         var storedThrough = new Dictionary<Guid, long>();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
@@ -54,6 +56,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 continue;
             }
 
+            var (seqBefore, wasBroken) = (session.LastSeq, session.Verification == "broken");
             var headSeqs = batch.Heads.Where(h => h.Session == id).Select(h => h.Seq).ToHashSet();
             var added = new Dictionary<long, string>();
             var store = new SegmentWriter(id);
@@ -84,10 +87,17 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
             if (session.Verification != "broken")
                 session.Verification = session.SignedThrough == session.LastSeq ? "verified" : "pending";
             storedThrough[id] = session.LastSeq;
+            stored += session.LastSeq - seqBefore;
+            breaks += !wasBroken && session.Verification == "broken" ? 1 : 0;
         }
         db.ChangeTracker.DetectChanges();
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        Observability.ControlPlaneMetrics.Uploads.Add(1);
+        Observability.ControlPlaneMetrics.EventsStored.Add(stored);
+        if (breaks > 0)
+            Observability.ControlPlaneMetrics.ChainBreaks.Add(breaks);
+        Observability.ControlPlaneMetrics.IngestDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         if (storedThrough.Count > 0)
             notifier.Publish(storedThrough.Keys);
         return new RecordingAck(storedThrough);

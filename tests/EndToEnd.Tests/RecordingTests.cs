@@ -39,6 +39,24 @@ public sealed class RecordingTests
         Assert.Equal("verified", session.GetProperty("verification").GetString());
         await PolicySyncTests.Eventually(() => Task.FromResult(!Directory.EnumerateFiles(Path.Combine(sidecar.StateDirectory, "spool")).Any()));
 
+        // Ingest shows in the control plane's metrics: every event stored, no chain break.
+        using (var http = new HttpClient())
+        {
+            long stored = -1;
+            string metrics = "";
+            await PolicySyncTests.Eventually(async () =>
+            {
+                metrics = await http.GetStringAsync($"{cp.Url}/metrics");
+                var match = System.Text.RegularExpressions.Regex.Match(metrics, @"^airlock_recordings_events_stored_total(?:\{[^}]*\})? (\d+)", System.Text.RegularExpressions.RegexOptions.Multiline);
+                stored = match.Success ? long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : -1;
+                return stored >= 202;
+            });
+            Assert.Equal(202, stored);
+            Assert.Matches(@"(?m)^airlock_recordings_uploads_total(\{[^}]*\})? [1-9]", metrics);
+            Assert.Matches(@"(?m)^airlock_recordings_ingest_duration_seconds_count(\{[^}]*\})? [1-9]", metrics);
+            Assert.DoesNotMatch(@"(?m)^airlock_recordings_chain_breaks_total(\{[^}]*\})? [1-9]", metrics);
+        }
+
         var events = JsonDocument.Parse(await cp.Api.GetStringAsync($"/api/v1/sessions/{id}/events?take=5")).RootElement;
         Assert.Equal("session.start", events[0].GetProperty("type").GetString());
         Assert.Equal("SELECT 1 /* synthetic */", events[1].GetProperty("payload").GetProperty("text").GetString());
