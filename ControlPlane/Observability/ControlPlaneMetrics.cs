@@ -22,5 +22,7 @@ internal static class ControlPlaneMetrics
 
     public static readonly Counter<long> ChainBreaks = Meter.CreateCounter<long>("airlock.recordings.chain_breaks", description: "Sessions found broken on ingest");
 
-    public static readonly Histogram<double> IngestDuration = Meter.CreateHistogram<double>("airlock.recordings.ingest.duration", unit: "s", description: "Time per recording upload, from receipt to commit");
+    public static readonly Histogram<double> IngestDuration = Meter.CreateHistogram("airlock.recordings.ingest.duration", unit: "s",
+        description: "Time per recording upload, from receipt to commit",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
 }

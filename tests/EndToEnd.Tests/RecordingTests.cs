@@ -54,6 +54,7 @@ public sealed class RecordingTests
             Assert.Equal(202, stored);
             Assert.Matches(@"(?m)^airlock_recordings_uploads_total(\{[^}]*\})? [1-9]", metrics);
             Assert.Matches(@"(?m)^airlock_recordings_ingest_duration_seconds_count(\{[^}]*\})? [1-9]", metrics);
+            Assert.Matches(@"(?m)^airlock_recordings_ingest_duration_seconds_bucket\{[^}]*le=""0.1""\} \d", metrics); // buckets in seconds
             Assert.DoesNotMatch(@"(?m)^airlock_recordings_chain_breaks_total(\{[^}]*\})? [1-9]", metrics);
         }
 
