@@ -40,7 +40,8 @@ internal static class RecordingIngest
         var live = new LiveSessions();
         var hub = new HubClient(identity, snapshots, new AgentAuthenticator(snapshots, TimeProvider.System), live, Options.Create(options), TimeProvider.System, NullLogger<HubClient>.Instance);
         var recorder = new SessionRecorder(identity, new SidecarOptionsSnapshot(state), TimeProvider.System, NullLogger<SessionRecorder>.Instance);
-        var uploader = new RecordingUploader(recorder, hub, NullLogger<RecordingUploader>.Instance);
+        using var metrics = new Airlock.Sidecar.Hosting.SidecarMetrics(live, recorder, hub);
+        var uploader = new RecordingUploader(recorder, hub, metrics, NullLogger<RecordingUploader>.Instance);
 
         // Per session, when each event was handed to the recorder (seq = index + 1).
         // Preallocated so the acknowledgement handler reads without copying (a copy per
