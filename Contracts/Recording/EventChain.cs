@@ -48,7 +48,9 @@ public static class EventChain
     /// </summary>
     public static void Hash(ReadOnlySpan<byte> prevHash, Guid session, long seq, long unixMilliseconds, ReadOnlySpan<byte> typeUtf8, ReadOnlySpan<byte> payload, Span<byte> digest)
     {
-        Span<byte> input = stackalloc byte[OneShotLimit];
+        // A reused buffer, not stackalloc: a stack buffer this size is zeroed on every call, which cost
+        // more than hashing a small event.
+        Span<byte> input = t_input ??= new byte[OneShotLimit];
         prevHash.CopyTo(input);
         var headerAt = prevHash.Length;
         if (!System.Text.Unicode.Utf8.TryWrite(input[headerAt..(headerAt + 96)], CultureInfo.InvariantCulture, $"airlock-event-v1\n{session:D}\n{seq}\n{unixMilliseconds}\n", out var written))
@@ -76,6 +78,9 @@ public static class EventChain
     [ThreadStatic]
     private static IncrementalHash? t_sha;
 
+    [ThreadStatic]
+    private static byte[]? t_input;
+
     /// <summary>Creates the next event of a chain; time is truncated to the millisecond the hash covers.</summary>
     public static RecordingEvent Next(RecordingEvent? previous, Guid session, DateTimeOffset time, string type, byte[] payload)
     {
@@ -92,20 +97,48 @@ public static class EventChain
 
     public static ChainHeadSignature SignHead(Guid session, long seq, string hash, ECDsa sidecarKey) =>
         new(session, seq, hash, sidecarKey.SignData(HeadInput(session, seq, hash), HashAlgorithmName.SHA256));
+}
 
-    public static bool VerifyHead(ChainHeadSignature head, byte[] sidecarPublicKey)
+/// <summary>
+/// Verifies chain heads with one sidecar's public key, imported once: importing the key costs more
+/// than a verification, and a batch or a replay checks many heads of the same sidecar.
+/// A key that cannot be imported verifies nothing.
+/// </summary>
+public sealed class HeadVerifier : IDisposable
+{
+    private readonly ECDsa? _key;
+
+    public HeadVerifier(byte[]? sidecarPublicKey)
     {
+        if (sidecarPublicKey is null)
+            return;
+        var key = ECDsa.Create();
         try
         {
-            using var key = ECDsa.Create();
             key.ImportSubjectPublicKeyInfo(sidecarPublicKey, out _);
-            return key.VerifyData(HeadInput(head.Session, head.Seq, head.Hash), head.Signature, HashAlgorithmName.SHA256);
+            _key = key;
         }
         catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException)
+        {
+            key.Dispose();
+        }
+    }
+
+    public bool Verify(ChainHeadSignature head)
+    {
+        if (_key is null)
+            return false;
+        try
+        {
+            return _key.VerifyData(EventChain.HeadInput(head.Session, head.Seq, head.Hash), head.Signature, HashAlgorithmName.SHA256);
+        }
+        catch (CryptographicException)
         {
             return false;
         }
     }
+
+    public void Dispose() => _key?.Dispose();
 }
 
 /// <summary>Where and why a chain does not verify; <see cref="BrokenAt"/> is null when it does.</summary>
@@ -135,11 +168,12 @@ public static class ChainVerifier
             byHash[e.Seq] = e.Hash;
         }
         long signedThrough = 0;
+        using var verifier = new HeadVerifier(sidecarPublicKey);
         foreach (var head in heads.OrderBy(h => h.Seq))
         {
             if (!byHash.TryGetValue(head.Seq, out var hash) || hash != head.Hash)
                 return new ChainVerdict(events.Count, head.Seq, $"signed head at event {head.Seq} does not match the chain", signedThrough);
-            if (!EventChain.VerifyHead(head, sidecarPublicKey))
+            if (!verifier.Verify(head))
                 return new ChainVerdict(events.Count, head.Seq, $"signature of the head at event {head.Seq} does not verify with the sidecar's key", signedThrough);
             signedThrough = head.Seq;
         }

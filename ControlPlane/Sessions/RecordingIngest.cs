@@ -33,6 +33,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         long stored = 0, breaks = 0;
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == sidecarId, ct);
         var storedThrough = new Dictionary<Guid, long>();
+        using var heads = new HeadVerifier(sidecar.SigningPublicKey);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var sessionIds = batch.Segments.Select(s => s.Session).Concat(batch.Heads.Select(h => h.Session)).Distinct().ToList();
         // One query for every session of the batch; entities are added without per-add change detection.
@@ -76,7 +77,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 if (head.Seq <= session.SignedThrough)
                     continue;
                 var hash = added.TryGetValue(head.Seq, out var h) ? h : await StoredHashAsync(id, head.Seq, ct);
-                if (hash != head.Hash || sidecar.SigningPublicKey is null || !EventChain.VerifyHead(head, sidecar.SigningPublicKey))
+                if (hash != head.Hash || !heads.Verify(head))
                 {
                     MarkBroken(session, head.Seq, $"signed head at event {head.Seq} does not verify with the sidecar's key");
                     break;

@@ -15,8 +15,6 @@ namespace Airlock.Benchmarks;
 /// </summary>
 internal static partial class GatewayThroughput
 {
-    private static readonly long ClockTicks = 100; // USER_HZ on Linux
-
     public static async Task<int> RunAsync(string[] args)
     {
         var seconds = Args.Int(args, "--seconds", 8);
@@ -78,12 +76,15 @@ internal static partial class GatewayThroughput
         for (var round = 0; round < rounds; round++)
         foreach (var path in rate > 0 ? paths[1..] : paths)
         {
-            var before = path.Pid is null ? 0 : CpuTicks(path.Pid());
-            var controlPlaneBefore = withoutControlPlane ? 0 : CpuTicks(harness.ControlPlane.Process.Id);
+            var before = path.Pid is null ? 0 : ProcessCpu.Microseconds(path.Pid());
+            var controlPlaneBefore = withoutControlPlane ? 0 : ProcessCpu.Microseconds(harness.ControlPlane.Process.Id);
+            var systemBefore = SystemTicks();
             var run = await Cli.RunAsync("pgbench", ["-n", "-S", "-M", mode, "-c", clients.ToString(CultureInfo.InvariantCulture), "-j", Math.Min(clients, 2).ToString(CultureInfo.InvariantCulture),
                 "-T", seconds.ToString(CultureInfo.InvariantCulture), .. rate > 0 ? ["-R", rate.ToString(CultureInfo.InvariantCulture)] : Array.Empty<string>(), path.Libpq], path.Env, timeout: TimeSpan.FromSeconds(seconds + 60));
             if (run.ExitCode != 0)
                 throw new InvalidOperationException($"{path.Name}: {run}");
+            var systemAfter = SystemTicks();
+            var idle = 100.0 * (systemAfter.Idle - systemBefore.Idle) / Math.Max(1, systemAfter.Total - systemBefore.Total);
             var value = double.Parse(TpsPattern().Match(run.Output).Groups[1].Value, CultureInfo.InvariantCulture);
             var transactions = long.Parse(TransactionsPattern().Match(run.Output).Groups[1].Value, CultureInfo.InvariantCulture);
             tps.TryAdd((path.Name, mode, clients), []);
@@ -91,15 +92,16 @@ internal static partial class GatewayThroughput
             if (path.Pid is not null)
             {
                 cpu.TryAdd((path.Name, mode, clients), []);
-                cpu[(path.Name, mode, clients)].Add((CpuTicks(path.Pid()) - before) * (1_000_000.0 / ClockTicks) / transactions);
+                cpu[(path.Name, mode, clients)].Add((ProcessCpu.Microseconds(path.Pid()) - before) / transactions);
             }
             if (path.Name == "sidecar" && !withoutControlPlane)
             {
                 // The control plane ingests the recording on the same cores: its share is part of the evidence's cost.
                 cpu.TryAdd(("control plane", mode, clients), []);
-                cpu[("control plane", mode, clients)].Add((CpuTicks(harness.ControlPlane.Process.Id) - controlPlaneBefore) * (1_000_000.0 / ClockTicks) / transactions);
+                cpu[("control plane", mode, clients)].Add((ProcessCpu.Microseconds(harness.ControlPlane.Process.Id) - controlPlaneBefore) / transactions);
             }
-            Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps" + (rate > 0 ? $"  CPU {cpu[(path.Name, mode, clients)][^1]:F1} µs/tx" + (withoutControlPlane || path.Name != "sidecar" ? "" : $", control plane {cpu[("control plane", mode, clients)][^1]:F1}") : ""));
+            // Idle CPU during a saturated run means a path is latency-bound rather than CPU-bound.
+            Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps  idle {idle,4:F1}%" + (rate > 0 ? $"  CPU {cpu[(path.Name, mode, clients)][^1]:F1} µs/tx" + (withoutControlPlane || path.Name != "sidecar" ? "" : $", control plane {cpu[("control plane", mode, clients)][^1]:F1}") : ""));
         }
         if (rate > 0)
         {
@@ -161,11 +163,11 @@ internal static partial class GatewayThroughput
         return (bytes / 1e6 / clock.Elapsed.TotalSeconds, peak / 1e6);
     }
 
-    private static long CpuTicks(int pid)
+    /// <summary>All CPUs' jiffies since boot: idle (idle + iowait) and total, from the first line of /proc/stat.</summary>
+    private static (long Idle, long Total) SystemTicks()
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime + stime
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..].Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        return (fields[3] + fields[4], fields.Take(8).Sum());
     }
 
     private static long RssBytes(int pid)

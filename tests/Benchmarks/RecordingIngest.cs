@@ -87,6 +87,13 @@ internal static class RecordingIngest
         var warmupStarted = clock.Elapsed;
         var started = warmupStarted + TimeSpan.FromSeconds(warmup);
         Interlocked.Exchange(ref measuredFrom, (long)(started.TotalSeconds * Stopwatch.Frequency));
+        // CPU of the control plane (ingest) and of this process (recorder, spool, uploader and the
+        // generators) over the measured window, per stored event.
+        var cpuAtStart = Task.Run(async () =>
+        {
+            await Task.Delay(started - clock.Elapsed);
+            return (ControlPlane: ProcessCpu.Microseconds(cp.Process.Id), Sidecar: ProcessCpu.Microseconds(Environment.ProcessId));
+        });
         var generators = Enumerable.Range(0, sessions).Select(i => Task.Run(async () =>
         {
             void Record(string type, byte[] bytes)
@@ -123,6 +130,8 @@ internal static class RecordingIngest
         while (Interlocked.Read(ref stored) < total && clock.Elapsed - generatedAt < TimeSpan.FromSeconds(120))
             await Task.Delay(20);
         var finished = clock.Elapsed;
+        var cpuBefore = await cpuAtStart;
+        var (controlPlaneCpu, sidecarCpu) = (ProcessCpu.Microseconds(cp.Process.Id) - cpuBefore.ControlPlane, ProcessCpu.Microseconds(Environment.ProcessId) - cpuBefore.Sidecar);
 
         await stop.CancelAsync();
         await uploader.StopAsync(default);
@@ -136,6 +145,7 @@ internal static class RecordingIngest
         Console.WriteLine($"events recorded after warm-up: {total:N0} in {(generatedAt - started).TotalSeconds:F1} s ({total / (generatedAt - started).TotalSeconds:N0}/s offered; {all:N0} with warm-up); stored and acknowledged: {stored:N0}");
         Console.WriteLine($"sustained ingest: {stored / (finished - started).TotalSeconds:N0} events/s (first event → last acknowledgement, {(finished - started).TotalSeconds:F1} s)");
         Console.WriteLine($"lag recorded → acknowledged: p50 {P(50):F0} ms   p99 {P(99):F0} ms   max {P(100):F0} ms");
+        Console.WriteLine($"CPU per stored event: control plane {controlPlaneCpu / Math.Max(1, stored):F1} µs, recorder + uploader + generators {sidecarCpu / Math.Max(1, stored):F1} µs");
         Console.WriteLine($"recorder full (statement would be refused): {refused:N0} times");
         Console.WriteLine("lag by second of recording (p50 / max ms): " + string.Join("  ", lagBySecond.OrderBy(kv => kv.Key)
             .Select(kv => { var l = kv.Value.Order().ToList(); return $"{kv.Key}s:{l[l.Count / 2]:F0}/{l[^1]:F0}"; })));

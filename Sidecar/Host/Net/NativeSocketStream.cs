@@ -170,19 +170,7 @@ internal sealed class NativeSocketStream : Stream
     private static IOException WriteError(int errno) =>
         new($"Unable to write data to the transport connection: {Marshal.GetPInvokeErrorMessage(errno)}.", NativeSocketError(errno));
 
-    private static ValueTask WaitAsync(Readiness readiness, CancellationToken ct)
-    {
-        if (!ct.CanBeCanceled)
-            return readiness.WaitAsync(ct);
-        return readiness.TryTake() ? ValueTask.CompletedTask : WaitCancellableAsync(readiness, ct);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private static async ValueTask WaitCancellableAsync(Readiness readiness, CancellationToken ct)
-    {
-        using var registration = ct.UnsafeRegister(static state => ((Readiness)state!).Cancel(), readiness);
-        await readiness.WaitAsync(ct);
-    }
+    private static ValueTask WaitAsync(Readiness readiness, CancellationToken ct) => readiness.WaitAsync(ct);
 
     /// <summary>A syscall on the descriptor, which cannot be closed (and its number reused) meanwhile.</summary>
     private TResult WithDescriptor<TState, TResult>(TState state, Func<int, TState, TResult> call)

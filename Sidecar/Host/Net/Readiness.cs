@@ -13,6 +13,10 @@ internal sealed class Readiness : IValueTaskSource
     private int _state = Ready; // the first attempt goes straight to the syscall
     private ManualResetValueTaskSourceCore<bool> _core; // RunContinuationsAsynchronously = false: inline
     private CancellationToken _waitToken;
+    // One registration per token, not per wait: a relay waits with the same token thousands of times
+    // a second, and registering costs more than the wait's bookkeeping.
+    private CancellationToken _registeredToken;
+    private CancellationTokenRegistration _registration;
 
     /// <summary>The loop saw an edge (or an error/hang-up): wake the waiter, or remember it.</summary>
     public void Signal()
@@ -46,6 +50,12 @@ internal sealed class Readiness : IValueTaskSource
     /// <summary>Until the next edge; the edge is taken. Throws when closed or <paramref name="ct"/> fires.</summary>
     public ValueTask WaitAsync(CancellationToken ct)
     {
+        if (ct.CanBeCanceled && ct != _registeredToken)
+        {
+            _registration.Dispose();
+            _registeredToken = ct;
+            _registration = ct.UnsafeRegister(static state => ((Readiness)state!).Cancel(), this);
+        }
         while (true)
         {
             if (TryTake())
@@ -54,7 +64,12 @@ internal sealed class Readiness : IValueTaskSource
             _core.Reset();
             _waitToken = ct;
             if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
+            {
+                // The token may have fired between the check above and now, when there was no waiter to cancel.
+                if (ct.IsCancellationRequested)
+                    Cancel();
                 return new ValueTask(this, _core.Version);
+            }
         }
     }
 
@@ -68,6 +83,7 @@ internal sealed class Readiness : IValueTaskSource
     /// <summary>The socket is closing: the waiter (if any) gets ObjectDisposedException, later calls too.</summary>
     public void Close()
     {
+        _registration.Dispose();
         if (Interlocked.Exchange(ref _state, Closed) == Waiting)
             _core.SetException(new ObjectDisposedException(nameof(NativeSocketStream)));
     }

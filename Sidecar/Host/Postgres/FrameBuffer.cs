@@ -25,10 +25,20 @@ internal sealed class FrameBuffer(int initialSize = FrameBuffer.DefaultSize) : I
     public int Length => _end - _start;
 
     /// <summary>Reads once; makes room for at least <paramref name="needed"/> unconsumed bytes first. 0 = end of stream.</summary>
-    public async ValueTask<int> FillAsync(Stream stream, int needed, CancellationToken ct)
+    public ValueTask<int> FillAsync(Stream stream, int needed, CancellationToken ct)
     {
         MakeRoom(needed);
-        var n = await stream.ReadAsync(_array.AsMemory(_end), ct);
+        var read = stream.ReadAsync(_array.AsMemory(_end), ct);
+        if (!read.IsCompletedSuccessfully)
+            return Filled(read);
+        _end += read.Result;
+        return read;
+    }
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> Filled(ValueTask<int> read)
+    {
+        var n = await read;
         _end += n;
         return n;
     }
