@@ -75,7 +75,8 @@ public sealed class EnrollmentTests : IAsyncLifetime
     [Theory]
     [InlineData("--Sidecar:Postgres:AllowCleartextOnLoopback=true", "AllowCleartextOnLoopback")] // moved into the target policy
     [InlineData("--Sidecar:HeartbeatSecs=5", "HeartbeatSecs")]
-    public async Task An_unknown_sidecar_option_stops_the_start_and_names_it(string argument, string option)
+    [InlineData("--Sidecar:RecordingFlushMilliseconds=5", "RecordingFlushMilliseconds")] // out of range
+    public async Task An_unknown_or_out_of_range_sidecar_option_stops_the_start_and_names_it(string argument, string option)
     {
         await using var sidecar = SidecarProcess.Start($"http://127.0.0.1:{FreePort.Next()}", "et_x", extraArgs: [argument]);
         Assert.Equal(2, await sidecar.Process.WaitForExitAsync());

@@ -209,6 +209,29 @@ public sealed class RecordingTests
     }
 
     [Fact]
+    public async Task Events_wait_for_the_configured_group_commit_before_they_are_uploaded()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs: ["--Sidecar:RecordingFlushMilliseconds=1000"]);
+        await sidecar.WaitForVersionAsync(1);
+        await PolicySyncTests.Eventually(async () => (await cp.GetSidecarAsync("edge-1")).GetProperty("online").GetBoolean());
+
+        // Started before the session's first event: its commit falls due 1 s after that event at the
+        // earliest, and nothing is uploaded before it is durable (with the default 100 ms it arrives
+        // within a few hundred milliseconds).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var id = await sidecar.StartSyntheticSessionAsync(statements: 3, delayMs: 0, end: false);
+        while ((await SessionAsync(cp, id)).ValueKind != JsonValueKind.Object)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the session never arrived");
+            await Task.Delay(50);
+        }
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), $"the session arrived after {clock.Elapsed.TotalMilliseconds:F0} ms, before its group commit");
+        var session = await WaitForSessionAsync(cp, id, s => s.GetProperty("eventCount").GetInt64() == 4);
+        Assert.Equal("verified", session.GetProperty("verification").GetString());
+    }
+
+    [Fact]
     public async Task When_the_spool_cannot_be_written_new_work_is_refused_and_nothing_recorded_is_lost()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();

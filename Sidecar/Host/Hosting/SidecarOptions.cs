@@ -24,6 +24,14 @@ public sealed class SidecarOptions : IValidatableObject
     public int MaxBackoffSeconds { get; set; } = 30;
 
     /// <summary>
+    /// Group commit of the recording spool: how long recorded events may wait for their fsync and
+    /// signed chain head. Longer costs less per event (fewer fsyncs, signatures and uploads) but
+    /// widens what a crash of this machine could take from the recording, and the live view's lag.
+    /// </summary>
+    [Range(10, 1000)]
+    public int RecordingFlushMilliseconds { get; set; } = 100;
+
+    /// <summary>
     /// Exposes <c>POST /v1/synthetic-sessions</c>, which records generated sessions through the real
     /// recorder: for load tests and demos of the recording pipeline. Off by default.
     /// </summary>

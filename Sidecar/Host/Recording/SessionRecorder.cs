@@ -15,7 +15,7 @@ namespace Airlock.Sidecar.Recording;
 /// <item>callers hand events to a bounded channel (<see cref="TryRecord"/>); a full channel is an
 /// answer, not a wait: the caller refuses the statement (fail closed — evidence is never dropped);</item>
 /// <item>one writer extends each session's hash chain and collects the records in memory;
-/// every <see cref="FlushInterval"/> (and at session end) it appends them to the session's spool
+/// every flush interval (<c>Sidecar:RecordingFlushMilliseconds</c>, and at session end) it appends them to the session's spool
 /// file with the chain head signed by the sidecar's enrolled key, and fsyncs — all sessions with
 /// new events together (group commit), so the uploader and the control plane see one batch per
 /// interval rather than one per session;</item>
@@ -48,6 +48,7 @@ public sealed class SessionRecorder : BackgroundService
         _signingKey = ECDsa.Create();
         _signingKey.ImportPkcs8PrivateKey(identity.SigningKeyPkcs8, out _);
         _spoolDirectory = Path.Combine(options.StateDirectory, "spool");
+        FlushInterval = TimeSpan.FromMilliseconds(options.RecordingFlushMilliseconds);
         _time = time;
         _logger = logger;
     }
@@ -59,7 +60,7 @@ public sealed class SessionRecorder : BackgroundService
     /// uploader sends only flushed events, so this bounds the recording lag's floor, and it bounds
     /// the signatures to about (open sessions / interval) per second.
     /// </summary>
-    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
+    public TimeSpan FlushInterval { get; }
 
     private static readonly TimeSpan CoalesceDelay = TimeSpan.FromMilliseconds(20);
 
