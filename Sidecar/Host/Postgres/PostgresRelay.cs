@@ -304,23 +304,31 @@ internal sealed class PostgresRelay(
         return type is (byte)'E' or (byte)'N' && !frontend ? StatementLedger.ReadError(body) : null;
     }
 
+    private readonly List<CompletedStatement> _completed = []; // reused: taken and recorded by the target→agent loop only
+
     private async Task RecordCompletedAsync()
     {
-        List<CompletedStatement> completed;
         lock (ledger)
         {
             if (!ledger.HasCompleted)
                 return;
-            completed = ledger.TakeCompleted();
+            ledger.TakeCompleted(_completed);
         }
-        foreach (var statement in completed)
+        try
         {
-            var result = statement.CapturedRows.Count > 0 || statement.Truncated
-                ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
-                : null;
-            await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.EncodeStatement(new StatementPayload(
-                statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
-                statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result)));
+            foreach (var statement in _completed)
+            {
+                var result = statement.CapturedRows.Count > 0 || statement.Truncated
+                    ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
+                    : null;
+                await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.EncodeStatement(new StatementPayload(
+                    statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
+                    statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result)));
+            }
+        }
+        finally
+        {
+            _completed.Clear();
         }
     }
 

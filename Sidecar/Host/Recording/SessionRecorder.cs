@@ -81,6 +81,8 @@ public sealed class SessionRecorder : BackgroundService
     {
         if (!_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload)))
         {
+            if (Volatile.Read(ref _idle) == 1 && Interlocked.Exchange(ref _idle, 0) == 1)
+                _wake.Set();
             var index = Array.IndexOf(_eventTypes, type);
             Interlocked.Increment(ref _taken[index < 0 ? _taken.Length - 1 : index]);
             return true;
@@ -108,74 +110,85 @@ public sealed class SessionRecorder : BackgroundService
     /// <summary>Events waiting for the spool writer.</summary>
     public int QueuedEvents => _channel.Reader.Count;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         Directory.CreateDirectory(_spoolDirectory);
         Recover();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() =>
+        {
+            try
+            {
+                Run(stoppingToken);
+                stopped.SetResult();
+            }
+            catch (Exception e)
+            {
+                stopped.SetException(e);
+            }
+        }) { IsBackground = true, Name = "airlock-recorder" }.Start();
+        return stopped.Task;
+    }
+
+    /// <summary>
+    /// The writer, on its own thread. Under load it wakes every <see cref="CoalesceDelay"/> and takes
+    /// what gathered meanwhile; sessions never wake it (a wake per event — a thread-pool dispatch,
+    /// a timer, a context switch on cores the data path needs — cost more than the event's own work).
+    /// Only when it found nothing to do does it sleep until the next event signals it.
+    /// </summary>
+    private void Run(CancellationToken stoppingToken)
+    {
         var backlog = new List<Pending>();
         try
         {
-            while (true)
+            while (!stoppingToken.IsCancellationRequested)
             {
-                if (backlog.Count == 0 && !await WaitForEventsAsync(stoppingToken))
-                    break;
                 while (backlog.Count < 1000 && _channel.Reader.TryRead(out var item))
                     backlog.Add(item);
                 var unwritten = Write(backlog);
                 unwritten.AddRange(FlushDue());
                 var busy = backlog.Count >= 1000;
                 backlog = unwritten;
-                if (backlog.Count == 0 && !busy)
-                {
-                    // Coalesce: under load events arrive one by one, and waking per event costs more
-                    // than the work; a short pause lets the next ones gather (the spool commits every
-                    // FlushInterval anyway, so this adds nothing to the recording lag that matters).
-                    await Task.Delay(CoalesceDelay, stoppingToken);
-                }
                 if (backlog.Count > 0)
                 {
                     // The spool cannot take them: keep them (never drop evidence), refuse new work, retry.
                     _unavailable = true;
-                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken);
+                    stoppingToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+                    continue;
                 }
-                else if (_unavailable)
+                if (_unavailable)
                 {
                     _unavailable = false;
                     _logger.LogInformation("The recording spool is writable again; accepting new work");
                 }
+                if (busy)
+                    continue;
+                if (_channel.Reader.Count > 0 || _commitDue is not null)
+                {
+                    // Events are arriving or waiting for their commit: gather for a slice (the commit
+                    // falls due within the flush interval anyway; a session end is flushed at the next slice).
+                    stoppingToken.WaitHandle.WaitOne(CoalesceDelay);
+                    continue;
+                }
+                // Idle: sleep until the next event. Published before the last look, so an event
+                // written after that look sees the flag and signals.
+                Volatile.Write(ref _idle, 1);
+                if (_channel.Reader.Count == 0)
+                    WaitHandle.WaitAny([_wake, stoppingToken.WaitHandle]);
+                Volatile.Write(ref _idle, 0);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // stopping: what was flushed is on disk; open sessions are closed as interrupted on the next start
         }
         finally
         {
+            // Stopping: what was flushed is on disk; open sessions are closed as interrupted on the next start.
             foreach (var spool in _open.Values)
                 spool.File.Dispose();
             _open.Clear();
         }
     }
 
-    /// <summary>Waits for new events, but wakes when an open spool's flush falls due; false when the channel completed.</summary>
-    private async Task<bool> WaitForEventsAsync(CancellationToken ct)
-    {
-        if (_commitDue is not { } due)
-            return await _channel.Reader.WaitToReadAsync(ct);
-        var wait = due - Now;
-        if (wait <= TimeSpan.Zero)
-            return true;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(wait);
-        try
-        {
-            return await _channel.Reader.WaitToReadAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            return true; // a flush is due
-        }
-    }
+    private readonly AutoResetEvent _wake = new(false);
+    private int _idle;
 
     /// <summary>Appends each session's events to its spool (not yet durable); returns the events that could not be written, in order.</summary>
     private List<Pending> Write(List<Pending> batch)
@@ -372,6 +385,7 @@ public sealed class SessionRecorder : BackgroundService
     public override void Dispose()
     {
         _signingKey.Dispose();
+        _wake.Dispose();
         base.Dispose();
     }
 

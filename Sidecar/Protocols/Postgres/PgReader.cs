@@ -33,14 +33,17 @@ public ref struct PgReader(ReadOnlySpan<byte> body)
         return value;
     }
 
-    public string ReadCString()
+    public string ReadCString() => Encoding.UTF8.GetString(ReadCStringBytes());
+
+    /// <summary>A NUL-terminated string's bytes (without the NUL), for callers that need no string.</summary>
+    public ReadOnlySpan<byte> ReadCStringBytes()
     {
         var end = _body[_position..].IndexOf((byte)0);
         if (end < 0)
             throw new PgProtocolException("a string is not NUL-terminated");
-        var text = Encoding.UTF8.GetString(_body.Slice(_position, end));
+        var bytes = _body.Slice(_position, end);
         _position += end + 1;
-        return text;
+        return bytes;
     }
 
     public ReadOnlySpan<byte> ReadBytes(int count)

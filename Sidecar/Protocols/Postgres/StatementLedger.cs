@@ -68,13 +68,18 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public string? Text { get; init; }
         // results
         public IReadOnlyList<Column>? Columns { get; set; }
-        public List<string> ColumnNames { get; } = [];
-        public List<IReadOnlyList<string?>> Rows { get; } = [];
+        // Created with the first captured row: most requests (Bind, Sync, …) never capture one.
+        public List<string>? ColumnNames { get; set; }
+        public List<IReadOnlyList<string?>>? Rows { get; set; }
         public long CapturedBytes { get; set; }
         public bool Truncated { get; set; }
         public long? RowCount { get; set; }
         public PgError? Error { get; set; }
     }
+
+    // Requests whose answer only has to be matched (no duration, rows or error of their own): one
+    // shared instance each instead of an object per message, as the data path sends them constantly.
+    private static readonly Request ParseSent = new(Kind.Parse, 0), BindSent = new(Kind.Bind, 0), CloseSent = new(Kind.Close, 0), SyncSent = new(Kind.Sync, 0);
 
     private readonly Dictionary<string, Prepared> _prepared = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Portal> _portals = new(StringComparer.Ordinal);
@@ -84,9 +89,16 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     /// <summary>Statements completed since the last call.</summary>
     public List<CompletedStatement> TakeCompleted()
     {
-        var taken = _completed.ToList();
-        _completed.Clear();
+        var taken = new List<CompletedStatement>(_completed.Count);
+        TakeCompleted(taken);
         return taken;
+    }
+
+    /// <summary>Moves the statements completed since the last call into <paramref name="into"/> (a list the caller reuses).</summary>
+    public void TakeCompleted(List<CompletedStatement> into)
+    {
+        into.AddRange(_completed);
+        _completed.Clear();
     }
 
     public bool HasCompleted => _completed.Count > 0;
@@ -111,7 +123,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 for (var i = 0; i < types.Length; i++)
                     types[i] = reader.ReadInt32();
                 Remember(_prepared, name, new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types));
-                Enqueue(new Request(Kind.Parse, timestamp) { Name = name });
+                Enqueue(ParseSent);
                 break;
             }
             case (byte)'B':
@@ -138,7 +150,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 }
                 var resultFormats = ReadFormats(ref reader);
                 Remember(_portals, portal, new Portal(statement, parameters, resultFormats));
-                Enqueue(new Request(Kind.Bind, timestamp) { Name = portal });
+                Enqueue(BindSent);
                 break;
             }
             case (byte)'D':
@@ -171,11 +183,11 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     _portals.Remove(name);
                 else
                     throw new PgProtocolException("Close: neither 'S' nor 'P'");
-                Enqueue(new Request(Kind.Close, timestamp));
+                Enqueue(CloseSent);
                 break;
             }
             case (byte)'S':
-                Enqueue(new Request(Kind.Sync, timestamp));
+                Enqueue(SyncSent);
                 break;
             case (byte)'F':
             {
@@ -199,7 +211,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 break;
             case (byte)'T':
             {
-                var columns = ReadRowDescription(body);
+                var columns = RowDescription(body);
                 if (head?.Kind == Kind.DescribeStatement)
                 {
                     _pending.Dequeue();
@@ -225,7 +237,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             case (byte)'C' when head?.Kind is Kind.Query or Kind.Execute:
             {
                 var reader = new PgReader(body);
-                var rows = RowsOf(reader.ReadCString());
+                var rows = RowsOf(reader.ReadCStringBytes());
                 if (rows is not null)
                     head.RowCount = (head.RowCount ?? 0) + rows;
                 if (head.Kind == Kind.Execute)
@@ -311,9 +323,14 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             return;
         }
         request.CapturedBytes += size;
-        if (request.ColumnNames.Count == 0 && columns is not null)
-            request.ColumnNames.AddRange(columns.Select(c => c.Name));
-        request.Rows.Add(row);
+        if (request.ColumnNames is null)
+        {
+            request.ColumnNames = new List<string>(columns?.Count ?? 0);
+            if (columns is not null)
+                foreach (var column in columns)
+                    request.ColumnNames.Add(column.Name);
+        }
+        (request.Rows ??= []).Add(row);
     }
 
     /// <summary>Columns of the result an Execute or Query is streaming: its own RowDescription, else the portal's or statement's, with the Bind's result formats.</summary>
@@ -338,8 +355,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             (timestamp - request.SentAt) * 1000.0 / Stopwatch.Frequency,
             request.RowCount,
             request.Error,
-            request.ColumnNames,
-            request.Rows,
+            request.ColumnNames ?? (IReadOnlyList<string>)[],
+            request.Rows ?? (IReadOnlyList<IReadOnlyList<string?>>)[],
             request.Truncated));
     }
 
@@ -362,7 +379,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         var count = reader.ReadInt16();
         if (count < 0)
             throw new PgProtocolException("negative format-code count");
-        var formats = new short[count];
+        var formats = count == 0 ? [] : new short[count];
         for (var i = 0; i < count; i++)
         {
             formats[i] = reader.ReadInt16();
@@ -375,6 +392,22 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     /// <summary>No codes: all text; one code: applies to all; otherwise one per column.</summary>
     private static short FormatOf(short[] formats, int index) =>
         formats.Length == 0 ? (short)0 : formats.Length == 1 ? formats[0] : index < formats.Length ? formats[index] : (short)0;
+
+    // The last RowDescription and its columns: a client running the same statement again gets the
+    // same description, and its columns are then not decoded (and allocated) again. Column lists are
+    // shared, so never changed once made.
+    private byte[] _lastRowDescription = [];
+    private List<Column>? _lastColumns;
+
+    private List<Column> RowDescription(ReadOnlySpan<byte> body)
+    {
+        if (_lastColumns is not null && body.SequenceEqual(_lastRowDescription))
+            return _lastColumns;
+        var columns = ReadRowDescription(body);
+        if (body.Length <= 4096)
+            (_lastRowDescription, _lastColumns) = (body.ToArray(), columns);
+        return columns;
+    }
 
     private static List<Column> ReadRowDescription(ReadOnlySpan<byte> body)
     {
@@ -418,15 +451,21 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     }
 
     /// <summary>The row count in a command tag: <c>SELECT 5</c>, <c>INSERT 0 5</c>, <c>UPDATE 5</c>, <c>COPY 5</c>…; null for tags without one.</summary>
-    public static long? RowsOf(string tag)
+    public static long? RowsOf(string tag) => RowsOf(Encoding.UTF8.GetBytes(tag));
+
+    /// <summary>The same from the tag's bytes, as the CommandComplete message carries them (no string per statement).</summary>
+    public static long? RowsOf(ReadOnlySpan<byte> tag)
     {
-        var space = tag.LastIndexOf(' ');
+        var space = tag.LastIndexOf((byte)' ');
         if (space < 0)
             return null;
-        var verb = tag[..tag.IndexOf(' ', StringComparison.Ordinal)];
-        if (verb is not ("SELECT" or "INSERT" or "UPDATE" or "DELETE" or "MERGE" or "COPY" or "FETCH" or "MOVE"))
+        var verb = tag[..tag.IndexOf((byte)' ')];
+        if (!(verb.SequenceEqual("SELECT"u8) || verb.SequenceEqual("INSERT"u8) || verb.SequenceEqual("UPDATE"u8) || verb.SequenceEqual("DELETE"u8)
+                || verb.SequenceEqual("MERGE"u8) || verb.SequenceEqual("COPY"u8) || verb.SequenceEqual("FETCH"u8) || verb.SequenceEqual("MOVE"u8)))
             return null;
-        return long.TryParse(tag.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var rows) ? rows : null;
+        var digits = tag[(space + 1)..];
+        return digits.Length > 0 && digits.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
+            && System.Buffers.Text.Utf8Parser.TryParse(digits, out long rows, out var consumed) && consumed == digits.Length ? rows : null;
     }
 
 }

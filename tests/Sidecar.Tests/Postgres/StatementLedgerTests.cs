@@ -206,5 +206,12 @@ public sealed class StatementLedgerTests
     [InlineData("CREATE TABLE", null)]
     [InlineData("BEGIN", null)]
     [InlineData("SELECT x", null)]
+    [InlineData("SELECT +5", null)]
+    [InlineData("SELECT -1", null)]
+    [InlineData("SELECT ", null)]
+    [InlineData("MERGE 7", 7L)]
+    [InlineData("FETCH 9223372036854775807", long.MaxValue)]
+    [InlineData("FETCH 9223372036854775808", null)] // overflows
+    [InlineData("SELECTED 5", null)]
     public void Row_counts_come_from_command_tags(string tag, long? rows) => Assert.Equal(rows, StatementLedger.RowsOf(tag));
 }
