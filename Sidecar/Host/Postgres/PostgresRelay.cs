@@ -318,12 +318,7 @@ internal sealed class PostgresRelay(
         {
             foreach (var statement in _completed)
             {
-                var result = statement.CapturedRows.Count > 0 || statement.Truncated
-                    ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
-                    : null;
-                await recording.RecordAsync(RecordingEventTypes.Statement, RecordingJson.EncodeStatement(new StatementPayload(
-                    statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
-                    statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result)));
+                await recording.RecordAsync(RecordingEventTypes.Statement, new StatementEvent(statement));
             }
         }
         finally
@@ -339,4 +334,18 @@ internal sealed class PostgresRelay(
     private static bool IsAnswered(byte type) => IsStatementBearing(type) || type is (byte)'C' or (byte)'D' or (byte)'S';
 
     private static string Printable(byte type) => type is >= 0x20 and < 0x7f ? ((char)type).ToString() : $"0x{type:x2}";
+}
+
+/// <summary>A completed statement as its recording event's payload, encoded on the recorder's thread.</summary>
+internal sealed class StatementEvent(CompletedStatement statement) : Recording.DeferredPayload
+{
+    public override byte[] Encode()
+    {
+        var result = statement.CapturedRows.Count > 0 || statement.Truncated
+            ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
+            : null;
+        return RecordingJson.EncodeStatement(new StatementPayload(
+            statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
+            statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result));
+    }
 }

@@ -12,12 +12,18 @@ internal sealed class SessionRecording(SessionRecorder recorder, Guid session, T
 {
     public Guid Session { get; } = session;
 
-    public async ValueTask RecordAsync(string type, byte[] payload)
+    public ValueTask RecordAsync(string type, byte[] payload) =>
+        recorder.TryRecord(Session, type, payload) ? ValueTask.CompletedTask : RetryAsync(type, payload);
+
+    /// <summary>The same with the payload encoded on the recorder's thread.</summary>
+    public ValueTask RecordAsync(string type, DeferredPayload payload) =>
+        recorder.TryRecord(Session, type, payload) ? ValueTask.CompletedTask : RetryAsync(type, payload);
+
+    /// <summary>The recorder is full: retry until it has room or the wait runs out (then the caller ends the session).</summary>
+    private async ValueTask RetryAsync(string type, object payload)
     {
-        if (recorder.TryRecord(Session, type, payload))
-            return;
         var started = Stopwatch.GetTimestamp();
-        while (!recorder.TryRecord(Session, type, payload))
+        while (!(payload is byte[] bytes ? recorder.TryRecord(Session, type, bytes) : recorder.TryRecord(Session, type, (DeferredPayload)payload)))
         {
             if (Stopwatch.GetElapsedTime(started) > maxWait)
                 throw new RecorderUnavailableException();

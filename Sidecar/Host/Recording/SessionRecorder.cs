@@ -77,9 +77,18 @@ public sealed class SessionRecorder : BackgroundService
     /// <summary>True when an event would be taken now: the spool is writable and the channel has room to spare.</summary>
     public bool HasRoom => !_unavailable && _channel.Reader.Count < _capacity * 9 / 10;
 
-    public bool TryRecord(Guid session, string type, byte[] payload)
+    public bool TryRecord(Guid session, string type, byte[] payload) => TryRecord(new Pending(session, _time.GetUtcNow(), type, payload));
+
+    /// <summary>
+    /// The same, with the payload encoded later, on the recorder's thread: the data path hands over
+    /// what it already holds and goes on forwarding (the encoding is most of an event's cost there).
+    /// </summary>
+    public bool TryRecord(Guid session, string type, DeferredPayload payload) => TryRecord(new Pending(session, _time.GetUtcNow(), type, payload));
+
+    private bool TryRecord(Pending pending)
     {
-        if (!_unavailable && _channel.Writer.TryWrite(new Pending(session, _time.GetUtcNow(), type, payload)))
+        var type = pending.Type;
+        if (!_unavailable && _channel.Writer.TryWrite(pending))
         {
             if (Volatile.Read(ref _idle) == 1 && Interlocked.Exchange(ref _idle, 0) == 1)
                 _wake.Set();
@@ -215,7 +224,7 @@ public sealed class SessionRecorder : BackgroundService
                         _logger.LogError("Events for session {Session} after it ended were refused", group.Key);
                         break;
                     }
-                    RecordCodec.WriteEvent(spool.Buffer, pending.Session, spool.Seq + 1, pending.Time, pending.Type, pending.Payload, spool.Hash);
+                    RecordCodec.WriteEvent(spool.Buffer, pending.Session, spool.Seq + 1, pending.Time, pending.Type, pending.Encoded(), spool.Hash);
                     spool.Appended();
                     spool.Unflushed.Add(pending);
                     _commitDue ??= Now + FlushInterval;
@@ -389,7 +398,18 @@ public sealed class SessionRecorder : BackgroundService
         base.Dispose();
     }
 
-    private sealed record Pending(Guid Session, DateTimeOffset Time, string Type, byte[] Payload);
+    private sealed class Pending
+    {
+        private object _payload; // byte[], or a DeferredPayload until it is encoded (once: a rolled-back event keeps its bytes)
+
+        public Pending(Guid session, DateTimeOffset time, string type, object payload) => (Session, Time, Type, _payload) = (session, time, type, payload);
+
+        public Guid Session { get; }
+        public DateTimeOffset Time { get; }
+        public string Type { get; }
+
+        public byte[] Encoded() => _payload as byte[] ?? (byte[])(_payload = ((DeferredPayload)_payload).Encode());
+    }
 
     private sealed class OpenSpool(Guid session, FileStream file)
     {
@@ -430,4 +450,10 @@ public sealed class SessionRecorder : BackgroundService
         }
         public bool Ended { get; set; }
     }
+}
+
+/// <summary>An event payload the recorder encodes on its own thread, from data the caller no longer changes.</summary>
+public abstract class DeferredPayload
+{
+    public abstract byte[] Encode();
 }
