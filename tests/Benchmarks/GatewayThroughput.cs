@@ -34,7 +34,14 @@ internal static partial class GatewayThroughput
             return 2;
         }
         Console.WriteLine($"gateway throughput: pgbench -S -s {scale}, {seconds} s per run, {rounds} interleaved rounds, {Environment.ProcessorCount} cores");
-        await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Logging:LogLevel:Default=Warning"]);
+        // The group commit of the sidecar's spool (Sidecar:RecordingFlushMilliseconds); 0 = the sidecar's default.
+        var flushMilliseconds = Args.Int(args, "--flush-ms", 0);
+        // The control plane is a central service; on this one machine it can stand in for a separate host
+        // by running at a lower CPU priority (nice 19: it gets the cycles the data path leaves idle).
+        // Its CPU per transaction is measured and printed either way.
+        var controlPlaneNice = Args.Int(args, "--control-plane-nice", 0);
+        await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Logging:LogLevel:Default=Warning",
+            .. flushMilliseconds > 0 ? [$"--Sidecar:RecordingFlushMilliseconds={flushMilliseconds}"] : Array.Empty<string>()]);
         var password = new Dictionary<string, string> { ["PGPASSWORD"] = GatewayHarness.ScramPassword };
         var token = new Dictionary<string, string> { ["PGPASSWORD"] = harness.Token };
         var server = GatewayHarness.Server;
@@ -69,6 +76,13 @@ internal static partial class GatewayThroughput
         if (warmup > 0)
             Console.WriteLine($"warm-up: {warmup} s per mode through the sidecar, not measured");
 
+        if (controlPlaneNice != 0 && !withoutControlPlane)
+        {
+            await Renice(harness.ControlPlane.Process.Id, controlPlaneNice);
+            Console.WriteLine($"control plane at nice {controlPlaneNice} (every thread; threads it starts later inherit it)");
+        }
+        if (flushMilliseconds > 0)
+            Console.WriteLine($"sidecar recording flush interval: {flushMilliseconds} ms");
         var tps = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
         var cpu = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
         foreach (var mode in modes)
@@ -176,6 +190,17 @@ internal static partial class GatewayThroughput
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         return 0;
+    }
+
+    /// <summary>Sets the nice value of every thread of a process (Linux priorities are per thread).</summary>
+    private static async Task Renice(int pid, int nice)
+    {
+        foreach (var thread in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            var result = await Cli.RunAsync("renice", ["-n", nice.ToString(CultureInfo.InvariantCulture), "-p", Path.GetFileName(thread)]);
+            if (result.ExitCode != 0 && Directory.Exists(thread))
+                throw new InvalidOperationException($"renice: {result}");
+        }
     }
 
     private static double Median(List<double> values)

@@ -92,6 +92,9 @@ internal sealed class PostgresRelay(
                     End(input.Length == 0 ? "client disconnected" : "error: the client disconnected in the middle of a message", null);
                     return;
                 }
+                // One clock reading per read: its messages arrived together (a reading per message cost
+                // more than the ledger's bookkeeping of it).
+                var arrived = Stopwatch.GetTimestamp();
                 // Whole messages are checked one by one and leave together, straight from the input.
                 var forwarded = 0;
                 var terminate = false;
@@ -125,7 +128,7 @@ internal sealed class PostgresRelay(
                     {
                         try
                         {
-                            Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: true);
+                            Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: true, arrived);
                         }
                         catch (PgProtocolException e)
                         {
@@ -176,6 +179,7 @@ internal sealed class PostgresRelay(
             while (true)
             {
                 var atEnd = await input.FillAsync(upstream.Stream, needed, _ended.Token) == 0;
+                var arrived = Stopwatch.GetTimestamp();
                 var forwarded = 0;
                 needed = 0;
                 while (true)
@@ -198,7 +202,7 @@ internal sealed class PostgresRelay(
                     {
                         try
                         {
-                            var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false);
+                            var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false, arrived);
                             lastWasFatal = type == (byte)'E' && notice?.Severity is "FATAL" or "PANIC";
                             if (type == (byte)'N' && notice is not null)
                                 await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(notice.Severity, notice.Message)));
@@ -290,10 +294,9 @@ internal sealed class PostgresRelay(
         }
     }
 
-    /// <summary>Feeds one message body to the ledger; returns the error/notice for 'E' and 'N'.</summary>
-    private PgError? Inspect(ReadOnlySpan<byte> body, byte type, bool frontend)
+    /// <summary>Feeds one message body, read at <paramref name="now"/>, to the ledger; returns the error/notice for 'E' and 'N'.</summary>
+    private PgError? Inspect(ReadOnlySpan<byte> body, byte type, bool frontend, long now)
     {
-        var now = Stopwatch.GetTimestamp();
         lock (ledger)
         {
             if (frontend)
