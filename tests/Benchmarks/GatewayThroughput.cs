@@ -64,7 +64,7 @@ internal static partial class GatewayThroughput
         // The sidecar and control plane are JIT-compiled: their hot paths are re-compiled at tier 1 during
         // the first seconds of load (the JIT took a fifth of the sidecar's CPU then). Steady state is what
         // an always-on gateway runs at, so every mode runs once unmeasured through the sidecar first.
-        var warmup = Args.Int(args, "--warmup", 5);
+        var warmup = Args.Int(args, "--warmup", 10);
         foreach (var mode in modes)
         {
             if (warmup <= 0)
