@@ -314,6 +314,8 @@ internal sealed class GatewayConnection(
         if (services.Snapshots.Current is { } current)
             Recheck(current.Policy);
         var reason = await relay.RunAsync();
+        if (relay.Failure is { } failure)
+            services.Logger.LogError(failure, "Session {Session}: the gateway failed and ended it", session);
 
         // Tell the target we are done (best effort), then record the end whatever happened.
         try

@@ -46,12 +46,33 @@ internal sealed class PostgresRelay(
     /// <summary>Runs until the session ends; returns why it ended.</summary>
     public async Task<string> RunAsync()
     {
-        var agentLoop = Task.Run(AgentToTargetAsync);
-        var targetLoop = Task.Run(TargetToAgentAsync);
+        var agentLoop = Task.Run(() => EndOnFailureAsync(AgentToTargetAsync));
+        var targetLoop = Task.Run(() => EndOnFailureAsync(TargetToAgentAsync));
         await Task.WhenAll(agentLoop, targetLoop);
 
         lock (_endLock)
             return _endReason ?? "ended";
+    }
+
+    /// <summary>What broke a loop unexpectedly (a bug), for the caller to log; null when nothing did.</summary>
+    public Exception? Failure { get; private set; }
+
+    /// <summary>
+    /// A loop that fails unexpectedly ends the session (fail closed, the agent gets XX000 when the other
+    /// loop can still tell it) instead of leaving the other loop waiting for a peer that waits for it.
+    /// </summary>
+    private async Task EndOnFailureAsync(Func<Task> loop)
+    {
+        try
+        {
+            await loop();
+        }
+        catch (Exception e)
+        {
+            lock (_endLock)
+                Failure ??= e;
+            End($"error: the gateway failed: {e.GetType().Name}: {e.Message}", PgError.Fatal(SqlStates.InternalError, "internal error in the Airlock gateway; the session is ended"));
+        }
     }
 
     /// <summary>Ends the session with a reason; the agent gets <paramref name="error"/> (a FATAL) if given. The first call wins.</summary>

@@ -260,4 +260,5 @@ public static class SqlStates
     public const string AdminShutdown = "57P01";
     public const string CannotConnectNow = "57P03";
     public const string InsufficientResources = "53000";
+    public const string InternalError = "XX000";
 }
