@@ -13,3 +13,19 @@ public static class FreePort
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>
+/// A loopback port on which nothing listens, for as long as this lives: a socket is bound to it but
+/// never listens, so a connect is refused, and no other listener (another test's server) can take the
+/// port meanwhile — a port that was merely free a moment ago can be.
+/// </summary>
+public sealed class ClosedPort : IDisposable
+{
+    private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+    public ClosedPort() => _socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+    public int Port => ((IPEndPoint)_socket.LocalEndPoint!).Port;
+
+    public void Dispose() => _socket.Dispose();
+}

@@ -47,6 +47,8 @@ public sealed class GatewayHarness : IAsyncDisposable
     /// <summary>The policy document the harness applied (version 2), for tests that change it.</summary>
     public string Policy { get; private init; } = "";
 
+    private ClosedPort? _closedUpstream;
+
     /// <summary>The lines of one target in <paramref name="policy"/>, from its "- name:" line up to the next entry.</summary>
     public static string TargetBlock(string policy, string target)
     {
@@ -90,7 +92,9 @@ public sealed class GatewayHarness : IAsyncDisposable
         var database = await CreateDatabaseAsync();
         var certificates = WriteCertificates();
         var port = FreePort.Next();
-        var (downPort, badPasswordPort, md5Port, clearPort, closedPort, loopbackPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
+        var (downPort, badPasswordPort, md5Port, clearPort, loopbackPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
+        var closed = new ClosedPort(); // pg-down's upstream: refused for the harness's lifetime
+        var closedPort = closed.Port;
         var cp = await ControlPlaneProcess.StartAsync();
         var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs:
         [
@@ -142,6 +146,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         var harness = new GatewayHarness(cp, sidecar, database, port, certificates, await TokenAsync(cp, "ci"))
         {
             Policy = policy,
+            _closedUpstream = closed,
             Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort, ["pg-loopback"] = loopbackPort },
         };
         await harness.WaitForListenerAsync();
@@ -263,6 +268,7 @@ public sealed class GatewayHarness : IAsyncDisposable
     {
         await Sidecar.DisposeAsync();
         await ControlPlane.DisposeAsync();
+        _closedUpstream?.Dispose();
         try
         {
             await TestPostgres.DropDatabaseAsync(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = Database }.ConnectionString);

@@ -36,12 +36,15 @@ internal static partial class GatewayThroughput
         Console.WriteLine($"gateway throughput: pgbench -S -s {scale}, {seconds} s per run, {rounds} interleaved rounds, {Environment.ProcessorCount} cores");
         // The group commit of the sidecar's spool (Sidecar:RecordingFlushMilliseconds); 0 = the sidecar's default.
         var flushMilliseconds = Args.Int(args, "--flush-ms", 0);
+        // How often the sidecar starts an upload (Sidecar:RecordingUploadMilliseconds); -1 = the sidecar's default.
+        var uploadMilliseconds = Args.Int(args, "--upload-ms", -1);
         // The control plane is a central service; on this one machine it can stand in for a separate host
         // by running at a lower CPU priority (nice 19: it gets the cycles the data path leaves idle).
         // Its CPU per transaction is measured and printed either way.
         var controlPlaneNice = Args.Int(args, "--control-plane-nice", 0);
         await using var harness = await GatewayHarness.StartAsync(sidecarArgs: ["--Logging:LogLevel:Default=Warning",
-            .. flushMilliseconds > 0 ? [$"--Sidecar:RecordingFlushMilliseconds={flushMilliseconds}"] : Array.Empty<string>()]);
+            .. flushMilliseconds > 0 ? [$"--Sidecar:RecordingFlushMilliseconds={flushMilliseconds}"] : Array.Empty<string>(),
+            .. uploadMilliseconds >= 0 ? [$"--Sidecar:RecordingUploadMilliseconds={uploadMilliseconds}"] : Array.Empty<string>()]);
         var password = new Dictionary<string, string> { ["PGPASSWORD"] = GatewayHarness.ScramPassword };
         var token = new Dictionary<string, string> { ["PGPASSWORD"] = harness.Token };
         var server = GatewayHarness.Server;
@@ -121,7 +124,8 @@ internal static partial class GatewayThroughput
         {
             foreach (var mode in modes)
             foreach (var clients in clientCounts)
-                Console.WriteLine($"{mode} -c {clients} at {rate} tps: CPU median sidecar {Median(cpu[("sidecar", mode, clients)]):F1} µs/tx, pgbouncer {Median(cpu[("pgbouncer", mode, clients)]):F1}");
+                Console.WriteLine($"{mode} -c {clients} at {rate} tps: CPU median sidecar {Median(cpu[("sidecar", mode, clients)]):F1} µs/tx, pgbouncer {Median(cpu[("pgbouncer", mode, clients)]):F1}"
+                    + (withoutControlPlane ? "" : $", control plane {Median(cpu[("control plane", mode, clients)]):F1}"));
             return 0;
         }
 

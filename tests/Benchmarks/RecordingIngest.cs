@@ -41,7 +41,7 @@ internal static class RecordingIngest
         var hub = new HubClient(identity, snapshots, new AgentAuthenticator(snapshots, TimeProvider.System), live, Options.Create(options), TimeProvider.System, NullLogger<HubClient>.Instance);
         var recorder = new SessionRecorder(identity, new SidecarOptionsSnapshot(state), TimeProvider.System, NullLogger<SessionRecorder>.Instance);
         using var metrics = new Airlock.Sidecar.Hosting.SidecarMetrics(live, recorder, hub);
-        var uploader = new RecordingUploader(recorder, hub, metrics, NullLogger<RecordingUploader>.Instance);
+        var uploader = new RecordingUploader(recorder, hub, metrics, new SidecarOptionsSnapshot(state, RecordingUploadMilliseconds: Args.Int(args, "--upload-ms", 250)), NullLogger<RecordingUploader>.Instance);
 
         // Per session, when each event was handed to the recorder (seq = index + 1).
         // Preallocated so the acknowledgement handler reads without copying (a copy per

@@ -76,6 +76,7 @@ public sealed class EnrollmentTests : IAsyncLifetime
     [InlineData("--Sidecar:Postgres:AllowCleartextOnLoopback=true", "AllowCleartextOnLoopback")] // moved into the target policy
     [InlineData("--Sidecar:HeartbeatSecs=5", "HeartbeatSecs")]
     [InlineData("--Sidecar:RecordingFlushMilliseconds=5", "RecordingFlushMilliseconds")] // out of range
+    [InlineData("--Sidecar:RecordingUploadMilliseconds=9000", "RecordingUploadMilliseconds")] // out of range
     public async Task An_unknown_or_out_of_range_sidecar_option_stops_the_start_and_names_it(string argument, string option)
     {
         await using var sidecar = SidecarProcess.Start($"http://127.0.0.1:{FreePort.Next()}", "et_x", extraArgs: [argument]);

@@ -52,7 +52,7 @@ internal static class SidecarHosting
     {
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity);
-        builder.Services.AddSingleton(new SidecarOptionsSnapshot(options.StateDirectory, options.RecordingFlushMilliseconds));
+        builder.Services.AddSingleton(new SidecarOptionsSnapshot(options.StateDirectory, options.RecordingFlushMilliseconds, options.RecordingUploadMilliseconds));
         builder.Services.AddSingleton<SnapshotStore>();
         builder.Services.AddSingleton<Identity.AgentAuthenticator>();
         builder.Services.AddHostedService<PolicySyncClient>();

@@ -32,6 +32,15 @@ public sealed class SidecarOptions : IValidatableObject
     public int RecordingFlushMilliseconds { get; set; } = 100;
 
     /// <summary>
+    /// Uploads of flushed events start at most this often (a backlog is sent without pause). Each
+    /// upload costs the control plane a transaction, signature checks and a round trip whatever its
+    /// size, so fewer, larger uploads cost less per event; the price is the live view's lag. The
+    /// spool's durability does not depend on it.
+    /// </summary>
+    [Range(0, 5000)]
+    public int RecordingUploadMilliseconds { get; set; } = 250;
+
+    /// <summary>
     /// Exposes <c>POST /v1/synthetic-sessions</c>, which records generated sessions through the real
     /// recorder: for load tests and demos of the recording pipeline. Off by default.
     /// </summary>

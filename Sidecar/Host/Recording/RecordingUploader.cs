@@ -2,6 +2,7 @@ using System.Globalization;
 using Airlock.Contracts.Hubs;
 using Airlock.Contracts.Recording;
 using Airlock.Sidecar.ControlPlane;
+using Airlock.Sidecar.Snapshots;
 
 namespace Airlock.Sidecar.Recording;
 
@@ -11,13 +12,17 @@ namespace Airlock.Sidecar.Recording;
 /// <item>per spool it remembers how far it has read, so each pass reads only new bytes;</item>
 /// <item>one upload carries events of many sessions (≤ <see cref="MaxBatchEvents"/>, ≤ <see cref="MaxBatchBytes"/>);</item>
 /// <item>the acknowledgement names, per session, the highest stored sequence, kept in an <c>.ack</c> file;</item>
-/// <item>a spool whose session ended and is acknowledged to its last event is deleted.</item>
+/// <item>a spool whose session ended and is acknowledged to its last event is deleted;</item>
+/// <item>uploads start at most every <c>Sidecar:RecordingUploadMilliseconds</c> unless a backlog is
+/// waiting: the control plane's cost is mostly per upload, not per event.</item>
 /// </list>
 /// After a reconnect or a restart the upload resumes after the acknowledged sequence; duplicates are
 /// ignored by the control plane.
 /// </summary>
-internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, Hosting.SidecarMetrics metrics, ILogger<RecordingUploader> logger) : BackgroundService
+internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub, Hosting.SidecarMetrics metrics, SidecarOptionsSnapshot options, ILogger<RecordingUploader> logger) : BackgroundService
 {
+    private readonly TimeSpan _uploadInterval = TimeSpan.FromMilliseconds(options.RecordingUploadMilliseconds);
+
     public const int MaxBatchEvents = 5000;
     public const int MaxBatchBytes = 4 * 1024 * 1024;
 
@@ -57,9 +62,16 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         {
             try
             {
-                while (await UploadOnceAsync(stoppingToken))
+                while (true)
                 {
-                    // more to send: keep going
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                    var sent = await UploadOnceAsync(stoppingToken);
+                    if (sent == Upload.Nothing)
+                        break;
+                    // A full batch means a backlog: no pause. Otherwise let the next batch gather.
+                    var left = _uploadInterval - System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                    if (sent == Upload.Partial && left > TimeSpan.Zero)
+                        await Task.Delay(left, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -83,11 +95,13 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         }
     }
 
-    /// <summary>Sends one batch of unacknowledged events across spools; true when something was sent.</summary>
-    private async Task<bool> UploadOnceAsync(CancellationToken ct)
+    private enum Upload { Nothing, Partial, Full }
+
+    /// <summary>Sends one batch of unacknowledged events across spools; says whether it sent nothing, some, or a full batch.</summary>
+    private async Task<Upload> UploadOnceAsync(CancellationToken ct)
     {
         if (!Directory.Exists(recorder.SpoolDirectory) || !hub.IsConnected)
-            return false;
+            return Upload.Nothing;
         foreach (var path in Directory.EnumerateFiles(recorder.SpoolDirectory, "*" + SessionRecorder.SpoolExtension))
             if (Guid.TryParse(Path.GetFileNameWithoutExtension(path), out var session))
                 await ReadNewAsync(session, path, ct);
@@ -128,11 +142,12 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             if (events >= MaxBatchEvents || size >= MaxBatchBytes)
                 break;
         }
-        metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
+        var unacknowledged = _spools.Values.Sum(s => (long)s.Pending.Count);
+        metrics.SetUnacknowledged(unacknowledged);
         if (events == 0)
         {
             Cleanup();
-            return false;
+            return Upload.Nothing;
         }
 
         var ack = await hub.UploadRecordingAsync(new RecordingBatch(segments, heads), ct);
@@ -156,7 +171,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
                 logger.LogWarning("The control plane did not store session {Session}; retrying later", session);
         metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
         Cleanup();
-        return true;
+        return unacknowledged > events ? Upload.Full : Upload.Partial; // more was waiting than one batch takes
     }
 
     /// <summary>Reads the records appended since the last pass (all of them the first time, skipping acknowledged ones).</summary>

@@ -144,6 +144,5 @@ public sealed class SnapshotStore(SidecarIdentity identity, SidecarOptionsSnapsh
     }
 }
 
-/// <summary>The options the store needs, fixed at start.</summary>
 /// <summary>The options the sidecar's services need beyond the hosting layer (and tests can give directly).</summary>
-public sealed record SidecarOptionsSnapshot(string StateDirectory, int RecordingFlushMilliseconds = 100);
+public sealed record SidecarOptionsSnapshot(string StateDirectory, int RecordingFlushMilliseconds = 100, int RecordingUploadMilliseconds = 250);
