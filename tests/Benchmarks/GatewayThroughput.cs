@@ -88,12 +88,14 @@ internal static partial class GatewayThroughput
             Console.WriteLine($"sidecar recording flush interval: {flushMilliseconds} ms");
         var tps = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
         var cpu = new Dictionary<(string Path, string Mode, int Clients), List<double>>();
+        var byThread = new Dictionary<(string Group, string Mode, int Clients), List<double>>();
         foreach (var mode in modes)
         foreach (var clients in clientCounts)
         for (var round = 0; round < rounds; round++)
         foreach (var path in rate > 0 ? paths[1..] : paths)
         {
             var before = path.Pid is null ? 0 : ProcessCpu.Microseconds(path.Pid());
+            var threadsBefore = path.Name == "sidecar" ? ProcessCpu.MicrosecondsByThread(path.Pid!(), SidecarThreadGroup) : null;
             var controlPlaneBefore = withoutControlPlane ? 0 : ProcessCpu.Microseconds(harness.ControlPlane.Process.Id);
             var systemBefore = SystemTicks();
             var run = await Cli.RunAsync("pgbench", ["-n", "-S", "-M", mode, "-c", clients.ToString(CultureInfo.InvariantCulture), "-j", Math.Min(clients, 2).ToString(CultureInfo.InvariantCulture),
@@ -111,6 +113,15 @@ internal static partial class GatewayThroughput
                 cpu.TryAdd((path.Name, mode, clients), []);
                 cpu[(path.Name, mode, clients)].Add((ProcessCpu.Microseconds(path.Pid()) - before) / transactions);
             }
+            if (threadsBefore is not null)
+            {
+                // Where the sidecar's CPU goes: the relay's loop thread, the recorder, everything else.
+                foreach (var (group, after) in ProcessCpu.MicrosecondsByThread(path.Pid!(), SidecarThreadGroup))
+                {
+                    byThread.TryAdd((group, mode, clients), []);
+                    byThread[(group, mode, clients)].Add((after - threadsBefore.GetValueOrDefault(group)) / transactions);
+                }
+            }
             if (path.Name == "sidecar" && !withoutControlPlane)
             {
                 // The control plane ingests the recording on the same cores: its share is part of the evidence's cost.
@@ -120,6 +131,10 @@ internal static partial class GatewayThroughput
             // Idle CPU during a saturated run means a path is latency-bound rather than CPU-bound.
             Console.WriteLine($"  {mode,-8} -c {clients}  round {round + 1}  {path.Name,-9} {value,10:N0} tps  idle {idle,4:F1}%" + (rate > 0 ? $"  CPU {cpu[(path.Name, mode, clients)][^1]:F1} µs/tx" + (withoutControlPlane || path.Name != "sidecar" ? "" : $", control plane {cpu[("control plane", mode, clients)][^1]:F1}") : ""));
         }
+        foreach (var mode in modes)
+        foreach (var clients in clientCounts)
+            Console.WriteLine($"sidecar CPU µs/tx by thread, {mode} -c {clients} (medians): "
+                + string.Join(", ", SidecarThreadGroups.Select(g => $"{g} {(byThread.TryGetValue((g, mode, clients), out var v) ? Median(v) : 0):F1}")));
         if (rate > 0)
         {
             foreach (var mode in modes)
@@ -195,6 +210,12 @@ internal static partial class GatewayThroughput
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         return 0;
     }
+
+    private static readonly string[] SidecarThreadGroups = ["epoll loop", "recorder", "other"];
+
+    /// <summary>The sidecar's threads by name: the gateway's epoll loop(s), the recorder, the rest (thread pool: uploader, hub, start-up).</summary>
+    private static string SidecarThreadGroup(string thread) =>
+        thread.StartsWith("airlock-epoll", StringComparison.Ordinal) ? "epoll loop" : thread.StartsWith("airlock-recorde", StringComparison.Ordinal) ? "recorder" : "other";
 
     /// <summary>Sets the nice value of every thread of a process (Linux priorities are per thread).</summary>
     private static async Task Renice(int pid, int nice)
