@@ -88,6 +88,22 @@ public sealed class GatewayHarness : IAsyncDisposable
     public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer",
         IEnumerable<string>? sidecarArgs = null)
     {
+        // The listen ports were free a moment ago; another test's server may take one before the sidecar
+        // binds it (then that server would answer this harness's connections). Start again on new ports.
+        string? problem = null;
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            var harness = await StartOnFreePortsAsync(upstreamUser, credentialYaml, tls, sidecarArgs);
+            problem = await harness.ListenerProblemAsync();
+            if (problem is null)
+                return harness;
+            await harness.DisposeAsync();
+        }
+        throw new InvalidOperationException($"the sidecar could not listen on the harness's ports three times: {problem}");
+    }
+
+    private static async Task<GatewayHarness> StartOnFreePortsAsync(string upstreamUser, string credentialYaml, string tls, IEnumerable<string>? sidecarArgs)
+    {
         await EnsureLoginRolesAsync();
         var database = await CreateDatabaseAsync();
         var certificates = WriteCertificates();
@@ -149,8 +165,29 @@ public sealed class GatewayHarness : IAsyncDisposable
             _closedUpstream = closed,
             Ports = new Dictionary<string, int> { ["pg"] = port, ["pg-down"] = downPort, ["pg-badpass"] = badPasswordPort, ["pg-md5"] = md5Port, ["pg-clear"] = clearPort, ["pg-loopback"] = loopbackPort },
         };
-        await harness.WaitForListenerAsync();
         return harness;
+    }
+
+    /// <summary>Null once the sidecar serves every target on its port; else why it cannot (a port taken meanwhile).</summary>
+    private async Task<string?> ListenerProblemAsync()
+    {
+        for (var i = 0; i < 300; i++)
+        {
+            var (status, body) = await Sidecar.ReadyAsync();
+            if (status == 200)
+            {
+                if (body.GetProperty("listenerProblems").EnumerateObject().FirstOrDefault() is { Value.ValueKind: JsonValueKind.String } problem)
+                    return $"{problem.Name}: {problem.Value.GetString()}";
+                var serving = body.GetProperty("listeners");
+                if (Ports.All(p => serving.TryGetProperty(p.Key, out var port) && port.GetInt32() == p.Value))
+                {
+                    await WaitForListenerAsync();
+                    return null;
+                }
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"the sidecar did not serve every target within 30 s. Output:\n{Sidecar.Process.Output}");
     }
 
     /// <summary>A token for an agent from Airlock's token endpoint (client secret).</summary>
