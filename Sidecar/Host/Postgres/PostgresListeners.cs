@@ -17,8 +17,8 @@ namespace Airlock.Sidecar.Postgres;
 /// <c>listenPort</c>. Listeners follow the snapshot: new targets start listening, removed ones stop,
 /// a changed target is served with its new settings from the next connection on, and every live
 /// session is checked against each new snapshot (<see cref="OnPolicyApplied"/>) so that it ends when
-/// its target, agent or grant goes. A port that cannot be bound is logged and shown at <c>/readyz</c>;
-/// the others serve.
+/// its target, agent or grant goes. A port that cannot be bound is logged, shown at <c>/readyz</c> and
+/// tried again every few seconds; the others serve.
 /// </summary>
 internal sealed class PostgresListeners : BackgroundService
 {
@@ -43,6 +43,9 @@ internal sealed class PostgresListeners : BackgroundService
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);
     }
+
+    /// <summary>How often a listener that could not be bound is tried again.</summary>
+    public static readonly TimeSpan BindRetryInterval = TimeSpan.FromSeconds(5);
 
     /// <summary>Problems binding listeners, by target (shown at /readyz).</summary>
     public ConcurrentDictionary<string, string> Problems { get; } = new(StringComparer.Ordinal);
@@ -73,7 +76,13 @@ internal sealed class PostgresListeners : BackgroundService
         {
             if (_snapshots.Current is { } current)
                 await ReconcileAsync(current.Policy);
-            await Task.Delay(Timeout.Infinite, stoppingToken);
+            while (true)
+            {
+                await Task.Delay(BindRetryInterval, stoppingToken);
+                // A port that could not be bound — still held by a process that is stopping, say — is tried again.
+                if (!Problems.IsEmpty && _snapshots.Current is { } active)
+                    await ReconcileAsync(active.Policy);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -99,6 +108,8 @@ internal sealed class PostgresListeners : BackgroundService
         try
         {
             var wanted = policy.Targets.Where(t => t.Kind == TargetKind.Postgres).ToDictionary(t => t.Name, StringComparer.Ordinal);
+            foreach (var gone in Problems.Keys.Where(name => !wanted.ContainsKey(name)))
+                Problems.TryRemove(gone, out _);
             lock (_listeners)
             {
                 foreach (var (name, listener) in _listeners.ToList())
@@ -129,8 +140,11 @@ internal sealed class PostgresListeners : BackgroundService
                     }
                     catch (SocketException e)
                     {
-                        Problems[name] = $"cannot listen on port {target.ListenPort}: {e.Message}";
-                        _logger.LogError("Cannot serve target {Target}: cannot listen on port {Port}: {Error}", name, target.ListenPort, e.Message);
+                        var problem = $"cannot listen on port {target.ListenPort}: {e.Message}";
+                        // Logged when it starts or changes, not at every retry.
+                        if (!Problems.TryGetValue(name, out var known) || known != problem)
+                            _logger.LogError("Cannot serve target {Target}: {Problem}; trying again every {Seconds} s", name, problem, BindRetryInterval.TotalSeconds);
+                        Problems[name] = problem;
                     }
                 }
             }

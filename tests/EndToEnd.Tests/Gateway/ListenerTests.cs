@@ -6,7 +6,10 @@ using Npgsql;
 
 namespace Airlock.EndToEnd.Tests.Gateway;
 
-/// <summary>A target whose listener cannot open is named where an operator looks, and does not take the others down.</summary>
+/// <summary>
+/// A target whose listener cannot open is named where an operator looks, does not take the others
+/// down, and is served as soon as its port is free (a restart whose old process still holds it).
+/// </summary>
 public sealed class ListenerTests : IAsyncLifetime
 {
     private GatewayHarness _h = default!;
@@ -16,7 +19,7 @@ public sealed class ListenerTests : IAsyncLifetime
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
     [Fact]
-    public async Task A_target_whose_port_is_taken_is_named_at_readyz_and_the_other_targets_are_served()
+    public async Task A_target_whose_port_is_taken_is_named_at_readyz_the_others_are_served_and_it_is_served_once_free()
     {
         using var squatter = new TcpListener(IPAddress.Loopback, 0);
         squatter.Start();
@@ -46,5 +49,15 @@ public sealed class ListenerTests : IAsyncLifetime
         await using var connection = new NpgsqlConnection(_h.SidecarConnectionString);
         await connection.OpenAsync();
         Assert.Equal(7, await new NpgsqlCommand("SELECT 7", connection).ExecuteScalarAsync());
+
+        // Once the port is free the sidecar takes it by itself (it retries every few seconds).
+        squatter.Stop();
+        await PolicySyncTests.Eventually(async () =>
+        {
+            ready = (await _h.Sidecar.ReadyAsync()).Body;
+            return ready.GetProperty("listeners").TryGetProperty("pg-taken", out var port) && port.GetInt32() == taken;
+        }, seconds: 15);
+        Assert.False(ready.GetProperty("listenerProblems").TryGetProperty("pg-taken", out _));
+        await GatewayHarness.WaitForListenerAsync(taken);
     }
 }
