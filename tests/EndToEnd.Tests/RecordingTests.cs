@@ -232,6 +232,39 @@ public sealed class RecordingTests
     }
 
     [Fact]
+    public async Task A_session_the_control_plane_will_not_store_is_sent_again_with_backoff_not_with_every_upload()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        await using var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"));
+        await sidecar.WaitForVersionAsync(1);
+        await PolicySyncTests.Eventually(async () => (await cp.GetSidecarAsync("edge-1")).GetProperty("online").GetBoolean());
+
+        // A spool whose events start at 5: the control plane has nothing to anchor the session on and stores none of it.
+        var id = Guid.NewGuid();
+        var previous = new Airlock.Contracts.Hubs.RecordingEvent(id, 4, DateTimeOffset.UtcNow, "notice", [], Airlock.Contracts.Recording.EventChain.GenesisHash, Airlock.Contracts.Recording.EventChain.GenesisHash);
+        var records = new List<byte>();
+        for (var i = 0; i < 3; i++)
+        {
+            previous = Airlock.Contracts.Recording.EventChain.Next(previous, id, DateTimeOffset.UtcNow, "notice", "{\"severity\":\"NOTICE\",\"message\":\"x\"}"u8.ToArray());
+            records.AddRange(Airlock.Contracts.Recording.RecordCodec.Encode(previous));
+        }
+        var spool = Path.Combine(sidecar.StateDirectory, "spool");
+        Directory.CreateDirectory(spool);
+        await File.WriteAllBytesAsync(Path.Combine(spool, id + ".tmp"), [.. records]);
+        File.Move(Path.Combine(spool, id + ".tmp"), Path.Combine(spool, id + ".spool"));
+
+        var refusal = $"stored session {id} only through event 0 of 7 sent";
+        await sidecar.Process.WaitForOutputAsync(refusal, TimeSpan.FromSeconds(30));
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        // Sent again after 1, 2 and 4 s (the uploader looks at least once a second): 3–4 tries in those
+        // 8 s, fewer on a slow machine — not one per upload interval (about 30).
+        var tries = sidecar.Process.Output.Split('\n').Count(l => l.Contains(refusal, StringComparison.Ordinal));
+        Assert.InRange(tries, 2, 6);
+        Assert.Equal(JsonValueKind.Undefined, (await SessionAsync(cp, id)).ValueKind);
+        Assert.True(File.Exists(Path.Combine(spool, id + ".spool")), "the refused events must stay spooled");
+    }
+
+    [Fact]
     public async Task When_the_spool_cannot_be_written_new_work_is_refused_and_nothing_recorded_is_lost()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();

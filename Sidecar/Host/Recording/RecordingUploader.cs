@@ -38,7 +38,17 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         public bool Ended;
         public long LastSeq;
         public long AckWrittenAt; // Stopwatch timestamp; 0 = never, long ago
+        /// <summary>Uploads in a row whose events the control plane did not store; 0 while it stores them.</summary>
+        public int Refusals;
+        public long RetryAt; // Stopwatch timestamp before which the session is left out of uploads
     }
+
+    /// <summary>
+    /// A session whose sent events the control plane did not store (its chain broke at ingest, it
+    /// belongs to another sidecar, it cannot be anchored) is sent again after 1, 2, 4 … 60 s, not
+    /// with every upload: the refusal will not change by itself soon, and each try costs the control plane.
+    /// </summary>
+    private static TimeSpan RefusalBackoff(int refusals) => TimeSpan.FromSeconds(Math.Min(60, 1 << Math.Min(refusals - 1, 6)));
 
     /// <summary>
     /// The <c>.ack</c> mark only spares re-sending acknowledged events after a restart (the control
@@ -112,9 +122,11 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         var size = 0;
         // Fair share: every session with pending events gets a slice of the batch, so a few busy
         // sessions cannot starve the others (their lag would grow with the run).
-        var active = _spools.Count(s => s.Value.Pending.Count > 0);
-        var share = active == 0 ? MaxBatchEvents : Math.Max(50, MaxBatchEvents / active);
-        foreach (var (session, state) in _spools)
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var sendable = _spools.Where(s => s.Value.Pending.Count > 0 && s.Value.RetryAt <= now).ToList();
+        var share = sendable.Count == 0 ? MaxBatchEvents : Math.Max(50, MaxBatchEvents / sendable.Count);
+        var sentThrough = new Dictionary<Guid, long>();
+        foreach (var (session, state) in sendable)
         {
             var taken = 0;
             var bytes = 0;
@@ -138,12 +150,13 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             }
             segments.Add(new RecordingSegment(session, segment));
             var through = state.Pending[taken - 1].Seq;
+            sentThrough[session] = through;
             heads.AddRange(state.Heads.Where(h => h.Seq > state.Acked && h.Seq <= through));
             if (events >= MaxBatchEvents || size >= MaxBatchBytes)
                 break;
         }
-        var unacknowledged = _spools.Values.Sum(s => (long)s.Pending.Count);
-        metrics.SetUnacknowledged(unacknowledged);
+        metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
+        var waiting = sendable.Sum(s => (long)s.Value.Pending.Count);
         if (events == 0)
         {
             Cleanup();
@@ -166,12 +179,24 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             }
             Acknowledged?.Invoke(session, stored);
         }
-        foreach (var session in segments.Select(s => s.Session))
-            if (!ack.StoredThrough.ContainsKey(session))
-                logger.LogWarning("The control plane did not store session {Session}; retrying later", session);
+        foreach (var (session, through) in sentThrough)
+        {
+            if (!_spools.TryGetValue(session, out var state))
+                continue;
+            if (state.Acked >= through)
+            {
+                state.Refusals = 0;
+                continue;
+            }
+            state.Refusals++;
+            var backoff = RefusalBackoff(state.Refusals);
+            state.RetryAt = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(backoff.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+            logger.LogWarning("The control plane stored session {Session} only through event {Stored} of {Sent} sent (its log says why); sending again in {Seconds} s",
+                session, state.Acked, through, backoff.TotalSeconds);
+        }
         metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
         Cleanup();
-        return unacknowledged > events ? Upload.Full : Upload.Partial; // more was waiting than one batch takes
+        return waiting > events ? Upload.Full : Upload.Partial; // more was waiting than one batch takes
     }
 
     /// <summary>Reads the records appended since the last pass (all of them the first time, skipping acknowledged ones).</summary>
