@@ -115,12 +115,20 @@ internal static partial class GatewayThroughput
             }
             if (threadsBefore is not null)
             {
-                // Where the sidecar's CPU goes: the relay's loop thread, the recorder, everything else.
-                foreach (var (group, after) in ProcessCpu.MicrosecondsByThread(path.Pid!(), SidecarThreadGroup))
+                // Where the sidecar's CPU goes: the relay's loop thread, the recorder (both live as long as
+                // the process), everything else — the process's total minus those two, because a
+                // thread-pool worker that retired during the run takes its time out of a per-thread sum.
+                var threadsAfter = ProcessCpu.MicrosecondsByThread(path.Pid!(), SidecarThreadGroup);
+                var named = 0.0;
+                foreach (var group in SidecarThreadGroups[..^1])
                 {
+                    var used = threadsAfter.GetValueOrDefault(group) - threadsBefore.GetValueOrDefault(group);
+                    named += used;
                     byThread.TryAdd((group, mode, clients), []);
-                    byThread[(group, mode, clients)].Add((after - threadsBefore.GetValueOrDefault(group)) / transactions);
+                    byThread[(group, mode, clients)].Add(used / transactions);
                 }
+                byThread.TryAdd(("other", mode, clients), []);
+                byThread[("other", mode, clients)].Add((ProcessCpu.Microseconds(path.Pid!()) - before - named) / transactions);
             }
             if (path.Name == "sidecar" && !withoutControlPlane)
             {
