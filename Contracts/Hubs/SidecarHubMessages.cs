@@ -25,8 +25,12 @@ public sealed record RecordingSegment(Guid Session, byte[] Records);
 
 public sealed record RecordingBatch(IReadOnlyList<RecordingSegment> Segments, IReadOnlyList<ChainHeadSignature> Heads);
 
-/// <summary>Per session, the highest sequence number durably stored by the control plane.</summary>
-public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough);
+/// <summary>
+/// Per session, the highest sequence number durably stored by the control plane; and for each session
+/// it did not store whole, why (for the sidecar's log — the control plane logs it too). A control plane
+/// of an earlier version sends no reasons.
+/// </summary>
+public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough, IReadOnlyDictionary<Guid, string>? Refused = null);
 
 public sealed record ApprovalRequest(
     Guid Session,

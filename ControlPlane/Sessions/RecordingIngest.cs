@@ -33,6 +33,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         long stored = 0, breaks = 0;
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == sidecarId, ct);
         var storedThrough = new Dictionary<Guid, long>();
+        var refused = new Dictionary<Guid, string>();
         using var heads = new HeadVerifier(sidecar.SigningPublicKey);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var sessionIds = batch.Segments.Select(s => s.Session).Concat(batch.Heads.Select(h => h.Session)).Distinct().ToList();
@@ -47,13 +48,19 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
             if (session is null)
             {
                 if (segments.Count == 0 || !RecordCodec.TryViewEvent(segments[0].Records, out var first, out _) || first.Seq != 1)
-                    continue; // nothing to anchor the session on yet
+                {
+                    // Nothing to anchor the session on (yet): its first event has not arrived.
+                    if (segments.Count > 0)
+                        refused[id] = $"the control plane has no events of session {id}, and the upload does not start at its first event";
+                    continue;
+                }
                 session = new RecordedSession { Id = id, SidecarId = sidecarId, StartedAt = first.Time };
                 db.Sessions.Add(session);
             }
             else if (session.SidecarId != sidecarId)
             {
                 logger.LogWarning("Sidecar {Sidecar} uploaded events for session {Session} of another sidecar; refused", sidecar.Name, id);
+                refused[id] = $"session {id} was recorded by another sidecar";
                 continue;
             }
 
@@ -66,6 +73,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 if (Append(session, segment.Records, store, headSeqs, added) is { } problem)
                 {
                     MarkBroken(session, session.LastSeq + 1, problem);
+                    refused[id] = problem;
                     logger.LogWarning("Recording of session {Session} from sidecar {Sidecar} refused: {Problem}", id, sidecar.Name, problem);
                     break;
                 }
@@ -79,7 +87,9 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 var hash = added.TryGetValue(head.Seq, out var h) ? h : await StoredHashAsync(id, head.Seq, ct);
                 if (hash != head.Hash || !heads.Verify(head))
                 {
-                    MarkBroken(session, head.Seq, $"signed head at event {head.Seq} does not verify with the sidecar's key");
+                    var problem = $"signed head at event {head.Seq} does not verify with the sidecar's key";
+                    MarkBroken(session, head.Seq, problem);
+                    refused[id] = problem;
                     break;
                 }
                 db.SessionHeads.Add(new SessionHead { SessionId = id, Seq = head.Seq, Hash = head.Hash, Signature = head.Signature });
@@ -101,7 +111,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         Observability.ControlPlaneMetrics.IngestDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         if (storedThrough.Count > 0)
             notifier.Publish(storedThrough.Keys);
-        return new RecordingAck(storedThrough);
+        return new RecordingAck(storedThrough, refused);
     }
 
     /// <summary>

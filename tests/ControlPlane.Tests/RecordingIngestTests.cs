@@ -83,7 +83,9 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     public async Task Batches_in_any_split_and_duplicates_store_each_event_once()
     {
         var events = Events(10);
-        Assert.Equal(5, (await IngestAsync(_sidecar, events.Take(5).ToList())).StoredThrough[_session]);
+        var first = await IngestAsync(_sidecar, events.Take(5).ToList());
+        Assert.Equal(5, first.StoredThrough[_session]);
+        Assert.Empty(first.Refused!);
         Assert.Equal(5, (await IngestAsync(_sidecar, events.Take(5).ToList())).StoredThrough[_session]);
         Assert.Equal(12, (await IngestAsync(_sidecar, events.Skip(3).ToList(), [EventChain.SignHead(events[^1], _key)])).StoredThrough[_session]);
         var session = await SessionAsync();
@@ -114,7 +116,20 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     public async Task A_gap_is_acknowledged_only_up_to_the_gap()
     {
         var events = Events(10);
-        Assert.Equal(3, (await IngestAsync(_sidecar, events.Take(3).Concat(events.Skip(6)).ToList())).StoredThrough[_session]);
+        var ack = await IngestAsync(_sidecar, events.Take(3).Concat(events.Skip(6)).ToList());
+        Assert.Equal(3, ack.StoredThrough[_session]);
+        Assert.False(ack.Refused!.ContainsKey(_session)); // not a refusal: the rest arrives with a later upload
+    }
+
+    [Fact]
+    public async Task An_upload_that_does_not_start_at_a_new_sessions_first_event_is_not_stored_and_the_ack_says_why()
+    {
+        var events = Events(10);
+        var ack = await IngestAsync(_sidecar, events.Skip(4).ToList());
+        Assert.False(ack.StoredThrough.ContainsKey(_session));
+        Assert.Equal($"the control plane has no events of session {_session}, and the upload does not start at its first event", ack.Refused![_session]);
+        await using var db = _store!.Open();
+        Assert.False(await db.Sessions.AnyAsync(s => s.Id == _session));
     }
 
     [Fact]
@@ -124,6 +139,7 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         var forged = events[3] with { Payload = RecordingJson.Encode(new StatementPayload("DROP TABLE x", [], "ddl", "allow", null, 1, 0, null)) };
         var ack = await IngestAsync(_sidecar, events.Take(3).Append(forged).Concat(events.Skip(4)).ToList());
         Assert.Equal(3, ack.StoredThrough[_session]);
+        Assert.Equal("chain broken at event 4: its content does not match its hash", ack.Refused![_session]);
         var session = await SessionAsync();
         Assert.Equal(("broken", 4L), (session.Verification, session.BrokenAt));
     }
@@ -135,6 +151,7 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         await IngestAsync(_sidecar, events.Take(3).ToList());
         var ack = await IngestAsync(_otherSidecar, events.Skip(3).ToList());
         Assert.False(ack.StoredThrough.ContainsKey(_session));
+        Assert.Equal($"session {_session} was recorded by another sidecar", ack.Refused![_session]);
         Assert.Equal(3, (await SessionAsync()).LastSeq);
     }
 
@@ -143,7 +160,8 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     {
         using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var events = Events(2);
-        await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], other)]);
+        var ack = await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], other)]);
+        Assert.Equal("signed head at event 4 does not verify with the sidecar's key", ack.Refused![_session]);
         var session = await SessionAsync();
         Assert.Equal("broken", session.Verification);
         Assert.Contains("does not verify", session.VerificationDetail, StringComparison.Ordinal);

@@ -260,6 +260,7 @@ public sealed class RecordingTests
         // 8 s, fewer on a slow machine — not one per upload interval (about 30).
         var tries = sidecar.Process.Output.Split('\n').Count(l => l.Contains(refusal, StringComparison.Ordinal));
         Assert.InRange(tries, 2, 6);
+        Assert.Contains($"{refusal}: the control plane has no events of session {id}, and the upload does not start at its first event", sidecar.Process.Output, StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Undefined, (await SessionAsync(cp, id)).ValueKind);
         Assert.True(File.Exists(Path.Combine(spool, id + ".spool")), "the refused events must stay spooled");
     }

@@ -191,8 +191,9 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             state.Refusals++;
             var backoff = RefusalBackoff(state.Refusals);
             state.RetryAt = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(backoff.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-            logger.LogWarning("The control plane stored session {Session} only through event {Stored} of {Sent} sent (its log says why); sending again in {Seconds} s",
-                session, state.Acked, through, backoff.TotalSeconds);
+            var reason = ack.Refused?.GetValueOrDefault(session) ?? "it gave no reason (its log may say why)";
+            logger.LogWarning("The control plane stored session {Session} only through event {Stored} of {Sent} sent: {Reason}; sending again in {Seconds} s",
+                session, state.Acked, through, reason, backoff.TotalSeconds);
         }
         metrics.SetUnacknowledged(_spools.Values.Sum(s => (long)s.Pending.Count));
         Cleanup();
