@@ -306,6 +306,17 @@ public sealed class GatewayHarness : IAsyncDisposable
         await Sidecar.DisposeAsync();
         await ControlPlane.DisposeAsync();
         _closedUpstream?.Dispose();
+        await DropDatabaseAsync();
+        // A session the gateway ended because of its own fault (the agent got XX000) or an epoll
+        // continuation that threw is a bug, whatever the test itself checked: fail it, with the log.
+        var output = Sidecar.Process.Output;
+        foreach (var marker in (string[])["the gateway failed and ended it", "epoll loop: a socket continuation failed"])
+            if (output.IndexOf(marker, StringComparison.Ordinal) is var at and >= 0)
+                throw new InvalidOperationException($"the sidecar logged an internal failure ('{marker}'):\n{output[Math.Max(0, at - 2000)..Math.Min(output.Length, at + 6000)]}");
+    }
+
+    private async Task DropDatabaseAsync()
+    {
         try
         {
             await TestPostgres.DropDatabaseAsync(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = Database }.ConnectionString);
