@@ -11,8 +11,6 @@ namespace Airlock.Sidecar.Protocols.Postgres;
 /// </summary>
 public static class PgValueText
 {
-    private static readonly DateTime PostgresEpoch = new(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-
     public static string Render(ReadOnlySpan<byte> value, short format, int typeOid, int maxChars)
     {
         if (format == 0)
@@ -45,20 +43,63 @@ public static class PgValueText
     private static string Utf8(ReadOnlySpan<byte> value, int maxChars) =>
         Encoding.UTF8.GetString(value.Length > maxChars * 4L ? value[..(maxChars * 4)] : value);
 
+    // Binary dates count days, timestamps microseconds, from 2000-01-01 (Julian day 2451545).
+    // PostgreSQL's range (4714-11-24 BC to 5874897 AD for dates, 294276 AD for timestamps) is wider
+    // than DateTime's, so they are converted as PostgreSQL does (j2date), never through DateTime:
+    // a BC date from the target or an agent must be recorded, not end the session.
+    private const long PostgresEpochJulianDay = 2451545;
+    private const long MicrosecondsPerDay = 86_400_000_000;
+
     private static string Date(int days) => days switch
     {
         int.MaxValue => "infinity",
         int.MinValue => "-infinity",
-        _ when Math.Abs((long)days) < 3_000_000 => PostgresEpoch.AddDays(days).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
-        _ => days.ToString(CultureInfo.InvariantCulture) + " days after 2000-01-01",
+        _ => CalendarDate(days) is { } date ? date.Text + date.Era : days.ToString(CultureInfo.InvariantCulture) + " days after 2000-01-01",
     };
 
-    private static string Timestamp(long microseconds, string zone) => microseconds switch
+    private static string Timestamp(long microseconds, string zone)
     {
-        long.MaxValue => "infinity",
-        long.MinValue => "-infinity",
-        _ when microseconds is > -63_000_000_000_000_000 and < 252_000_000_000_000_000 =>
-            PostgresEpoch.AddTicks(microseconds * 10).ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture).TrimEnd('0').TrimEnd('.') + zone,
-        _ => microseconds.ToString(CultureInfo.InvariantCulture) + " µs after 2000-01-01" + zone,
-    };
+        if (microseconds == long.MaxValue)
+            return "infinity";
+        if (microseconds == long.MinValue)
+            return "-infinity";
+        var days = Math.DivRem(microseconds, MicrosecondsPerDay, out var time);
+        if (time < 0)
+            (days, time) = (days - 1, time + MicrosecondsPerDay);
+        if (CalendarDate(days) is not { } date)
+            return microseconds.ToString(CultureInfo.InvariantCulture) + " µs after 2000-01-01" + zone;
+        var seconds = time / 1_000_000;
+        var fraction = time % 1_000_000;
+        var clock = string.Create(CultureInfo.InvariantCulture, $"{seconds / 3600:D2}:{seconds / 60 % 60:D2}:{seconds % 60:D2}");
+        if (fraction != 0)
+            clock += "." + fraction.ToString("D6", CultureInfo.InvariantCulture).TrimEnd('0');
+        return $"{date.Text} {clock}{zone}{date.Era}";
+    }
+
+    /// <summary>Days from 2000-01-01 as PostgreSQL prints the date (ISO, zero-padded year, " BC" apart); null beyond any calendar it prints.</summary>
+    private static (string Text, string Era)? CalendarDate(long days)
+    {
+        var julianDay = days + PostgresEpochJulianDay;
+        if (julianDay is < 0 or > int.MaxValue)
+            return null;
+        var (year, month, day) = FromJulianDay(julianDay);
+        var bc = year <= 0; // year 0 is 1 BC
+        return (string.Create(CultureInfo.InvariantCulture, $"{(bc ? 1 - year : year):D4}-{month:D2}-{day:D2}"), bc ? " BC" : "");
+    }
+
+    /// <summary>PostgreSQL's <c>j2date</c>: a Julian day number to a proleptic Gregorian date.</summary>
+    private static (long Year, int Month, int Day) FromJulianDay(long julianDay)
+    {
+        var julian = julianDay + 32044;
+        var quad = julian / 146097;
+        var extra = (julian - quad * 146097) * 4 + 3;
+        julian += 60 + quad * 3 + extra / 146097;
+        quad = julian / 1461;
+        julian -= quad * 1461;
+        var y = julian * 4 / 1461;
+        julian = (y != 0 ? (julian + 305) % 365 : (julian + 306) % 366) + 123;
+        y += quad * 4;
+        quad = julian * 2141 / 65536;
+        return (y - 4800, (int)((quad + 10) % 12 + 1), (int)(julian - 7834 * quad / 256));
+    }
 }

@@ -251,6 +251,32 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task Dates_beyond_dotnets_calendar_are_recorded_as_postgresql_prints_them_and_the_session_goes_on()
+    {
+        // Npgsql asks for binary results; a BC date or a year past 9999 used to end the session with XX000
+        // when the sidecar rendered the captured row through DateTime.
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionString);
+        await connection.OpenAsync();
+        await new NpgsqlCommand("SELECT '4714-11-24 BC'::date AS first_day, '294276-12-31 23:59:59.999999'::timestamp AS last_moment, 'calendar-check' AS marker", connection).ExecuteNonQueryAsync();
+        Assert.Equal(1, await new NpgsqlCommand("SELECT 1", connection).ExecuteScalarAsync());
+
+        string events = "";
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var list = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/sessions?agent=ci&status=live")).RootElement;
+            foreach (var item in (list.ValueKind == JsonValueKind.Array ? list : list.GetProperty("items")).EnumerateArray())
+            {
+                var text = await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{item.GetProperty("id").GetString()}/events?take=100");
+                if (text.Contains("calendar-check", StringComparison.Ordinal) && text.Contains("SELECT 1", StringComparison.Ordinal))
+                    events = text;
+            }
+            return events.Length > 0;
+        }, seconds: 20);
+        Assert.Contains("\"4714-11-24 BC\"", events, StringComparison.Ordinal);
+        Assert.Contains("\"294276-12-31 23:59:59.999999\"", events, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sessions_are_recorded_with_statements_and_an_admin_can_terminate_one()
     {
         await using var connection = new NpgsqlConnection(H.SidecarConnectionString);
