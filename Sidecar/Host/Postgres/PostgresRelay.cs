@@ -69,10 +69,15 @@ internal sealed class PostgresRelay(
         }
         catch (Exception e)
         {
-            lock (_endLock)
-                Failure ??= e;
-            End($"error: the gateway failed: {e.GetType().Name}: {e.Message}", PgError.Fatal(SqlStates.InternalError, "internal error in the Airlock gateway; the session is ended"));
+            Fail(e);
         }
+    }
+
+    private void Fail(Exception e)
+    {
+        lock (_endLock)
+            Failure ??= e;
+        End($"error: the gateway failed: {e.GetType().Name}: {e.Message}", PgError.Fatal(SqlStates.InternalError, "internal error in the Airlock gateway; the session is ended"));
     }
 
     /// <summary>Ends the session with a reason; the agent gets <paramref name="error"/> (a FATAL) if given. The first call wins.</summary>
@@ -271,6 +276,12 @@ internal sealed class PostgresRelay(
         catch (RecorderUnavailableException)
         {
             End("error: the recorder cannot keep up", PgError.Fatal(SqlStates.InsufficientResources, "the session cannot be recorded right now, so it is ended (fail closed); try again later"));
+        }
+        catch (Exception e)
+        {
+            // A fault of the gateway's own (a bug): this loop is the agent's only writer and it stopped
+            // between messages (a batch is inspected whole before it is written), so the agent still hears XX000.
+            Fail(e);
         }
 
         // The agent hears why, at a message boundary (nothing else is written to it after this).

@@ -30,13 +30,11 @@ public sealed class RelayFailureTests
 
         Assert.StartsWith("error: the gateway failed: InvalidCastException: scripted failure", reason, StringComparison.Ordinal);
         Assert.IsType<InvalidCastException>(relay.Failure);
-        if (failing == "agent")
-        {
-            // The target→agent direction still runs: it tells the agent why, as a FATAL at a message boundary.
-            var sent = toAgent.ToArray();
-            Assert.Equal((byte)'E', sent[0]);
-            Assert.Contains("CXX000", Encoding.ASCII.GetString(sent), StringComparison.Ordinal);
-        }
+        // Either way the agent hears why, as a FATAL at a message boundary: from the target→agent
+        // direction when the other one failed, from its own end when it failed itself.
+        var sent = toAgent.ToArray();
+        Assert.Equal((byte)'E', sent[0]);
+        Assert.Contains("CXX000", Encoding.ASCII.GetString(sent), StringComparison.Ordinal);
     }
 
     private static SessionRecorder NewRecorder()
