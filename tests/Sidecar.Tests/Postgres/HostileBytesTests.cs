@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using Airlock.Sidecar.Protocols.Postgres;
 
 namespace Airlock.Sidecar.Tests.Postgres;
@@ -116,7 +115,7 @@ public sealed class HostileBytesTests
 
     private static byte[] Frontend(Random random, char type)
     {
-        var b = new Body();
+        var b = new MessageBody();
         var name = random.Next(3) switch { 0 => "", 1 => "s1", _ => "s" + random.Next(10) };
         switch (type)
         {
@@ -150,7 +149,7 @@ public sealed class HostileBytesTests
 
     private static byte[] Backend(Random random, char type)
     {
-        var b = new Body();
+        var b = new MessageBody();
         switch (type)
         {
             case 'T':
@@ -184,16 +183,5 @@ public sealed class HostileBytesTests
         var value = new byte[random.Next(0, 12)];
         random.NextBytes(value);
         return value;
-    }
-
-    private sealed class Body
-    {
-        private readonly List<byte> _bytes = [];
-        public Body Str(string s) { _bytes.AddRange(Encoding.UTF8.GetBytes(s + "\0")); return this; }
-        public Body I16(short v) { var b = new byte[2]; BinaryPrimitives.WriteInt16BigEndian(b, v); _bytes.AddRange(b); return this; }
-        public Body I32(int v) { var b = new byte[4]; BinaryPrimitives.WriteInt32BigEndian(b, v); _bytes.AddRange(b); return this; }
-        public Body Byte(char c) { _bytes.Add((byte)c); return this; }
-        public Body Value(byte[]? v) { if (v is null) return I32(-1); I32(v.Length); _bytes.AddRange(v); return this; }
-        public byte[] Bytes => [.. _bytes];
     }
 }

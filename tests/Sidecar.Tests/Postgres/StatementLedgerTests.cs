@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using Airlock.Sidecar.Protocols.Postgres;
 
@@ -7,53 +6,42 @@ namespace Airlock.Sidecar.Tests.Postgres;
 /// <summary>Conversations as the wire carries them, and the statements the ledger makes of them.</summary>
 public sealed class StatementLedgerTests
 {
-    private sealed class Body
-    {
-        private readonly List<byte> _bytes = [];
-        public Body Str(string s) { _bytes.AddRange(Encoding.UTF8.GetBytes(s + "\0")); return this; }
-        public Body I16(short v) { var b = new byte[2]; BinaryPrimitives.WriteInt16BigEndian(b, v); _bytes.AddRange(b); return this; }
-        public Body I32(int v) { var b = new byte[4]; BinaryPrimitives.WriteInt32BigEndian(b, v); _bytes.AddRange(b); return this; }
-        public Body Byte(char c) { _bytes.Add((byte)c); return this; }
-        public Body Value(byte[]? v) { if (v is null) return I32(-1); I32(v.Length); _bytes.AddRange(v); return this; }
-        public byte[] Bytes => [.. _bytes];
-    }
-
     private readonly StatementLedger _ledger = new(captureBytes: 64);
     private long _clock;
 
-    private void Send(char type, Body? body = null) => _ledger.OnFrontend((byte)type, (body ?? new Body()).Bytes, _clock += 1000);
-    private void Receive(char type, Body? body = null) => _ledger.OnBackend((byte)type, (body ?? new Body()).Bytes, _clock += 1000);
+    private void Send(char type, MessageBody? body = null) => _ledger.OnFrontend((byte)type, (body ?? new MessageBody()).Bytes, _clock += 1000);
+    private void Receive(char type, MessageBody? body = null) => _ledger.OnBackend((byte)type, (body ?? new MessageBody()).Bytes, _clock += 1000);
 
-    private static Body Columns(params (string Name, int Type, short Format)[] columns)
+    private static MessageBody Columns(params (string Name, int Type, short Format)[] columns)
     {
-        var body = new Body().I16((short)columns.Length);
+        var body = new MessageBody().I16((short)columns.Length);
         foreach (var (name, type, format) in columns)
             body.Str(name).I32(0).I16(0).I32(type).I16(-1).I32(-1).I16(format);
         return body;
     }
 
-    private static Body Row(params string?[] values)
+    private static MessageBody Row(params string?[] values)
     {
-        var body = new Body().I16((short)values.Length);
+        var body = new MessageBody().I16((short)values.Length);
         foreach (var v in values)
             body.Value(v is null ? null : Encoding.UTF8.GetBytes(v));
         return body;
     }
 
-    private static Body Error(string code, string message) => new Body().Byte('S').Str("ERROR").Byte('C').Str(code).Byte('M').Str(message).Byte('\0');
+    private static MessageBody Error(string code, string message) => new MessageBody().Byte('S').Str("ERROR").Byte('C').Str(code).Byte('M').Str(message).Byte('\0');
 
-    private void Ready() => Receive('Z', new Body().Byte('I'));
+    private void Ready() => Receive('Z', new MessageBody().Byte('I'));
 
     [Fact]
     public void A_simple_query_with_two_result_sets_is_one_statement_with_its_rows()
     {
-        Send('Q', new Body().Str("SELECT 1 AS a; SELECT 'x' AS b"));
+        Send('Q', new MessageBody().Str("SELECT 1 AS a; SELECT 'x' AS b"));
         Receive('T', Columns(("a", 23, 0)));
         Receive('D', Row("1"));
-        Receive('C', new Body().Str("SELECT 1"));
+        Receive('C', new MessageBody().Str("SELECT 1"));
         Receive('T', Columns(("b", 25, 0)));
         Receive('D', Row("x"));
-        Receive('C', new Body().Str("SELECT 1"));
+        Receive('C', new MessageBody().Str("SELECT 1"));
         Assert.False(_ledger.HasCompleted);
         Ready();
         var s = Assert.Single(_ledger.TakeCompleted());
@@ -68,7 +56,7 @@ public sealed class StatementLedgerTests
     [Fact]
     public void A_failing_simple_query_carries_the_error()
     {
-        Send('Q', new Body().Str("SELECT * FROM nope"));
+        Send('Q', new MessageBody().Str("SELECT * FROM nope"));
         Receive('E', Error("42P01", "relation \"nope\" does not exist"));
         Ready();
         var s = Assert.Single(_ledger.TakeCompleted());
@@ -79,16 +67,16 @@ public sealed class StatementLedgerTests
     [Fact]
     public void An_extended_pipeline_records_each_execute_with_its_parameters_and_binary_results()
     {
-        Send('P', new Body().Str("").Str("SELECT $1::int * 2 AS doubled").I16(1).I32(23));
-        Send('B', new Body().Str("").Str("").I16(1).I16(1).I16(1).Value([0, 0, 0, 21]).I16(1).I16(1));
-        Send('D', new Body().Byte('P').Str(""));
-        Send('E', new Body().Str("").I32(0));
+        Send('P', new MessageBody().Str("").Str("SELECT $1::int * 2 AS doubled").I16(1).I32(23));
+        Send('B', new MessageBody().Str("").Str("").I16(1).I16(1).I16(1).Value([0, 0, 0, 21]).I16(1).I16(1));
+        Send('D', new MessageBody().Byte('P').Str(""));
+        Send('E', new MessageBody().Str("").I32(0));
         Send('S');
         Receive('1');
         Receive('2');
         Receive('T', Columns(("doubled", 23, 1)));
-        _ledger.OnBackend((byte)'D', new Body().I16(1).Value([0, 0, 0, 42]).Bytes, _clock += 1000);
-        Receive('C', new Body().Str("SELECT 1"));
+        _ledger.OnBackend((byte)'D', new MessageBody().I16(1).Value([0, 0, 0, 42]).Bytes, _clock += 1000);
+        Receive('C', new MessageBody().Str("SELECT 1"));
         var s = Assert.Single(_ledger.TakeCompleted());
         Assert.Equal("SELECT $1::int * 2 AS doubled", s.Text);
         Assert.Equal(["21"], s.Parameters);
@@ -100,21 +88,21 @@ public sealed class StatementLedgerTests
     [Fact]
     public void A_prepared_statement_described_once_decodes_later_executions_with_the_bind_formats()
     {
-        Send('P', new Body().Str("s1").Str("SELECT id FROM t").I16(0));
-        Send('D', new Body().Byte('S').Str("s1"));
+        Send('P', new MessageBody().Str("s1").Str("SELECT id FROM t").I16(0));
+        Send('D', new MessageBody().Byte('S').Str("s1"));
         Send('S');
         Receive('1');
-        Receive('t', new Body().I16(0));
+        Receive('t', new MessageBody().I16(0));
         Receive('T', Columns(("id", 23, 0)));
         Ready();
         for (var i = 0; i < 2; i++)
         {
-            Send('B', new Body().Str("").Str("s1").I16(0).I16(0).I16(1).I16(1));
-            Send('E', new Body().Str("").I32(0));
+            Send('B', new MessageBody().Str("").Str("s1").I16(0).I16(0).I16(1).I16(1));
+            Send('E', new MessageBody().Str("").I32(0));
             Send('S');
             Receive('2');
-            _ledger.OnBackend((byte)'D', new Body().I16(1).Value([0, 0, 0, 7]).Bytes, _clock += 1000);
-            Receive('C', new Body().Str("SELECT 1"));
+            _ledger.OnBackend((byte)'D', new MessageBody().I16(1).Value([0, 0, 0, 7]).Bytes, _clock += 1000);
+            Receive('C', new MessageBody().Str("SELECT 1"));
             Ready();
         }
         var runs = _ledger.TakeCompleted();
@@ -126,12 +114,12 @@ public sealed class StatementLedgerTests
     [Fact]
     public void An_error_at_parse_belongs_to_the_statement_and_later_executes_until_sync_did_not_run()
     {
-        Send('P', new Body().Str("").Str("SELECT * FROM nope").I16(0));
-        Send('B', new Body().Str("").Str("").I16(0).I16(0).I16(0));
-        Send('E', new Body().Str("").I32(0));
-        Send('P', new Body().Str("").Str("SELECT 2").I16(0));
-        Send('B', new Body().Str("").Str("").I16(0).I16(0).I16(0));
-        Send('E', new Body().Str("").I32(0));
+        Send('P', new MessageBody().Str("").Str("SELECT * FROM nope").I16(0));
+        Send('B', new MessageBody().Str("").Str("").I16(0).I16(0).I16(0));
+        Send('E', new MessageBody().Str("").I32(0));
+        Send('P', new MessageBody().Str("").Str("SELECT 2").I16(0));
+        Send('B', new MessageBody().Str("").Str("").I16(0).I16(0).I16(0));
+        Send('E', new MessageBody().Str("").I32(0));
         Send('S');
         Receive('E', Error("42P01", "relation \"nope\" does not exist"));
         Ready();
@@ -147,11 +135,11 @@ public sealed class StatementLedgerTests
     [Fact]
     public void Captured_rows_stop_at_the_cap_and_say_so_while_the_count_goes_on()
     {
-        Send('Q', new Body().Str("SELECT g FROM big"));
+        Send('Q', new MessageBody().Str("SELECT g FROM big"));
         Receive('T', Columns(("g", 25, 0)));
         for (var i = 0; i < 100; i++)
             Receive('D', Row(new string('x', 10)));
-        Receive('C', new Body().Str("SELECT 100"));
+        Receive('C', new MessageBody().Str("SELECT 100"));
         Ready();
         var s = Assert.Single(_ledger.TakeCompleted());
         Assert.Equal(100, s.Rows);
@@ -162,15 +150,15 @@ public sealed class StatementLedgerTests
     [Fact]
     public void A_suspended_portal_and_a_fastpath_call_complete_too()
     {
-        Send('B', new Body().Str("c").Str("unknown").I16(0).I16(0).I16(0));
-        Send('E', new Body().Str("c").I32(1));
+        Send('B', new MessageBody().Str("c").Str("unknown").I16(0).I16(0).I16(0));
+        Send('E', new MessageBody().Str("c").I32(1));
         Send('S');
         Receive('2');
         Receive('D', Row("1"));
         Receive('s');
         Ready();
-        Send('F', new Body().I32(952).I16(0).I16(0).I16(0));
-        Receive('V', new Body().I32(-1));
+        Send('F', new MessageBody().I32(952).I16(0).I16(0).I16(0));
+        Receive('V', new MessageBody().I32(-1));
         Ready();
         var statements = _ledger.TakeCompleted();
         Assert.Equal(2, statements.Count);
