@@ -58,8 +58,9 @@ internal sealed class PostgresRelay(
     public Exception? Failure { get; private set; }
 
     /// <summary>
-    /// A loop that fails unexpectedly ends the session (fail closed, the agent gets XX000 when the other
-    /// loop can still tell it) instead of leaving the other loop waiting for a peer that waits for it.
+    /// A loop that fails unexpectedly ends the session (fail closed; the agent gets XX000 from the
+    /// target→agent loop, which catches its own faults for that) instead of leaving the other loop
+    /// waiting for a peer that waits for it.
     /// </summary>
     private async Task EndOnFailureAsync(Func<Task> loop)
     {
