@@ -31,8 +31,12 @@ internal sealed class FrameBuffer(int initialSize = FrameBuffer.DefaultSize) : I
         var read = stream.ReadAsync(_array.AsMemory(_end), ct);
         if (!read.IsCompletedSuccessfully)
             return Filled(read);
-        _end += read.Result;
-        return read;
+        // Taking .Result consumes the read: a pooled operation (SslStream's, the native socket's) that
+        // completed on another thread just now goes back to its pool, so the caller gets a new,
+        // plain ValueTask — never the consumed one (awaiting it again failed, or hung, the session).
+        var n = read.Result;
+        _end += n;
+        return new ValueTask<int>(n);
     }
 
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]

@@ -14,6 +14,56 @@ public sealed class FrameBufferTests
             base.ReadAsync(buffer[..Math.Min(buffer.Length, chunk)], cancellationToken);
     }
 
+    /// <summary>
+    /// A stream whose reads complete on another thread, as SslStream's and the native socket's do:
+    /// each read is a pooled operation that is already done by the time the caller looks at it (the
+    /// race the relay's first read, on a thread-pool thread, runs against the epoll thread), and whose
+    /// result may be taken once — a second look is a bug (the operation may belong to another read by then).
+    /// </summary>
+    private sealed class CompletedElsewhereStream(byte[] data) : MemoryStream(data)
+    {
+        private readonly OneShotRead _read = new();
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            _read.Start(base.Read(buffer.Span));
+    }
+
+    private sealed class OneShotRead : System.Threading.Tasks.Sources.IValueTaskSource<int>
+    {
+        private System.Threading.Tasks.Sources.ManualResetValueTaskSourceCore<int> _core;
+
+        public ValueTask<int> Start(int result)
+        {
+            _core.Reset();
+            _core.SetResult(result);
+            return new ValueTask<int>(this, _core.Version);
+        }
+
+        public int GetResult(short token)
+        {
+            var result = _core.GetResult(token);
+            _core.Reset(); // back to the pool: this token is stale from now on
+            return result;
+        }
+
+        public System.Threading.Tasks.Sources.ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, System.Threading.Tasks.Sources.ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+
+    [Fact]
+    public async Task A_read_that_completed_on_another_thread_is_taken_once()
+    {
+        var message = Message((byte)'Q', 10, 7);
+        await using var stream = new CompletedElsewhereStream(message);
+        using var input = new FrameBuffer();
+
+        Assert.Equal(message.Length, await input.FillAsync(stream, 0, CancellationToken.None));
+        Assert.Equal(message, input.Span.ToArray());
+        Assert.Equal(0, await input.FillAsync(stream, 0, CancellationToken.None));
+    }
+
     private static byte[] Message(byte type, int bodyLength, byte fill)
     {
         var message = new byte[1 + 4 + bodyLength];
