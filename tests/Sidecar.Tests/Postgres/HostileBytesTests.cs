@@ -92,6 +92,37 @@ public sealed class HostileBytesTests
         }
     }
 
+    [Theory]
+    [InlineData(21)]
+    [InlineData(22)]
+    public void A_startup_packet_of_any_bytes_is_parsed_and_judged_or_refused_as_a_protocol_error(int seed)
+    {
+        // The one surface an unauthenticated client reaches: the startup packet and its parameters.
+        string[] names = ["user", "database", "options", "application_name", "replication", "search_path", "DateStyle", "_pq_.x", "client_encoding", ""];
+        string[] values = ["ci", "", "-c statement_timeout=5", "-c search_path=x -c role=admin", "--search_path=a\\ b", "-c", "database", "true", "\\", "-c a=b -c", "x\u0001y"];
+        var random = new Random(seed);
+        for (var i = 0; i < 20_000; i++)
+        {
+            var packet = new MessageBody().I32(random.Next(8) switch { 0 => PgWire.SslRequestCode, 1 => PgWire.CancelRequestCode, 2 => random.Next(), _ => 196608 + random.Next(0, 3) });
+            for (var p = random.Next(0, 5); p > 0; p--)
+                packet.Str(names[random.Next(names.Length)]).Str(values[random.Next(values.Length)]);
+            var bytes = Corrupt(random, packet.Byte('\0').Bytes);
+            try
+            {
+                var startup = StartupRequest.Parse(bytes);
+                StartupPolicy.Decide(startup, "db");
+            }
+            catch (PgProtocolException)
+            {
+                // refused with 08P01
+            }
+            catch (Exception e)
+            {
+                Assert.Fail($"seed {seed}, packet {i} [{Convert.ToHexString(bytes)}] threw {e}");
+            }
+        }
+    }
+
     private static byte[] Corrupt(Random random, byte[] body)
     {
         switch (random.Next(6))
