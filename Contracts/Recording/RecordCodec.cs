@@ -8,9 +8,13 @@ namespace Airlock.Contracts.Recording;
 /// <summary>One record: an event or a signed chain head.</summary>
 public sealed record SpoolRecord(RecordingEvent? Event, ChainHeadSignature? Head);
 
-/// <summary>The result of reading records: the records, and the length of the valid prefix.</summary>
+/// <summary>The result of reading records: every whole record, and where the last one ends.</summary>
 /// <param name="ValidLength">Bytes up to the end of the last whole, checksummed record; a torn tail beyond it is a crash mid-append.</param>
-/// <param name="Corrupt">A bad record followed by good ones: not a torn write but damage.</param>
+/// <param name="Corrupt">
+/// Bytes that are no record — a bad checksum, an impossible length (over <see cref="RecordCodec.MaxRecordBytes"/>),
+/// an unknown kind — with whole records after them: not a torn write but damage. <see cref="SpoolContents.Records"/>
+/// then holds the records on both sides of it.
+/// </param>
 public sealed record SpoolContents(IReadOnlyList<SpoolRecord> Records, long ValidLength, bool Corrupt);
 
 /// <summary>
@@ -89,6 +93,8 @@ public static class RecordCodec
         if (typeLength > 255 || chainHash.Length != HashBytes)
             throw new ArgumentException($"event type '{type}' or chain hash cannot be encoded");
         var total = 8 + 1 + 16 + 8 + 8 + 1 + typeLength + HashBytes * 2 + payload.Length;
+        if (total - 8 > MaxRecordBytes)
+            throw new ArgumentException($"an event of {payload.Length} payload bytes is over the {MaxRecordBytes}-byte record limit; no reader would accept it");
         var frame = writer.GetSpan(total)[..total];
         var body = frame[8..];
         body[0] = EventKind;
@@ -124,25 +130,60 @@ public static class RecordCodec
 
     private static bool IsHash(string hex) => hex.Length == 2 * HashBytes && hex.AsSpan().ContainsAnyExcept("0123456789abcdef") is false;
 
-    /// <param name="verifyChecksums">False reads records whose checksum does not match (stored evidence, where the hash chain is the check).</param>
+    /// <summary>
+    /// Reads records. Where bytes are not a record, the reader looks for the next whole, checksummed
+    /// record after them: if there is one, the bytes were damage (<see cref="SpoolContents.Corrupt"/>)
+    /// and reading goes on from it, so nothing valid after damage is lost; if there is none, they are
+    /// a torn tail (a crash mid-append) and reading stops.
+    /// </summary>
+    /// <param name="verifyChecksums">False reads records whose checksum does not match (stored evidence, where the hash chain is the check); it stops at the first bad record.</param>
     public static SpoolContents Decode(ReadOnlySpan<byte> data, bool verifyChecksums = true)
     {
         var records = new List<SpoolRecord>();
         var offset = 0;
+        var validLength = 0;
+        var corrupt = false;
         while (offset < data.Length)
         {
             var record = TryRead(data[offset..], verifyChecksums, out var consumed);
-            if (record is null)
+            if (record is not null)
             {
-                // Damage in the middle (a good record follows somewhere) versus a torn tail.
-                var corrupt = consumed > 0 && offset + consumed < data.Length;
-                return new SpoolContents(records, offset, corrupt);
+                records.Add(record);
+                offset += consumed;
+                validLength = offset;
+                continue;
             }
-            records.Add(record);
-            offset += consumed;
+            var next = verifyChecksums ? NextWholeRecord(data, offset + 1) : -1;
+            if (next < 0)
+            {
+                // Nothing whole follows: a torn tail — unless the header is impossible (no writer produces
+                // a record over the limit) or more bytes follow a whole-length record that failed its checksum.
+                corrupt |= HasImpossibleHeader(data[offset..]) || consumed > 0 && offset + consumed < data.Length;
+                break;
+            }
+            corrupt = true;
+            offset = next;
         }
-        return new SpoolContents(records, offset, false);
+        return new SpoolContents(records, validLength, corrupt);
     }
+
+    /// <summary>The offset of the first whole, checksummed record at or after <paramref name="from"/>; −1 when there is none.</summary>
+    private static int NextWholeRecord(ReadOnlySpan<byte> data, int from)
+    {
+        for (var at = from; at + 9 <= data.Length; at++)
+        {
+            // Cheap filters first (a plausible length, a known kind); the checksum decides.
+            var length = BinaryPrimitives.ReadUInt32BigEndian(data[at..]);
+            if (length is 0 or > MaxRecordBytes || at + 8 + (long)length > data.Length || data[at + 8] is not (EventKind or HeadKind or JsonEventKind or JsonHeadKind))
+                continue;
+            if (TryRead(data[at..], verifyChecksum: true, out _) is not null)
+                return at;
+        }
+        return -1;
+    }
+
+    private static bool HasImpossibleHeader(ReadOnlySpan<byte> data) =>
+        data.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(data) > MaxRecordBytes;
 
     /// <summary>Reads one record; null when incomplete or bad. <paramref name="consumed"/> is its framed length when the header was readable.</summary>
     private static SpoolRecord? TryRead(ReadOnlySpan<byte> data, bool verifyChecksum, out int consumed)

@@ -62,6 +62,9 @@ public sealed record ApprovalPayload(long RequestId, string Outcome, string? Dec
 /// <summary>Per masked column (<c>table.column</c>), how many values were masked.</summary>
 public sealed record MaskingSummaryPayload(IReadOnlyDictionary<string, long> MaskedValues);
 
+/// <summary>Stands in for an event whose payload was over <see cref="RecordingLimits.MaxEventPayloadBytes"/> (a sidecar bug: every field is capped).</summary>
+public sealed record OmittedPayload(bool Omitted, long OriginalBytes, string Reason);
+
 /// <summary>Why the session ended: <c>client</c>, <c>server</c>, <c>terminated: …</c>, <c>error: …</c>.</summary>
 public sealed record SessionEndPayload(string Reason);
 
@@ -75,12 +78,36 @@ public static class RecordingJson
     /// <summary>
     /// The same bytes as <c>Encode(statement)</c>, written directly: the gateway encodes one statement
     /// per transaction on the data path, and the reflection-driven serializer was most of that cost.
+    /// The result is cut (rows, then columns; <see cref="StatementResult.Truncated"/> set) so the
+    /// payload stays within <see cref="RecordingLimits.MaxEventPayloadBytes"/>; every other field is
+    /// already capped by its producer.
     /// </summary>
     public static byte[] EncodeStatement(StatementPayload statement)
     {
         var buffer = t_buffer ??= new System.Buffers.ArrayBufferWriter<byte>(1024);
-        buffer.ResetWrittenCount();
         var writer = t_writer ??= new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = Options.Encoder, SkipValidation = true });
+        var (columns, rows) = (int.MaxValue, int.MaxValue);
+        // The first pass measures; in the rare case the result does not fit, the second writes what does.
+        while (!TryWriteStatement(buffer, writer, statement, ref columns, ref rows))
+        {
+        }
+        var bytes = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > 256 * 1024)
+            t_buffer = null; // a large result passed through: do not keep its buffer on this thread
+        return bytes;
+    }
+
+    /// <summary>Room kept for what follows the result's rows (<c>],"truncated":true}}</c>).</summary>
+    private const int ClosingBytes = 64;
+
+    /// <summary>
+    /// Writes the payload with at most <paramref name="columns"/> columns and <paramref name="rows"/>
+    /// rows of the result; false (with the numbers that fit) when the result overran the event limit.
+    /// </summary>
+    private static bool TryWriteStatement(System.Buffers.ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer, StatementPayload statement, ref int columns, ref int rows)
+    {
+        const int budget = RecordingLimits.MaxEventPayloadBytes - ClosingBytes;
+        buffer.ResetWrittenCount();
         writer.Reset(buffer);
         writer.WriteStartObject();
         writer.WriteString("text"u8, statement.Text);
@@ -94,8 +121,8 @@ public static class RecordingJson
         WriteStringOrNull(writer, statement.Rule);
         writer.WriteNumber("durationMs"u8, statement.DurationMs);
         writer.WritePropertyName("rows"u8);
-        if (statement.Rows is { } rows)
-            writer.WriteNumberValue(rows);
+        if (statement.Rows is { } rowCount)
+            writer.WriteNumberValue(rowCount);
         else
             writer.WriteNullValue();
         writer.WritePropertyName("error"u8);
@@ -103,21 +130,41 @@ public static class RecordingJson
         writer.WritePropertyName("result"u8);
         if (statement.Result is { } result)
         {
+            var truncated = result.Truncated;
             writer.WriteStartObject();
             writer.WriteStartArray("columns"u8);
-            foreach (var column in result.Columns)
-                writer.WriteStringValue(column);
-            writer.WriteEndArray();
-            writer.WriteStartArray("rows"u8);
-            foreach (var row in result.Rows)
+            for (var i = 0; i < result.Columns.Count; i++)
             {
-                writer.WriteStartArray();
-                foreach (var value in row)
-                    WriteStringOrNull(writer, value);
-                writer.WriteEndArray();
+                if (i == columns || writer.BytesCommitted + writer.BytesPending + 6L * result.Columns[i].Length + 3 > budget)
+                {
+                    (columns, rows, truncated) = (i, 0, true);
+                    break;
+                }
+                writer.WriteStringValue(result.Columns[i]);
             }
             writer.WriteEndArray();
-            writer.WriteBoolean("truncated"u8, result.Truncated);
+            writer.WriteStartArray("rows"u8);
+            for (var r = 0; r < result.Rows.Count; r++)
+            {
+                if (r == rows)
+                {
+                    truncated = true;
+                    break;
+                }
+                writer.WriteStartArray();
+                foreach (var value in result.Rows[r])
+                    WriteStringOrNull(writer, value);
+                writer.WriteEndArray();
+                if (writer.BytesCommitted + writer.BytesPending > budget)
+                {
+                    // This row does not fit: write again without it.
+                    rows = r;
+                    writer.Flush();
+                    return false;
+                }
+            }
+            writer.WriteEndArray();
+            writer.WriteBoolean("truncated"u8, truncated);
             writer.WriteEndObject();
         }
         else
@@ -126,10 +173,7 @@ public static class RecordingJson
         }
         writer.WriteEndObject();
         writer.Flush();
-        var bytes = buffer.WrittenSpan.ToArray();
-        if (buffer.Capacity > 256 * 1024)
-            t_buffer = null; // a large result passed through: do not keep its buffer on this thread
-        return bytes;
+        return true;
     }
 
     private static void WriteStringOrNull(Utf8JsonWriter writer, string? value)

@@ -52,14 +52,65 @@ public sealed class RecordCodecTests
     }
 
     [Fact]
-    public void A_damaged_record_in_the_middle_is_reported_as_corruption()
+    public void A_damaged_record_is_corruption_and_the_whole_records_after_it_are_kept()
     {
-        var (bytes, _) = Spool(3);
+        var (bytes, events) = Spool(3);
         bytes[20] ^= 0xFF; // inside the first record's body
         var contents = RecordCodec.Decode(bytes);
         Assert.True(contents.Corrupt);
-        Assert.Empty(contents.Records);
-        Assert.Equal(0, contents.ValidLength);
+        Assert.Equal(events.Skip(1).Select(e => e.Hash), contents.Records.Select(r => r.Event!.Hash));
+        Assert.Equal(bytes.Length, contents.ValidLength);
+    }
+
+    [Theory]
+    [InlineData(RecordCodec.MaxRecordBytes + 1)]
+    [InlineData(uint.MaxValue)]
+    public void An_impossible_length_is_corruption_never_a_torn_tail(uint length)
+    {
+        // A record no writer produces (e.g. one over the limit) between whole records: what follows is kept.
+        var (bytes, events) = Spool(3);
+        var first = RecordCodec.Encode(events[0]).Length;
+        var damaged = bytes.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(damaged.AsSpan(first), length);
+        var contents = RecordCodec.Decode(damaged);
+        Assert.True(contents.Corrupt);
+        Assert.Equal([events[0].Hash, events[2].Hash], contents.Records.Select(r => r.Event!.Hash));
+
+        // At the very end it is corruption as well, not a tail to cut quietly.
+        var last = RecordCodec.Encode(events[2]).Length;
+        var tail = bytes.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(tail.AsSpan(bytes.Length - last), length);
+        var atEnd = RecordCodec.Decode(tail);
+        Assert.True(atEnd.Corrupt);
+        Assert.Equal(2, atEnd.Records.Count);
+    }
+
+    [Fact]
+    public void Damage_anywhere_loses_only_the_damaged_record()
+    {
+        // Every single flipped byte of a five-record spool: at most the record holding it is lost.
+        var (bytes, events) = Spool(5);
+        var ends = new List<int>();
+        var end = 0;
+        foreach (var e in events)
+            ends.Add(end += RecordCodec.Encode(e).Length);
+        for (var at = 0; at < bytes.Length; at++)
+        {
+            var damaged = bytes.ToArray();
+            damaged[at] ^= 0x5A;
+            var hit = ends.FindIndex(e => at < e);
+            var kept = RecordCodec.Decode(damaged).Records.Select(r => r.Event!.Hash).ToList();
+            Assert.Equal(events.Where((_, i) => i != hit).Select(e => e.Hash), kept);
+        }
+    }
+
+    [Fact]
+    public void A_writer_refuses_a_record_over_the_limit()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var hash = new byte[32];
+        Assert.Throws<ArgumentException>(() => RecordCodec.WriteEvent(buffer, _session, 1, DateTimeOffset.UtcNow, "statement", new byte[RecordCodec.MaxRecordBytes], hash));
+        Assert.Equal(0, buffer.WrittenCount);
     }
 
     [Theory]

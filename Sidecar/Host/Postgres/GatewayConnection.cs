@@ -328,7 +328,7 @@ internal sealed class GatewayConnection(
         }
         try
         {
-            await recording.RecordAsync(RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(reason)));
+            await recording.RecordAsync(RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(RecordingLimits.Truncate(reason, RecordingLimits.MaxReasonChars))));
         }
         catch (RecorderUnavailableException)
         {

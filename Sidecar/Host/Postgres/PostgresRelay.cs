@@ -232,7 +232,8 @@ internal sealed class PostgresRelay(
                             var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false, arrived);
                             lastWasFatal = type == (byte)'E' && notice?.Severity is "FATAL" or "PANIC";
                             if (type == (byte)'N' && notice is not null)
-                                await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(notice.Severity, notice.Message)));
+                                await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(
+                                    RecordingLimits.Truncate(notice.Severity, RecordingLimits.MaxColumnNameChars), RecordingLimits.Truncate(notice.Message, RecordingLimits.MaxMessageChars))));
                         }
                         catch (PgProtocolException e)
                         {
@@ -382,6 +383,6 @@ internal sealed class StatementEvent(CompletedStatement statement) : Recording.D
             : null;
         return RecordingJson.EncodeStatement(new StatementPayload(
             statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
-            statement.Error is { } e ? $"{e.SqlState}: {e.Message}" : null, result));
+            statement.Error is { } e ? RecordingLimits.Truncate($"{e.SqlState}: {e.Message}", RecordingLimits.MaxMessageChars) : null, result));
     }
 }

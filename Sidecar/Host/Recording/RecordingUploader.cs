@@ -24,6 +24,14 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
     private readonly TimeSpan _uploadInterval = TimeSpan.FromMilliseconds(options.RecordingUploadMilliseconds);
 
     public const int MaxBatchEvents = 5000;
+
+    /// <summary>
+    /// Event bytes per upload, never exceeded: with at most <see cref="MaxBatchEvents"/> signed heads
+    /// (about 200 bytes each) and MessagePack's framing, an upload stays well under the control
+    /// plane's 8 MiB hub message limit, whatever the records — a larger message would drop the hub
+    /// connection (and heartbeats and terminate with it) on every retry. Events are at most
+    /// <see cref="RecordingLimits.MaxEventPayloadBytes"/>, so every one fits.
+    /// </summary>
     public const int MaxBatchBytes = 4 * 1024 * 1024;
 
     /// <summary>Raised when the control plane acknowledged a session through a sequence number.</summary>
@@ -41,6 +49,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         /// <summary>Uploads in a row whose events the control plane did not store; 0 while it stores them.</summary>
         public int Refusals;
         public long RetryAt; // Stopwatch timestamp before which the session is left out of uploads
+        public bool Oversized; // its next record can never be uploaded (logged once)
     }
 
     /// <summary>
@@ -123,7 +132,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
         // Fair share: every session with pending events gets a slice of the batch, so a few busy
         // sessions cannot starve the others (their lag would grow with the run).
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
-        var sendable = _spools.Where(s => s.Value.Pending.Count > 0 && s.Value.RetryAt <= now).ToList();
+        var sendable = _spools.Where(s => s.Value.Pending.Count > 0 && s.Value.RetryAt <= now && !s.Value.Oversized).ToList();
         var share = sendable.Count == 0 ? MaxBatchEvents : Math.Max(50, MaxBatchEvents / sendable.Count);
         var sentThrough = new Dictionary<Guid, long>();
         foreach (var (session, state) in sendable)
@@ -132,7 +141,7 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
             var bytes = 0;
             foreach (var record in state.Pending)
             {
-                if (taken >= share || events >= MaxBatchEvents || size + record.Length > MaxBatchBytes && events > 0)
+                if (taken >= share || events >= MaxBatchEvents || size + record.Length > MaxBatchBytes)
                     break;
                 events++;
                 taken++;
@@ -140,7 +149,16 @@ internal sealed class RecordingUploader(SessionRecorder recorder, HubClient hub,
                 bytes += record.Length;
             }
             if (taken == 0)
+            {
+                if (state.Pending[0].Length > MaxBatchBytes && !state.Oversized)
+                {
+                    // Only a spool written by an older sidecar (before events were capped) can hold one.
+                    state.Oversized = true;
+                    logger.LogError("Session {Session}: event {Seq} is a {Bytes}-byte record, over the {Limit}-byte upload limit; the session's upload stops there and its spool is kept",
+                        session, state.Pending[0].Seq, state.Pending[0].Length, MaxBatchBytes);
+                }
                 continue;
+            }
             var segment = new byte[bytes];
             var at = 0;
             foreach (var record in state.Pending.Take(taken))

@@ -224,7 +224,7 @@ public sealed class SessionRecorder : BackgroundService
                         _logger.LogError("Events for session {Session} after it ended were refused", group.Key);
                         break;
                     }
-                    RecordCodec.WriteEvent(spool.Buffer, pending.Session, spool.Seq + 1, pending.Time, pending.Type, pending.Encoded(), spool.Hash);
+                    RecordCodec.WriteEvent(spool.Buffer, pending.Session, spool.Seq + 1, pending.Time, pending.Type, Checked(pending), spool.Hash);
                     spool.Appended();
                     spool.Unflushed.Add(pending);
                     _commitDue ??= Now + FlushInterval;
@@ -239,6 +239,22 @@ public sealed class SessionRecorder : BackgroundService
             }
         }
         return unwritten;
+    }
+
+    /// <summary>
+    /// The event's payload, checked against <see cref="RecordingLimits.MaxEventPayloadBytes"/> before
+    /// it is written: every producer caps its fields, so an oversized payload is a bug, and it is
+    /// recorded as a placeholder that says so rather than written — one record too large for the
+    /// spool or an upload would stall the whole recording behind it.
+    /// </summary>
+    private byte[] Checked(Pending pending)
+    {
+        var payload = pending.Encoded();
+        if (payload.Length <= RecordingLimits.MaxEventPayloadBytes)
+            return payload;
+        _logger.LogError("A {Type} event of session {Session} encoded to {Bytes} bytes, over the {Limit}-byte event limit; recorded as omitted",
+            pending.Type, pending.Session, payload.Length, RecordingLimits.MaxEventPayloadBytes);
+        return pending.Replace(RecordingJson.Encode(new OmittedPayload(true, payload.Length, $"the payload was over the {RecordingLimits.MaxEventPayloadBytes}-byte event limit")));
     }
 
     /// <summary>
@@ -358,7 +374,10 @@ public sealed class SessionRecorder : BackgroundService
 
     private TimeSpan Now => TimeSpan.FromTicks(_time.GetTimestamp() * TimeSpan.TicksPerSecond / _time.TimestampFrequency);
 
-    /// <summary>Cuts torn tails and closes sessions a crash left open, so every spool ends in a signed session end.</summary>
+    /// <summary>
+    /// Cuts torn tails, sets damaged spools right without losing a whole record, and closes sessions a
+    /// crash left open, so every spool ends in a signed session end.
+    /// </summary>
     private void Recover()
     {
         foreach (var path in Directory.EnumerateFiles(_spoolDirectory, "*" + SpoolExtension))
@@ -369,11 +388,25 @@ public sealed class SessionRecorder : BackgroundService
             var contents = RecordCodec.Decode(File.ReadAllBytes(path));
             if (contents.Corrupt)
             {
-                _logger.LogError("Spool {Path} is damaged; kept aside as .corrupt for inspection, its valid prefix is uploaded", path);
+                // Damage, not a torn append: the original is kept aside, and the spool is rewritten as
+                // every whole record — those after the damage too — so nothing valid is discarded.
+                // (The control plane will see the chain break where records are missing, and say so.)
                 File.Copy(path, path + ".corrupt", overwrite: true);
+                var whole = new ArrayBufferWriter<byte>();
+                foreach (var record in contents.Records)
+                    whole.Write(record.Event is { } e ? RecordCodec.Encode(e) : RecordCodec.Encode(record.Head!));
+                var rewritten = path + ".rewrite";
+                using (var copy = new FileStream(rewritten, FileMode.Create, FileAccess.Write, FileShare.None))
+                {
+                    copy.Write(whole.WrittenSpan);
+                    copy.Flush(flushToDisk: true);
+                }
+                File.Move(rewritten, path, overwrite: true);
+                _logger.LogError("Spool {Path} is damaged; the original is kept as .corrupt for inspection, and its {Count} whole records (before and after the damage) are kept and uploaded",
+                    path, contents.Records.Count);
             }
             using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.Read);
-            if (file.Length != contents.ValidLength)
+            if (!contents.Corrupt && file.Length != contents.ValidLength)
             {
                 _logger.LogWarning("Spool {Path}: cut a torn record after {Length} bytes", path, contents.ValidLength);
                 file.SetLength(contents.ValidLength);
@@ -409,6 +442,8 @@ public sealed class SessionRecorder : BackgroundService
         public string Type { get; }
 
         public byte[] Encoded() => _payload as byte[] ?? (byte[])(_payload = ((DeferredPayload)_payload).Encode());
+
+        public byte[] Replace(byte[] payload) => (byte[])(_payload = payload);
     }
 
     private sealed class OpenSpool(Guid session, FileStream file)

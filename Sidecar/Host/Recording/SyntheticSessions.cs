@@ -37,7 +37,7 @@ internal static class SyntheticSessions
                 }
                 catch (OperationCanceledException) when (terminated is not null)
                 {
-                    while (!recorder.TryRecord(id, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(terminated))))
+                    while (!recorder.TryRecord(id, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(RecordingLimits.Truncate(terminated, RecordingLimits.MaxReasonChars)))))
                         await Task.Delay(5, lifetime.ApplicationStopping);
                 }
             }, lifetime.ApplicationStopping).ContinueWith(

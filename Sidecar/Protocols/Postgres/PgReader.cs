@@ -25,6 +25,18 @@ public ref struct PgReader(ReadOnlySpan<byte> body)
         return value;
     }
 
+    /// <summary>
+    /// A 16-bit count (parameters, formats, columns, fields): PostgreSQL reads these unsigned
+    /// (<c>pq_getmsgint(msg, 2)</c>), so 32,768–65,535 are valid counts, never negative ones.
+    /// </summary>
+    public int ReadCount16()
+    {
+        Need(2);
+        var value = BinaryPrimitives.ReadUInt16BigEndian(_body[_position..]);
+        _position += 2;
+        return value;
+    }
+
     public int ReadInt32()
     {
         Need(4);

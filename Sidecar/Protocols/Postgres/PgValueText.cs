@@ -14,12 +14,12 @@ public static class PgValueText
     public static string Render(ReadOnlySpan<byte> value, short format, int typeOid, int maxChars)
     {
         if (format == 0)
-            return Cut(Utf8(value, maxChars), maxChars);
+            return CutUtf8(value, maxChars);
         var text = typeOid switch
         {
             16 when value.Length == 1 => value[0] != 0 ? "t" : "f",
-            18 or 19 or 25 or 114 or 142 or 705 or 1042 or 1043 => Utf8(value, maxChars),
-            3802 when value.Length >= 1 && value[0] == 1 => Utf8(value[1..], maxChars),
+            18 or 19 or 25 or 114 or 142 or 705 or 1042 or 1043 => CutUtf8(value, maxChars),
+            3802 when value.Length >= 1 && value[0] == 1 => CutUtf8(value[1..], maxChars),
             20 when value.Length == 8 => BinaryPrimitives.ReadInt64BigEndian(value).ToString(CultureInfo.InvariantCulture),
             21 when value.Length == 2 => BinaryPrimitives.ReadInt16BigEndian(value).ToString(CultureInfo.InvariantCulture),
             23 when value.Length == 4 => BinaryPrimitives.ReadInt32BigEndian(value).ToString(CultureInfo.InvariantCulture),
@@ -35,13 +35,38 @@ public static class PgValueText
         if (text is not null)
             return Cut(text, maxChars);
         var bytes = value.Length > maxChars / 2 ? value[..(maxChars / 2)] : value;
-        return "\\x" + Convert.ToHexStringLower(bytes) + (bytes.Length < value.Length ? "…" : "");
+        var hex = "\\x" + Convert.ToHexStringLower(bytes);
+        return bytes.Length < value.Length ? Marked(hex, Count(value.Length, "bytes")) : hex;
     }
 
-    public static string Cut(string text, int maxChars) => text.Length <= maxChars ? text : string.Concat(text.AsSpan(0, maxChars), "…");
+    /// <summary>
+    /// <paramref name="text"/> when it has at most <paramref name="maxChars"/> characters, else its
+    /// first ones followed by <see cref="TruncationMarker"/>, the original length and <c>]</c>: a
+    /// recorded value that was cut says so (the recording's field caps; Contracts' RecordingLimits
+    /// writes the same mark).
+    /// </summary>
+    public static string Cut(string text, int maxChars) =>
+        text.Length <= maxChars ? text : Marked(text.AsSpan(0, CutPoint(text, maxChars)), Count(text.Length, "characters"));
 
-    private static string Utf8(ReadOnlySpan<byte> value, int maxChars) =>
-        Encoding.UTF8.GetString(value.Length > maxChars * 4L ? value[..(maxChars * 4)] : value);
+    public const string TruncationMarker = "…[truncated: ";
+
+    private static string Marked(ReadOnlySpan<char> prefix, string originally) => string.Concat(prefix, TruncationMarker, originally, "]");
+
+    private static string Count(long count, string unit) => count.ToString(CultureInfo.InvariantCulture) + " " + unit;
+
+    // Never split a surrogate pair.
+    private static int CutPoint(string text, int maxChars) => maxChars > 0 && char.IsHighSurrogate(text[maxChars - 1]) ? maxChars - 1 : maxChars;
+
+    /// <summary>UTF-8 text cut to <paramref name="maxChars"/>, decoding no more than it could need (a value may be megabytes).</summary>
+    private static string CutUtf8(ReadOnlySpan<byte> value, int maxChars)
+    {
+        if (value.Length <= maxChars)
+            return Encoding.UTF8.GetString(value); // at most one character per byte: it fits
+        var head = Encoding.UTF8.GetString(value[..(int)Math.Min(value.Length, maxChars * 4L)]);
+        if (head.Length <= maxChars && value.Length <= maxChars * 4L)
+            return head;
+        return Marked(head.AsSpan(0, CutPoint(head, Math.Min(maxChars, head.Length))), Count(value.Length, "bytes"));
+    }
 
     // Binary dates count days, timestamps microseconds, from 2000-01-01 (Julian day 2451545).
     // PostgreSQL's range (4714-11-24 BC to 5874897 AD for dates, 294276 AD for timestamps) is wider

@@ -38,6 +38,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     public const int MaxRecordedTextChars = 16 * 1024;
     public const int MaxRecordedParameterChars = 1024;
     public const int MaxRecordedParameterTotalChars = 64 * 1024;
+    public const int MaxRecordedResultValueChars = 64 * 1024;
+    public const int MaxRecordedColumnNameChars = 256;
 
     private enum Kind { Parse, Bind, DescribeStatement, DescribePortal, Execute, Close, Sync, Query, FunctionCall }
 
@@ -118,8 +120,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             {
                 var name = reader.ReadCString();
                 var text = reader.ReadCString();
-                var typeCount = reader.ReadInt16();
-                var types = new int[Math.Max((int)typeCount, 0)];
+                var types = new int[reader.ReadCount16()];
                 for (var i = 0; i < types.Length; i++)
                     types[i] = reader.ReadInt32();
                 Remember(_prepared, name, new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types));
@@ -131,12 +132,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 var portal = reader.ReadCString();
                 var statementName = reader.ReadCString();
                 var parameterFormats = ReadFormats(ref reader);
-                var count = reader.ReadInt16();
-                if (count < 0)
-                    throw new PgProtocolException("Bind: negative parameter count");
-                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{statementName}\" not seen on this connection)");
+                var count = reader.ReadCount16();
+                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{PgValueText.Cut(statementName, MaxRecordedColumnNameChars)}\" not seen on this connection)");
                 // Recorded parameters are bounded in total, so one event stays far below the control plane's 1 MiB limit.
-                var parameters = new List<string?>(Math.Min((int)count, 1024));
+                var parameters = new List<string?>(Math.Min(count, 1024));
                 var recordedChars = 0;
                 for (var i = 0; i < count; i++)
                 {
@@ -146,7 +145,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     var typeOid = i < statement.ParameterTypes.Length ? statement.ParameterTypes[i] : 0;
                     var text = isNull ? null : PgValueText.Render(value, FormatOf(parameterFormats, i), typeOid, MaxRecordedParameterChars);
                     recordedChars += text?.Length ?? 4;
-                    parameters.Add(recordedChars > MaxRecordedParameterTotalChars ? $"… {count - i} more parameters not recorded" : text);
+                    parameters.Add(recordedChars > MaxRecordedParameterTotalChars ? $"{PgValueText.TruncationMarker}{count - i} more parameters not recorded]" : text);
                 }
                 var resultFormats = ReadFormats(ref reader);
                 Remember(_portals, portal, new Portal(statement, parameters, resultFormats));
@@ -170,7 +169,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 var name = reader.ReadCString();
                 reader.ReadInt32(); // row limit
                 var portal = _portals.GetValueOrDefault(name);
-                Enqueue(new Request(Kind.Execute, timestamp) { Name = name, Portal = portal, Text = portal?.Statement.Text ?? $"(portal \"{name}\" not seen on this connection)" });
+                Enqueue(new Request(Kind.Execute, timestamp) { Name = name, Portal = portal, Text = portal?.Statement.Text ?? $"(portal \"{PgValueText.Cut(name, MaxRecordedColumnNameChars)}\" not seen on this connection)" });
                 break;
             }
             case (byte)'C':
@@ -307,15 +306,22 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             return;
         var columns = ColumnsOf(request);
         var reader = new PgReader(body);
-        var count = reader.ReadInt16();
-        var row = new string?[Math.Max((int)count, 0)];
+        var row = new string?[reader.ReadCount16()];
         long size = 0;
         for (var i = 0; i < row.Length; i++)
         {
             var value = reader.ReadValue(out var isNull);
             size += value.Length;
             var column = columns is not null && i < columns.Count ? columns[i] : default;
-            row[i] = isNull ? null : PgValueText.Render(value, column.Format, column.TypeOid, int.MaxValue);
+            row[i] = isNull ? null : PgValueText.Render(value, column.Format, column.TypeOid, MaxRecordedResultValueChars);
+        }
+        if (request.ColumnNames is null)
+        {
+            // Named even when no row fits: the recording says what was truncated.
+            request.ColumnNames = new List<string>(columns?.Count ?? 0);
+            if (columns is not null)
+                foreach (var column in columns)
+                    request.ColumnNames.Add(column.Name);
         }
         if (request.CapturedBytes + size > captureBytes)
         {
@@ -323,13 +329,6 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             return;
         }
         request.CapturedBytes += size;
-        if (request.ColumnNames is null)
-        {
-            request.ColumnNames = new List<string>(columns?.Count ?? 0);
-            if (columns is not null)
-                foreach (var column in columns)
-                    request.ColumnNames.Add(column.Name);
-        }
         (request.Rows ??= []).Add(row);
     }
 
@@ -376,9 +375,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     private static short[] ReadFormats(ref PgReader reader)
     {
-        var count = reader.ReadInt16();
-        if (count < 0)
-            throw new PgProtocolException("negative format-code count");
+        var count = reader.ReadCount16();
         var formats = count == 0 ? [] : new short[count];
         for (var i = 0; i < count; i++)
         {
@@ -412,11 +409,11 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     private static List<Column> ReadRowDescription(ReadOnlySpan<byte> body)
     {
         var reader = new PgReader(body);
-        var count = reader.ReadInt16();
-        var columns = new List<Column>(Math.Max((int)count, 0));
+        var count = reader.ReadCount16();
+        var columns = new List<Column>(count);
         for (var i = 0; i < count; i++)
         {
-            var name = reader.ReadCString();
+            var name = PgValueText.Cut(reader.ReadCString(), MaxRecordedColumnNameChars);
             reader.ReadBytes(4 + 2); // table oid, column number
             var typeOid = reader.ReadInt32();
             reader.ReadBytes(2 + 4); // type size, type modifier

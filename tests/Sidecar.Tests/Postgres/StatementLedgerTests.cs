@@ -203,3 +203,74 @@ public sealed class StatementLedgerTests
     [InlineData("SELECTED 5", null)]
     public void Row_counts_come_from_command_tags(string tag, long? rows) => Assert.Equal(rows, StatementLedger.RowsOf(tag));
 }
+
+/// <summary>
+/// 16-bit counts are unsigned on the wire (PostgreSQL reads them with <c>pq_getmsgint(msg, 2)</c>):
+/// a Bind of 32,768–65,535 parameters, a RowDescription or DataRow of that many columns, are valid.
+/// </summary>
+public sealed class SixteenBitCountTests
+{
+    public static TheoryData<int> Counts => [0, 1, 32_767, 32_768, 65_535];
+
+    private readonly StatementLedger _ledger = new(captureBytes: 1024 * 1024);
+    private long _clock;
+
+    private void Send(char type, MessageBody body) => _ledger.OnFrontend((byte)type, body.Bytes, _clock += 1000);
+    private void Receive(char type, MessageBody body) => _ledger.OnBackend((byte)type, body.Bytes, _clock += 1000);
+
+    [Theory]
+    [MemberData(nameof(Counts))]
+    public void Parse_and_Bind_take_any_unsigned_parameter_count(int count)
+    {
+        var parse = new MessageBody().Str("s").Str("SELECT many").U16(count);
+        for (var i = 0; i < count; i++)
+            parse.I32(23);
+        Send('P', parse);
+        // Parameter formats: one code for all (binary), then the values, then one result format.
+        var bind = new MessageBody().Str("").Str("s").U16(1).I16(1).U16(count);
+        for (var i = 0; i < count; i++)
+            bind.Value([0, 0, 0, 7]);
+        Send('B', bind.U16(0));
+        Send('E', new MessageBody().Str("").I32(0));
+        Send('S', new MessageBody());
+        Receive('1', new MessageBody());
+        Receive('2', new MessageBody());
+        Receive('C', new MessageBody().Str("SELECT 0"));
+        Receive('Z', new MessageBody().Byte('I'));
+        var statement = Assert.Single(_ledger.TakeCompleted());
+        Assert.Equal("SELECT many", statement.Text);
+        // Parameters are recorded up to the total cap; the rest are summarised in one marked entry.
+        Assert.Equal(count == 0 ? null : "7", statement.Parameters.FirstOrDefault());
+        Assert.True(statement.Parameters.Count <= count);
+        if (statement.Parameters.Count < count)
+            Assert.StartsWith(PgValueText.TruncationMarker, statement.Parameters[^1], StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Counts))]
+    public void RowDescription_and_DataRow_take_any_unsigned_column_count(int count)
+    {
+        Send('Q', new MessageBody().Str("SELECT wide"));
+        var description = new MessageBody().U16(count);
+        for (var i = 0; i < count; i++)
+            description.Str("c").I32(0).I16(0).I32(25).I16(-1).I32(-1).I16(0);
+        Receive('T', description);
+        var row = new MessageBody().U16(count);
+        for (var i = 0; i < count; i++)
+            row.Value("v"u8.ToArray());
+        Receive('D', row);
+        Receive('C', new MessageBody().Str("SELECT 1"));
+        Receive('Z', new MessageBody().Byte('I'));
+        var statement = Assert.Single(_ledger.TakeCompleted());
+        Assert.Equal(count, statement.Columns.Count);
+        Assert.Equal(count, Assert.Single(statement.CapturedRows).Count);
+    }
+
+    [Fact]
+    public void Format_codes_stay_signed_and_only_zero_or_one()
+    {
+        Send('P', new MessageBody().Str("").Str("SELECT 1").U16(0));
+        var bind = new MessageBody().Str("").Str("").U16(1).I16(-1).U16(0).U16(0);
+        Assert.Throws<PgProtocolException>(() => Send('B', bind));
+    }
+}
