@@ -14,6 +14,11 @@ public sealed class ConsoleUser
     public DateTimeOffset? LockedUntil { get; set; }
     public bool Disabled { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>
+    /// Changes whenever what the user may do changes (password, role, disablement, "sign out
+    /// everywhere"): a cookie or console circuit issued under another stamp is no longer honoured.
+    /// </summary>
+    public string SecurityStamp { get; set; } = "";
 }
 
 /// <summary>An admin API key: only its SHA-256 hash is stored.</summary>
@@ -98,6 +103,12 @@ public sealed class Target
     public string UpstreamDatabase { get; set; } = "";
     public string UpstreamUsername { get; set; } = "";
     public string UpstreamTlsMode { get; set; } = "prefer";
+    /// <summary>
+    /// Upstream authentication methods the sidecar may use, comma-separated libpq <c>require_auth</c>
+    /// names (<c>scram-sha-256</c>, <c>md5</c>, <c>password</c>, <c>none</c>); empty: SCRAM only, or
+    /// <c>none</c> only when the target has no credential.
+    /// </summary>
+    public string UpstreamAuth { get; set; } = "";
     /// <summary><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</summary>
     public string? CredentialReference { get; set; }
     /// <summary>A stored credential, encrypted with ASP.NET Data Protection.</summary>
@@ -228,6 +239,9 @@ public sealed class RecordedSession
 {
     public Guid Id { get; set; }
     public Guid SidecarId { get; set; }
+    /// <summary>The recording sidecar's name and the public key its heads verify with, kept with the session: deleting or re-enrolling the sidecar leaves its recordings verifiable.</summary>
+    public string SidecarName { get; set; } = "";
+    public byte[]? SigningPublicKey { get; set; }
     public string Agent { get; set; } = "";
     public string Role { get; set; } = "";
     public string Target { get; set; } = "";

@@ -94,6 +94,14 @@ public sealed class UpstreamSpec
     public string? Username { get; set; }
     public string? Tls { get; set; }
 
+    /// <summary>
+    /// Authentication methods the sidecar may use for its own login, as libpq's <c>require_auth</c>
+    /// names them: <c>scram-sha-256</c>, <c>md5</c>, <c>password</c> (cleartext; never without TLS),
+    /// <c>none</c> (the server asks for nothing). Default: <c>[scram-sha-256]</c>, or <c>[none]</c>
+    /// for a target without a credential.
+    /// </summary>
+    public List<string>? Auth { get; set; }
+
     /// <summary><c>env:NAME</c>, <c>file:/path</c> (resolved only at the sidecar) or <c>stored</c>.</summary>
     public string? Credential { get; set; }
 

@@ -114,6 +114,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             target.UpstreamDatabase = spec.Upstream.Database!;
             target.UpstreamUsername = spec.Upstream.Username!;
             target.UpstreamTlsMode = spec.Upstream.Tls!;
+            target.UpstreamAuth = spec.Upstream.Auth is { } auth ? string.Join(',', auth) : "";
             if (password is not null)
             {
                 target.CredentialProtected = _credentials.Protect(password);
@@ -251,6 +252,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             Database = t.UpstreamDatabase,
             Username = t.UpstreamUsername,
             Tls = t.UpstreamTlsMode,
+            Auth = t.UpstreamAuth.Length == 0 ? null : [.. t.UpstreamAuth.Split(',')],
             Credential = t.CredentialProtected is not null ? PolicyValidator.StoredCredential : t.CredentialReference,
         },
     };

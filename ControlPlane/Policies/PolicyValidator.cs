@@ -211,6 +211,18 @@ public static partial class PolicyValidator
         if (!UpstreamTlsModes.All.Contains(u.Tls))
             errors.Add(new($"{path}.upstream.tls", $"unknown TLS mode '{u.Tls}'; expected one of: {string.Join(", ", UpstreamTlsModes.All)}"));
 
+        if (u.Auth is { } auth)
+        {
+            foreach (var method in auth)
+                if (!UpstreamAuthMethods.All.Contains(method))
+                    errors.Add(new($"{path}.upstream.auth", $"unknown authentication method '{method}'; expected any of: {string.Join(", ", UpstreamAuthMethods.All)}"));
+            if (auth.Count == 0)
+                errors.Add(new($"{path}.upstream.auth", "lists no method; leave it out for the default (scram-sha-256)"));
+            if (auth.Contains(UpstreamAuthMethods.Password) && u.Tls == "disable")
+                errors.Add(new($"{path}.upstream.auth", "'password' sends the credential in clear, and this target's tls is 'disable'; use tls: require or verify-full"));
+            u.Auth = [.. auth.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        }
+
         if (u.Password is not null)
         {
             if (u.Credential is not null && u.Credential != StoredCredential)

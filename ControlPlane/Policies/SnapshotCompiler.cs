@@ -103,7 +103,8 @@ public sealed class SnapshotCompiler(
                 new SortedDictionary<string, string>(t.Labels, StringComparer.Ordinal),
                 t.ListenPort,
                 new UpstreamPolicy(t.UpstreamHost, t.UpstreamPort, t.UpstreamDatabase, t.UpstreamUsername, t.UpstreamTlsMode,
-                    t.CredentialReference, t.CredentialProtected is null ? null : t.CredentialSealed),
+                    t.CredentialReference, t.CredentialProtected is null ? null : t.CredentialSealed,
+                    t.UpstreamAuth.Length == 0 ? null : [.. t.UpstreamAuth.Split(',')]),
                 t.AllowCleartextOnLoopback));
         }
         if (sealedAny)

@@ -27,6 +27,10 @@ public sealed record TargetPolicy(
 /// <summary>How the sidecar reaches the target.</summary>
 /// <param name="CredentialReference"><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</param>
 /// <param name="SealedCredential">A stored credential sealed to this sidecar's sealing key (see <see cref="CredentialSeal"/>).</param>
+/// <param name="Auth">
+/// Authentication methods the sidecar may use upstream (libpq <c>require_auth</c> names); null: the
+/// default — SCRAM-SHA-256 only, or none only when no credential is configured.
+/// </param>
 public sealed record UpstreamPolicy(
     string Host,
     int Port,
@@ -34,7 +38,8 @@ public sealed record UpstreamPolicy(
     string Username,
     string TlsMode,
     string? CredentialReference,
-    string? SealedCredential);
+    string? SealedCredential,
+    IReadOnlyList<string>? Auth = null);
 
 /// <summary>A role as far as it reaches this sidecar's targets.</summary>
 public sealed record RolePolicy(string Name, IReadOnlyList<string> Targets, IReadOnlyList<RulePolicy> Rules);
@@ -83,6 +88,13 @@ public static class StatementClasses
 public static class UpstreamTlsModes
 {
     public static IReadOnlyList<string> All { get; } = ["disable", "prefer", "require", "verify-full"];
+}
+
+/// <summary>libpq's <c>require_auth</c> names of the methods the sidecar speaks upstream.</summary>
+public static class UpstreamAuthMethods
+{
+    public const string Password = "password";
+    public static IReadOnlyList<string> All { get; } = ["scram-sha-256", "md5", Password, "none"];
 }
 
 public static class MaskStrategies

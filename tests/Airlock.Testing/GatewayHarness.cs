@@ -59,12 +59,13 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     /// <summary>
     /// Listener port per target: pg, pg-down (upstream port closed), pg-badpass (wrong stored password),
-    /// pg-md5, pg-clear (password method, no TLS), pg-loopback (like pg, agents on loopback may skip TLS).
+    /// pg-md5 (MD5 allowed by its policy), pg-clear (the server asks for a cleartext password and offers
+    /// no TLS, so the sidecar refuses to log in), pg-loopback (like pg, agents on loopback may skip TLS).
     /// </summary>
     public IReadOnlyDictionary<string, int> Ports { get; private init; } = new Dictionary<string, int>();
 
-    public string SidecarConnectionStringForTarget(string target, string? token = null) =>
-        new NpgsqlConnectionStringBuilder(SidecarConnectionStringFor(token ?? Token)) { Port = Ports[target] }.ConnectionString;
+    public string SidecarConnectionStringForTarget(string target, string? token = null, string agent = "ci") =>
+        new NpgsqlConnectionStringBuilder(SidecarConnectionStringFor(token ?? Token, agent)) { Port = Ports[target] }.ConnectionString;
 
     public static NpgsqlConnectionStringBuilder Server => new(TestPostgres.ServerConnectionString);
 
@@ -75,9 +76,10 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string SidecarConnectionString => SidecarConnectionStringFor(Token);
 
-    public string SidecarConnectionStringFor(string token) => new NpgsqlConnectionStringBuilder
+    /// <summary>The sidecar's connection string for <paramref name="agent"/>'s token (the startup user must be the token's agent).</summary>
+    public string SidecarConnectionStringFor(string token, string agent = "ci") => new NpgsqlConnectionStringBuilder
     {
-        Host = "127.0.0.1", Port = Port, Database = Database, Username = "ci", Password = token, Pooling = false, SslMode = SslMode.Require,
+        Host = "127.0.0.1", Port = Port, Database = Database, Username = agent, Password = token, Pooling = false, SslMode = SslMode.Require,
     }.ConnectionString;
 
     /// <summary>libpq connection strings for psql, pgbench and node-postgres (password in PGPASSWORD).</summary>
@@ -138,11 +140,11 @@ public sealed class GatewayHarness : IAsyncDisposable
             - name: pg-md5
               sidecar: edge-1
               listenPort: {{md5Port}}
-              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{Md5User}}, credential: "env:AIRLOCK_TEST_MD5_PASSWORD"}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{Md5User}}, credential: "env:AIRLOCK_TEST_MD5_PASSWORD", auth: [md5]}
             - name: pg-clear
               sidecar: edge-1
               listenPort: {{clearPort}}
-              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{CleartextUser}}, tls: disable, password: {{CleartextPassword}}}
+              upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{CleartextUser}}, tls: prefer, password: {{CleartextPassword}}, auth: [password]}
             - name: pg-loopback
               sidecar: edge-1
               listenPort: {{loopbackPort}}
@@ -150,7 +152,7 @@ public sealed class GatewayHarness : IAsyncDisposable
               upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{upstreamUser}}, tls: {{tls}}, {{credentialYaml}}}
             roles:
             - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}, {target: pg-loopback}]}
-            - {name: limited, grants: [{target: pg-clear}]}
+            - {name: limited, grants: [{target: pg-loopback}]}
             agents:
             - {name: ci, owner: admin, role: rw}
             - {name: stranger, owner: admin, role: limited}

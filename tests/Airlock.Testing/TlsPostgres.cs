@@ -21,7 +21,8 @@ public sealed class TlsPostgres : IAsyncDisposable
 
     public int Port { get; }
 
-    public static async Task<TlsPostgres> StartAsync(string certificateDirectory, string user, string password)
+    /// <param name="method">The pg_hba method for TLS connections: <c>scram-sha-256</c>, <c>md5</c> or <c>password</c>.</param>
+    public static async Task<TlsPostgres> StartAsync(string certificateDirectory, string user, string password, string method = "scram-sha-256")
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "initdb")))
             .OrderBy(d => d, StringComparer.Ordinal).LastOrDefault() ?? throw new InvalidOperationException("PostgreSQL server binaries not found under /usr/lib/postgresql");
@@ -32,7 +33,7 @@ public sealed class TlsPostgres : IAsyncDisposable
         await Must(AsPostgres(Path.Combine(bin, "initdb"), "-D", directory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"));
         File.Copy(Path.Combine(certificateDirectory, "server.pem"), Path.Combine(directory, "server.pem"));
         File.Copy(Path.Combine(certificateDirectory, "server.key"), Path.Combine(directory, "server.key"));
-        await File.WriteAllTextAsync(Path.Combine(directory, "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n");
+        await File.WriteAllTextAsync(Path.Combine(directory, "pg_hba.conf"), $"local all all trust\nhostssl all all 127.0.0.1/32 {method}\n");
         await Must(Cli.RunAsync("chown", ["-R", "postgres:postgres", directory]));
         await Must(Cli.RunAsync("chmod", ["600", Path.Combine(directory, "server.key")]));
         var port = FreePort.Next();

@@ -235,6 +235,12 @@ internal sealed class GatewayConnection(
         if (!check.IsValid)
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidPassword, $"agent token refused: {check.Reason}"));
         var agent = check.Agent!;
+        // The startup user names who is connecting (psql prompts with it, the server logs it, pg_stat_activity
+        // shows it): it must be the agent the token proves, or a log would name someone who never connected.
+        var user = startup["user"];
+        if (!string.Equals(user, agent.Name, StringComparison.Ordinal))
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidAuthorization,
+                $"user \"{Shown(user ?? "")}\" is not the token's agent \"{agent.Name}\"", $"connect with user={agent.Name}"));
         var role = services.Snapshots.Current?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
         if (role is null || !role.Targets.Contains(target.Name, StringComparer.Ordinal))
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
@@ -244,6 +250,14 @@ internal sealed class GatewayConnection(
         var upstream = await services.Connector.ConnectAsync(target, decision.Settings, ct);
         return (agent, upstream, decision.Settings);
     }
+
+    /// <summary>An agent-chosen text as it may appear in an error or a log line: short, no control characters.</summary>
+    private static string Shown(string text) =>
+        string.Create(Math.Min(text.Length, 64), text, (span, t) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+                span[i] = char.IsControl(t[i]) ? '?' : t[i];
+        }) + (text.Length > 64 ? "…" : "");
 
     private async Task<string> ReadPasswordAsync(CancellationToken ct)
     {

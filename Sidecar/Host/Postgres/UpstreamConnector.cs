@@ -147,11 +147,25 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
         return custom.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
     }
 
+    /// <summary>The methods the target's policy allows (<see cref="UpstreamPolicy.Auth"/>; by default SCRAM, or none without a credential).</summary>
+    public static IReadOnlySet<UpstreamAuthMethod> AllowedMethods(UpstreamPolicy upstream)
+    {
+        if (upstream.Auth is not { Count: > 0 } names)
+            return new HashSet<UpstreamAuthMethod> { upstream.SealedCredential is null && upstream.CredentialReference is null ? UpstreamAuthMethod.None : UpstreamAuthMethod.ScramSha256 };
+        var methods = new HashSet<UpstreamAuthMethod>();
+        foreach (var name in names)
+            if (UpstreamAuthentication.TryParse(name, out var method))
+                methods.Add(method);
+        return methods;
+    }
+
     private async Task<UpstreamSession> AuthenticateAsync(Stream stream, bool tls, TargetPolicy target, CancellationToken ct)
     {
         var forwarded = new List<byte[]>();
+        var exchange = new UpstreamAuthentication(AllowedMethods(target.Upstream), tls, target.Name);
         ScramSha256Client? scram = null;
         int processId = 0, secret = 0;
+        var authenticated = false;
         while (true)
         {
             var (type, body) = await ReadMessageAsync(stream, target, ct);
@@ -160,28 +174,36 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
                 case (byte)'R':
                 {
                     var code = body.Length >= 4 ? BinaryPrimitives.ReadInt32BigEndian(body) : -1;
+                    if (authenticated)
+                        throw Refuse(SqlStates.ProtocolViolation, $"target \"{target.Name}\" sent an authentication request (code {code}) after the login succeeded");
                     switch (code)
                     {
                         case 0:
+                            Check(exchange.OnOk());
+                            authenticated = true;
                             break;
                         case 3:
+                            Check(exchange.OnRequest(UpstreamAuthMethod.Password));
                             await stream.WriteAsync(PgWire.PasswordMessage(ResolveCredential(target)), ct);
                             break;
                         case 5 when body.Length == 8:
+                            Check(exchange.OnRequest(UpstreamAuthMethod.Md5));
                             await stream.WriteAsync(PgWire.PasswordMessage(PgAuth.Md5Password(target.Upstream.Username, ResolveCredential(target), body.AsSpan(4))), ct);
                             break;
                         case 10:
                             var mechanisms = Encoding.UTF8.GetString(body, 4, body.Length - 4).Split('\0', StringSplitOptions.RemoveEmptyEntries);
                             if (!mechanisms.Contains(ScramSha256Client.Mechanism))
                                 throw Refuse(SqlStates.UnableToConnect, $"target \"{target.Name}\" offers SASL mechanisms the sidecar does not speak: {string.Join(", ", mechanisms)}");
+                            Check(exchange.OnRequest(UpstreamAuthMethod.ScramSha256));
                             scram = new ScramSha256Client(ResolveCredential(target));
                             await stream.WriteAsync(PgWire.SaslInitialResponse(ScramSha256Client.Mechanism, scram.ClientFirst()), ct);
                             break;
-                        case 11 when scram is not null:
+                        case 11:
+                            Check(exchange.OnScramContinue());
                             byte[] final;
                             try
                             {
-                                final = scram.ClientFinal(body.AsSpan(4));
+                                final = scram!.ClientFinal(body.AsSpan(4));
                             }
                             catch (PgProtocolException e)
                             {
@@ -189,9 +211,11 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
                             }
                             await stream.WriteAsync(PgWire.SaslResponse(final), ct);
                             break;
-                        case 12 when scram is not null:
-                            if (!scram.VerifyServerFinal(body.AsSpan(4), out var problem))
+                        case 12:
+                            Check(exchange.OnScramFinal());
+                            if (!scram!.VerifyServerFinal(body.AsSpan(4), out var problem))
                                 throw Refuse(SqlStates.UnableToConnect, $"target \"{target.Name}\" failed SCRAM server verification: {problem}");
+                            exchange.ScramVerified();
                             break;
                         default:
                             throw Refuse(SqlStates.UnableToConnect, $"target \"{target.Name}\" asks for an authentication method the sidecar does not support (code {code})");
@@ -203,6 +227,8 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
                     var error = StatementLedger.ReadError(body);
                     throw Refuse(SqlStates.UnableToConnect, $"target \"{target.Name}\" refused the sidecar's login as \"{target.Upstream.Username}\": {error.Message} (SQLSTATE {error.SqlState})");
                 }
+                case (byte)'K' or (byte)'S' or (byte)'Z' when !authenticated:
+                    throw Refuse(SqlStates.ProtocolViolation, $"target \"{target.Name}\" sent '{(char)type}' before the login succeeded");
                 case (byte)'K' when body.Length == 8:
                     processId = BinaryPrimitives.ReadInt32BigEndian(body);
                     secret = BinaryPrimitives.ReadInt32BigEndian(body.AsSpan(4));
@@ -273,4 +299,10 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
     }
 
     private static GatewayRefusal Refuse(string state, string message) => new(PgError.Fatal(state, message));
+
+    private static void Check(string? refusal)
+    {
+        if (refusal is not null)
+            throw Refuse(SqlStates.UnableToConnect, refusal);
+    }
 }

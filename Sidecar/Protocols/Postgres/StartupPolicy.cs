@@ -12,14 +12,39 @@ namespace Airlock.Sidecar.Protocols.Postgres;
 /// </summary>
 public static class StartupPolicy
 {
-    /// <summary>Session settings an agent may choose; compared case-insensitively, as PostgreSQL does.</summary>
+    /// <summary>
+    /// Session settings an agent may choose; compared case-insensitively, as PostgreSQL does. These
+    /// are what libpq, Npgsql, pgjdbc and node-postgres send (client_encoding, DateStyle, TimeZone,
+    /// extra_float_digits, application_name, search_path, timeouts) and other user-level settings that
+    /// only change formatting, messages or timeouts. Left out on purpose: who the session runs as
+    /// (<c>role</c>, <c>session_authorization</c>), what it may do (<c>session_replication_role</c>,
+    /// <c>row_security</c>, <c>transaction_read_only</c>), what it loads or runs
+    /// (<c>*_preload_libraries</c>, <c>local_preload_libraries</c>) and resource settings.
+    /// </summary>
     public static IReadOnlySet<string> AllowedSettings { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         "application_name", "search_path", "DateStyle", "TimeZone", "client_encoding", "IntervalStyle",
         "extra_float_digits", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-        "default_transaction_isolation", "default_transaction_read_only", "client_min_messages",
-        "bytea_output", "standard_conforming_strings", "lc_monetary", "lc_numeric", "lc_time", "jit",
+        "idle_session_timeout", "transaction_timeout",
+        "default_transaction_isolation", "default_transaction_read_only", "default_transaction_deferrable", "client_min_messages",
+        "bytea_output", "standard_conforming_strings", "lc_messages", "lc_monetary", "lc_numeric", "lc_time", "jit", "xmloption",
     };
+
+    /// <summary>
+    /// Allowed settings an agent may only turn on: a read-only session is a wall behind the
+    /// guardrails (a role that may not write gets one), so no startup setting may turn it off.
+    /// </summary>
+    public static IReadOnlySet<string> OnlyTurnedOn { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "default_transaction_read_only" };
+
+    /// <summary>Why a setting is refused, or null when it may pass.</summary>
+    private static string? Refusal(string name, string value)
+    {
+        if (!AllowedSettings.Contains(name))
+            return $"setting \"{name}\" is not allowed through Airlock";
+        if (OnlyTurnedOn.Contains(name) && value.Trim().ToLowerInvariant() is not ("on" or "true" or "yes" or "1" or "t" or "y"))
+            return $"setting \"{name}\" may only be turned on through Airlock";
+        return null;
+    }
 
     /// <summary>The settings to send upstream, or the FATAL that refuses the connection.</summary>
     public sealed record Decision(IReadOnlyList<KeyValuePair<string, string>> Settings, IReadOnlyList<string> IgnoredProtocolOptions, PgError? Refusal);
@@ -37,7 +62,7 @@ public static class StartupPolicy
                 case "database":
                     if (value.Length > 0 && value != targetDatabase)
                         return Refuse(SqlStates.InvalidCatalogName, $"database \"{value}\" is not served here: this target is database \"{targetDatabase}\"",
-                            $"connect with dbname={targetDatabase}, or leave the database out");
+                            $"connect with dbname={targetDatabase}");
                     continue;
                 case "replication":
                     if (value is "false" or "off" or "no" or "0")
@@ -53,8 +78,8 @@ public static class StartupPolicy
                 ignored.Add(name);
                 continue;
             }
-            if (!AllowedSettings.Contains(name))
-                return Refuse(SqlStates.InsufficientPrivilege, $"startup parameter \"{name}\" is not allowed through Airlock",
+            if (Refusal(name, value) is { } refused)
+                return Refuse(SqlStates.InsufficientPrivilege, "startup parameter: " + refused,
                     $"allowed settings: {string.Join(", ", AllowedSettings.Order(StringComparer.OrdinalIgnoreCase))}");
             settings.Add(new(name, value));
         }
@@ -96,8 +121,8 @@ public static class StartupPolicy
             if (equals <= 0)
                 return $"options: \"{assignment}\" is not name=value";
             var name = assignment[..equals].Replace('-', '_');
-            if (!AllowedSettings.Contains(name))
-                return $"options: setting \"{name}\" is not allowed through Airlock";
+            if (Refusal(name, assignment[(equals + 1)..]) is { } refused)
+                return "options: " + refused;
             settings.Add(new(name, assignment[(equals + 1)..]));
         }
         return null;

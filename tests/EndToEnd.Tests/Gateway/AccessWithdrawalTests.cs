@@ -22,7 +22,7 @@ public sealed class AccessWithdrawalTests : IAsyncLifetime
     private async Task<NpgsqlConnection> OpenAsync(string target, string agent)
     {
         var token = agent == "ci" ? _h.Token : await GatewayHarness.TokenAsync(_h.ControlPlane, agent);
-        var connection = new NpgsqlConnection(_h.SidecarConnectionStringForTarget(target, token));
+        var connection = new NpgsqlConnection(_h.SidecarConnectionStringForTarget(target, token, agent));
         await connection.OpenAsync();
         Assert.Equal(1, await new NpgsqlCommand("SELECT 1", connection).ExecuteScalarAsync());
         return connection;
@@ -103,7 +103,7 @@ public sealed class AccessWithdrawalTests : IAsyncLifetime
     {
         await using var onMd5 = await OpenAsync("pg-md5", "ci");
         await using var onPg = await OpenAsync("pg", "ci");
-        await using var stranger = await OpenAsync("pg-clear", "stranger");
+        await using var stranger = await OpenAsync("pg-loopback", "stranger");
 
         // 1. Target pg-md5 leaves the policy: its session ends, the others go on.
         var withoutMd5 = _h.Policy

@@ -30,9 +30,17 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
         var tampered = await RefusedAsync(H.SidecarConnectionStringFor(H.Token[..^4] + "AAAA"));
         Assert.Equal("28P01", tampered.SqlState);
 
-        var stranger = await RefusedAsync(H.SidecarConnectionStringFor(await GatewayHarness.TokenAsync(H.ControlPlane, "stranger")));
+        var strangerToken = await GatewayHarness.TokenAsync(H.ControlPlane, "stranger");
+        var stranger = await RefusedAsync(H.SidecarConnectionStringFor(strangerToken, "stranger"));
         Assert.Equal("42501", stranger.SqlState);
         Assert.Contains("agent \"stranger\" (role \"limited\") is not granted target \"pg\"", stranger.MessageText, StringComparison.Ordinal);
+
+        // The startup user must be the token's agent: another name is refused, naming both.
+        var impostor = await RefusedAsync(H.SidecarConnectionStringFor(strangerToken, "ci"));
+        Assert.Equal("28000", impostor.SqlState);
+        Assert.Contains("user \"ci\" is not the token's agent \"stranger\"", impostor.MessageText, StringComparison.Ordinal);
+        var nobody = await RefusedAsync(H.SidecarConnectionStringFor(H.Token, "nobody"));
+        Assert.Equal("28000", nobody.SqlState);
 
         var cleartext = await RefusedAsync(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { SslMode = SslMode.Disable }.ConnectionString);
         Assert.Equal("28000", cleartext.SqlState);
@@ -88,14 +96,23 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
         Assert.DoesNotContain("not-the-password", badPassword.MessageText, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("pg-md5", GatewayHarness.Md5User)]
-    [InlineData("pg-clear", GatewayHarness.CleartextUser)]
-    public async Task Md5_and_cleartext_upstream_logins_work(string target, string user)
+    [Fact]
+    public async Task Md5_upstream_login_works_where_the_policy_allows_it()
     {
-        await using var connection = new NpgsqlConnection(H.SidecarConnectionStringForTarget(target));
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionStringForTarget("pg-md5"));
         await connection.OpenAsync();
-        Assert.Equal(user, await new NpgsqlCommand("SELECT current_user", connection).ExecuteScalarAsync());
+        Assert.Equal(GatewayHarness.Md5User, await new NpgsqlCommand("SELECT current_user", connection).ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task A_cleartext_password_is_never_sent_to_a_target_without_tls()
+    {
+        // pg-clear allows the password method, but the server offers no TLS: the sidecar does not log in.
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionStringForTarget("pg-clear"));
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync());
+        Assert.Equal("08001", refused.SqlState);
+        Assert.Contains("asks for a cleartext password on a connection without TLS", refused.MessageText, StringComparison.Ordinal);
+        Assert.DoesNotContain(GatewayHarness.CleartextPassword, refused.MessageText, StringComparison.Ordinal);
     }
 
     /// <summary>An authenticated raw TLS connection through the sidecar, for bytes no real client sends.</summary>

@@ -45,4 +45,38 @@ public sealed class UpstreamTlsTests(GatewayFixture fixture) : IClassFixture<Gat
         Assert.Contains("refused the sidecar's login", refused.MessageText, StringComparison.Ordinal);
         Assert.Contains("no encryption", refused.MessageText, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_cleartext_password_goes_only_inside_tls_and_only_where_the_policy_allows_it()
+    {
+        var h = fixture.Harness;
+        await using var target = await TlsPostgres.StartAsync(h.CertificateDirectory, "tls_clear", "clear-Secret-2", method: "password");
+        var ports = new Dictionary<string, int> { ["clear-allowed"] = FreePort.Next(), ["clear-default"] = FreePort.Next() };
+        var auth = new Dictionary<string, string> { ["clear-allowed"] = ", auth: [password]", ["clear-default"] = "" };
+        var targets = string.Concat(ports.Select(p => $$"""
+            - name: {{p.Key}}
+              sidecar: edge-1
+              listenPort: {{p.Value}}
+              upstream: {host: 127.0.0.1, port: {{target.Port}}, database: postgres, username: tls_clear, tls: verify-full, password: clear-Secret-2{{auth[p.Key]}}}
+
+            """));
+        var policy = h.Policy
+            .Replace("roles:\n", targets + "roles:\n", StringComparison.Ordinal)
+            .Replace("{target: pg-loopback}]", "{target: pg-loopback}, {target: clear-allowed}, {target: clear-default}]", StringComparison.Ordinal);
+        var (_, ready) = await h.Sidecar.ReadyAsync();
+        var put = await h.ControlPlane.PutPolicyAsync(policy);
+        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
+        await h.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+
+        string Through(string name) => new NpgsqlConnectionStringBuilder(h.SidecarConnectionString) { Port = ports[name], Database = "postgres" }.ConnectionString;
+        await using (var allowed = new NpgsqlConnection(Through("clear-allowed")))
+        {
+            await allowed.OpenAsync();
+            Assert.Equal("tls_clear", await new NpgsqlCommand("SELECT current_user", allowed).ExecuteScalarAsync());
+        }
+        await using var byDefault = new NpgsqlConnection(Through("clear-default"));
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => byDefault.OpenAsync());
+        Assert.Equal("08001", refused.SqlState);
+        Assert.Contains("asks for password authentication, which its policy does not allow (upstream auth: scram-sha-256)", refused.MessageText, StringComparison.Ordinal);
+    }
 }

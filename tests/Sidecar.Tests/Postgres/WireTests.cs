@@ -111,6 +111,18 @@ public sealed class WireTests
         { ["user", "ci", "options", "-c"], "42501", "without a setting" },
         { ["user", "ci", "options", "-c novalue"], "42501", "not name=value" },
         { ["user", "ci", "_pq_.compression", "on"], null, "" },
+        // What clients send: libpq/psql, Npgsql, pgjdbc, node-postgres — and harmless settings they may add.
+        { ["user", "ci", "client_encoding", "UTF8", "DateStyle", "ISO", "TimeZone", "UTC", "extra_float_digits", "3", "application_name", "PostgreSQL JDBC Driver"], null, "client_encoding=UTF8;DateStyle=ISO;TimeZone=UTC;extra_float_digits=3;application_name=PostgreSQL JDBC Driver" },
+        { ["user", "ci", "options", "-c default_transaction_deferrable=on -c lc_messages=C"], null, "default_transaction_deferrable=on;lc_messages=C" },
+        { ["user", "ci", "lc_messages", "C", "default_transaction_deferrable", "off", "idle_session_timeout", "60s"], null, "lc_messages=C;default_transaction_deferrable=off;idle_session_timeout=60s" },
+        // A read-only session is a wall behind the guardrails: it may be turned on, never off.
+        { ["user", "ci", "default_transaction_read_only", "on"], null, "default_transaction_read_only=on" },
+        { ["user", "ci", "default_transaction_read_only", "off"], "42501", "may only be turned on" },
+        { ["user", "ci", "options", "-c default_transaction_read_only=0"], "42501", "may only be turned on" },
+        { ["user", "ci", "transaction_read_only", "off"], "42501", "not allowed" },
+        { ["user", "ci", "options", "-c session_replication_role=replica"], "42501", "not allowed" },
+        { ["user", "ci", "row_security", "off"], "42501", "not allowed" },
+        { ["user", "ci", "options", "-c local_preload_libraries=evil"], "42501", "not allowed" },
     };
 
     [Theory]
@@ -183,4 +195,79 @@ public sealed class WireTests
     [InlineData(1, 23, new byte[] { 0, 1 }, "\\x0001")]
     public void Values_are_recorded_as_readable_text(short format, int typeOid, byte[] value, string expected) =>
         Assert.Equal(expected, PgValueText.Render(value, format, typeOid, 1000));
+}
+
+/// <summary>The sidecar's upstream login, step by step: what it answers and what stops it.</summary>
+public sealed class UpstreamAuthenticationTableTests
+{
+    private static readonly IReadOnlySet<UpstreamAuthMethod> Scram = new HashSet<UpstreamAuthMethod> { UpstreamAuthMethod.ScramSha256 };
+    private static readonly IReadOnlySet<UpstreamAuthMethod> Anything = new HashSet<UpstreamAuthMethod>(Enum.GetValues<UpstreamAuthMethod>());
+
+    /// <summary>Steps: "password", "md5", "scram", "continue", "final", "verified", "ok"; the expected refusal at the last step (null: goes on).</summary>
+    public static TheoryData<string, bool, bool, string?> Exchanges => new()
+    {
+        { "scram continue final verified ok", false, false, null },
+        { "scram ok", false, false, "before proving it knows the password" },
+        { "scram continue ok", false, false, "before proving it knows the password" },
+        { "scram continue final ok", false, false, "before proving it knows the password" },
+        { "ok", false, false, "without asking for a password" },
+        { "ok", true, false, null },
+        { "password", true, false, "on a connection without TLS" },
+        { "password", true, true, null },
+        { "password ok", true, true, null },
+        { "password", false, true, "which its policy does not allow" },
+        { "md5", false, false, "asks for md5 authentication, which its policy does not allow" },
+        { "md5 ok", true, false, null },
+        { "continue", false, false, "out of order" },
+        { "final", false, false, "out of order" },
+        { "scram final", false, false, "out of order" },
+        { "scram continue continue", false, false, "out of order" },
+        { "md5 scram", true, false, "in the middle of another exchange" },
+        { "scram password", true, true, "in the middle of another exchange" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Exchanges))]
+    public void Each_step_goes_on_or_stops_with_a_reason(string steps, bool anyMethod, bool tls, string? refusal)
+    {
+        var exchange = new UpstreamAuthentication(anyMethod ? Anything : Scram, tls, "db");
+        string? last = null;
+        foreach (var step in steps.Split(' '))
+        {
+            Assert.Null(last); // every earlier step went on
+            last = step switch
+            {
+                "password" => exchange.OnRequest(UpstreamAuthMethod.Password),
+                "md5" => exchange.OnRequest(UpstreamAuthMethod.Md5),
+                "scram" => exchange.OnRequest(UpstreamAuthMethod.ScramSha256),
+                "continue" => exchange.OnScramContinue(),
+                "final" => exchange.OnScramFinal(),
+                "verified" => Verified(exchange),
+                "ok" => exchange.OnOk(),
+                _ => throw new ArgumentException(step),
+            };
+        }
+        if (refusal is null)
+            Assert.Null(last);
+        else
+            Assert.Contains(refusal, last, StringComparison.Ordinal);
+    }
+
+    private static string? Verified(UpstreamAuthentication exchange)
+    {
+        exchange.ScramVerified();
+        return null;
+    }
+
+    [Theory]
+    [InlineData("scram-sha-256", UpstreamAuthMethod.ScramSha256)]
+    [InlineData("MD5", UpstreamAuthMethod.Md5)]
+    [InlineData("password", UpstreamAuthMethod.Password)]
+    [InlineData("none", UpstreamAuthMethod.None)]
+    public void Methods_have_libpqs_names(string name, UpstreamAuthMethod method)
+    {
+        Assert.True(UpstreamAuthentication.TryParse(name, out var parsed));
+        Assert.Equal(method, parsed);
+        Assert.Equal(name.ToLowerInvariant(), UpstreamAuthentication.Name(method));
+    }
 }

@@ -177,6 +177,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .HasMaxLength(20)
                         .HasColumnType("character varying(20)");
 
+                    b.Property<string>("SecurityStamp")
+                        .IsRequired()
+                        .HasColumnType("text");
+
                     b.Property<string>("UserName")
                         .IsRequired()
                         .HasMaxLength(100)
@@ -264,8 +268,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Property<Guid>("SidecarId")
                         .HasColumnType("uuid");
 
+                    b.Property<string>("SidecarName")
+                        .IsRequired()
+                        .HasColumnType("text");
+
                     b.Property<long>("SignedThrough")
                         .HasColumnType("bigint");
+
+                    b.Property<byte[]>("SigningPublicKey")
+                        .HasColumnType("bytea");
 
                     b.Property<DateTimeOffset>("StartedAt")
                         .HasColumnType("timestamp with time zone");
@@ -628,6 +639,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
 
                     b.Property<Guid?>("SidecarId")
                         .HasColumnType("uuid");
+
+                    b.Property<string>("UpstreamAuth")
+                        .IsRequired()
+                        .HasColumnType("text");
 
                     b.Property<string>("UpstreamDatabase")
                         .IsRequired()

@@ -170,6 +170,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .HasMaxLength(20)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("SecurityStamp")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("UserName")
                         .IsRequired()
                         .HasMaxLength(100)
@@ -257,8 +261,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Property<Guid>("SidecarId")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("SidecarName")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("SignedThrough")
                         .HasColumnType("INTEGER");
+
+                    b.Property<byte[]>("SigningPublicKey")
+                        .HasColumnType("BLOB");
 
                     b.Property<long>("StartedAt")
                         .HasColumnType("INTEGER");
@@ -618,6 +629,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<Guid?>("SidecarId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UpstreamAuth")
+                        .IsRequired()
                         .HasColumnType("TEXT");
 
                     b.Property<string>("UpstreamDatabase")
