@@ -147,42 +147,108 @@ public sealed class HeadVerifier : IDisposable
     public void Dispose() => _key?.Dispose();
 }
 
-/// <summary>Where and why a chain does not verify; <see cref="BrokenAt"/> is null when it does.</summary>
-public sealed record ChainVerdict(long Events, long? BrokenAt, string? Reason, long SignedThrough)
+/// <summary>
+/// Where and why a chain does not verify; <see cref="BrokenAt"/> is null when it does.
+/// <see cref="SignedEnd"/>: the last event is the session's end and a sidecar signature covers it —
+/// only then is the session <see cref="SessionVerification.Verified"/>; otherwise, unbroken, it is
+/// <see cref="SessionVerification.Incomplete"/> (a recording cut after any flush is not "verified").
+/// </summary>
+public sealed record ChainVerdict(long Events, long? BrokenAt, string? Reason, long SignedThrough, bool SignedEnd = false)
 {
     public bool Verifies => BrokenAt is null;
+
+    public string Status => SessionVerification.Of(Verifies, SignedEnd);
 }
 
-/// <summary>Verifies a whole recorded session: continuity, every hash, and the signed heads.</summary>
-public static class ChainVerifier
+/// <summary>What a stored session's chain says about it.</summary>
+public static class SessionVerification
 {
-    public static ChainVerdict Verify(IReadOnlyList<RecordingEvent> events, IReadOnlyList<ChainHeadSignature> heads, byte[] sidecarPublicKey)
+    /// <summary>Every event hashed and linked, and a sidecar signature covers its session end.</summary>
+    public const string Verified = "verified";
+    /// <summary>Unbroken so far, but its signed session end is not (yet) stored: still live, or cut.</summary>
+    public const string Incomplete = "incomplete";
+    /// <summary>An event does not follow the chain or a signature does not verify.</summary>
+    public const string Broken = "broken";
+
+    public static string Of(bool verifies, bool signedEnd) => !verifies ? Broken : signedEnd ? Verified : Incomplete;
+}
+
+/// <summary>
+/// Verifies a whole recorded session — continuity, every hash, the signed heads, and whether a
+/// signature covers its end — one event at a time, so a session of any length is verified in
+/// bounded memory (the heads are kept; they are few).
+/// </summary>
+public sealed class ChainVerifier : IDisposable
+{
+    private readonly Dictionary<long, ChainHeadSignature> _heads = [];
+    private readonly HeadVerifier _verifier;
+    private string _prev = EventChain.GenesisHash;
+    private long _events;
+    private long _signedThrough;
+    private string? _lastType;
+    private ChainVerdict? _broken;
+
+    public ChainVerifier(IEnumerable<ChainHeadSignature> heads, byte[]? sidecarPublicKey)
     {
-        var prev = EventChain.GenesisHash;
-        var byHash = new Dictionary<long, string>();
-        for (var i = 0; i < events.Count; i++)
-        {
-            var e = events[i];
-            if (e.Seq != i + 1)
-                return new ChainVerdict(events.Count, i + 1, $"event {i + 1} is missing (found seq {e.Seq})", 0);
-            if (e.PrevHash != prev)
-                return new ChainVerdict(events.Count, e.Seq, $"chain broken at event {e.Seq}: it does not follow event {e.Seq - 1}", 0);
-            var expected = EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.Time, e.Type, e.Payload);
-            if (expected != e.Hash)
-                return new ChainVerdict(events.Count, e.Seq, $"chain broken at event {e.Seq}: its content does not match its hash", 0);
-            prev = e.Hash;
-            byHash[e.Seq] = e.Hash;
-        }
-        long signedThrough = 0;
-        using var verifier = new HeadVerifier(sidecarPublicKey);
-        foreach (var head in heads.OrderBy(h => h.Seq))
-        {
-            if (!byHash.TryGetValue(head.Seq, out var hash) || hash != head.Hash)
-                return new ChainVerdict(events.Count, head.Seq, $"signed head at event {head.Seq} does not match the chain", signedThrough);
-            if (!verifier.Verify(head))
-                return new ChainVerdict(events.Count, head.Seq, $"signature of the head at event {head.Seq} does not verify with the sidecar's key", signedThrough);
-            signedThrough = head.Seq;
-        }
-        return new ChainVerdict(events.Count, null, null, signedThrough);
+        foreach (var head in heads)
+            _heads[head.Seq] = head;
+        _verifier = new HeadVerifier(sidecarPublicKey);
     }
+
+    /// <summary>Checks the next event; false once the chain is broken (further events are ignored).</summary>
+    public bool Add(RecordingEvent e)
+    {
+        if (_broken is not null)
+            return false;
+        var seq = _events + 1;
+        if (e.Seq != seq)
+            return Break(seq, $"event {seq} is missing (found seq {e.Seq})");
+        if (e.PrevHash != _prev)
+            return Break(e.Seq, $"chain broken at event {e.Seq}: it does not follow event {e.Seq - 1}");
+        if (EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.Time, e.Type, e.Payload) != e.Hash)
+            return Break(e.Seq, $"chain broken at event {e.Seq}: its content does not match its hash");
+        _events = seq;
+        _prev = e.Hash;
+        _lastType = e.Type;
+        if (_heads.Remove(e.Seq, out var head))
+        {
+            if (head.Hash != e.Hash)
+                return Break(head.Seq, $"signed head at event {head.Seq} does not match the chain");
+            if (!_verifier.Verify(head))
+                return Break(head.Seq, $"signature of the head at event {head.Seq} does not verify with the sidecar's key");
+            _signedThrough = head.Seq;
+        }
+        return true;
+    }
+
+    /// <summary>The verdict over the events added; heads beyond the last event do not match the chain.</summary>
+    public ChainVerdict Finish()
+    {
+        if (_broken is not null)
+            return _broken;
+        if (_heads.Count > 0)
+        {
+            var first = _heads.Keys.Min();
+            return new ChainVerdict(_events, first, $"signed head at event {first} does not match the chain", _signedThrough);
+        }
+        return new ChainVerdict(_events, null, null, _signedThrough, _lastType == RecordingEventTypes.SessionEnd && _signedThrough == _events && _events > 0);
+    }
+
+    private bool Break(long at, string reason)
+    {
+        _broken = new ChainVerdict(_events, at, reason, _signedThrough);
+        return false;
+    }
+
+    public static ChainVerdict Verify(IReadOnlyList<RecordingEvent> events, IReadOnlyList<ChainHeadSignature> heads, byte[]? sidecarPublicKey)
+    {
+        using var verifier = new ChainVerifier(heads, sidecarPublicKey);
+        foreach (var e in events)
+            if (!verifier.Add(e))
+                break;
+        var verdict = verifier.Finish();
+        return verdict with { Events = Math.Max(verdict.Events, events.Count) };
+    }
+
+    public void Dispose() => _verifier.Dispose();
 }

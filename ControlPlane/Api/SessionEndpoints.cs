@@ -22,10 +22,11 @@ internal static class SessionEndpoints
         api.MapPost("/sessions/{id:guid}/verify", async (Guid id, SessionQueries q, CancellationToken ct) =>
             await q.VerifyAsync(id, ct) is { } verdict ? Results.Ok(verdict) : ApiProblems.NotFound($"session {id}"))
             .RequireAuthorization(AccessPolicies.Viewer);
-        api.MapGet("/sessions/{id:guid}/export", async (Guid id, SessionQueries q, TimeProvider time, CancellationToken ct) =>
-            await q.ExportAsync(id, time, ct) is { } bundle
-                ? Results.Json(bundle, Contracts.Recording.RecordingJson.Options, contentType: "application/json", statusCode: 200)
-                : ApiProblems.NotFound($"session {id}"))
+        // Streamed: a session of any length is exported in bounded memory.
+        api.MapGet("/sessions/{id:guid}/export", async (Guid id, SessionQueries q, TimeProvider time, HttpContext http, CancellationToken ct) =>
+            await q.GetAsync(id, ct) is null
+                ? ApiProblems.NotFound($"session {id}")
+                : Results.Stream(async body => await q.WriteExportAsync(id, body, time, ct), "application/json"))
             .RequireAuthorization(AccessPolicies.Viewer);
         api.MapPost("/sessions/{id:guid}/terminate", async (Guid id, TerminateRequest? body, SessionControl control, HttpContext http, CancellationToken ct) =>
             await control.TerminateAsync(id, body?.Reason ?? "terminated by an administrator", http.User.Actor(), ct)

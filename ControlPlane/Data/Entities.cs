@@ -257,10 +257,16 @@ public sealed class RecordedSession
     public string LastHash { get; set; } = Contracts.Recording.EventChain.GenesisHash;
     /// <summary>The highest event covered by a verified sidecar signature.</summary>
     public long SignedThrough { get; set; }
-    /// <summary><c>verified</c> (every event hashed and linked, heads signed), <c>broken</c> or <c>pending</c>.</summary>
-    public string Verification { get; set; } = "pending";
+    /// <summary><see cref="Contracts.Recording.SessionVerification"/>: <c>verified</c> (every event hashed and linked, a signature covers its end), <c>incomplete</c> or <c>broken</c>.</summary>
+    public string Verification { get; set; } = Contracts.Recording.SessionVerification.Incomplete;
     public long? BrokenAt { get; set; }
     public string? VerificationDetail { get; set; }
+    /// <summary>
+    /// Null when the session's target is one the recording sidecar serves and its agent one that
+    /// sidecar's policy knows; otherwise what does not add up. The session is stored anyway (evidence
+    /// is never refused), and shown as not attributable.
+    /// </summary>
+    public string? AttributionProblem { get; set; }
 }
 
 public static class SessionStatuses

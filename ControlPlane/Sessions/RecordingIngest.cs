@@ -1,4 +1,5 @@
 using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Sidecars;
 using Airlock.Contracts.Hubs;
 using Airlock.Contracts.Recording;
 using Microsoft.EntityFrameworkCore;
@@ -13,8 +14,15 @@ namespace Airlock.ControlPlane.Sessions;
 /// <item>the next event must be a whole, checksummed record, follow the stored chain (sequence,
 /// previous hash) and hash to its own hash; the first that does not stops the session's ingest and
 /// marks it broken there;</item>
-/// <item>chain heads must match a stored hash and verify with the sidecar's enrolled key.</item>
+/// <item>chain heads must match a stored hash and verify with the key the session was started
+/// under (kept with the session, so re-enrolling or deleting the sidecar leaves it verifiable);</item>
+/// <item>a session whose target the sidecar does not serve, or whose agent its policy does not know,
+/// is stored (evidence is never refused) and marked as not attributable;</item>
+/// <item>event types this version does not know are stored as they are: sidecars and control planes
+/// are upgraded one at a time.</item>
 /// </list>
+/// A session is <see cref="SessionVerification.Verified"/> only once a signature covers its
+/// session end; until then (or if the end never comes) it is <see cref="SessionVerification.Incomplete"/>.
 /// Events are read in place from the uploaded records and stored as those same bytes in segments
 /// (<see cref="SessionSegment"/>): per event, ingest costs a checksum, a hash and a copy.
 /// The acknowledgement names, per session, the highest sequence now durably stored.
@@ -34,7 +42,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == sidecarId, ct);
         var storedThrough = new Dictionary<Guid, long>();
         var refused = new Dictionary<Guid, string>();
-        using var heads = new HeadVerifier(sidecar.SigningPublicKey);
+        SidecarReach? reach = null;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var sessionIds = batch.Segments.Select(s => s.Session).Concat(batch.Heads.Select(h => h.Session)).Distinct().ToList();
         // One query for every session of the batch; entities are added without per-add change detection.
@@ -54,7 +62,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                         refused[id] = $"the control plane has no events of session {id}, and the upload does not start at its first event";
                     continue;
                 }
-                session = new RecordedSession { Id = id, SidecarId = sidecarId, StartedAt = first.Time };
+                session = new RecordedSession { Id = id, SidecarId = sidecarId, SidecarName = sidecar.Name, SigningPublicKey = sidecar.SigningPublicKey, StartedAt = first.Time };
                 db.Sessions.Add(session);
             }
             else if (session.SidecarId != sidecarId)
@@ -64,7 +72,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 continue;
             }
 
-            var (seqBefore, wasBroken) = (session.LastSeq, session.Verification == "broken");
+            var (seqBefore, wasBroken) = (session.LastSeq, session.Verification == SessionVerification.Broken);
             var headSeqs = batch.Heads.Where(h => h.Session == id).Select(h => h.Seq).ToHashSet();
             var added = new Dictionary<long, string>();
             var store = new SegmentWriter(id);
@@ -79,7 +87,15 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 }
             }
             db.SessionSegments.AddRange(store.Complete());
+            if (seqBefore == 0 && session.LastSeq > 0)
+            {
+                reach ??= await SidecarReach.LoadAsync(db, sidecarId, ct);
+                session.AttributionProblem = reach.Problem(sidecar.Name, session.Agent, session.Target);
+                if (session.AttributionProblem is { } attribution)
+                    logger.LogWarning("Session {Session} from sidecar {Sidecar} is not attributable: {Problem}; stored and marked", id, sidecar.Name, attribution);
+            }
 
+            using var heads = new HeadVerifier(session.SigningPublicKey ?? sidecar.SigningPublicKey);
             foreach (var head in batch.Heads.Where(h => h.Session == id && h.Seq <= session.LastSeq).OrderBy(h => h.Seq))
             {
                 if (head.Seq <= session.SignedThrough)
@@ -95,11 +111,11 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 db.SessionHeads.Add(new SessionHead { SessionId = id, Seq = head.Seq, Hash = head.Hash, Signature = head.Signature });
                 session.SignedThrough = head.Seq;
             }
-            if (session.Verification != "broken")
-                session.Verification = session.SignedThrough == session.LastSeq ? "verified" : "pending";
+            if (session.Verification != SessionVerification.Broken)
+                session.Verification = SessionVerification.Of(true, session.Status != SessionStatuses.Live && session.SignedThrough == session.LastSeq);
             storedThrough[id] = session.LastSeq;
             stored += session.LastSeq - seqBefore;
-            breaks += !wasBroken && session.Verification == "broken" ? 1 : 0;
+            breaks += !wasBroken && session.Verification == SessionVerification.Broken ? 1 : 0;
         }
         db.ChangeTracker.DetectChanges();
         await db.SaveChangesAsync(ct);
@@ -145,12 +161,11 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                 EventChain.Hash(e.PrevHash, e.Session, e.Seq, e.UnixMilliseconds, e.Type, e.Payload, digest);
                 if (!digest.SequenceEqual(e.Hash))
                     return $"chain broken at event {e.Seq}: its content does not match its hash";
-                if (RecordingEventTypes.Find(e.Type) is not { } type)
-                    return $"event {e.Seq} has unknown type '{Cut(System.Text.Encoding.UTF8.GetString(e.Type))}'";
                 if (e.Payload.Length > MaxPayloadBytes)
                     return $"event {e.Seq} is larger than {MaxPayloadBytes} bytes";
                 store.Add(record, e.Seq);
-                Apply(session, type, e.Payload, e.Time);
+                // A type this version does not know (a newer sidecar) is stored and shown as it is.
+                Apply(session, RecordingEventTypes.Find(e.Type), e.Payload, e.Time);
                 e.Hash.CopyTo(last);
                 session.LastSeq = e.Seq;
                 if (headSeqs.Contains(e.Seq))
@@ -183,29 +198,44 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
 
     private static long FirstSeq(byte[] records) => RecordCodec.TryViewEvent(records, out var e, out _) ? e.Seq : long.MaxValue;
 
-    private static void Apply(RecordedSession session, string type, ReadOnlySpan<byte> payload, DateTimeOffset time)
+    private static void Apply(RecordedSession session, string? type, ReadOnlySpan<byte> payload, DateTimeOffset time)
     {
         session.EventCount++;
         switch (type)
         {
-            case RecordingEventTypes.SessionStart when RecordingJson.Decode<SessionStartPayload>(payload) is { } start:
+            case RecordingEventTypes.SessionStart when TryDecode<SessionStartPayload>(payload) is { } start:
                 (session.Agent, session.Role, session.Target, session.ClientAddress, session.StartedAt) =
-                    (Cut(start.Agent), Cut(start.Role), Cut(start.Target), Cut(start.ClientAddress), time);
+                    (Cut(start.Agent ?? ""), Cut(start.Role ?? ""), Cut(start.Target ?? ""), Cut(start.ClientAddress ?? ""), time);
                 break;
             case RecordingEventTypes.Statement:
                 session.StatementCount++;
                 break;
-            case RecordingEventTypes.SessionEnd when RecordingJson.Decode<SessionEndPayload>(payload) is { } end:
+            case RecordingEventTypes.SessionEnd:
+                // The end counts even when its payload cannot be read (it is hashed and stored as it came).
+                var reason = TryDecode<SessionEndPayload>(payload)?.Reason ?? "(the end event's reason cannot be read)";
                 session.EndedAt = time;
-                session.EndReason = Cut(end.Reason);
-                session.Status = end.Reason.StartsWith("interrupted", StringComparison.Ordinal) ? SessionStatuses.Interrupted : SessionStatuses.Ended;
+                session.EndReason = Cut(reason);
+                session.Status = reason.StartsWith("interrupted", StringComparison.Ordinal) ? SessionStatuses.Interrupted : SessionStatuses.Ended;
                 break;
+        }
+    }
+
+    /// <summary>A payload from a sidecar is hostile bytes like any other: unreadable is null, never an exception.</summary>
+    private static T? TryDecode<T>(ReadOnlySpan<byte> payload) where T : class
+    {
+        try
+        {
+            return RecordingJson.Decode<T>(payload);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 
     private static void MarkBroken(RecordedSession session, long seq, string detail)
     {
-        session.Verification = "broken";
+        session.Verification = SessionVerification.Broken;
         session.BrokenAt ??= seq;
         session.VerificationDetail ??= detail;
     }

@@ -44,36 +44,89 @@ public sealed class SessionQueries(AirlockDbContext db)
         return views;
     }
 
-    /// <summary>Everything needed to verify the session elsewhere, offline.</summary>
+    /// <summary>Everything needed to verify the session elsewhere, offline (in memory: for tests and small sessions; the API streams <see cref="WriteExportAsync"/>).</summary>
     public async Task<SessionBundle?> ExportAsync(Guid id, TimeProvider time, CancellationToken ct)
     {
-        var session = await db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct);
-        if (session is null)
+        if (await SignerAsync(id, ct) is not { } signer)
             return null;
-        var sidecar = await db.Sidecars.AsNoTracking().SingleAsync(s => s.Id == session.SidecarId, ct);
-        var events = await AllEventsAsync(id, ct);
-        var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).OrderBy(h => h.Seq).ToListAsync(ct))
-            .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
-        return new SessionBundle(SessionBundle.CurrentFormat, id, sidecar.Name, sidecar.SigningPublicKey ?? [], time.GetUtcNow(), events, heads);
+        var events = new List<RecordingEvent>();
+        await foreach (var e in StoredEventsAsync(id, 0, ct))
+            events.Add(e);
+        return new SessionBundle(SessionBundle.CurrentFormat, id, signer.Sidecar, signer.Key, time.GetUtcNow(), events, await HeadsAsync(id, ct));
     }
 
-    /// <summary>Recomputes the whole chain from the stored rows: an edited row shows as "chain broken at event N".</summary>
+    /// <summary>
+    /// Writes the session's bundle (the same JSON as <see cref="SessionBundle"/>) to <paramref name="output"/>
+    /// event by event, so a session of any length is exported in bounded memory. False when there is no such session.
+    /// </summary>
+    public async Task<bool> WriteExportAsync(Guid id, Stream output, TimeProvider time, CancellationToken ct)
+    {
+        if (await SignerAsync(id, ct) is not { } signer)
+            return false;
+        var heads = await HeadsAsync(id, ct);
+        await using var writer = new System.Text.Json.Utf8JsonWriter(output);
+        writer.WriteStartObject();
+        writer.WriteString("format", SessionBundle.CurrentFormat);
+        writer.WriteString("session", id);
+        writer.WriteString("sidecar", signer.Sidecar);
+        writer.WriteBase64String("sidecarPublicKey", signer.Key);
+        writer.WriteString("exportedAt", time.GetUtcNow());
+        writer.WriteStartArray("events");
+        await foreach (var e in StoredEventsAsync(id, 0, ct))
+        {
+            System.Text.Json.JsonSerializer.Serialize(writer, e, RecordingJson.Options);
+            if (writer.BytesPending > 64 * 1024)
+                await writer.FlushAsync(ct);
+        }
+        writer.WriteEndArray();
+        writer.WritePropertyName("heads");
+        System.Text.Json.JsonSerializer.Serialize(writer, heads, RecordingJson.Options);
+        writer.WriteEndObject();
+        await writer.FlushAsync(ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Recomputes the whole chain from the stored rows, one event at a time (bounded memory): an
+    /// edited row shows as "chain broken at event N"; a session whose signed end is missing is
+    /// <see cref="SessionVerification.Incomplete"/>, never verified.
+    /// </summary>
     public async Task<ChainVerdict?> VerifyAsync(Guid id, CancellationToken ct)
     {
         var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == id, ct);
-        if (session is null)
+        if (session is null || await SignerAsync(id, ct) is not { } signer)
             return null;
-        var key = await db.Sidecars.Where(s => s.Id == session.SidecarId).Select(s => s.SigningPublicKey).SingleOrDefaultAsync(ct) ?? [];
-        var events = await AllEventsAsync(id, ct);
-        var heads = (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).ToListAsync(ct))
-            .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
-        var verdict = ChainVerifier.Verify(events, heads, key);
-        session.Verification = !verdict.Verifies ? "broken" : verdict.SignedThrough == verdict.Events ? "verified" : "pending";
+        using var verifier = new ChainVerifier(await HeadsAsync(id, ct), signer.Key);
+        await foreach (var e in StoredEventsAsync(id, 0, ct))
+            if (!verifier.Add(e))
+                break;
+        var verdict = verifier.Finish();
+        session.Verification = verdict.Status;
         session.BrokenAt = verdict.BrokenAt;
         session.VerificationDetail = verdict.Reason;
         await db.SaveChangesAsync(ct);
         return verdict;
     }
+
+    /// <summary>
+    /// The sidecar that recorded a session and the key its heads verify with: kept with the session
+    /// (re-enrolment and deletion of the sidecar change nothing), else — sessions stored before that —
+    /// the sidecar's current key. Null when there is no such session.
+    /// </summary>
+    private async Task<(string Sidecar, byte[] Key)?> SignerAsync(Guid id, CancellationToken ct)
+    {
+        var session = await db.Sessions.AsNoTracking().Where(s => s.Id == id).Select(s => new { s.SidecarId, s.SidecarName, s.SigningPublicKey }).SingleOrDefaultAsync(ct);
+        if (session is null)
+            return null;
+        if (session.SigningPublicKey is { } key && session.SidecarName.Length > 0)
+            return (session.SidecarName, key);
+        var sidecar = await db.Sidecars.AsNoTracking().Where(s => s.Id == session.SidecarId).Select(s => new { s.Name, s.SigningPublicKey }).SingleOrDefaultAsync(ct);
+        return (sidecar?.Name ?? session.SidecarName, session.SigningPublicKey ?? sidecar?.SigningPublicKey ?? []);
+    }
+
+    private async Task<List<ChainHeadSignature>> HeadsAsync(Guid id, CancellationToken ct) =>
+        (await db.SessionHeads.AsNoTracking().Where(h => h.SessionId == id).OrderBy(h => h.Seq).ToListAsync(ct))
+            .Select(h => new ChainHeadSignature(h.SessionId, h.Seq, h.Hash, h.Signature)).ToList();
 
     /// <summary>
     /// A session's stored events after <paramref name="after"/>, in order, read segment by segment.
@@ -87,14 +140,6 @@ public sealed class SessionQueries(AirlockDbContext db)
             foreach (var record in RecordCodec.Decode(records, verifyChecksums: false).Records)
                 if (record.Event is { Seq: var seq } e && seq > after)
                     yield return e;
-    }
-
-    private async Task<List<RecordingEvent>> AllEventsAsync(Guid id, CancellationToken ct)
-    {
-        var events = new List<RecordingEvent>();
-        await foreach (var e in StoredEventsAsync(id, 0, ct))
-            events.Add(e);
-        return events;
     }
 
     private static System.Text.Json.JsonElement ParsePayload(byte[] payload)

@@ -45,7 +45,9 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
             return;
         // A sidecar reports uses, never sets them in the future: clamp to now.
         var now = time.GetUtcNow();
-        var ids = uses.Keys.Take(1000).Select(k => Guid.TryParse(k, out var g) ? g : Guid.Empty).Where(g => g != Guid.Empty).ToList();
+        // Only agents this sidecar's policy reaches: a sidecar cannot make another's agents look used.
+        var reach = await SidecarReach.LoadAsync(db, SidecarId, Context.ConnectionAborted);
+        var ids = uses.Keys.Take(1000).Select(k => Guid.TryParse(k, out var g) ? g : Guid.Empty).Where(reach.AgentIds.Contains).ToList();
         foreach (var agent in await db.Agents.Where(a => ids.Contains(a.Id)).ToListAsync())
         {
             var at = uses[agent.Id.ToString()] > now ? now : uses[agent.Id.ToString()];

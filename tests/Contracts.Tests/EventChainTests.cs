@@ -38,6 +38,38 @@ public sealed class EventChainTests : IDisposable
         Assert.Equal(events[0].Hash, events[1].PrevHash);
     }
 
+    [Fact]
+    public void Only_a_signed_session_end_makes_a_session_verified()
+    {
+        var events = Session(10);
+        var all = ChainVerifier.Verify(events, [EventChain.SignHead(events[^1], _sidecarKey)], PublicKey);
+        Assert.Equal((true, SessionVerification.Verified), (all.SignedEnd, all.Status));
+
+        // Cut after a signed flush: every event present verifies, but it is not the whole session.
+        var cut = events.Take(6).ToList();
+        var flushed = ChainVerifier.Verify(cut, [EventChain.SignHead(cut[^1], _sidecarKey)], PublicKey);
+        Assert.True(flushed.Verifies);
+        Assert.Equal(SessionVerification.Incomplete, flushed.Status);
+
+        // An end that no signature covers is not verified either.
+        var unsigned = ChainVerifier.Verify(events, [EventChain.SignHead(events[5], _sidecarKey)], PublicKey);
+        Assert.Equal(SessionVerification.Incomplete, unsigned.Status);
+
+        // An end with a head signed by another key is broken.
+        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        Assert.Equal(SessionVerification.Broken, ChainVerifier.Verify(events, [EventChain.SignHead(events[^1], other)], PublicKey).Status);
+    }
+
+    [Fact]
+    public void An_event_type_this_version_does_not_know_is_part_of_the_chain_not_a_break()
+    {
+        var events = Session(2);
+        var future = EventChain.Next(events[^2], _session, _t0, "approval.v2", "{\"x\":1}"u8.ToArray());
+        var end = EventChain.Next(future, _session, _t0, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client")));
+        List<RecordingEvent> chain = [.. events.Take(events.Count - 1), future, end];
+        Assert.Equal(SessionVerification.Verified, ChainVerifier.Verify(chain, [EventChain.SignHead(end, _sidecarKey)], PublicKey).Status);
+    }
+
     public static TheoryData<string, Func<List<RecordingEvent>, List<RecordingEvent>>, long, string> Tampering => new()
     {
         { "payload edited", e => Replace(e, 4, e[4] with { Payload = RecordingJson.Encode(new StatementPayload("DROP TABLE x", [], "ddl", "allow", null, 1, 0, null)) }), 5, "does not match its hash" },

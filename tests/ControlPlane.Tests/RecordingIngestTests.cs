@@ -28,6 +28,11 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         await using var db = _store.Open();
         db.Sidecars.Add(new Data.Sidecar { Id = _sidecar, Name = "edge-1", SigningPublicKey = _key.ExportSubjectPublicKeyInfo(), CreatedAt = DateTimeOffset.UtcNow });
         db.Sidecars.Add(new Data.Sidecar { Id = _otherSidecar, Name = "edge-2", SigningPublicKey = _key.ExportSubjectPublicKeyInfo(), CreatedAt = DateTimeOffset.UtcNow });
+        // edge-1 serves target "orders", which role "deployer" grants to agent "ci".
+        db.Targets.Add(new Target { Id = Guid.NewGuid(), Name = "orders", Kind = "postgres", SidecarId = _sidecar, ListenPort = 6432, UpstreamHost = "db" });
+        var role = new Role { Id = Guid.NewGuid(), Name = "deployer", Grants = [new GrantData("orders", null)] };
+        db.Roles.Add(role);
+        db.Agents.Add(new Agent { Id = Guid.NewGuid(), Name = "ci", Owner = "admin", RoleId = role.Id, CreatedAt = DateTimeOffset.UtcNow });
         await db.SaveChangesAsync();
     }
 
@@ -94,6 +99,103 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         await using var db = _store!.Open();
         // Three uploads stored three segments: 1–5, then 6–12 (the repeated 1–5 and 4–5 added nothing).
         Assert.Equal([(1L, 5L), (6L, 12L)], (await db.SessionSegments.Where(s => s.SessionId == _session).OrderBy(s => s.FirstSeq).ToListAsync()).Select(s => (s.FirstSeq, s.LastSeq)));
+    }
+
+    [Fact]
+    public async Task Only_a_signed_end_makes_a_session_verified_a_cut_one_is_incomplete()
+    {
+        var events = Events(10);
+        // Cut after a signed flush: every stored event verifies, yet the session is not whole.
+        await IngestAsync(_sidecar, events.Take(6).ToList(), [EventChain.SignHead(events[5], _key)]);
+        Assert.Equal((SessionVerification.Incomplete, 6L), ((await SessionAsync()).Verification, (await SessionAsync()).SignedThrough));
+        // The end arrives, not yet covered by a signature: still incomplete.
+        await IngestAsync(_sidecar, events);
+        Assert.Equal(SessionVerification.Incomplete, (await SessionAsync()).Verification);
+        await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)]);
+        Assert.Equal(SessionVerification.Verified, (await SessionAsync()).Verification);
+        await using var db = _store!.Open();
+        Assert.Equal(SessionVerification.Verified, (await new SessionQueries(db).VerifyAsync(_session, default))!.Status);
+    }
+
+    [Fact]
+    public async Task A_cut_session_verifies_again_as_incomplete_never_verified()
+    {
+        var events = Events(4).Take(4).ToList();
+        await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)]);
+        await using var db = _store!.Open();
+        var verdict = (await new SessionQueries(db).VerifyAsync(_session, default))!;
+        Assert.True(verdict.Verifies);
+        Assert.Equal(SessionVerification.Incomplete, verdict.Status);
+    }
+
+    [Fact]
+    public async Task An_event_type_this_version_does_not_know_is_stored_as_it_is()
+    {
+        var events = Events(2);
+        var future = EventChain.Next(events[1], _session, DateTimeOffset.UtcNow, "approval.v2", "{\"request\":7}"u8.ToArray());
+        var end = EventChain.Next(future, _session, DateTimeOffset.UtcNow, RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload("client")));
+        List<RecordingEvent> chain = [events[0], events[1], future, end];
+        var ack = await IngestAsync(_sidecar, chain, [EventChain.SignHead(end, _key)]);
+        Assert.Equal(4, ack.StoredThrough[_session]);
+        Assert.Empty(ack.Refused!);
+        Assert.Equal(SessionVerification.Verified, (await SessionAsync()).Verification);
+        await using var db = _store!.Open();
+        var views = await new SessionQueries(db).EventsAsync(_session, 0, 10, default);
+        Assert.Equal("approval.v2", views[2].Type);
+        Assert.Equal(7, views[2].Payload.GetProperty("request").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_session_of_a_target_the_sidecar_does_not_serve_is_stored_and_marked_not_attributable()
+    {
+        // edge-2 serves nothing: its session "on orders" is kept as evidence, but not believed.
+        var events = Events(1);
+        var ack = await IngestAsync(_otherSidecar, events, [EventChain.SignHead(events[^1], _key)]);
+        Assert.Equal(3, ack.StoredThrough[_session]);
+        Assert.Equal("sidecar 'edge-2' does not serve target 'orders'", (await SessionAsync()).AttributionProblem);
+
+        // The same from edge-1, which serves orders for agent ci: attributable.
+        var own = Guid.NewGuid();
+        var start = EventChain.Next(null, own, DateTimeOffset.UtcNow, RecordingEventTypes.SessionStart, RecordingJson.Encode(new SessionStartPayload("ci", "deployer", "orders", "edge-1", "127.0.0.1:1", false)));
+        await IngestAsync(_sidecar, [start]);
+        var stranger = Guid.NewGuid();
+        var unknown = EventChain.Next(null, stranger, DateTimeOffset.UtcNow, RecordingEventTypes.SessionStart, RecordingJson.Encode(new SessionStartPayload("intruder", "deployer", "orders", "edge-1", "127.0.0.1:1", false)));
+        await IngestAsync(_sidecar, [unknown]);
+        await using var db = _store!.Open();
+        Assert.Null((await db.Sessions.SingleAsync(s => s.Id == own)).AttributionProblem);
+        Assert.Contains("agent 'intruder' is not one sidecar 'edge-1' knows", (await db.Sessions.SingleAsync(s => s.Id == stranger)).AttributionProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Re_enrolling_or_deleting_the_sidecar_leaves_its_sessions_verifiable_and_exportable()
+    {
+        var events = Events(3);
+        await IngestAsync(_sidecar, events, [EventChain.SignHead(events[^1], _key)]);
+        await using (var db = _store!.Open())
+        {
+            // Re-enrolled: a new key.
+            using var newKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var sidecar = await db.Sidecars.SingleAsync(s => s.Id == _sidecar);
+            sidecar.SigningPublicKey = newKey.ExportSubjectPublicKeyInfo();
+            await db.SaveChangesAsync();
+            Assert.Equal(SessionVerification.Verified, (await new SessionQueries(db).VerifyAsync(_session, default))!.Status);
+            // Deleted.
+            await db.Targets.Where(t => t.SidecarId == _sidecar).ExecuteDeleteAsync();
+            await db.Sidecars.Where(s => s.Id == _sidecar).ExecuteDeleteAsync();
+        }
+        await using (var db = _store!.Open())
+        {
+            var queries = new SessionQueries(db);
+            Assert.Equal(SessionVerification.Verified, (await queries.VerifyAsync(_session, default))!.Status);
+            var bundle = (await queries.ExportAsync(_session, TimeProvider.System, default))!;
+            Assert.Equal("edge-1", bundle.Sidecar);
+            Assert.True(bundle.Verify().Verifies);
+            using var streamed = new MemoryStream();
+            Assert.True(await queries.WriteExportAsync(_session, streamed, TimeProvider.System, default));
+            streamed.Position = 0;
+            var read = SessionBundle.Read(streamed)!;
+            Assert.Equal((SessionVerification.Verified, 5L), (read.Verify().Status, read.Verify().Events));
+        }
     }
 
     [Fact]

@@ -8,8 +8,9 @@ using Microsoft.AspNetCore.Components.Authorization;
 namespace Airlock.ControlPlane.Components.Pages.Sessions;
 
 /// <summary>
-/// Replay of one session: every event in order with decisions, results and timings, the chain's
-/// verification and where it breaks. A live session grows as its events arrive; an Admin can
+/// Replay of one session: its events in order with decisions, results and timings, a page of
+/// <see cref="PageSize"/> at a time (a session can hold millions), the chain's verification and
+/// where it breaks. The last page of a live session grows as its events arrive; an Admin can
 /// terminate it (the sidecar closes it and the agent gets a FATAL naming the reason).
 /// </summary>
 public partial class SessionDetail : ComponentBase, IDisposable
@@ -19,8 +20,12 @@ public partial class SessionDetail : ComponentBase, IDisposable
     [Inject] private SessionNotifier Notifier { get; set; } = default!;
     [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
 
+    public const int PageSize = 200;
+
     private RecordedSession? _session;
-    private readonly List<EventView> _events = [];
+    private IReadOnlyList<EventView> _events = [];
+    /// <summary>The page shows the events after this sequence number.</summary>
+    private long _after;
     private bool _loaded;
     private string? _message;
     private readonly SemaphoreSlim _loading = new(1, 1);
@@ -32,7 +37,7 @@ public partial class SessionDetail : ComponentBase, IDisposable
         await LoadAsync();
     }
 
-    /// <summary>Loads the session and only the events after the last one shown.</summary>
+    /// <summary>Loads the session and the current page of its events.</summary>
     private async Task LoadAsync()
     {
         await _loading.WaitAsync(_disposed.Token);
@@ -42,7 +47,7 @@ public partial class SessionDetail : ComponentBase, IDisposable
             var queries = scope.ServiceProvider.GetRequiredService<SessionQueries>();
             _session = await queries.GetAsync(Id, _disposed.Token);
             if (_session is not null)
-                _events.AddRange(await queries.EventsAsync(Id, _events.Count == 0 ? 0 : _events[^1].Seq, 5000, _disposed.Token));
+                _events = await queries.EventsAsync(Id, _after, PageSize, _disposed.Token);
             _loaded = true;
         }
         finally
@@ -51,9 +56,24 @@ public partial class SessionDetail : ComponentBase, IDisposable
         }
     }
 
+    private bool HasEarlier => _after > 0;
+    private bool HasLater => _session is not null && (_events.Count == 0 ? _after : _events[^1].Seq) < _session.LastSeq;
+
+    private Task PageAsync(long after)
+    {
+        _after = Math.Max(0, after);
+        return LoadAsync();
+    }
+
+    private Task FirstPageAsync() => PageAsync(0);
+    private Task PreviousPageAsync() => PageAsync(_after - PageSize);
+    private Task NextPageAsync() => PageAsync(_events.Count == 0 ? _after : _events[^1].Seq);
+    private Task LastPageAsync() => PageAsync((_session?.LastSeq ?? 0) - PageSize);
+
     private void OnChanged(IReadOnlyCollection<Guid> changed)
     {
-        if (!changed.Contains(Id))
+        // New events show by themselves only on a page that still has room (the live tail).
+        if (!changed.Contains(Id) || _events.Count >= PageSize)
             return;
         _ = InvokeAsync(async () =>
         {
@@ -74,11 +94,13 @@ public partial class SessionDetail : ComponentBase, IDisposable
         using (var scope = Scopes.CreateScope())
         {
             var verdict = await scope.ServiceProvider.GetRequiredService<SessionQueries>().VerifyAsync(Id, _disposed.Token);
-            _message = verdict is null ? null : verdict.Verifies
-                ? $"The chain of {verdict.Events} events verifies; signed through event {verdict.SignedThrough}."
-                : verdict.Reason;
+            _message = verdict is null ? null : verdict.Status switch
+            {
+                SessionVerification.Verified => $"The chain of {verdict.Events} events verifies, and the sidecar's signature covers the session's end.",
+                SessionVerification.Incomplete => $"The chain of {verdict.Events} events verifies so far (signed through event {verdict.SignedThrough}), but the session's signed end is missing: the recording is incomplete.",
+                _ => verdict.Reason,
+            };
         }
-        _events.Clear();
         await LoadAsync();
     }
 

@@ -238,6 +238,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("AttributionProblem")
+                        .HasColumnType("text");
+
                     b.Property<long?>("BrokenAt")
                         .HasColumnType("bigint");
 

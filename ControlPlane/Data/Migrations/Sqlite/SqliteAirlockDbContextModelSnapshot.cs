@@ -231,6 +231,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("AttributionProblem")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("BrokenAt")
                         .HasColumnType("INTEGER");
 

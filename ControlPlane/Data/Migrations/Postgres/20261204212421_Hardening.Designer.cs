@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Airlock.ControlPlane.Data.Migrations.Postgres
 {
     [DbContext(typeof(PostgresAirlockDbContext))]
-    [Migration("20261204211816_Hardening")]
+    [Migration("20261204212421_Hardening")]
     partial class Hardening
     {
         /// <inheritdoc />
@@ -239,6 +239,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
 
                     b.Property<string>("Agent")
                         .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("AttributionProblem")
                         .HasColumnType("text");
 
                     b.Property<long?>("BrokenAt")

@@ -25,6 +25,12 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                 defaultValue: "");
 
             migrationBuilder.AddColumn<string>(
+                name: "AttributionProblem",
+                table: "Sessions",
+                type: "text",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
                 name: "SidecarName",
                 table: "Sessions",
                 type: "text",
@@ -48,6 +54,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
             migrationBuilder.DropColumn(
                 name: "UpstreamAuth",
                 table: "Targets");
+
+            migrationBuilder.DropColumn(
+                name: "AttributionProblem",
+                table: "Sessions");
 
             migrationBuilder.DropColumn(
                 name: "SidecarName",

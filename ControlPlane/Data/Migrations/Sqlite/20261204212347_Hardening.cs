@@ -25,6 +25,12 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                 defaultValue: "");
 
             migrationBuilder.AddColumn<string>(
+                name: "AttributionProblem",
+                table: "Sessions",
+                type: "TEXT",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
                 name: "SidecarName",
                 table: "Sessions",
                 type: "TEXT",
@@ -48,6 +54,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
             migrationBuilder.DropColumn(
                 name: "UpstreamAuth",
                 table: "Targets");
+
+            migrationBuilder.DropColumn(
+                name: "AttributionProblem",
+                table: "Sessions");
 
             migrationBuilder.DropColumn(
                 name: "SidecarName",

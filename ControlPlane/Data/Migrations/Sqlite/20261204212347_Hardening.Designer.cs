@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Airlock.ControlPlane.Data.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteAirlockDbContext))]
-    [Migration("20261204211802_Hardening")]
+    [Migration("20261204212347_Hardening")]
     partial class Hardening
     {
         /// <inheritdoc />
@@ -232,6 +232,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
 
                     b.Property<string>("Agent")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("AttributionProblem")
                         .HasColumnType("TEXT");
 
                     b.Property<long?>("BrokenAt")
