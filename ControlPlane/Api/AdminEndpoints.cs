@@ -8,7 +8,8 @@ using Microsoft.EntityFrameworkCore;
 namespace Airlock.ControlPlane.Api;
 
 public sealed record CreateSidecarRequest(string? Name, string? Description);
-public sealed record CreateTokenRequest(int? TtlMinutes);
+/// <param name="Reenroll">Required (true) for a sidecar that is already enrolled: whoever uses the token becomes that sidecar.</param>
+public sealed record CreateTokenRequest(int? TtlMinutes, bool? Reenroll = null);
 public sealed record UserRequest(string? UserName, string? Password, string? Role, bool? Disabled);
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 public sealed record ApiKeyView(Guid Id, string Name, string Prefix, string Role, string CreatedBy, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
@@ -41,7 +42,7 @@ internal static class AdminEndpoints
         api.MapPost("/sidecars/{name}/enrollment-tokens", async (string name, CreateTokenRequest? body, SidecarService s, HttpContext http, CancellationToken ct) =>
         {
             var lifetime = body?.TtlMinutes is { } minutes ? TimeSpan.FromMinutes(minutes) : (TimeSpan?)null;
-            var (token, view) = await s.CreateEnrollmentTokenAsync(name, lifetime, http.User.Actor(), ct);
+            var (token, view) = await s.CreateEnrollmentTokenAsync(name, lifetime, http.User.Actor(), ct, body?.Reenroll ?? false);
             return Results.Created($"/api/v1/sidecars/{name}/enrollment-tokens/{view.Id}", new { token, view.Id, view.Sidecar, view.ExpiresAt });
         }).RequireAuthorization(AccessPolicies.Admin);
         api.MapDelete("/sidecars/{name}/enrollment-tokens/{id:guid}", async (string name, Guid id, SidecarService s, HttpContext http, CancellationToken ct) =>

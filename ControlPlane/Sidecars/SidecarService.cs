@@ -72,12 +72,20 @@ public sealed class SidecarService(
         return ToView(sidecar, 0);
     }
 
-    /// <summary>Issues a one-time enrollment token; only its hash is stored.</summary>
-    public async Task<(string Token, EnrollmentTokenView View)> CreateEnrollmentTokenAsync(string name, TimeSpan? lifetime, string actor, CancellationToken ct)
+    /// <summary>
+    /// Issues a one-time enrollment token; only its hash is stored. For a sidecar that is already
+    /// enrolled the token would hand its identity — and the target credentials sealed to it — to
+    /// whoever uses it, so that takes <paramref name="reenroll"/>, and is audited as such.
+    /// </summary>
+    public async Task<(string Token, EnrollmentTokenView View)> CreateEnrollmentTokenAsync(string name, TimeSpan? lifetime, string actor, CancellationToken ct, bool reenroll = false)
     {
         var sidecar = await FindAsync(name, ct);
         if (sidecar.RevokedAt is not null)
             throw new ApiProblemException(409, "Sidecar revoked", $"sidecar '{name}' was revoked; create a new sidecar instead");
+        if (sidecar.EnrolledAt is not null && !reenroll)
+            throw new ApiProblemException(409, "Sidecar already enrolled",
+                $"sidecar '{name}' is already enrolled: a new token would let whoever uses it take over that sidecar's identity and the credentials sealed to it. " +
+                "To replace the sidecar on purpose (lost state, new host), create the token with \"reenroll\": true; the running sidecar is locked out when it is used.");
         var life = lifetime ?? DefaultTokenLifetime;
         if (life <= TimeSpan.Zero || life > MaxTokenLifetime)
             throw new ApiProblemException(400, "Invalid lifetime", $"ttlMinutes must be between 1 and {MaxTokenLifetime.TotalMinutes}");
@@ -85,7 +93,7 @@ public sealed class SidecarService(
         var now = time.GetUtcNow();
         var entity = new EnrollmentToken { Id = Guid.NewGuid(), SidecarId = sidecar.Id, TokenHash = Secrets.Hash(token), CreatedBy = actor, CreatedAt = now, ExpiresAt = now + life };
         db.EnrollmentTokens.Add(entity);
-        db.Record(now, actor, "create", "enrollment-token", name, null, new { sidecar = name, token = AuditLog.Redacted, entity.ExpiresAt });
+        db.Record(now, actor, sidecar.EnrolledAt is null ? "create" : "create-reenrollment", "enrollment-token", name, null, new { sidecar = name, token = AuditLog.Redacted, entity.ExpiresAt });
         await db.SaveChangesAsync(ct);
         return (token, new EnrollmentTokenView(entity.Id, name, now, entity.ExpiresAt, null, actor));
     }
@@ -127,11 +135,20 @@ public sealed class SidecarService(
         if (sidecar.RevokedAt is not null)
             throw Refused($"sidecar '{sidecar.Name}' was revoked");
 
+        // A token issued while the sidecar was not yet enrolled cannot replace it once it is (each
+        // enrollment spends every outstanding token, so this only guards against a race).
+        if (sidecar.EnrolledAt is { } enrolledAt && token.CreatedAt < enrolledAt)
+            throw Refused($"sidecar '{sidecar.Name}' was enrolled after this token was issued; re-enrolling takes a token created with \"reenroll\": true");
+
         // Single use, also under concurrency: the conditional update succeeds for one caller only.
         var spent = await db.EnrollmentTokens.Where(t => t.Id == token.Id && t.UsedAt == null)
             .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
         if (spent != 1)
             throw Refused("the enrollment token was already used; create a new one");
+        // Enrolling spends every other outstanding token of this sidecar: none can take it over later.
+        await db.EnrollmentTokens.Where(t => t.SidecarId == sidecar.Id && t.UsedAt == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
+        var previousKey = sidecar.SigningPublicKey;
 
         var credential = Secrets.New(Secrets.SidecarCredentialPrefix);
         sidecar.CredentialHash = Secrets.Hash(credential);
@@ -139,9 +156,16 @@ public sealed class SidecarService(
         sidecar.SealingPublicKey = request.SealingPublicKey;
         sidecar.EnrolledAt = now;
         sidecar.SoftwareVersion = request.SoftwareVersion.Length <= 50 ? request.SoftwareVersion : request.SoftwareVersion[..50];
-        db.Record(now, $"sidecar:{sidecar.Name}", "enroll", "sidecar", sidecar.Name, null,
+        // Recordings keep the key they were signed with (see RecordedSession.SigningPublicKey): re-enrolling leaves them verifiable.
+        db.Record(now, $"sidecar:{sidecar.Name}", previousKey is null ? "enroll" : "reenroll", "sidecar", sidecar.Name,
+            previousKey is null ? null : new { signingKey = Secrets.KeyFingerprint(previousKey) },
             new { credential = AuditLog.Redacted, signingKey = Secrets.KeyFingerprint(request.SigningPublicKey), sealingKey = Secrets.KeyFingerprint(request.SealingPublicKey) });
         await db.SaveChangesAsync(ct);
+        if (previousKey is not null)
+        {
+            presence.Disconnect(sidecar.Id); // the replaced sidecar's connections end; its credential no longer works
+            notifier.Publish(); // credentials are sealed again, to the new key
+        }
         presence.Notify();
 
         var grpc = configuration["Airlock:PublicGrpcUrl"] ?? configuration["Kestrel:Endpoints:Grpc:Url"] ?? "http://127.0.0.1:5081";

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Airlock.Testing;
 using Microsoft.EntityFrameworkCore;
 
@@ -34,6 +35,38 @@ public sealed class EnrollmentTests : IAsyncLifetime
         await using var second = SidecarProcess.Start(_cp.Url, token);
         Assert.Equal(2, await second.Process.WaitForExitAsync());
         Assert.Contains("already used", second.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_enrolled_sidecar_cannot_be_taken_over_by_a_token_only_by_an_explicit_audited_reenrollment()
+    {
+        // Two tokens issued before enrollment: enrolling with one spends the other.
+        var first = await _cp!.CreateSidecarAsync("edge-1");
+        var spare = await _cp.CreateEnrollmentTokenAsync("edge-1");
+        await using var real = SidecarProcess.Start(_cp.Url, first);
+        await real.WaitForVersionAsync(1);
+        await using (var squatter = SidecarProcess.Start(_cp.Url, spare))
+        {
+            Assert.Equal(2, await squatter.Process.WaitForExitAsync());
+            Assert.Contains("already used", squatter.Process.Output, StringComparison.Ordinal);
+        }
+
+        // A new token for the enrolled sidecar is refused unless re-enrollment is asked for by name.
+        var refused = await _cp.Api.PostAsJsonAsync("/api/v1/sidecars/edge-1/enrollment-tokens", new { ttlMinutes = 10 });
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("already enrolled", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var created = await _cp.Api.PostAsJsonAsync("/api/v1/sidecars/edge-1/enrollment-tokens", new { ttlMinutes = 10, reenroll = true });
+        created.EnsureSuccessStatusCode();
+        var token = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
+
+        // The replacement enrolls; the old instance is locked out; both steps are in the audit log.
+        await using var replacement = SidecarProcess.Start(_cp.Url, token);
+        await replacement.WaitForVersionAsync(1);
+        await real.RestartAsync();
+        await real.Process.WaitForOutputAsync("The control plane refused this sidecar");
+        var audit = await _cp.Api.GetStringAsync("/api/v1/audit?entityType=sidecar");
+        Assert.Contains("\"reenroll\"", audit, StringComparison.Ordinal);
+        Assert.Contains("create-reenrollment", await _cp.Api.GetStringAsync("/api/v1/audit?entityType=enrollment-token"), StringComparison.Ordinal);
     }
 
     [Fact]

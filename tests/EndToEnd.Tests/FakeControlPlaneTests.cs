@@ -62,6 +62,38 @@ public sealed class FakeControlPlaneTests
     }
 
     [Fact]
+    public async Task A_key_the_latest_snapshot_no_longer_publishes_is_no_longer_trusted_even_after_a_restart()
+    {
+        // Enrolled with cp-key; version 2 (signed by cp-key) publishes only cp-key-2: the control plane
+        // rotated cp-key out (say it leaked). A version 3 signed with cp-key is then refused.
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var next = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var now = DateTimeOffset.UtcNow;
+        var rotated = Content("orders") with { SnapshotKeys = [new SnapshotKey("cp-key-2", next.ExportSubjectPublicKeyInfo())] };
+        var v2 = ToWire(SnapshotCodec.Sign(rotated, 2, now, 3600, "cp-key", key));
+        var forgedV3 = ToWire(SnapshotCodec.Sign(Content("evil-db"), 3, now, 3600, "cp-key", key));
+        var v3 = ToWire(SnapshotCodec.Sign(rotated with { Targets = Content("orders-v3").Targets }, 3, now, 3600, "cp-key-2", next));
+        var script = new Script([v2, forgedV3, v3]);
+        var port = FreePort.Next();
+        var state = Path.Combine(Directory.CreateTempSubdirectory("airlock-sc-fake-").FullName, "state");
+        WriteIdentity(state, $"http://127.0.0.1:{port}", key);
+        await using (var fake = await StartFakeAsync(port, script))
+        {
+            await using var sidecar = SidecarProcess.Start(null, null, state);
+            await sidecar.WaitForVersionAsync(3);
+            Assert.Contains("Rejected snapshot version 3: snapshot signed by unknown key 'cp-key'", sidecar.Process.Output, StringComparison.Ordinal);
+            Assert.Contains("no longer trusted (not published by version 2): cp-key", sidecar.Process.Output, StringComparison.Ordinal);
+        }
+
+        // After a restart the old key is still not trusted: a cache re-signed with it is refused.
+        var cachePath = Path.Combine(state, "snapshot.json");
+        var reSigned = SnapshotCodec.Sign(Content("evil-db"), 9, now, 3600, "cp-key", key);
+        await File.WriteAllTextAsync(cachePath, JsonSerializer.Serialize(reSigned, SnapshotCodec.EnvelopeJson));
+        await using var restarted = SidecarProcess.Start(null, null, state);
+        await restarted.Process.WaitForOutputAsync("Cached snapshot rejected: snapshot signed by unknown key 'cp-key'");
+    }
+
+    [Fact]
     public async Task A_tampered_cache_file_is_not_served_after_a_restart()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -41,13 +41,14 @@ public sealed class SnapshotStore(SidecarIdentity identity, SidecarOptionsSnapsh
     /// <summary>The last applied one even when expired (for status and acknowledgement).</summary>
     public ActiveSnapshot? Latest => Volatile.Read(ref _active);
 
-    /// <summary>Keys trusted to sign snapshots: those enrollment gave, plus those the current snapshot publishes.</summary>
-    public IReadOnlyList<SnapshotKey> TrustedKeys =>
-        identity.EnrolledSnapshotKeys
-            .Concat(Volatile.Read(ref _learned))
-            .Concat(Latest?.Policy.SnapshotKeys ?? [])
-            .DistinctBy(k => k.KeyId)
-            .ToList();
+    /// <summary>
+    /// Keys trusted to sign snapshots: exactly those the latest verified snapshot publishes — so a key
+    /// the control plane stops publishing (rotated out, compromised) is no longer trusted — and, until
+    /// the first verified snapshot, those enrollment gave. A snapshot that publishes no key at all
+    /// leaves the trusted keys as they were (it cannot make the sidecar trust nothing, or the
+    /// enrollment keys again).
+    /// </summary>
+    public IReadOnlyList<SnapshotKey> TrustedKeys => Volatile.Read(ref _learned) is { Count: > 0 } learned ? learned : identity.EnrolledSnapshotKeys;
 
     /// <summary>Loads the cached snapshot from disk, if it still verifies and has not expired.</summary>
     public async Task LoadCachedAsync(CancellationToken ct)
@@ -99,7 +100,14 @@ public sealed class SnapshotStore(SidecarIdentity identity, SidecarOptionsSnapsh
                     logger.LogDebug("Snapshot version {Version} refreshed until {ExpiresAt:O}", candidate.Version, candidate.ExpiresAt);
                     return check;
                 default:
-                    await StateFiles.WriteJsonAsync(_keysPath, check.Snapshot!.SnapshotKeys, SnapshotCodec.EnvelopeJson, ct);
+                    if (check.Snapshot!.SnapshotKeys.Count > 0)
+                    {
+                        var dropped = TrustedKeys.Select(k => k.KeyId).Except(check.Snapshot.SnapshotKeys.Select(k => k.KeyId)).ToList();
+                        await StateFiles.WriteJsonAsync(_keysPath, check.Snapshot.SnapshotKeys, SnapshotCodec.EnvelopeJson, ct);
+                        Volatile.Write(ref _learned, check.Snapshot.SnapshotKeys);
+                        if (dropped.Count > 0)
+                            logger.LogInformation("Snapshot signing keys no longer trusted (not published by version {Version}): {Keys}", candidate.Version, string.Join(", ", dropped));
+                    }
                     await StateFiles.WriteJsonAsync(_path, candidate, SnapshotCodec.EnvelopeJson, ct);
                     var active = new ActiveSnapshot(candidate, check.Snapshot!);
                     Volatile.Write(ref _active, active);
