@@ -44,6 +44,9 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string CaPath => Path.Combine(CertificateDirectory, "ca.pem");
 
+    /// <summary>The one directory the sidecar reads <c>file:</c> credentials from (Sidecar:CredentialReferences:Directories).</summary>
+    public string CredentialDirectory => Path.Combine(CertificateDirectory, "credentials");
+
     /// <summary>The policy document the harness applied (version 2), for tests that change it.</summary>
     public string Policy { get; private init; } = "";
 
@@ -120,6 +123,8 @@ public sealed class GatewayHarness : IAsyncDisposable
             $"--Sidecar:Postgres:KeyPath={Path.Combine(certificates, "server.key")}",
             "--Sidecar:Postgres:ListenAddress=127.0.0.1",
             $"--Sidecar:Postgres:UpstreamCaPath={Path.Combine(certificates, "ca.pem")}",
+            "--Sidecar:CredentialReferences:EnvironmentPrefixes:0=AIRLOCK_TEST_",
+            $"--Sidecar:CredentialReferences:Directories:0={Directory.CreateDirectory(Path.Combine(certificates, "credentials")).FullName}",
             .. sidecarArgs ?? [],
         ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password });
         await sidecar.WaitForVersionAsync(1);

@@ -256,20 +256,8 @@ public sealed class UpstreamConnector(SidecarIdentity identity, IOptions<Hosting
         }
         if (upstream.CredentialReference is { } reference)
         {
-            if (reference.StartsWith("env:", StringComparison.Ordinal))
-                return Environment.GetEnvironmentVariable(reference[4..])
-                    ?? throw Refuse(SqlStates.UnableToConnect, $"the credential of target \"{target.Name}\" is {reference}, and that variable is not set on this sidecar");
-            if (reference.StartsWith("file:", StringComparison.Ordinal))
-            {
-                try
-                {
-                    return File.ReadAllText(reference[5..]).TrimEnd('\r', '\n');
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw Refuse(SqlStates.UnableToConnect, $"the credential of target \"{target.Name}\" is {reference}, which this sidecar cannot read: {e.Message}");
-                }
-            }
+            var (value, problem) = Credentials.CredentialReferences.Resolve(reference, target.Name, options.Value.CredentialReferences);
+            return value ?? throw Refuse(SqlStates.UnableToConnect, problem!);
         }
         throw Refuse(SqlStates.UnableToConnect, $"target \"{target.Name}\" asks for a password and no credential is configured for it");
     }
