@@ -21,7 +21,14 @@ internal static class Hosting
         var state = Path.GetFullPath(builder.Configuration["Airlock:StateDirectory"] ?? Path.Combine(".state", "controlplane"));
         try
         {
-            Directory.CreateDirectory(state);
+            // Owner only: it holds the embedded store and the key-ring certificate.
+            if (OperatingSystem.IsWindows())
+                Directory.CreateDirectory(state);
+            else
+            {
+                Directory.CreateDirectory(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                File.SetUnixFileMode(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -42,9 +49,10 @@ internal static class Hosting
         return state;
     }
 
-    public static IHostApplicationBuilder AddAirlockPolicies(this IHostApplicationBuilder builder)
+    public static IHostApplicationBuilder AddAirlockPolicies(this IHostApplicationBuilder builder, string stateDirectory)
     {
-        builder.Services.AddDataProtection().SetApplicationName("Airlock").PersistKeysToDbContext<AirlockDbContext>();
+        builder.Services.AddDataProtection().SetApplicationName("Airlock").PersistKeysToDbContext<AirlockDbContext>()
+            .ProtectKeyRing(builder.Configuration, stateDirectory, productionStore: DataExtensions.IsPostgres(builder.Configuration.GetConnectionString("Airlock") ?? ""));
         builder.Services.AddSingleton<PolicyChangeNotifier>();
         builder.Services.AddScoped<PolicyStore>();
         builder.Services.AddScoped<SnapshotCompiler>();

@@ -23,7 +23,7 @@ try
     builder.AddAirlockStore(stateDirectory);
     builder.AddAirlockIdentity();
     builder.AddAgentTokenIssuer();
-    builder.AddAirlockPolicies();
+    builder.AddAirlockPolicies(stateDirectory);
     builder.AddAirlockSidecars();
     builder.AddAirlockConsole();
 

@@ -16,6 +16,9 @@ ensure_dotnet
 ensure_packages "curl:curl" "openssl:openssl" "psql:postgresql-client" "/usr/lib/postgresql/*/bin/initdb:postgresql"
 
 STATE="$(realpath -m "${AIRLOCK_STATE:-.state}")"
+# The demo cluster runs as the 'postgres' OS user, so it lives beside the state directory, not in it
+# (the state directory holds keys and secrets and stays 0700).
+DEMO_PG_DIR="${AIRLOCK_DEMO_PG_DIR:-$STATE-demo-postgres}"
 PORT="${AIRLOCK_PORT:-5080}"
 GRPC_PORT=$((PORT + 1))
 SIDECAR_PORT="${AIRLOCK_SIDECAR_PORT:-5090}"
@@ -23,8 +26,14 @@ DEMO_PG_PORT="${AIRLOCK_DEMO_PG_PORT:-55433}"
 DEMO_LISTEN="${AIRLOCK_DEMO_LISTEN:-6432}"
 URL="http://127.0.0.1:$PORT"
 mkdir -p "$STATE/logs"
-# 711: only the owner lists or reads; the demo cluster's 'postgres' OS user may pass through to its own directory.
-chmod 711 "$STATE"
+# Owner only: the state directory holds the control plane's store, its key-ring certificate, the
+# sidecar's identity and the bootstrap secrets.
+chmod 700 "$STATE"
+if [ -d "$STATE/demo-postgres" ] && [ ! -e "$DEMO_PG_DIR" ]; then
+  # An earlier version kept the demo cluster inside the state directory: move it out.
+  as_pg_user "$(pg_bin)/pg_ctl" -D "$STATE/demo-postgres" stop -m fast >/dev/null 2>&1 || true
+  mv "$STATE/demo-postgres" "$DEMO_PG_DIR"
+fi
 
 echo "==> building (Release)"
 dotnet build ControlPlane/ControlPlane.csproj -c Release -nologo -v quiet
@@ -59,13 +68,13 @@ wait_healthy() {
 }
 
 # The demo target: a private cluster on loopback; the sidecar logs in as demo_app with SCRAM.
-start_postgres "$STATE/demo-postgres" "$DEMO_PG_PORT"
+start_postgres "$DEMO_PG_DIR" "$DEMO_PG_PORT"
 PGBIN="$(pg_bin)"
-if ! grep -q "scram-sha-256" "$STATE/demo-postgres/pg_hba.conf"; then
-  printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' > "$STATE/demo-postgres/pg_hba.conf"
-  as_pg_user "$PGBIN/pg_ctl" -D "$STATE/demo-postgres" reload >/dev/null
+if ! grep -q "scram-sha-256" "$DEMO_PG_DIR/pg_hba.conf"; then
+  printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' > "$DEMO_PG_DIR/pg_hba.conf"
+  as_pg_user "$PGBIN/pg_ctl" -D "$DEMO_PG_DIR" reload >/dev/null
 fi
-demo_psql() { as_pg_user "$PGBIN/psql" -X -q -h "$STATE/demo-postgres" -p "$DEMO_PG_PORT" -U postgres "$@"; }
+demo_psql() { as_pg_user "$PGBIN/psql" -X -q -h "$DEMO_PG_DIR" -p "$DEMO_PG_PORT" -U postgres "$@"; }
 if ! demo_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'demo'" | grep -q 1; then
   echo "==> creating the demo database"
   demo_psql -d postgres -c "CREATE ROLE demo_app LOGIN PASSWORD '$DEMO_PG_PASSWORD'" -c "CREATE DATABASE demo OWNER demo_app"
@@ -103,7 +112,7 @@ else
   if [ ! -f "$STATE/sidecar/identity.json" ]; then
     echo "==> enrolling sidecar 'demo-sidecar'"
     api -o /dev/null -X POST "$URL/api/v1/sidecars" -d '{"name":"demo-sidecar","description":"started by scripts/run.sh"}' || true
-    TOKEN="$(api -X POST "$URL/api/v1/sidecars/demo-sidecar/enrollment-tokens" -d '{"ttlMinutes":10}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+    TOKEN="$(api -X POST "$URL/api/v1/sidecars/demo-sidecar/enrollment-tokens" -d '{"ttlMinutes":10,"reenroll":true}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
     [ -n "$TOKEN" ] || { echo "error: could not create an enrollment token" >&2; exit 1; }
     TOKEN_ARGS=(--enrollment-token "$TOKEN")
   fi
@@ -158,7 +167,7 @@ stop() {
     running "$STATE/$p.pid" && kill "$(cat "$STATE/$p.pid")" 2>/dev/null || true
     rm -f "$STATE/$p.pid"
   done
-  as_pg_user "$(pg_bin)/pg_ctl" -D "$STATE/demo-postgres" stop -m fast >/dev/null 2>&1 || true
+  as_pg_user "$(pg_bin)/pg_ctl" -D "$DEMO_PG_DIR" stop -m fast >/dev/null 2>&1 || true
 }
 if [ -t 1 ] && [ "${AIRLOCK_DETACH:-0}" != "1" ]; then
   trap stop INT TERM

@@ -14,7 +14,11 @@ public static class DataExtensions
     {
         var connectionString = builder.Configuration.GetConnectionString("Airlock");
         if (string.IsNullOrWhiteSpace(connectionString))
-            connectionString = $"Data Source={Path.Combine(stateDirectory, "airlock.db")}";
+        {
+            var file = Path.Combine(stateDirectory, "airlock.db");
+            OwnerOnly(file);
+            connectionString = $"Data Source={file}";
+        }
 
         if (IsPostgres(connectionString))
         {
@@ -27,6 +31,22 @@ public static class DataExtensions
             builder.Services.AddScoped<AirlockDbContext>(sp => sp.GetRequiredService<SqliteAirlockDbContext>());
         }
         return builder;
+    }
+
+    /// <summary>
+    /// Creates the embedded store's file 0600 before SQLite opens it (an empty file is a new database),
+    /// and narrows an existing one: SQLite gives its journal and WAL files the database file's mode.
+    /// </summary>
+    private static void OwnerOnly(string file)
+    {
+        if (OperatingSystem.IsWindows())
+            return;
+        const UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(file))
+            new FileStream(file, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode }).Dispose();
+        foreach (var path in new[] { file, file + "-wal", file + "-shm", file + "-journal" })
+            if (File.Exists(path))
+                File.SetUnixFileMode(path, mode);
     }
 
     public static bool IsPostgres(string connectionString) =>
