@@ -117,6 +117,7 @@ public sealed class SidecarProcess : IAsyncDisposable
 
     private IEnumerable<string>? _extraArgs;
     private IReadOnlyDictionary<string, string>? _environment;
+    private int? _fileDescriptorLimit;
 
     private SidecarProcess(ManagedProcess process, string stateDirectory, string url, bool ownsState)
     {
@@ -131,12 +132,12 @@ public sealed class SidecarProcess : IAsyncDisposable
     public string Url { get; }
 
     public static SidecarProcess Start(string? controlPlane, string? enrollmentToken, string? stateDirectory = null, IEnumerable<string>? extraArgs = null,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, int? fileDescriptorLimit = null)
     {
         var state = stateDirectory ?? Path.Combine(Directory.CreateTempSubdirectory("airlock-sc-").FullName, "state");
         var url = $"http://127.0.0.1:{FreePort.Next()}";
-        var process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, enrollmentToken, state, url, extraArgs), environment);
-        return new SidecarProcess(process, state, url, ownsState: stateDirectory is null) { _extraArgs = extraArgs, _environment = environment };
+        var process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, enrollmentToken, state, url, extraArgs), environment, fileDescriptorLimit);
+        return new SidecarProcess(process, state, url, ownsState: stateDirectory is null) { _extraArgs = extraArgs, _environment = environment, _fileDescriptorLimit = fileDescriptorLimit };
     }
 
     private static List<string> Args(string? controlPlane, string? token, string state, string url, IEnumerable<string>? extra)
@@ -154,7 +155,7 @@ public sealed class SidecarProcess : IAsyncDisposable
     public async Task RestartAsync(string? controlPlane = null)
     {
         await Process.DisposeAsync();
-        Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, _extraArgs), _environment);
+        Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, _extraArgs), _environment, _fileDescriptorLimit);
     }
 
     /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>

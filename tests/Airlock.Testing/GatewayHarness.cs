@@ -91,14 +91,14 @@ public sealed class GatewayHarness : IAsyncDisposable
     public string SidecarLibpq => $"host=127.0.0.1 port={Port} dbname={Database} user=ci sslmode=require";
 
     public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer",
-        IEnumerable<string>? sidecarArgs = null)
+        IEnumerable<string>? sidecarArgs = null, int? sidecarFileDescriptorLimit = null)
     {
         // The listen ports were free a moment ago; another test's server may take one before the sidecar
         // binds it (then that server would answer this harness's connections). Start again on new ports.
         string? problem = null;
         for (var attempt = 1; attempt <= 3; attempt++)
         {
-            var harness = await StartOnFreePortsAsync(upstreamUser, credentialYaml, tls, sidecarArgs);
+            var harness = await StartOnFreePortsAsync(upstreamUser, credentialYaml, tls, sidecarArgs, sidecarFileDescriptorLimit);
             problem = await harness.ListenerProblemAsync();
             if (problem is null)
                 return harness;
@@ -107,7 +107,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         throw new InvalidOperationException($"the sidecar could not listen on the harness's ports three times: {problem}");
     }
 
-    private static async Task<GatewayHarness> StartOnFreePortsAsync(string upstreamUser, string credentialYaml, string tls, IEnumerable<string>? sidecarArgs)
+    private static async Task<GatewayHarness> StartOnFreePortsAsync(string upstreamUser, string credentialYaml, string tls, IEnumerable<string>? sidecarArgs, int? fileDescriptorLimit)
     {
         await EnsureLoginRolesAsync();
         var database = await CreateDatabaseAsync();
@@ -126,7 +126,7 @@ public sealed class GatewayHarness : IAsyncDisposable
             "--Sidecar:CredentialReferences:EnvironmentPrefixes:0=AIRLOCK_TEST_",
             $"--Sidecar:CredentialReferences:Directories:0={Directory.CreateDirectory(Path.Combine(certificates, "credentials")).FullName}",
             .. sidecarArgs ?? [],
-        ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password });
+        ], environment: new Dictionary<string, string> { ["AIRLOCK_TEST_PG_PASSWORD"] = ScramPassword, ["AIRLOCK_TEST_MD5_PASSWORD"] = Md5Password }, fileDescriptorLimit: fileDescriptorLimit);
         await sidecar.WaitForVersionAsync(1);
         var policy = $$"""
             targets:

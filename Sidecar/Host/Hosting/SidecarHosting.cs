@@ -62,6 +62,7 @@ internal static class SidecarHosting
         builder.Services.AddSingleton<Recording.SessionRecorder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Recording.SessionRecorder>());
         builder.Services.AddHostedService<Recording.RecordingUploader>();
+        builder.Services.AddSingleton(new Gateway.ConnectionLimits(options.Limits));
         builder.Services.AddSingleton<SidecarMetrics>();
         builder.Services.AddSingleton<Postgres.UpstreamConnector>();
         builder.Services.AddSingleton<Postgres.CancelKeys>();
@@ -93,7 +94,7 @@ internal static class SidecarHosting
                 return Results.Ok(new
                 {
                     ready = true, sidecar = identity.SidecarName, version = active.Signed.Version, expiresAt = active.Signed.ExpiresAt,
-                    listeners = listeners.Serving, listenerProblems = listeners.Problems,
+                    listeners = listeners.Serving, listenerProblems = listeners.CurrentProblems,
                 });
             var reason = store.Latest is { } stale
                 ? $"snapshot version {stale.Signed.Version} expired at {stale.Signed.ExpiresAt:O}; failing closed"

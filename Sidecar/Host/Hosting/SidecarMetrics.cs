@@ -11,6 +11,12 @@ namespace Airlock.Sidecar.Hosting;
 /// <item><c>airlock_gateway_sessions_active</c>: agent sessions being served;</item>
 /// <item><c>airlock_gateway_connections_total{outcome="served|refused"}</c>: agent connections that
 /// became sessions, and those refused during startup (bad token, no grant, target unreachable …);</item>
+/// <item><c>airlock_gateway_startups_pending</c>: connections accepted and not yet through their
+/// startup (TLS, login) — capped by <c>Sidecar:Limits</c>;</item>
+/// <item><c>airlock_gateway_admissions_refused_total{reason}</c>: connections closed at once because a
+/// limit was reached (<c>pending_startups</c>, <c>pending_startups_per_address</c>, <c>sessions_per_target</c>);</item>
+/// <item><c>airlock_gateway_accept_errors_total</c>: failed accepts (e.g. out of file descriptors),
+/// each retried with backoff;</item>
 /// <item><c>airlock_recorder_events_total{type}</c>: events taken by the recorder, per event type
 /// (<c>statement</c> counts the statements recorded);</item>
 /// <item><c>airlock_recorder_rejections_total</c>: times the recorder could not take an event (full, or
@@ -36,8 +42,18 @@ internal sealed class SidecarMetrics : IDisposable
     private long _uploadsFailed;
     private long _unacknowledged;
 
-    public SidecarMetrics(LiveSessions live, SessionRecorder recorder, ControlPlane.HubClient hub)
+    private long _acceptErrors;
+
+    public SidecarMetrics(LiveSessions live, SessionRecorder recorder, ControlPlane.HubClient hub, Gateway.ConnectionLimits limits)
     {
+        _meter.CreateObservableGauge("airlock.gateway.startups.pending", () => limits.PendingStartups, description: "Connections accepted and not yet through their startup");
+        _meter.CreateObservableCounter("airlock.gateway.admissions.refused", () => new[]
+        {
+            new Measurement<long>(limits.Refused(Gateway.Admission.TooManyPendingStartups), new KeyValuePair<string, object?>("reason", "pending_startups")),
+            new Measurement<long>(limits.Refused(Gateway.Admission.TooManyPendingStartupsFromAddress), new KeyValuePair<string, object?>("reason", "pending_startups_per_address")),
+            new Measurement<long>(limits.Refused(Gateway.Admission.TooManySessionsOnTarget), new KeyValuePair<string, object?>("reason", "sessions_per_target")),
+        }, description: "Connections refused because a limit was reached");
+        _meter.CreateObservableCounter("airlock.gateway.accept.errors", () => Volatile.Read(ref _acceptErrors), description: "Failed accepts, retried with backoff");
         _meter.CreateObservableGauge("airlock.gateway.sessions.active", () => live.Count, description: "Agent sessions being served");
         _meter.CreateObservableCounter("airlock.gateway.connections", () => new[]
         {
@@ -74,6 +90,8 @@ internal sealed class SidecarMetrics : IDisposable
     public void ConnectionServed() => Interlocked.Increment(ref _served);
 
     public void ConnectionRefused() => Interlocked.Increment(ref _refused);
+
+    public void AcceptFailed() => Interlocked.Increment(ref _acceptErrors);
 
     public void UploadStored() => Interlocked.Increment(ref _uploadsStored);
 

@@ -49,6 +49,9 @@ public sealed class SidecarOptions : IValidatableObject
     /// <summary>Section <c>Sidecar:CredentialReferences</c>: which <c>env:</c> and <c>file:</c> credential references this sidecar resolves (none by default).</summary>
     public Airlock.Sidecar.Credentials.CredentialReferenceOptions CredentialReferences { get; set; } = new();
 
+    /// <summary>Section <c>Sidecar:Limits</c>: connections in startup (globally, per source address), sessions per target, startup timeout.</summary>
+    public Airlock.Sidecar.Gateway.ConnectionLimitOptions Limits { get; set; } = new();
+
     /// <summary>Section <c>Sidecar:Postgres</c>: the PostgreSQL gateway's listeners.</summary>
     public Airlock.Sidecar.Postgres.PostgresGatewayOptions Postgres { get; set; } = new();
 
@@ -63,6 +66,10 @@ public sealed class SidecarOptions : IValidatableObject
         Validator.TryValidateObject(Postgres, new ValidationContext(Postgres), nested, validateAllProperties: true);
         foreach (var result in nested)
             yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"Postgres:{m}"));
+        nested.Clear();
+        Validator.TryValidateObject(Limits, new ValidationContext(Limits), nested, validateAllProperties: true);
+        foreach (var result in nested)
+            yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"Limits:{m}"));
         foreach (var result in CredentialReferences.Validate(new ValidationContext(CredentialReferences)))
             yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"CredentialReferences:{m}"));
     }

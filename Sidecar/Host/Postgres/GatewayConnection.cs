@@ -30,14 +30,17 @@ namespace Airlock.Sidecar.Postgres;
 /// </list>
 /// Every refusal is a FATAL with a precise SQLSTATE before any upstream connection is opened.
 /// </summary>
+/// <param name="startupLease">This connection's slot among those still in startup (Sidecar:Limits); given back once the session is served, or the connection ends.</param>
 internal sealed class GatewayConnection(
     Socket socket,
     TargetPolicy target,
     PostgresGatewayOptions options,
     X509Certificate2? certificate,
-    GatewayServices services)
+    GatewayServices services,
+    IDisposable startupLease)
 {
-    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(30);
+    private TimeSpan StartupTimeout => TimeSpan.FromSeconds(services.Limits.Options.StartupTimeoutSeconds);
+    private IDisposable? _sessionLease;
     private Stream _stream = Net.SocketStreams.ForAccepted(socket, options.NativeSockets);
     private bool _tls;
 
@@ -55,6 +58,7 @@ internal sealed class GatewayConnection(
                 return;
             var (agent, upstream, settings) = await AcceptAsync(startup, startupTimeout.Token);
             services.Metrics.ConnectionServed();
+            startupLease.Dispose(); // served: no longer a connection in startup
             await ServeAsync(agent, upstream, client, stopping);
         }
         catch (GatewayRefusal refusal)
@@ -74,6 +78,8 @@ internal sealed class GatewayConnection(
         }
         finally
         {
+            startupLease.Dispose();
+            _sessionLease?.Dispose();
             await _stream.DisposeAsync();
         }
     }
@@ -246,6 +252,9 @@ internal sealed class GatewayConnection(
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
         if (!services.Recorder.HasRoom)
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientResources, "this sidecar cannot record sessions right now (recording spool unavailable or full); new sessions are refused (fail closed)"));
+        if (services.Limits.TrySession(target.Name, out _sessionLease) != Gateway.Admission.Admitted)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.TooManyConnections,
+                $"target \"{target.Name}\" already has {services.Limits.Options.MaxSessionsPerTarget} sessions through this sidecar (Sidecar:Limits:MaxSessionsPerTarget)"));
 
         var upstream = await services.Connector.ConnectAsync(target, decision.Settings, ct);
         return (agent, upstream, decision.Settings);
@@ -379,4 +388,5 @@ internal sealed record GatewayServices(
     SidecarIdentity Identity,
     PostgresListeners Listeners,
     Hosting.SidecarMetrics Metrics,
+    Gateway.ConnectionLimits Limits,
     ILogger Logger);

@@ -6,6 +6,7 @@ using Airlock.Sidecar.ControlPlane;
 using Airlock.Sidecar.Identity;
 using Airlock.Sidecar.Policy;
 using Airlock.Sidecar.Protocols;
+using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Recording;
 using Airlock.Sidecar.Snapshots;
 using Microsoft.Extensions.Options;
@@ -18,7 +19,10 @@ namespace Airlock.Sidecar.Postgres;
 /// a changed target is served with its new settings from the next connection on, and every live
 /// session is checked against each new snapshot (<see cref="OnPolicyApplied"/>) so that it ends when
 /// its target, agent or grant goes. A port that cannot be bound is logged, shown at <c>/readyz</c> and
-/// tried again every few seconds; the others serve.
+/// tried again every few seconds; the others serve. Accepting survives the machine running short:
+/// a failed accept (out of file descriptors, say) is retried with backoff and shown at
+/// <c>/readyz</c> until accepts succeed again, and <see cref="Gateway.ConnectionLimits"/> caps what
+/// connections that have not logged in may hold, so a flood of idle connections cannot starve agents.
 /// </summary>
 internal sealed class PostgresListeners : BackgroundService
 {
@@ -33,12 +37,13 @@ internal sealed class PostgresListeners : BackgroundService
     private CancellationToken _stopping;
 
     public PostgresListeners(SnapshotStore snapshots, AgentAuthenticator authenticator, UpstreamConnector connector, CancelKeys cancelKeys,
-        SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, Hosting.SidecarMetrics metrics, IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
+        SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, Hosting.SidecarMetrics metrics, Gateway.ConnectionLimits limits,
+        IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
     {
         _snapshots = snapshots;
         _options = options;
         _logger = logger;
-        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, logger);
+        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, limits, logger);
         var gateway = options.Value.Postgres;
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);
@@ -50,13 +55,27 @@ internal sealed class PostgresListeners : BackgroundService
     /// <summary>Problems binding listeners, by target (shown at /readyz).</summary>
     public ConcurrentDictionary<string, string> Problems { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Target name → bound port, for status.</summary>
+    /// <summary>Target name → bound port of the listeners that accept connections now, for status.</summary>
     public IReadOnlyDictionary<string, int> Serving
     {
         get
         {
             lock (_listeners)
-                return _listeners.ToDictionary(l => l.Key, l => l.Value.Port);
+                return _listeners.Where(l => l.Value.AcceptProblem is null).ToDictionary(l => l.Key, l => l.Value.Port);
+        }
+    }
+
+    /// <summary>Every listener problem now, by target: ports that cannot be bound, and listeners whose accepts fail.</summary>
+    public IReadOnlyDictionary<string, string> CurrentProblems
+    {
+        get
+        {
+            var problems = new Dictionary<string, string>(Problems, StringComparer.Ordinal);
+            lock (_listeners)
+                foreach (var (name, listener) in _listeners)
+                    if (listener.AcceptProblem is { } problem)
+                        problems[name] = problem;
+            return problems;
         }
     }
 
@@ -157,8 +176,12 @@ internal sealed class PostgresListeners : BackgroundService
             watcher(policy);
     }
 
+    /// <summary>Longest pause between failed accepts; the first retry is after 10 ms.</summary>
+    private static readonly TimeSpan MaxAcceptBackoff = TimeSpan.FromSeconds(1);
+
     private async Task AcceptLoopAsync(Listener listener)
     {
+        var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
             Socket socket;
@@ -166,12 +189,45 @@ internal sealed class PostgresListeners : BackgroundService
             {
                 socket = await listener.Socket.AcceptAsync(_stopping);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || e is SocketException && listener.Closed)
             {
                 return; // listener closed
             }
+            catch (SocketException e)
+            {
+                // Transient (out of file descriptors or memory, a connection aborted before it was taken):
+                // the listener stays, and says so at /readyz until an accept succeeds again.
+                _services.Metrics.AcceptFailed();
+                backoff = backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(10) : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxAcceptBackoff.Ticks));
+                if (listener.AcceptProblem is null)
+                    _logger.LogError("Target {Target}: accepting connections on port {Port} fails ({Error}); retrying with backoff up to {Max} s", listener.Target.Name, listener.Port, e.Message, MaxAcceptBackoff.TotalSeconds);
+                listener.AcceptProblem = $"accepting connections on port {listener.Port} fails: {e.Message}; retrying";
+                try
+                {
+                    await Task.Delay(backoff, _stopping);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                continue;
+            }
+            if (listener.AcceptProblem is not null)
+            {
+                _logger.LogInformation("Target {Target}: accepting connections on port {Port} again", listener.Target.Name, listener.Port);
+                listener.AcceptProblem = null;
+            }
+            backoff = TimeSpan.Zero;
             socket.NoDelay = true;
-            var connection = new GatewayConnection(socket, listener.Target, _options.Value.Postgres, _certificate, _services);
+            var remote = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+            var admission = _services.Limits.TryStartup(remote, out var startupLease);
+            if (admission != Gateway.Admission.Admitted)
+            {
+                _services.Metrics.ConnectionRefused();
+                _ = RefuseAsync(socket, listener.Target.Name, remote, admission);
+                continue;
+            }
+            var connection = new GatewayConnection(socket, listener.Target, _options.Value.Postgres, _certificate, _services, startupLease!);
             _ = Task.Run(async () =>
             {
                 try
@@ -183,9 +239,46 @@ internal sealed class PostgresListeners : BackgroundService
                     // One session's failure never touches the others.
                     _logger.LogError(e, "PostgreSQL session on target {Target} failed", listener.Target.Name);
                 }
+                finally
+                {
+                    startupLease!.Dispose();
+                }
             });
         }
     }
+
+    /// <summary>
+    /// Closes a connection over a limit at once, telling the client why as PostgreSQL does when it is
+    /// full (FATAL 53300, before the client's startup packet is read); logged once a second at most.
+    /// </summary>
+    private async Task RefuseAsync(Socket socket, string target, IPAddress? remote, Gateway.Admission admission)
+    {
+        var limits = _services.Limits.Options;
+        var message = admission == Gateway.Admission.TooManyPendingStartupsFromAddress
+            ? $"too many connections from {remote} are still starting (Sidecar:Limits:MaxPendingStartupsPerAddress = {limits.MaxPendingStartupsPerAddress})"
+            : $"too many connections are still starting (Sidecar:Limits:MaxPendingStartups = {limits.MaxPendingStartups})";
+        var now = Environment.TickCount64;
+        if (now - Interlocked.Read(ref _lastRefusalLog) > 1000 && Interlocked.Exchange(ref _lastRefusalLog, now) != now)
+            _logger.LogWarning("Target {Target}: connection from {Client} refused: {Reason}", target, remote, message);
+        try
+        {
+            var error = new System.Buffers.ArrayBufferWriter<byte>();
+            PgWire.WriteError(error, PgError.Fatal(SqlStates.TooManyConnections, message));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await socket.SendAsync(error.WrittenMemory, SocketFlags.None, timeout.Token);
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // the client is gone or not reading: nothing more to tell it
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+
+    private long _lastRefusalLog;
 
     public override void Dispose()
     {
@@ -224,7 +317,16 @@ internal sealed class PostgresListeners : BackgroundService
         public int Port { get; }
         public Socket Socket { get; }
 
-        public void Dispose() => Socket.Dispose();
+        /// <summary>Why accepts fail now (shown at /readyz), or null while they succeed.</summary>
+        public volatile string? AcceptProblem;
+
+        public bool Closed { get; private set; }
+
+        public void Dispose()
+        {
+            Closed = true;
+            Socket.Dispose();
+        }
     }
 
     private sealed class Subscription(Action dispose) : IDisposable

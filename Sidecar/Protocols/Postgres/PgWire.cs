@@ -260,5 +260,6 @@ public static class SqlStates
     public const string AdminShutdown = "57P01";
     public const string CannotConnectNow = "57P03";
     public const string InsufficientResources = "53000";
+    public const string TooManyConnections = "53300";
     public const string InternalError = "XX000";
 }
