@@ -142,7 +142,7 @@ public sealed class SidecarProcess : IAsyncDisposable
 
     private static List<string> Args(string? controlPlane, string? token, string state, string url, IEnumerable<string>? extra)
     {
-        var args = new List<string> { "--state-dir", state, $"--Kestrel:Endpoints:Http:Url={url}", "--Sidecar:HeartbeatSeconds=1", "--Sidecar:MaxBackoffSeconds=2", "--Sidecar:SyntheticSessions=true" };
+        var args = new List<string> { "--state-dir", state, $"--Kestrel:Endpoints:Http:Url={url}", "--Sidecar:HeartbeatSeconds=1", "--Sidecar:MaxBackoffSeconds=2", "--Sidecar:SyntheticSessions=true", $"--Sidecar:SyntheticSessionsToken={SyntheticSessionsToken}" };
         if (controlPlane is not null)
             args.AddRange(["--control-plane", controlPlane]);
         if (token is not null)
@@ -158,10 +158,14 @@ public sealed class SidecarProcess : IAsyncDisposable
         Process = ManagedProcess.Start("sidecar", Binaries.Sidecar, Args(controlPlane, null, StateDirectory, Url, _extraArgs), _environment, _fileDescriptorLimit);
     }
 
+    /// <summary>The bearer token test sidecars require on their synthetic-sessions endpoint.</summary>
+    public const string SyntheticSessionsToken = "synthetic-sessions-test-token-0123456789abcdef";
+
     /// <summary>Starts a generated session through the sidecar's real recorder; returns its id.</summary>
     public async Task<Guid> StartSyntheticSessionAsync(int statements, int delayMs = 0, bool end = true, Guid? session = null, int resultBytes = 0)
     {
         using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", SyntheticSessionsToken);
         var response = await http.PostAsync($"{Url}/v1/synthetic-sessions?statements={statements}&delayMs={delayMs}&end={(end ? "true" : "false")}{(session is null ? "" : $"&session={session}")}&resultBytes={resultBytes}", null);
         response.EnsureSuccessStatusCode();
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());

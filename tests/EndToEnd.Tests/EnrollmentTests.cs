@@ -108,6 +108,9 @@ public sealed class EnrollmentTests : IAsyncLifetime
     [Theory]
     [InlineData("--Sidecar:Postgres:AllowCleartextOnLoopback=true", "AllowCleartextOnLoopback")] // moved into the target policy
     [InlineData("--Sidecar:HeartbeatSecs=5", "HeartbeatSecs")]
+    [InlineData("--Sidecar:SyntheticSessionsToken=short", "SyntheticSessionsToken")] // the endpoint must not be open
+    [InlineData("--Sidecar:Limits:MaxPendingStartups=0", "Limits:MaxPendingStartups")]
+    [InlineData("--Sidecar:CredentialReferences:Directories:0=relative/dir", "CredentialReferences:Directories")]
     [InlineData("--Sidecar:RecordingFlushMilliseconds=5", "RecordingFlushMilliseconds")] // out of range
     [InlineData("--Sidecar:RecordingUploadMilliseconds=9000", "RecordingUploadMilliseconds")] // out of range
     public async Task An_unknown_or_out_of_range_sidecar_option_stops_the_start_and_names_it(string argument, string option)

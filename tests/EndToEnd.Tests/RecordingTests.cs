@@ -281,6 +281,8 @@ public sealed class RecordingTests
 
         // The recorder now refuses new sessions (fail closed) instead of dropping evidence.
         using var http = new HttpClient();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.PostAsync($"{sidecar.Url}/v1/synthetic-sessions?statements=1", null)).StatusCode);
+        http.DefaultRequestHeaders.Authorization = new("Bearer", SidecarProcess.SyntheticSessionsToken);
         await PolicySyncTests.Eventually(async () =>
             (await http.PostAsync($"{sidecar.Url}/v1/synthetic-sessions?statements=1", null)).StatusCode == HttpStatusCode.ServiceUnavailable, seconds: 10);
         Assert.Equal(HttpStatusCode.NotFound, (await cp.Api.GetAsync($"/api/v1/sessions/{doomed}")).StatusCode);

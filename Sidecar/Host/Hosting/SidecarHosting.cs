@@ -103,8 +103,12 @@ internal static class SidecarHosting
         });
         app.MapPrometheusScrapingEndpoint("/metrics");
 
-        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SidecarOptions>>().Value.SyntheticSessions)
-            Recording.SyntheticSessions.Map(app);
+        var sidecarOptions = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SidecarOptions>>().Value;
+        if (sidecarOptions.SyntheticSessions)
+        {
+            Recording.SyntheticSessions.Map(app, sidecarOptions.SyntheticSessionsToken!);
+            app.Logger.LogWarning("POST /v1/synthetic-sessions is enabled (Sidecar:SyntheticSessions): it records generated sessions; for load tests only");
+        }
 
         // Diagnostic: "who would this token be here?" — the same check a protocol listener makes.
         // POST the token as the bearer credential; 200 names agent and role, 401 says why not.

@@ -42,9 +42,13 @@ public sealed class SidecarOptions : IValidatableObject
 
     /// <summary>
     /// Exposes <c>POST /v1/synthetic-sessions</c>, which records generated sessions through the real
-    /// recorder: for load tests and demos of the recording pipeline. Off by default.
+    /// recorder: for load tests and demos of the recording pipeline. Off by default; it needs
+    /// <see cref="SyntheticSessionsToken"/>, which every request must present as a bearer token.
     /// </summary>
     public bool SyntheticSessions { get; set; }
+
+    /// <summary>The bearer token the synthetic-sessions endpoint requires (at least 32 characters).</summary>
+    public string? SyntheticSessionsToken { get; set; }
 
     /// <summary>Section <c>Sidecar:CredentialReferences</c>: which <c>env:</c> and <c>file:</c> credential references this sidecar resolves (none by default).</summary>
     public Airlock.Sidecar.Credentials.CredentialReferenceOptions CredentialReferences { get; set; } = new();
@@ -60,6 +64,8 @@ public sealed class SidecarOptions : IValidatableObject
         if (ControlPlane is not null
             && (!Uri.TryCreate(ControlPlane, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)))
             yield return new ValidationResult($"--control-plane (Sidecar:ControlPlane) '{ControlPlane}' is not an http(s) URL", [nameof(ControlPlane)]);
+        if (SyntheticSessions && (SyntheticSessionsToken is null || SyntheticSessionsToken.Length < 32))
+            yield return new ValidationResult("SyntheticSessions needs Sidecar:SyntheticSessionsToken (at least 32 characters): the endpoint writes recordings and must not be open", [nameof(SyntheticSessionsToken)]);
         if (string.IsNullOrWhiteSpace(StateDirectory))
             yield return new ValidationResult("--state-dir (Sidecar:StateDirectory) must not be empty", [nameof(StateDirectory)]);
         var nested = new List<ValidationResult>();

@@ -7,12 +7,18 @@ namespace Airlock.Sidecar.Recording;
 /// A session generator over the production recorder (enabled by <c>Sidecar:SyntheticSessions</c>):
 /// <c>POST /v1/synthetic-sessions?statements=N&amp;delayMs=D&amp;end=true</c> records a session start,
 /// N statements and, unless <c>end=false</c>, a session end, and returns the session id at once.
+/// Every request presents <c>Sidecar:SyntheticSessionsToken</c> as its bearer token.
 /// </summary>
 internal static class SyntheticSessions
 {
-    public static void Map(WebApplication app) =>
-        app.MapPost("/v1/synthetic-sessions", (int? statements, int? delayMs, bool? end, Guid? session, int? resultBytes, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
+    public static void Map(WebApplication app, string token) =>
+        app.MapPost("/v1/synthetic-sessions", (HttpRequest request, int? statements, int? delayMs, bool? end, Guid? session, int? resultBytes, SessionRecorder recorder, LiveSessions live, SidecarIdentity identity, IHostApplicationLifetime lifetime, ILogger<SessionRecorder> logger) =>
         {
+            string? header = request.Headers.Authorization;
+            var presented = header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
+            if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                    System.Text.Encoding.UTF8.GetBytes(presented), System.Text.Encoding.UTF8.GetBytes(token)))
+                return Results.Problem(statusCode: 401, title: "Token required", detail: "send Sidecar:SyntheticSessionsToken as 'Authorization: Bearer <token>'");
             var id = session ?? Guid.NewGuid();
             if (!recorder.TryRecord(id, RecordingEventTypes.SessionStart,
                     RecordingJson.Encode(new SessionStartPayload("synthetic", "synthetic", "synthetic", identity.SidecarName, "127.0.0.1:0", false))))
