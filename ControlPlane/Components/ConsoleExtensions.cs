@@ -16,6 +16,8 @@ internal static class ConsoleExtensions
         builder.WebHost.UseStaticWebAssets();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddMudServices();
+        builder.Services.AddScoped<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider, ConsoleAuthenticationStateProvider>();
+        builder.Services.AddScoped<ConsoleActor>();
         return builder;
     }
 
@@ -33,14 +35,11 @@ internal static class ConsoleExtensions
             [FromForm] string userName, [FromForm] string password, [FromForm] string? returnUrl,
             UserService users, HttpContext http, CancellationToken ct) =>
         {
-            var result = await users.SignInAsync(userName, password, ct);
+            var result = await users.SignInAsync(userName, password, http.Connection.RemoteIpAddress?.ToString() ?? "unknown", ct);
             if (result.Outcome != SignInOutcome.Success)
-            {
-                var error = result.Outcome == SignInOutcome.LockedOut ? "locked" : "invalid";
-                return Results.Redirect($"/account/login?error={error}&returnUrl={Uri.EscapeDataString(SafeReturnUrl(returnUrl))}");
-            }
+                return Results.Redirect($"/account/login?error=invalid&returnUrl={Uri.EscapeDataString(SafeReturnUrl(returnUrl))}");
             var identity = new ClaimsIdentity(
-                [new Claim(ClaimTypes.Name, result.User!.UserName), new Claim(ClaimTypes.Role, result.User.Role)],
+                [new Claim(ClaimTypes.Name, result.User!.UserName), new Claim(ClaimTypes.Role, result.User.Role), new Claim(IdentityExtensions.SecurityStampClaim, result.User.SecurityStamp)],
                 CookieAuthenticationDefaults.AuthenticationScheme);
             await http.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, new ClaimsPrincipal(identity));
             return Results.LocalRedirect(SafeReturnUrl(returnUrl));
@@ -51,6 +50,15 @@ internal static class ConsoleExtensions
             await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
             return Results.LocalRedirect("/account/login");
         });
+
+        // Signs the user out everywhere: a new security stamp ends every other cookie and console tab.
+        app.MapPost("/account/logout-everywhere", async (HttpContext http, UserAdministration users, CancellationToken ct) =>
+        {
+            if (http.User.Identity?.Name is { } name)
+                await users.RenewSecurityStampAsync(name, name, ct);
+            await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+            return Results.LocalRedirect("/account/login");
+        }).RequireAuthorization();
         return app;
     }
 

@@ -9,6 +9,9 @@ public static class IdentityExtensions
 {
     private const string Smart = "airlock";
 
+    /// <summary>The claim carrying the user's security stamp at sign-in (see <see cref="Data.ConsoleUser.SecurityStamp"/>).</summary>
+    public const string SecurityStampClaim = "airlock:security-stamp";
+
     /// <summary>
     /// Cookies for people in the console, bearer secrets for machines; one policy scheme picks
     /// per request so every endpoint can be reached by both where its policy allows.
@@ -16,6 +19,7 @@ public static class IdentityExtensions
     public static IHostApplicationBuilder AddAirlockIdentity(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<UserService>();
+        builder.Services.AddSingleton<SignInThrottle>();
         builder.Services.AddScoped<UserAdministration>();
         builder.Services.AddScoped<AgentCredentials>();
         builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
@@ -53,16 +57,15 @@ public static class IdentityExtensions
     }
 
     /// <summary>
-    /// A cookie outlives changes to its user: on every request, a deleted, disabled or locked user
-    /// is signed out, and a changed role takes effect (the cookie is re-issued with it).
+    /// A cookie outlives changes to its user: on every request, a deleted or disabled user, or one
+    /// whose security stamp changed (password changed, disabled, signed out everywhere), is signed
+    /// out; a changed role takes effect (the cookie is re-issued with it).
     /// </summary>
     private static async Task RevalidateUserAsync(CookieValidatePrincipalContext context)
     {
-        var name = context.Principal?.Identity?.Name;
         var db = context.HttpContext.RequestServices.GetRequiredService<Data.AirlockDbContext>();
-        var time = context.HttpContext.RequestServices.GetRequiredService<TimeProvider>();
-        var user = name is null ? null : await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == name, context.HttpContext.RequestAborted);
-        if (user is null || user.Disabled || user.LockedUntil > time.GetUtcNow())
+        var user = context.Principal is null ? null : await ConsoleSessionCheck.CurrentAsync(db, context.Principal, context.HttpContext.RequestAborted);
+        if (user is null)
         {
             context.RejectPrincipal();
             await context.HttpContext.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
@@ -71,7 +74,8 @@ public static class IdentityExtensions
         if (!context.Principal!.IsInRole(user.Role))
         {
             context.ReplacePrincipal(new ClaimsPrincipal(new ClaimsIdentity(
-                [new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role)], CookieAuthenticationDefaults.AuthenticationScheme)));
+                [new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role), new Claim(SecurityStampClaim, user.SecurityStamp)],
+                CookieAuthenticationDefaults.AuthenticationScheme)));
             context.ShouldRenew = true;
         }
     }

@@ -14,7 +14,7 @@ public sealed record UserChange(UserView? User, IReadOnlyList<PolicyError> Error
 /// Console accounts, managed by Admins through the REST API and the Users page alike: one set of
 /// rules, one audit trail.
 /// </summary>
-public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider time)
+public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider time, SignInThrottle? throttle = null)
 {
     [GeneratedRegex("^[A-Za-z0-9._@-]{1,100}$")]
     private static partial Regex UserNamePattern();
@@ -62,6 +62,11 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             return new UserChange(null, errors, 400);
 
         var before = new { user.UserName, user.Role, user.Disabled };
+        // What the user may do changes: every cookie and console tab issued before ends.
+        if (password is not null || (disabled == true && !user.Disabled))
+            user.SecurityStamp = Guid.NewGuid().ToString("N");
+        if (password is not null)
+            throttle?.Forget(user.UserName); // a reset password starts with a clean slate everywhere
         user.Role = role ?? user.Role;
         user.Disabled = disabled ?? user.Disabled;
         if (password is not null)
@@ -74,6 +79,17 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             new { user.UserName, user.Role, user.Disabled, password = password is null ? null : AuditLog.Redacted });
         await db.SaveChangesAsync(ct);
         return new UserChange(ToView(user), [], 200);
+    }
+
+    /// <summary>Ends every session of the user (cookies and console tabs): "sign out everywhere".</summary>
+    public async Task RenewSecurityStampAsync(string userName, string actor, CancellationToken ct)
+    {
+        var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
+        if (user is null)
+            return;
+        user.SecurityStamp = Guid.NewGuid().ToString("N");
+        db.Record(time.GetUtcNow(), actor, "sign-out-everywhere", "user", userName, null, null);
+        await db.SaveChangesAsync(ct);
     }
 
     public async Task<UserChange> DeleteAsync(string userName, string actor, CancellationToken ct)

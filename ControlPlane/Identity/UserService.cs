@@ -4,53 +4,90 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Airlock.ControlPlane.Identity;
 
-public enum SignInOutcome { Success, Invalid, LockedOut }
+/// <summary>
+/// <see cref="Refused"/> covers a wrong password, an unknown or disabled account and a throttled
+/// address alike: the answer does not tell which (no user-name discovery).
+/// </summary>
+public enum SignInOutcome { Success, Refused }
 
-public sealed record SignInResult(SignInOutcome Outcome, ConsoleUser? User, DateTimeOffset? LockedUntil = null);
+public sealed record SignInResult(SignInOutcome Outcome, ConsoleUser? User);
 
-/// <summary>Local console accounts: hashed passwords (ASP.NET Identity's PBKDF2 hasher) and lockout.</summary>
-public sealed class UserService(AirlockDbContext db, TimeProvider time)
+/// <summary>
+/// Local console accounts: hashed passwords (ASP.NET Identity's PBKDF2 hasher) and guessing limits:
+/// <list type="number">
+/// <item>per (account, client address), <see cref="SignInThrottle"/>: five failures, counted before
+/// the check, shut that address out of that account for 15 minutes;</item>
+/// <item>per account, across addresses: after <see cref="SlowdownAfterFailures"/> consecutive
+/// failures (counted atomically in the store), attempts on that account are checked one at a time,
+/// each after <see cref="SlowdownDelay"/> — a distributed guesser is slowed to a crawl, and the
+/// administrator still signs in (a moment later).</item>
+/// </list>
+/// </summary>
+public sealed class UserService(AirlockDbContext db, TimeProvider time, SignInThrottle throttle)
 {
-    public const int MaxFailedSignIns = 5;
-    public static readonly TimeSpan LockoutDuration = TimeSpan.FromMinutes(15);
+    public const int SlowdownAfterFailures = 20;
+    public static readonly TimeSpan SlowdownDelay = TimeSpan.FromSeconds(1);
     public const int MinPasswordLength = 12;
 
     private static readonly PasswordHasher<ConsoleUser> _hasher = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, SemaphoreSlim> _slowLanes = new();
 
-    public async Task<SignInResult> SignInAsync(string userName, string password, CancellationToken ct)
+    public async Task<SignInResult> SignInAsync(string userName, string password, string clientAddress, CancellationToken ct)
     {
-        var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
-        var now = time.GetUtcNow();
-        if (user is null || user.Disabled)
+        if (!throttle.TryBegin(userName, clientAddress))
         {
-            // Spend the same work as a real check so that timing does not reveal user names.
-            _hasher.VerifyHashedPassword(new ConsoleUser { UserName = "", PasswordHash = "", Role = "" }, _dummyHash, password);
-            return new SignInResult(SignInOutcome.Invalid, null);
+            SpendAsMuchAsACheck(password);
+            return new SignInResult(SignInOutcome.Refused, null);
         }
-        if (user.LockedUntil is { } until && until > now)
-            return new SignInResult(SignInOutcome.LockedOut, null, until);
-
-        var verdict = _hasher.VerifyHashedPassword(user, user.PasswordHash, password);
-        if (verdict == PasswordVerificationResult.Failed)
+        var succeeded = false;
+        try
         {
-            user.FailedSignIns++;
-            if (user.FailedSignIns >= MaxFailedSignIns)
+            var user = await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == userName, ct);
+            if (user is null || user.Disabled)
             {
-                user.LockedUntil = now + LockoutDuration;
-                user.FailedSignIns = 0;
+                SpendAsMuchAsACheck(password);
+                return new SignInResult(SignInOutcome.Refused, null);
             }
-            await db.SaveChangesAsync(ct);
-            return user.LockedUntil > now
-                ? new SignInResult(SignInOutcome.LockedOut, null, user.LockedUntil)
-                : new SignInResult(SignInOutcome.Invalid, null);
+            SemaphoreSlim? lane = null;
+            if (user.FailedSignIns >= SlowdownAfterFailures)
+            {
+                lane = _slowLanes.GetOrAdd(user.Id, _ => new SemaphoreSlim(1, 1));
+                await lane.WaitAsync(ct);
+            }
+            try
+            {
+                if (lane is not null)
+                    await Task.Delay(SlowdownDelay, time, ct);
+                var verdict = _hasher.VerifyHashedPassword(user, user.PasswordHash, password);
+                if (verdict == PasswordVerificationResult.Failed)
+                {
+                    // Atomic in the store: parallel failures all count.
+                    await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(u => u.SetProperty(x => x.FailedSignIns, x => x.FailedSignIns + 1), ct);
+                    return new SignInResult(SignInOutcome.Refused, null);
+                }
+                var tracked = await db.Users.SingleAsync(u => u.Id == user.Id, ct);
+                if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
+                    tracked.PasswordHash = _hasher.HashPassword(tracked, password);
+                tracked.FailedSignIns = 0;
+                tracked.LockedUntil = null;
+                await db.SaveChangesAsync(ct);
+                succeeded = true;
+                return new SignInResult(SignInOutcome.Success, tracked);
+            }
+            finally
+            {
+                lane?.Release();
+            }
         }
-        if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
-            user.PasswordHash = _hasher.HashPassword(user, password);
-        user.FailedSignIns = 0;
-        user.LockedUntil = null;
-        await db.SaveChangesAsync(ct);
-        return new SignInResult(SignInOutcome.Success, user);
+        finally
+        {
+            throttle.End(userName, clientAddress, succeeded);
+        }
     }
+
+    /// <summary>The same work as a real check, so that timing does not tell unknown, disabled or throttled accounts apart.</summary>
+    private static void SpendAsMuchAsACheck(string password) =>
+        _hasher.VerifyHashedPassword(new ConsoleUser { UserName = "", PasswordHash = "", Role = "" }, _dummyHash, password);
 
     public static string HashPassword(ConsoleUser user, string password) => _hasher.HashPassword(user, password);
 

@@ -28,6 +28,8 @@ public static class ControlPlaneServices
         services.AddScoped<SnapshotCompiler>();
         services.AddScoped<SnapshotSigningKeys>();
         services.AddScoped<SidecarService>();
+        services.AddSingleton<Airlock.ControlPlane.Identity.SignInThrottle>();
+        services.AddScoped<Airlock.ControlPlane.Identity.UserService>();
         services.AddScoped<Airlock.ControlPlane.Identity.UserAdministration>();
         services.AddScoped<Airlock.ControlPlane.Identity.AgentCredentials>();
         services.AddOpenIddict().AddCore(o => o.UseEntityFrameworkCore().UseDbContext<AirlockDbContext>());

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Airlock.ControlPlane.Data;
 using Airlock.ControlPlane.Identity;
 using Airlock.Testing;
@@ -29,6 +30,7 @@ public sealed class UsersPageTests : IAsyncLifetime
         _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
         _bunit.Services.AddMudServices();
         _bunit.Services.AddControlPlaneCore(_store);
+        _bunit.Services.AddScoped<ConsoleActor>();
         var auth = _bunit.AddAuthorization();
         auth.SetAuthorized("root-admin");
         auth.SetRoles(ConsoleRoles.Admin);
@@ -88,5 +90,34 @@ public sealed class UsersPageTests : IAsyncLifetime
         await page.Find("[data-testid=toggle-root-admin]").ClickAsync(new());
         page.WaitForAssertion(() => Assert.Contains("cannot disable or demote yourself", page.Find("[data-testid=user-errors]").TextContent, StringComparison.Ordinal));
         Assert.Equal("active", page.Find("[data-testid=status-root-admin]").TextContent.Trim());
+    }
+
+    [Theory]
+    [InlineData("demoted")]
+    [InlineData("disabled")]
+    [InlineData("signed out everywhere")]
+    public async Task A_tab_opened_as_admin_cannot_change_anything_once_the_admin_lost_that_access(string change)
+    {
+        var page = _bunit!.Render<UsersPage>();
+        page.WaitForAssertion(() => page.Find("[data-testid='user-root-admin']"));
+        await using (var db = _store!.Open())
+        {
+            var me = await db.Users.SingleAsync(u => u.UserName == "root-admin");
+            switch (change)
+            {
+                case "demoted": me.Role = ConsoleRoles.Auditor; break;
+                case "disabled": me.Disabled = true; break;
+                default: me.SecurityStamp = Guid.NewGuid().ToString("N"); break;
+            }
+            await db.SaveChangesAsync();
+        }
+        // The page still shows the admin's form; the change is checked against the account as it is now.
+        Type(page, "new-user-name", "mallory");
+        Type(page, "new-user-password", "mallory-long-password");
+        page.Find("[data-testid=new-user-role]");
+        await page.Find("[data-testid=create-user]").ClickAsync(new());
+        page.WaitForAssertion(() => Assert.Contains("Your access has changed", page.Find("[data-testid=user-errors]").TextContent, StringComparison.Ordinal));
+        await using var check = _store!.Open();
+        Assert.False(await check.Users.AnyAsync(u => u.UserName == "mallory"));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Identity;
 using Airlock.ControlPlane.Sessions;
 using Airlock.Contracts.Recording;
 using Microsoft.AspNetCore.Components;
@@ -18,7 +19,7 @@ public partial class SessionDetail : ComponentBase, IDisposable
     [Parameter] public Guid Id { get; set; }
     [Inject] private IServiceScopeFactory Scopes { get; set; } = default!;
     [Inject] private SessionNotifier Notifier { get; set; } = default!;
-    [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
+    [Inject] private ConsoleActor Actor { get; set; } = default!;
 
     public const int PageSize = 200;
 
@@ -106,7 +107,11 @@ public partial class SessionDetail : ComponentBase, IDisposable
 
     private async Task TerminateAsync()
     {
-        var actor = AuthenticationState is null ? "console" : (await AuthenticationState).User.Identity?.Name ?? "console";
+        if (await Actor.AuthorizeAsync([ConsoleRoles.Admin]) is not { } actor)
+        {
+            _message = ConsoleActor.Refusal;
+            return;
+        }
         using var scope = Scopes.CreateScope();
         var sent = await scope.ServiceProvider.GetRequiredService<SessionControl>().TerminateAsync(Id, "terminated by an administrator", actor, _disposed.Token);
         _message = sent ? "Termination sent to the sidecar." : "The session's sidecar is not connected; it cannot be terminated now.";

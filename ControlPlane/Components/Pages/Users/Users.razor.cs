@@ -9,7 +9,7 @@ namespace Airlock.ControlPlane.Components.Pages.Users;
 public partial class Users : ComponentBase
 {
     [Inject] private IServiceScopeFactory Scopes { get; set; } = default!;
-    [CascadingParameter] private Task<AuthenticationState>? AuthenticationState { get; set; }
+    [Inject] private ConsoleActor Actor { get; set; } = default!;
 
     private IReadOnlyList<UserView>? _users;
     private IReadOnlyList<PolicyError> _errors = [];
@@ -25,12 +25,19 @@ public partial class Users : ComponentBase
         _users = await scope.ServiceProvider.GetRequiredService<UserAdministration>().ListAsync(CancellationToken.None);
     }
 
-    private async Task<string> ActorAsync() =>
-        AuthenticationState is null ? "console" : (await AuthenticationState).User.Actor();
+    /// <summary>The admin making a change, checked now (not when the page opened); null after telling them why not.</summary>
+    private async Task<string?> AdminNowAsync()
+    {
+        var actor = await Actor.AuthorizeAsync([ConsoleRoles.Admin]);
+        if (actor is null)
+            _errors = [new PolicyError("access", ConsoleActor.Refusal)];
+        return actor;
+    }
 
     private async Task CreateAsync()
     {
-        var actor = await ActorAsync();
+        if (await AdminNowAsync() is not { } actor)
+            return;
         using (var scope = Scopes.CreateScope())
         {
             var change = await scope.ServiceProvider.GetRequiredService<UserAdministration>()
@@ -47,7 +54,8 @@ public partial class Users : ComponentBase
 
     private async Task UpdateAsync(string userName, string? role, bool? disabled)
     {
-        var actor = await ActorAsync();
+        if (await AdminNowAsync() is not { } actor)
+            return;
         using (var scope = Scopes.CreateScope())
             _errors = (await scope.ServiceProvider.GetRequiredService<UserAdministration>()
                 .UpdateAsync(userName, password: null, role, disabled, actor, CancellationToken.None)).Errors;
