@@ -378,7 +378,7 @@ public sealed class SessionRecorder : BackgroundService
     /// Cuts torn tails, sets damaged spools right without losing a whole record, and closes sessions a
     /// crash left open, so every spool ends in a signed session end.
     /// </summary>
-    private void Recover()
+    internal void Recover()
     {
         foreach (var path in Directory.EnumerateFiles(_spoolDirectory, "*" + SpoolExtension))
         {
