@@ -18,7 +18,8 @@ internal static class StartupChecks
     private static readonly string[] Values = ["StateDirectory", "PublicUrl", "PublicGrpcUrl"];
 
     private static readonly (string Name, Type Options)[] Sections =
-        [("Snapshots", typeof(SnapshotOptions)), ("Identity", typeof(AgentTokenOptions)), ("Recordings", typeof(RecordingOptions))];
+        [("Snapshots", typeof(SnapshotOptions)), ("Identity", typeof(AgentTokenOptions)), ("Recordings", typeof(RecordingOptions)),
+         ("KeyRing", typeof(Data.KeyRingOptions)), ("Console", typeof(ConsoleOptions))];
 
     public static void CheckAirlockSection(IConfiguration configuration)
     {

@@ -27,14 +27,24 @@ public static class ConsoleSessionCheck
     }
 }
 
+/// <summary>Section <c>Airlock:Console</c>.</summary>
+public sealed class ConsoleOptions
+{
+    /// <summary>How often an open console tab re-checks its user (1–30 s).</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 30)]
+    public int RevalidationSeconds { get; set; } = 30;
+}
+
 /// <summary>
 /// The console's authentication state for Blazor circuits: a tab that stays open is checked again
-/// every 30 s, so a disabled, demoted or signed-out-everywhere user loses what the tab showed them.
+/// every <c>Airlock:Console:RevalidationSeconds</c> (default 30, at most 30), so a disabled, demoted
+/// or signed-out-everywhere user loses what the tab showed them.
 /// </summary>
-public sealed class ConsoleAuthenticationStateProvider(ILoggerFactory loggers, IServiceScopeFactory scopes)
+public sealed class ConsoleAuthenticationStateProvider(ILoggerFactory loggers, IServiceScopeFactory scopes, IConfiguration configuration)
     : RevalidatingServerAuthenticationStateProvider(loggers)
 {
-    protected override TimeSpan RevalidationInterval => TimeSpan.FromSeconds(30);
+    protected override TimeSpan RevalidationInterval =>
+        TimeSpan.FromSeconds(configuration.GetSection("Airlock:Console").Get<ConsoleOptions>()?.RevalidationSeconds ?? 30);
 
     protected override async Task<bool> ValidateAuthenticationStateAsync(AuthenticationState state, CancellationToken ct)
     {

@@ -65,6 +65,25 @@ public sealed class ConsoleBrowserTests : BrowserTest
     }
 
     [Fact]
+    public async Task An_open_tab_of_a_disabled_admin_is_signed_out_without_a_reload()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync(extraArgs: ["--Airlock:Console:RevalidationSeconds=2"]);
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await cp.Api.PostAsync("/api/v1/users", System.Net.Http.Json.JsonContent.Create(new { userName = "carol", password = "carol-long-password", role = "Admin" }))).StatusCode);
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        await page.GotoAsync("/account/login?returnUrl=%2Fusers");
+        await page.FillAsync("input[name=userName]", "carol");
+        await page.FillAsync("input[name=password]", "carol-long-password");
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => url.EndsWith("/users", StringComparison.Ordinal));
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+        await Assertions.Expect(page.GetByTestId("create-user")).ToBeVisibleAsync();
+
+        // Another admin disables carol: her open tab loses the page by itself, no click, no reload.
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await cp.Api.PutAsync("/api/v1/users/carol", System.Net.Http.Json.JsonContent.Create(new { disabled = true }))).StatusCode);
+        await page.WaitForURLAsync(url => url.Contains("/account/login", StringComparison.Ordinal), new() { Timeout = 15000 });
+    }
+
+    [Fact]
     public async Task A_wrong_password_is_refused_with_a_message()
     {
         await using var cp = await ControlPlaneProcess.StartAsync();
