@@ -64,7 +64,16 @@ public sealed class SessionQueries(AirlockDbContext db)
         if (await SignerAsync(id, ct) is not { } signer)
             return false;
         var heads = await HeadsAsync(id, ct);
-        await using var writer = new System.Text.Json.Utf8JsonWriter(output);
+        // JSON is built in memory a part at a time and written out asynchronously (the serializer
+        // flushes synchronously, which a response body does not allow).
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(64 * 1024);
+        await using var writer = new System.Text.Json.Utf8JsonWriter(buffer);
+        async Task DrainAsync()
+        {
+            writer.Flush();
+            await output.WriteAsync(buffer.WrittenMemory, ct);
+            buffer.ResetWrittenCount();
+        }
         writer.WriteStartObject();
         writer.WriteString("format", SessionBundle.CurrentFormat);
         writer.WriteString("session", id);
@@ -75,14 +84,14 @@ public sealed class SessionQueries(AirlockDbContext db)
         await foreach (var e in StoredEventsAsync(id, 0, ct))
         {
             System.Text.Json.JsonSerializer.Serialize(writer, e, RecordingJson.Options);
-            if (writer.BytesPending > 64 * 1024)
-                await writer.FlushAsync(ct);
+            if (buffer.WrittenCount > 64 * 1024)
+                await DrainAsync();
         }
         writer.WriteEndArray();
         writer.WritePropertyName("heads");
         System.Text.Json.JsonSerializer.Serialize(writer, heads, RecordingJson.Options);
         writer.WriteEndObject();
-        await writer.FlushAsync(ct);
+        await DrainAsync();
         return true;
     }
 

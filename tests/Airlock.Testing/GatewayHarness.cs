@@ -70,6 +70,24 @@ public sealed class GatewayHarness : IAsyncDisposable
     public string SidecarConnectionStringForTarget(string target, string? token = null, string agent = "ci") =>
         new NpgsqlConnectionStringBuilder(SidecarConnectionStringFor(token ?? Token, agent)) { Port = Ports[target] }.ConnectionString;
 
+    /// <summary>
+    /// Adds targets (YAML list items, each ending in a blank line) to the harness's policy, granted to
+    /// role <c>rw</c> (agent ci), and waits until the sidecar applied it: one document, so the targets
+    /// and their grant arrive in one snapshot.
+    /// </summary>
+    public async Task ApplyWithTargetsAsync(string targetsYaml, IEnumerable<string> targets)
+    {
+        const string RwGrantsEnd = "{target: pg-clear}, {target: pg-loopback}]";
+        var policy = Policy
+            .Replace("roles:\n", targetsYaml + "roles:\n", StringComparison.Ordinal)
+            .Replace(RwGrantsEnd, RwGrantsEnd[..^1] + string.Concat(targets.Select(t => $", {{target: {t}}}")) + "]", StringComparison.Ordinal);
+        var (_, ready) = await Sidecar.ReadyAsync();
+        var put = await ControlPlane.PutPolicyAsync(policy);
+        if (!put.IsSuccessStatusCode)
+            throw new InvalidOperationException($"the policy was refused: {await put.Content.ReadAsStringAsync()}");
+        await Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+    }
+
     public static NpgsqlConnectionStringBuilder Server => new(TestPostgres.ServerConnectionString);
 
     public string DirectConnectionString => new NpgsqlConnectionStringBuilder

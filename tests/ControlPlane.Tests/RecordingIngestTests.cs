@@ -190,7 +190,7 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
             var bundle = (await queries.ExportAsync(_session, TimeProvider.System, default))!;
             Assert.Equal("edge-1", bundle.Sidecar);
             Assert.True(bundle.Verify().Verifies);
-            using var streamed = new MemoryStream();
+            using var streamed = new AsyncOnlyStream();
             Assert.True(await queries.WriteExportAsync(_session, streamed, TimeProvider.System, default));
             streamed.Position = 0;
             var read = SessionBundle.Read(streamed)!;
@@ -384,5 +384,32 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
         Assert.Equal(1, (await IngestAsync(_sidecar, list)).StoredThrough[_session]);
         var session = await SessionAsync();
         Assert.Equal(("broken", 2L), (session.Verification, session.BrokenAt));
+    }
+
+    /// <summary>Like a response body: synchronous writes are not allowed.</summary>
+    private sealed class AsyncOnlyStream : MemoryStream
+    {
+        private bool _inAsyncWrite;
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            if (!_inAsyncWrite)
+                throw new InvalidOperationException("synchronous write");
+            base.Write(buffer, offset, count);
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer) => Write(buffer.ToArray(), 0, buffer.Length);
+
+        public override void Flush() => throw new InvalidOperationException("synchronous flush");
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            _inAsyncWrite = true;
+            Write(buffer.ToArray(), 0, buffer.Length);
+            _inAsyncWrite = false;
+            return ValueTask.CompletedTask;
+        }
     }
 }

@@ -60,7 +60,7 @@ internal static class SyntheticSessions
             var result = i == 1 && resultBytes > 0
                 ? new StatementResult(["filler"], Enumerable.Range(0, Math.Max(1, resultBytes / 106)).Select(r => (IReadOnlyList<string?>)[new string((char)('a' + r % 26), 100)]).ToList(), false)
                 : null;
-            var payload = RecordingJson.Encode(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null, result));
+            var payload = RecordingJson.EncodeStatement(new StatementPayload($"SELECT {i} /* synthetic */", [], "read", "allow", null, 0.1, 1, null, result));
             // Fail closed: a statement the recorder cannot take is not "run".
             while (!recorder.TryRecord(session, RecordingEventTypes.Statement, payload))
                 await Task.Delay(5, ct);

@@ -41,13 +41,7 @@ public sealed class CredentialReferenceTests(GatewayFixture fixture) : IClassFix
               upstream: {host: {{GatewayHarness.Server.Host}}, port: {{GatewayHarness.Server.Port}}, database: {{H.Database}}, username: {{GatewayHarness.ScramUser}}, credential: "{{c.Value.Credential}}"}
 
             """));
-        var policy = H.Policy
-            .Replace("roles:\n", targets + "roles:\n", StringComparison.Ordinal)
-            .Replace("{target: pg-loopback}]", "{target: pg-loopback}, " + string.Join(", ", cases.Keys.Select(k => $"{{target: {k}}}")) + "]", StringComparison.Ordinal);
-        var (_, ready) = await H.Sidecar.ReadyAsync();
-        var put = await H.ControlPlane.PutPolicyAsync(policy);
-        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
-        await H.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+        await H.ApplyWithTargetsAsync(targets, cases.Keys);
 
         foreach (var (name, (_, refusal)) in cases)
         {

@@ -78,20 +78,13 @@ public sealed class UpstreamAuthenticationTests(GatewayFixture fixture) : IClass
         var port = FreePort.Next();
         var target = "liar-" + name;
         var authYaml = auth.Length == 0 ? "" : $", auth: {auth}";
-        var policy = H.Policy
-            .Replace("roles:\n", $$"""
-                - name: {{target}}
-                  sidecar: edge-1
-                  listenPort: {{port}}
-                  upstream: {host: 127.0.0.1, port: {{fake.Port}}, database: {{H.Database}}, username: app, tls: prefer, password: {{Secret}}{{authYaml}}}
-                roles:
+        await H.ApplyWithTargetsAsync($$"""
+            - name: {{target}}
+              sidecar: edge-1
+              listenPort: {{port}}
+              upstream: {host: 127.0.0.1, port: {{fake.Port}}, database: {{H.Database}}, username: app, tls: prefer, password: {{Secret}}{{authYaml}}}
 
-                """, StringComparison.Ordinal)
-            .Replace("{target: pg-loopback}]", $"{{target: pg-loopback}}, {{target: {target}}}]", StringComparison.Ordinal);
-        var (_, ready) = await H.Sidecar.ReadyAsync();
-        var put = await H.ControlPlane.PutPolicyAsync(policy);
-        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
-        await H.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+            """, [target]);
         await GatewayHarness.WaitForListenerAsync(port);
 
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(H.SidecarConnectionString) { Port = port }.ConnectionString);

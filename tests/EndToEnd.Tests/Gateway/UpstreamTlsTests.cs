@@ -22,13 +22,7 @@ public sealed class UpstreamTlsTests(GatewayFixture fixture) : IClassFixture<Gat
               upstream: {host: 127.0.0.1, port: {{target.Port}}, database: postgres, username: tls_app, tls: {{modes[p.Key]}}, password: tls-Secret-1}
 
             """));
-        var policy = h.Policy
-            .Replace("roles:\n", targets + "roles:\n", StringComparison.Ordinal)
-            .Replace("{target: pg-loopback}]", "{target: pg-loopback}, {target: tls-require}, {target: tls-verify}, {target: tls-disable}]", StringComparison.Ordinal);
-        var (_, ready) = await h.Sidecar.ReadyAsync();
-        var put = await h.ControlPlane.PutPolicyAsync(policy);
-        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
-        await h.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+        await h.ApplyWithTargetsAsync(targets, ports.Keys);
 
         string Through(string name) => new NpgsqlConnectionStringBuilder(h.SidecarConnectionString) { Port = ports[name], Database = "postgres" }.ConnectionString;
         foreach (var name in new[] { "tls-require", "tls-verify" })
@@ -60,13 +54,7 @@ public sealed class UpstreamTlsTests(GatewayFixture fixture) : IClassFixture<Gat
               upstream: {host: 127.0.0.1, port: {{target.Port}}, database: postgres, username: tls_clear, tls: verify-full, password: clear-Secret-2{{auth[p.Key]}}}
 
             """));
-        var policy = h.Policy
-            .Replace("roles:\n", targets + "roles:\n", StringComparison.Ordinal)
-            .Replace("{target: pg-loopback}]", "{target: pg-loopback}, {target: clear-allowed}, {target: clear-default}]", StringComparison.Ordinal);
-        var (_, ready) = await h.Sidecar.ReadyAsync();
-        var put = await h.ControlPlane.PutPolicyAsync(policy);
-        Assert.True(put.IsSuccessStatusCode, await put.Content.ReadAsStringAsync());
-        await h.Sidecar.WaitForVersionAsync(ready.GetProperty("version").GetInt64() + 1);
+        await h.ApplyWithTargetsAsync(targets, ports.Keys);
 
         string Through(string name) => new NpgsqlConnectionStringBuilder(h.SidecarConnectionString) { Port = ports[name], Database = "postgres" }.ConnectionString;
         await using (var allowed = new NpgsqlConnection(Through("clear-allowed")))
