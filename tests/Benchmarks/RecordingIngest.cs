@@ -40,7 +40,7 @@ internal static class RecordingIngest
         var live = new LiveSessions();
         var hub = new HubClient(identity, snapshots, new AgentAuthenticator(snapshots, TimeProvider.System), live, Options.Create(options), TimeProvider.System, NullLogger<HubClient>.Instance);
         var recorder = new SessionRecorder(identity, new SidecarOptionsSnapshot(state), TimeProvider.System, NullLogger<SessionRecorder>.Instance);
-        using var metrics = new Airlock.Sidecar.Hosting.SidecarMetrics(live, recorder, hub);
+        using var metrics = new Airlock.Sidecar.Hosting.SidecarMetrics(live, recorder, hub, new Airlock.Sidecar.Gateway.ConnectionLimits(new Airlock.Sidecar.Gateway.ConnectionLimitOptions()));
         var uploader = new RecordingUploader(recorder, hub, metrics, new SidecarOptionsSnapshot(state, RecordingUploadMilliseconds: Args.Int(args, "--upload-ms", 250)), NullLogger<RecordingUploader>.Instance);
 
         // Per session, when each event was handed to the recorder (seq = index + 1).
