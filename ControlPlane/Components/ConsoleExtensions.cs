@@ -45,20 +45,15 @@ internal static class ConsoleExtensions
             return Results.LocalRedirect(SafeReturnUrl(returnUrl));
         }).AllowAnonymous();
 
-        app.MapPost("/account/logout", async (HttpContext http) =>
-        {
-            await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
-            return Results.LocalRedirect("/account/login");
-        });
-
-        // Signs the user out everywhere: a new security stamp ends every other cookie and console tab.
-        app.MapPost("/account/logout-everywhere", async (HttpContext http, UserAdministration users, CancellationToken ct) =>
+        // Signing out ends every session of the user, not only this browser's: a new security stamp
+        // invalidates every other cookie and open console tab of theirs.
+        app.MapPost("/account/logout", async (HttpContext http, UserAdministration users, CancellationToken ct) =>
         {
             if (http.User.Identity?.Name is { } name)
                 await users.RenewSecurityStampAsync(name, name, ct);
             await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
             return Results.LocalRedirect("/account/login");
-        }).RequireAuthorization();
+        });
         return app;
     }
 

@@ -15,8 +15,7 @@ public sealed class ConsoleUser
     public bool Disabled { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>
-    /// Changes whenever what the user may do changes (password, role, disablement, "sign out
-    /// everywhere"): a cookie or console circuit issued under another stamp is no longer honoured.
+    /// Changes whenever what the user may do changes (password, role, disablement, sign-out): a cookie or console circuit issued under another stamp is no longer honoured.
     /// </summary>
     public string SecurityStamp { get; set; } = "";
 }

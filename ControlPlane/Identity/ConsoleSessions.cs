@@ -8,8 +8,7 @@ namespace Airlock.ControlPlane.Identity;
 
 /// <summary>
 /// Whether a signed-in person's cookie or console tab still speaks for them: the account exists, is
-/// enabled, and its security stamp (renewed by a password change, disablement and "sign out
-/// everywhere") is the one they signed in under. Callers compare the role: a cookie is re-issued
+/// enabled, and its security stamp (renewed by a password change, disablement and every sign-out) is the one they signed in under. Callers compare the role: a cookie is re-issued
 /// with the new one, a console tab is signed out (a reload brings the new role).
 /// </summary>
 public static class ConsoleSessionCheck
@@ -38,7 +37,7 @@ public sealed class ConsoleOptions
 /// <summary>
 /// The console's authentication state for Blazor circuits: a tab that stays open is checked again
 /// every <c>Airlock:Console:RevalidationSeconds</c> (default 30, at most 30), so a disabled, demoted
-/// or signed-out-everywhere user loses what the tab showed them.
+/// or signed-out user loses what the tab showed them.
 /// </summary>
 public sealed class ConsoleAuthenticationStateProvider(ILoggerFactory loggers, IServiceScopeFactory scopes, IConfiguration configuration)
     : RevalidatingServerAuthenticationStateProvider(loggers)

@@ -58,7 +58,7 @@ public static class IdentityExtensions
 
     /// <summary>
     /// A cookie outlives changes to its user: on every request, a deleted or disabled user, or one
-    /// whose security stamp changed (password changed, disabled, signed out everywhere), is signed
+    /// whose security stamp changed (password changed, disabled, signed out), is signed
     /// out; a changed role takes effect (the cookie is re-issued with it).
     /// </summary>
     private static async Task RevalidateUserAsync(CookieValidatePrincipalContext context)

@@ -81,14 +81,14 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         return new UserChange(ToView(user), [], 200);
     }
 
-    /// <summary>Ends every session of the user (cookies and console tabs): "sign out everywhere".</summary>
+    /// <summary>Ends every session of the user (cookies and console tabs): done at every sign-out.</summary>
     public async Task RenewSecurityStampAsync(string userName, string actor, CancellationToken ct)
     {
         var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
         if (user is null)
             return;
         user.SecurityStamp = Guid.NewGuid().ToString("N");
-        db.Record(time.GetUtcNow(), actor, "sign-out-everywhere", "user", userName, null, null);
+        db.Record(time.GetUtcNow(), actor, "sign-out", "user", userName, null, null);
         await db.SaveChangesAsync(ct);
     }
 

@@ -95,7 +95,7 @@ public sealed class UsersPageTests : IAsyncLifetime
     [Theory]
     [InlineData("demoted")]
     [InlineData("disabled")]
-    [InlineData("signed out everywhere")]
+    [InlineData("signed out")]
     public async Task A_tab_opened_as_admin_cannot_change_anything_once_the_admin_lost_that_access(string change)
     {
         var page = _bunit!.Render<UsersPage>();

@@ -184,6 +184,22 @@ public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task Signing_out_or_changing_the_password_ends_the_users_other_sessions()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "stamp", password = "stamp-long-password", role = "Auditor" })).StatusCode);
+        var (laptop, _) = await SignInAsync("stamp", "stamp-long-password");
+        var (phone, _) = await SignInAsync("stamp", "stamp-long-password");
+        Assert.Equal(HttpStatusCode.OK, (await phone.GetAsync("/api/v1/sessions")).StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, (await laptop.PostAsync("/account/logout", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await phone.GetAsync("/api/v1/sessions")).StatusCode);
+
+        var (again, _) = await SignInAsync("stamp", "stamp-long-password");
+        Assert.Equal(HttpStatusCode.OK, (await again.GetAsync("/api/v1/sessions")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/users/stamp", new { password = "stamp-new-long-password" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await again.GetAsync("/api/v1/sessions")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_sign_in_never_redirects_off_site()
     {
         var (_, location) = await SignInAsync("admin", ControlPlaneProcess.AdminPassword, returnUrl: "//evil.example/steal");
