@@ -70,7 +70,8 @@ wait_healthy() {
 # The demo target: a private cluster on loopback; the sidecar logs in as demo_app with SCRAM.
 start_postgres "$DEMO_PG_DIR" "$DEMO_PG_PORT"
 PGBIN="$(pg_bin)"
-if ! grep -q "scram-sha-256" "$DEMO_PG_DIR/pg_hba.conf"; then
+# (initdb wrote "trust"; the comments in its file mention scram-sha-256, so look for the rule itself)
+if ! grep -Eq "^host[[:space:]]+all[[:space:]]+all[[:space:]]+127.0.0.1/32[[:space:]]+scram-sha-256" "$DEMO_PG_DIR/pg_hba.conf"; then
   printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' > "$DEMO_PG_DIR/pg_hba.conf"
   as_pg_user "$PGBIN/pg_ctl" -D "$DEMO_PG_DIR" reload >/dev/null
 fi
