@@ -92,6 +92,12 @@ public partial class SessionDetail : ComponentBase, IDisposable
 
     private async Task VerifyAsync()
     {
+        // Verifying stores the verdict: checked against the account as it is now, like every change.
+        if (await Actor.AuthorizeAsync(ConsoleRoles.All) is null)
+        {
+            _message = ConsoleActor.Refusal;
+            return;
+        }
         using (var scope = Scopes.CreateScope())
         {
             var verdict = await scope.ServiceProvider.GetRequiredService<SessionQueries>().VerifyAsync(Id, _disposed.Token);
