@@ -93,6 +93,10 @@ internal static class Hosting
             throw new StartupException($"ConnectionStrings:Airlock: the store cannot be opened or migrated ({db.Database.ProviderName}): {e.Message}", e);
         }
         await Sessions.LegacyEventUpgrade.RunAsync(db, logger, app.Lifetime.ApplicationStopping);
+        // Accounts from before security stamps get one (their users sign in again once).
+        foreach (var user in await db.Users.Where(u => u.SecurityStamp == "").ToListAsync(app.Lifetime.ApplicationStopping))
+            user.SecurityStamp = ConsoleUser.NewSecurityStamp();
+        await db.SaveChangesAsync(app.Lifetime.ApplicationStopping);
         logger.LogInformation("Store ready ({Provider})", db.Database.ProviderName);
         await scope.ServiceProvider.GetRequiredService<Bootstrapper>().RunAsync(app.Lifetime.ApplicationStopping);
         await scope.ServiceProvider.GetRequiredService<SnapshotSigningKeys>().EnsureKeyAsync(app.Lifetime.ApplicationStopping);

@@ -167,20 +167,38 @@ public static class RecordCodec
         return new SpoolContents(records, validLength, corrupt);
     }
 
-    /// <summary>The offset of the first whole, checksummed record at or after <paramref name="from"/>; −1 when there is none.</summary>
+    /// <summary>
+    /// The offset of the first whole, checksummed record at or after <paramref name="from"/>; −1 when
+    /// there is none. Payloads are agent-chosen bytes, so candidates are filtered by the record's own
+    /// layout before a checksum is computed, and the checksum work of one search is capped
+    /// (<see cref="MaxResyncChecksumBytes"/>): past it the rest counts as damage, kept aside by the caller.
+    /// </summary>
     private static int NextWholeRecord(ReadOnlySpan<byte> data, int from)
     {
+        long checksummed = 0;
         for (var at = from; at + 9 <= data.Length; at++)
         {
-            // Cheap filters first (a plausible length, a known kind); the checksum decides.
             var length = BinaryPrimitives.ReadUInt32BigEndian(data[at..]);
-            if (length is 0 or > MaxRecordBytes || at + 8 + (long)length > data.Length || data[at + 8] is not (EventKind or HeadKind or JsonEventKind or JsonHeadKind))
+            if (length is 0 or > MaxRecordBytes || at + 8 + (long)length > data.Length || !PlausibleBody(data.Slice(at + 8, (int)length)))
                 continue;
+            if ((checksummed += length) > MaxResyncChecksumBytes)
+                return -1;
             if (TryRead(data[at..], verifyChecksum: true, out _) is not null)
                 return at;
         }
         return -1;
     }
+
+    private const long MaxResyncChecksumBytes = 256L * 1024 * 1024;
+
+    /// <summary>Whether a body could be a record of its kind (before its checksum is computed).</summary>
+    private static bool PlausibleBody(ReadOnlySpan<byte> body) => body[0] switch
+    {
+        EventKind => body.Length >= 1 + 16 + 8 + 8 + 1 && body.Length >= 1 + 33 + body[33] + 2 * HashBytes && body[33] > 0,
+        HeadKind => body.Length is >= 1 + 16 + 8 + HashBytes + 8 and <= 1 + 16 + 8 + HashBytes + 256,
+        JsonEventKind or JsonHeadKind => body.Length > 2 && body[1] == (byte)'{',
+        _ => false,
+    };
 
     private static bool HasImpossibleHeader(ReadOnlySpan<byte> data) =>
         data.Length >= 4 && BinaryPrimitives.ReadUInt32BigEndian(data) > MaxRecordBytes;
@@ -203,12 +221,13 @@ public static class RecordCodec
             return null;
         try
         {
+            // A checksummed frame whose content is not an event or a head (too short, JSON null) is no record.
             return body[0] switch
             {
-                EventKind => new SpoolRecord(ReadEvent(body[1..]), null),
-                HeadKind => new SpoolRecord(null, ReadHead(body[1..])),
-                JsonEventKind => new SpoolRecord(JsonSerializer.Deserialize<RecordingEvent>(body[1..], RecordingJson.Options), null),
-                JsonHeadKind => new SpoolRecord(null, JsonSerializer.Deserialize<ChainHeadSignature>(body[1..], RecordingJson.Options)),
+                EventKind => ReadEvent(body[1..]) is { } e ? new SpoolRecord(e, null) : null,
+                HeadKind => ReadHead(body[1..]) is { } h ? new SpoolRecord(null, h) : null,
+                JsonEventKind => JsonSerializer.Deserialize<RecordingEvent>(body[1..], RecordingJson.Options) is { } je ? new SpoolRecord(je, null) : null,
+                JsonHeadKind => JsonSerializer.Deserialize<ChainHeadSignature>(body[1..], RecordingJson.Options) is { } jh ? new SpoolRecord(null, jh) : null,
                 _ => null,
             };
         }

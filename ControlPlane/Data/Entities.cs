@@ -17,7 +17,9 @@ public sealed class ConsoleUser
     /// <summary>
     /// Changes whenever what the user may do changes (password, role, disablement, sign-out): a cookie or console circuit issued under another stamp is no longer honoured.
     /// </summary>
-    public string SecurityStamp { get; set; } = "";
+    public string SecurityStamp { get; set; } = NewSecurityStamp();
+
+    public static string NewSecurityStamp() => Guid.NewGuid().ToString("N");
 }
 
 /// <summary>An admin API key: only its SHA-256 hash is stored.</summary>

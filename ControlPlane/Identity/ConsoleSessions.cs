@@ -21,8 +21,9 @@ public static class ConsoleSessionCheck
         var user = await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == name, ct);
         if (user is null || user.Disabled)
             return null;
-        var stamp = principal.FindFirstValue(IdentityExtensions.SecurityStampClaim) ?? "";
-        return string.Equals(stamp, user.SecurityStamp, StringComparison.Ordinal) ? user : null;
+        // An empty stamp never matches: a cookie without one (or an account re-created under the same name) is no sign-in.
+        var stamp = principal.FindFirstValue(IdentityExtensions.SecurityStampClaim);
+        return stamp is { Length: > 0 } && string.Equals(stamp, user.SecurityStamp, StringComparison.Ordinal) ? user : null;
     }
 }
 

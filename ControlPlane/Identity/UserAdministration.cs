@@ -64,7 +64,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         var before = new { user.UserName, user.Role, user.Disabled };
         // What the user may do changes: every cookie and console tab issued before ends.
         if (password is not null || (disabled == true && !user.Disabled))
-            user.SecurityStamp = Guid.NewGuid().ToString("N");
+            user.SecurityStamp = ConsoleUser.NewSecurityStamp();
         if (password is not null)
             throttle?.Forget(user.UserName); // a reset password starts with a clean slate everywhere
         user.Role = role ?? user.Role;
@@ -87,7 +87,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
         if (user is null)
             return;
-        user.SecurityStamp = Guid.NewGuid().ToString("N");
+        user.SecurityStamp = ConsoleUser.NewSecurityStamp();
         db.Record(time.GetUtcNow(), actor, "sign-out", "user", userName, null, null);
         await db.SaveChangesAsync(ct);
     }

@@ -95,6 +95,13 @@ public sealed class SidecarService(
         db.EnrollmentTokens.Add(entity);
         db.Record(now, actor, sidecar.EnrolledAt is null ? "create" : "create-reenrollment", "enrollment-token", name, null, new { sidecar = name, token = AuditLog.Redacted, entity.ExpiresAt });
         await db.SaveChangesAsync(ct);
+        // The sidecar may have enrolled between the check above and this save: then this plain
+        // token would outlive that enrollment's sweep. Take it back.
+        if (!reenroll && await db.Sidecars.AsNoTracking().AnyAsync(s => s.Id == sidecar.Id && s.EnrolledAt != null, ct))
+        {
+            await db.EnrollmentTokens.Where(t => t.Id == entity.Id).ExecuteDeleteAsync(ct);
+            throw new ApiProblemException(409, "Sidecar already enrolled", $"sidecar '{name}' was enrolled while this token was being created; create it with \"reenroll\": true to replace that sidecar");
+        }
         return (token, new EnrollmentTokenView(entity.Id, name, now, entity.ExpiresAt, null, actor));
     }
 
@@ -150,12 +157,20 @@ public sealed class SidecarService(
             .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
         var previousKey = sidecar.SigningPublicKey;
 
+        // The sidecar's identity changes only if nobody else enrolled it in the meantime (two tokens
+        // used at the same moment): the update is conditional on the credential this request saw.
         var credential = Secrets.New(Secrets.SidecarCredentialPrefix);
-        sidecar.CredentialHash = Secrets.Hash(credential);
-        sidecar.SigningPublicKey = request.SigningPublicKey;
-        sidecar.SealingPublicKey = request.SealingPublicKey;
-        sidecar.EnrolledAt = now;
-        sidecar.SoftwareVersion = request.SoftwareVersion.Length <= 50 ? request.SoftwareVersion : request.SoftwareVersion[..50];
+        var seen = sidecar.CredentialHash;
+        var softwareVersion = request.SoftwareVersion.Length <= 50 ? request.SoftwareVersion : request.SoftwareVersion[..50];
+        var enrolled = await db.Sidecars.Where(s => s.Id == sidecar.Id && s.CredentialHash == seen).ExecuteUpdateAsync(u => u
+            .SetProperty(s => s.CredentialHash, Secrets.Hash(credential))
+            .SetProperty(s => s.SigningPublicKey, request.SigningPublicKey)
+            .SetProperty(s => s.SealingPublicKey, request.SealingPublicKey)
+            .SetProperty(s => s.EnrolledAt, now)
+            .SetProperty(s => s.SoftwareVersion, softwareVersion), ct);
+        if (enrolled != 1)
+            throw Refused($"sidecar '{sidecar.Name}' was enrolled by another request at the same moment; create a new token");
+        db.Entry(sidecar).State = EntityState.Detached;
         // Recordings keep the key they were signed with (see RecordedSession.SigningPublicKey): re-enrolling leaves them verifiable.
         db.Record(now, $"sidecar:{sidecar.Name}", previousKey is null ? "enroll" : "reenroll", "sidecar", sidecar.Name,
             previousKey is null ? null : new { signingKey = Secrets.KeyFingerprint(previousKey) },

@@ -104,6 +104,25 @@ public sealed class RecordCodecTests
         }
     }
 
+    [Theory]
+    [InlineData(new byte[] { 3 })]                  // an event kind with no event
+    [InlineData(new byte[] { 4, 1, 2, 3 })]         // a head too short to be one
+    [InlineData(new byte[] { 1, (byte)'n', (byte)'u', (byte)'l', (byte)'l' })] // JSON null
+    public void A_checksummed_frame_that_holds_no_record_is_damage_not_a_record(byte[] body)
+    {
+        // Such a frame can be planted inside a payload an agent chose; it must not pass for a record.
+        var (bytes, events) = Spool(2);
+        var frame = new byte[8 + body.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame, (uint)body.Length);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(4), Crc32C.Compute(body));
+        body.CopyTo(frame, 8);
+        var first = RecordCodec.Encode(events[0]).Length;
+        var planted = bytes[..first].Concat(frame).Concat(bytes[first..]).ToArray();
+        var contents = RecordCodec.Decode(planted);
+        Assert.True(contents.Corrupt);
+        Assert.Equal(events.Select(e => e.Hash), contents.Records.Select(r => r.Event!.Hash));
+    }
+
     [Fact]
     public void A_writer_refuses_a_record_over_the_limit()
     {

@@ -82,4 +82,18 @@ public sealed class SignInTests : IAsyncLifetime
             Assert.Equal(200, (await scope.ServiceProvider.GetRequiredService<UserAdministration>().UpdateAsync("root", "a-new-long-password", null, null, "other-admin", default)).Status);
         Assert.Equal(SignInOutcome.Success, await SignInAsync("root", "a-new-long-password", "203.0.113.7"));
     }
+
+    [Fact]
+    public async Task A_sign_in_without_the_accounts_current_stamp_does_not_count()
+    {
+        await using var db = _store!.Open();
+        var user = await db.Users.SingleAsync(u => u.UserName == "root");
+        System.Security.Claims.ClaimsPrincipal Principal(params System.Security.Claims.Claim[] extra) => new(new System.Security.Claims.ClaimsIdentity(
+            [new(System.Security.Claims.ClaimTypes.Name, "root"), new(System.Security.Claims.ClaimTypes.Role, ConsoleRoles.Admin), .. extra], "test"));
+        Assert.NotEmpty(user.SecurityStamp);
+        Assert.NotNull(await ConsoleSessionCheck.CurrentAsync(db, Principal(new System.Security.Claims.Claim(IdentityExtensions.SecurityStampClaim, user.SecurityStamp)), default));
+        Assert.Null(await ConsoleSessionCheck.CurrentAsync(db, Principal(), default)); // a cookie from before stamps, or forged without one
+        Assert.Null(await ConsoleSessionCheck.CurrentAsync(db, Principal(new System.Security.Claims.Claim(IdentityExtensions.SecurityStampClaim, "")), default));
+        Assert.Null(await ConsoleSessionCheck.CurrentAsync(db, Principal(new System.Security.Claims.Claim(IdentityExtensions.SecurityStampClaim, "an-older-stamp")), default));
+    }
 }

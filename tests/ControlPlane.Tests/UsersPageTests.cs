@@ -15,13 +15,14 @@ public sealed class UsersPageTests : IAsyncLifetime
 {
     private TestStore? _store;
     private BunitContext? _bunit;
+    private const string RootStamp = "root-admin-stamp";
 
     public async Task InitializeAsync()
     {
         _store = await TestStore.CreateAsync(StoreProvider.Sqlite);
         await using (var db = _store.Open())
         {
-            var admin = new ConsoleUser { Id = Guid.NewGuid(), UserName = "root-admin", PasswordHash = "", Role = ConsoleRoles.Admin, CreatedAt = DateTimeOffset.UtcNow };
+            var admin = new ConsoleUser { Id = Guid.NewGuid(), UserName = "root-admin", PasswordHash = "", Role = ConsoleRoles.Admin, CreatedAt = DateTimeOffset.UtcNow, SecurityStamp = RootStamp };
             admin.PasswordHash = UserService.HashPassword(admin, "root-admin-password");
             db.Users.Add(admin);
             await db.SaveChangesAsync();
@@ -34,6 +35,7 @@ public sealed class UsersPageTests : IAsyncLifetime
         var auth = _bunit.AddAuthorization();
         auth.SetAuthorized("root-admin");
         auth.SetRoles(ConsoleRoles.Admin);
+        auth.SetClaims(new System.Security.Claims.Claim(IdentityExtensions.SecurityStampClaim, RootStamp));
         _bunit.Render<MudPopoverProvider>();
     }
 

@@ -34,6 +34,8 @@ public static partial class CredentialReferences
 {
     public const string OptionsPrefix = "Sidecar:CredentialReferences";
 
+    private const int MaxCredentialFileBytes = 64 * 1024;
+
     /// <summary>The credential, or the reason it is not resolved (never the value, never a secret).</summary>
     public static (string? Value, string? Problem) Resolve(string reference, string target, CredentialReferenceOptions allowed)
     {
@@ -51,14 +53,21 @@ public static partial class CredentialReferences
         {
             var path = reference[5..];
             var real = RealPath(path);
-            if (real is null)
-                return (null, $"the credential of target \"{target}\" is {reference}, which this sidecar cannot read: it does not exist or is not reachable");
-            if (!allowed.Directories.Any(d => IsWithin(real, d)))
+            // One answer whether the path does not exist or is not allowed: policy cannot probe the host's files.
+            if (real is null || !allowed.Directories.Any(d => IsWithin(real, d)))
                 return (null, $"the credential of target \"{target}\" is {reference}, and this sidecar does not read credentials from there: " +
-                    $"it is in none of {OptionsPrefix}:Directories ({Describe(allowed.Directories)})");
+                    $"it is not a file in any of {OptionsPrefix}:Directories ({Describe(allowed.Directories)})");
             try
             {
-                return (File.ReadAllText(real).TrimEnd('\r', '\n'), null);
+                // A credential's size at most: a device that never ends (/dev/zero) is not read forever.
+                using var file = new FileStream(real, FileMode.Open, FileAccess.Read, FileShare.Read);
+                var buffer = new byte[MaxCredentialFileBytes + 1];
+                var read = 0;
+                for (int n; read < buffer.Length && (n = file.Read(buffer, read, buffer.Length - read)) > 0;)
+                    read += n;
+                if (read > MaxCredentialFileBytes)
+                    return (null, $"the credential of target \"{target}\" is {reference}, which is longer than {MaxCredentialFileBytes} bytes");
+                return (System.Text.Encoding.UTF8.GetString(buffer, 0, read).TrimEnd('\r', '\n'), null);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -181,6 +181,27 @@ internal sealed class PostgresListeners : BackgroundService
 
     private async Task AcceptLoopAsync(Listener listener)
     {
+        try
+        {
+            await AcceptUntilClosedAsync(listener);
+        }
+        catch (Exception e)
+        {
+            // A fault of the sidecar's own: the listener is dropped and made again by the retry loop,
+            // and /readyz says so meanwhile, rather than claiming a port nobody accepts on.
+            _logger.LogError(e, "Target {Target}: the accept loop on port {Port} failed; listening again within {Seconds} s", listener.Target.Name, listener.Port, BindRetryInterval.TotalSeconds);
+            lock (_listeners)
+            {
+                if (_listeners.TryGetValue(listener.Target.Name, out var current) && ReferenceEquals(current, listener))
+                    _listeners.Remove(listener.Target.Name);
+            }
+            Problems[listener.Target.Name] = $"the accept loop on port {listener.Port} failed ({e.GetType().Name}); listening again";
+            listener.Dispose();
+        }
+    }
+
+    private async Task AcceptUntilClosedAsync(Listener listener)
+    {
         var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
@@ -218,16 +239,31 @@ internal sealed class PostgresListeners : BackgroundService
                 listener.AcceptProblem = null;
             }
             backoff = TimeSpan.Zero;
-            socket.NoDelay = true;
-            var remote = (socket.RemoteEndPoint as IPEndPoint)?.Address;
-            var admission = _services.Limits.TryStartup(remote, out var startupLease);
-            if (admission != Gateway.Admission.Admitted)
+            IDisposable? startupLease = null;
+            GatewayConnection connection;
+            try
             {
-                _services.Metrics.ConnectionRefused();
-                _ = RefuseAsync(socket, listener.Target.Name, remote, admission);
+                socket.NoDelay = true;
+                var remote = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+                var admission = _services.Limits.TryStartup(remote, out startupLease);
+                if (admission != Gateway.Admission.Admitted)
+                {
+                    _services.Metrics.ConnectionRefused();
+                    _ = RefuseAsync(socket, listener.Target.Name, remote, admission);
+                    continue;
+                }
+                // Adopting the socket (non-blocking, registered with epoll) can fail when the machine is short of resources.
+                connection = new GatewayConnection(socket, listener.Target, _options.Value.Postgres, _certificate, _services, startupLease!);
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            {
+                // This connection only: the listener goes on.
+                startupLease?.Dispose();
+                socket.Dispose();
+                _services.Metrics.AcceptFailed();
+                _logger.LogWarning("Target {Target}: a connection could not be taken on ({Error}); closed", listener.Target.Name, e.Message);
                 continue;
             }
-            var connection = new GatewayConnection(socket, listener.Target, _options.Value.Postgres, _certificate, _services, startupLease!);
             _ = Task.Run(async () =>
             {
                 try

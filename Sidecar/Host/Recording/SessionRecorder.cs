@@ -394,7 +394,12 @@ public sealed class SessionRecorder : BackgroundService
                 File.Copy(path, path + ".corrupt", overwrite: true);
                 var whole = new ArrayBufferWriter<byte>();
                 foreach (var record in contents.Records)
-                    whole.Write(record.Event is { } e ? RecordCodec.Encode(e) : RecordCodec.Encode(record.Head!));
+                {
+                    if (record.Event is { } e)
+                        whole.Write(RecordCodec.Encode(e));
+                    else if (record.Head is { } head)
+                        whole.Write(RecordCodec.Encode(head));
+                }
                 var rewritten = path + ".rewrite";
                 using (var copy = new FileStream(rewritten, FileMode.Create, FileAccess.Write, FileShare.None))
                 {

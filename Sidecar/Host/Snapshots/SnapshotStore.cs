@@ -48,7 +48,11 @@ public sealed class SnapshotStore(SidecarIdentity identity, SidecarOptionsSnapsh
     /// leaves the trusted keys as they were (it cannot make the sidecar trust nothing, or the
     /// enrollment keys again).
     /// </summary>
-    public IReadOnlyList<SnapshotKey> TrustedKeys => Volatile.Read(ref _learned) is { Count: > 0 } learned ? learned : identity.EnrolledSnapshotKeys;
+    public IReadOnlyList<SnapshotKey> TrustedKeys =>
+        _learnedUnreadable ? [] : Volatile.Read(ref _learned) is { Count: > 0 } learned ? learned : identity.EnrolledSnapshotKeys;
+
+    /// <summary>The learned keys' file exists but cannot be read: trust nothing (not the enrollment keys, which may have been rotated out) until the file is set right.</summary>
+    private volatile bool _learnedUnreadable;
 
     /// <summary>Loads the cached snapshot from disk, if it still verifies and has not expired.</summary>
     public async Task LoadCachedAsync(CancellationToken ct)
@@ -132,7 +136,8 @@ public sealed class SnapshotStore(SidecarIdentity identity, SidecarOptionsSnapsh
         }
         catch (JsonException e)
         {
-            logger.LogError("{Path} is unreadable and was ignored: {Error}", _keysPath, e.Message);
+            _learnedUnreadable = true;
+            logger.LogCritical("{Path} is unreadable ({Error}): no snapshot key is trusted until it is restored or the sidecar is re-enrolled; failing closed", _keysPath, e.Message);
             return [];
         }
     }
