@@ -16,7 +16,7 @@ public sealed class HostileRecordingTests(GatewayFixture fixture) : IClassFixtur
     private GatewayHarness H => fixture.Harness;
 
     /// <summary>Characters JSON escapes, most of them to six bytes (control characters come from chr() in SQL).</summary>
-    private const string Hostile = "<>&'\"\\é€+`";
+    private const string Hostile = "<>&'\"\\é€+`\u2028\u2029\u00a0\ufeff";
 
     private static readonly int[] Sizes = [1024, 300_000, 3_000_000];
 
