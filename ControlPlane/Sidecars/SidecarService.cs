@@ -147,18 +147,13 @@ public sealed class SidecarService(
         if (sidecar.EnrolledAt is { } enrolledAt && token.CreatedAt < enrolledAt)
             throw Refused($"sidecar '{sidecar.Name}' was enrolled after this token was issued; re-enrolling takes a token created with \"reenroll\": true");
 
-        // Single use, also under concurrency: the conditional update succeeds for one caller only.
-        var spent = await db.EnrollmentTokens.Where(t => t.Id == token.Id && t.UsedAt == null)
-            .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
-        if (spent != 1)
-            throw Refused("the enrollment token was already used; create a new one");
-        // Enrolling spends every other outstanding token of this sidecar: none can take it over later.
-        await db.EnrollmentTokens.Where(t => t.SidecarId == sidecar.Id && t.UsedAt == null)
-            .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
+        // One transaction: a failure anywhere below spends nothing (the sidecar may try again with the
+        // same token), and a success leaves the identity stored, the token spent and the others swept
+        // together. The sidecar's row is written first: it serialises enrollments of one sidecar (a
+        // second waits for the first, then finds the credential changed), and every later lock is taken
+        // in the same order, so two enrollments cannot deadlock.
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var previousKey = sidecar.SigningPublicKey;
-
-        // The sidecar's identity changes only if nobody else enrolled it in the meantime (two tokens
-        // used at the same moment): the update is conditional on the credential this request saw.
         var credential = Secrets.New(Secrets.SidecarCredentialPrefix);
         var seen = sidecar.CredentialHash;
         var softwareVersion = request.SoftwareVersion.Length <= 50 ? request.SoftwareVersion : request.SoftwareVersion[..50];
@@ -169,13 +164,22 @@ public sealed class SidecarService(
             .SetProperty(s => s.EnrolledAt, now)
             .SetProperty(s => s.SoftwareVersion, softwareVersion), ct);
         if (enrolled != 1)
-            throw Refused($"sidecar '{sidecar.Name}' was enrolled by another request at the same moment; create a new token");
+            throw Refused($"sidecar '{sidecar.Name}' was enrolled by another request at the same moment; the enrollment token was already used");
+        // Single use: the conditional update succeeds for one caller only.
+        var spent = await db.EnrollmentTokens.Where(t => t.Id == token.Id && t.UsedAt == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
+        if (spent != 1)
+            throw Refused("the enrollment token was already used; create a new one");
+        // Enrolling spends every other outstanding token of this sidecar: none can take it over later.
+        await db.EnrollmentTokens.Where(t => t.SidecarId == sidecar.Id && t.UsedAt == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(t => t.UsedAt, now), ct);
         db.Entry(sidecar).State = EntityState.Detached;
         // Recordings keep the key they were signed with (see RecordedSession.SigningPublicKey): re-enrolling leaves them verifiable.
         db.Record(now, $"sidecar:{sidecar.Name}", previousKey is null ? "enroll" : "reenroll", "sidecar", sidecar.Name,
             previousKey is null ? null : new { signingKey = Secrets.KeyFingerprint(previousKey) },
             new { credential = AuditLog.Redacted, signingKey = Secrets.KeyFingerprint(request.SigningPublicKey), sealingKey = Secrets.KeyFingerprint(request.SealingPublicKey) });
         await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
         if (previousKey is not null)
         {
             presence.Disconnect(sidecar.Id); // the replaced sidecar's connections end; its credential no longer works

@@ -74,17 +74,26 @@ public static class Enrollment
         using var http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
         http.Timeout = TimeSpan.FromSeconds(30);
         HttpResponseMessage response;
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            response = await http.PostAsJsonAsync(new Uri(new Uri(options.ControlPlane), "/api/v1/enroll"), request, _json, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new StartupException($"cannot reach the control plane at {options.ControlPlane}: {e.Message}");
-        }
-        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new StartupException($"the control plane at {options.ControlPlane} did not answer within 30 s");
+            try
+            {
+                response = await http.PostAsJsonAsync(new Uri(new Uri(options.ControlPlane), "/api/v1/enroll"), request, _json, ct);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new StartupException($"cannot reach the control plane at {options.ControlPlane}: {e.Message}");
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new StartupException($"the control plane at {options.ControlPlane} did not answer within 30 s");
+            }
+            // A server error spends nothing (the control plane enrolls in one transaction): try again a few times.
+            if ((int)response.StatusCode < 500 || attempt == 3)
+                break;
+            logger.LogWarning("Enrollment attempt {Attempt} failed with {Status}; trying again", attempt, (int)response.StatusCode);
+            response.Dispose();
+            await Task.Delay(TimeSpan.FromSeconds(attempt), ct);
         }
         using (response)
         {
