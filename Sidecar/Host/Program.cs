@@ -23,7 +23,16 @@ try
     var app = builder.Build();
     await app.Services.GetRequiredService<SnapshotStore>().LoadCachedAsync(app.Lifetime.ApplicationStopping);
     app.MapSidecarEndpoints();
+    var backgroundServices = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
     await app.RunAsync();
+    if (PolicySyncClient.Revoked)
+        return PolicySyncClient.RevokedExitCode;
+    // A background service that failed stopped the host: say which, and do not exit as if all went well.
+    if (backgroundServices.FirstOrDefault(s => s.ExecuteTask?.IsFaulted == true) is { } failed)
+    {
+        await Console.Error.WriteLineAsync($"sidecar: {failed.GetType().Name} failed: {failed.ExecuteTask!.Exception!.GetBaseException().Message}");
+        return 1;
+    }
     return Environment.ExitCode;
 }
 catch (StartupException e)

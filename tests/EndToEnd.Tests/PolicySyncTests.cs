@@ -109,7 +109,8 @@ public abstract class PolicySyncTests(StoreProvider provider) : IAsyncLifetime
         await sidecar.WaitForVersionAsync(1);
 
         (await cp.Api.PostAsync("/api/v1/sidecars/edge-1/revoke", null)).EnsureSuccessStatusCode();
-        Assert.Equal(3, await sidecar.Process.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        var revokedExit = await sidecar.Process.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        Assert.True(revokedExit == 3, $"exit code {revokedExit}; output:\n{sidecar.Process.Output}");
         Assert.Contains("refused this sidecar", sidecar.Process.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(sidecar.StateDirectory, "snapshot.json")));
 

@@ -87,7 +87,10 @@ internal sealed class HubClient(
             {
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or Microsoft.AspNetCore.SignalR.HubException or System.Net.WebSockets.WebSocketException or IOException)
+            // An invocation cancelled by the connection closing under it (the control plane aborted it, e.g.
+            // on revocation) is a connection problem like the others, not a reason to stop the sidecar.
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or Microsoft.AspNetCore.SignalR.HubException
+                or System.Net.WebSockets.WebSocketException or IOException or OperationCanceledException)
             {
                 failures++;
                 logger.LogWarning("Sidecar hub unavailable: {Error}", e.Message);

@@ -23,6 +23,9 @@ internal sealed class PolicySyncClient(
     /// <summary>Exit code when the control plane says this sidecar is revoked.</summary>
     public const int RevokedExitCode = 3;
 
+    /// <summary>Set once the control plane refused this sidecar: the process exits with <see cref="RevokedExitCode"/> whatever else happens while it stops.</summary>
+    public static volatile bool Revoked;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var channel = GrpcChannel.ForAddress(identity.GrpcEndpoint, new GrpcChannelOptions
@@ -58,6 +61,7 @@ internal sealed class PolicySyncClient(
             {
                 logger.LogCritical("The control plane refused this sidecar ({Status}: {Detail}); it was revoked or its credential is wrong. Failing closed and stopping.", e.StatusCode, e.Status.Detail);
                 store.Clear();
+                Revoked = true;
                 Environment.ExitCode = RevokedExitCode;
                 lifetime.StopApplication();
                 return;
