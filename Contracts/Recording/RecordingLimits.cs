@@ -3,8 +3,10 @@ using System.Globalization;
 namespace Airlock.Contracts.Recording;
 
 /// <summary>
-/// How much of each recorded field is kept. Everything an agent or a target sends can be huge
-/// (a notice of 3 million '&lt;' is 18 MB once JSON-escaped), and one oversized event would stall the
+/// How much of each recorded field is kept. The statement's own fields (text, parameters, column
+/// names, result values) are capped where they are read, in <c>StatementLedger</c> (the pure
+/// protocol project cannot reference this one); the texts the sidecar composes are capped here.
+/// Everything an agent or a target sends can be huge (a notice of 3 million '&lt;' is 18 MB once JSON-escaped), and one oversized event would stall the
 /// whole recording behind it, so every field has a cap, a value over it is kept truncated and says
 /// so (<see cref="Truncate"/>), and the recorder checks each encoded event against
 /// <see cref="MaxEventPayloadBytes"/> before it is written. The caps are in characters (UTF-16);
@@ -15,23 +17,11 @@ public static class RecordingLimits
     /// <summary>Largest encoded payload of one event: far below the spool's record limit and an upload's size.</summary>
     public const int MaxEventPayloadBytes = 1024 * 1024;
 
-    /// <summary>Statement text (simple query, Parse).</summary>
-    public const int MaxStatementTextChars = 16 * 1024;
-
-    /// <summary>One parameter value.</summary>
-    public const int MaxParameterChars = 1024;
-
-    /// <summary>All parameter values of one statement together; the rest are summarised in one entry.</summary>
-    public const int MaxParametersTotalChars = 64 * 1024;
-
     /// <summary>A notice's or an error's text (the server quotes values in messages; RAISE sends anything).</summary>
     public const int MaxMessageChars = 8 * 1024;
 
-    /// <summary>One result column name.</summary>
-    public const int MaxColumnNameChars = 256;
-
-    /// <summary>One captured result value; the captured result as a whole is bounded by the gateway's capture option and by <see cref="MaxEventPayloadBytes"/>.</summary>
-    public const int MaxResultValueChars = 64 * 1024;
+    /// <summary>A notice's severity (PostgreSQL sends a word such as NOTICE; an impostor could send anything).</summary>
+    public const int MaxSeverityChars = 32;
 
     /// <summary>A session-end reason or another short text the sidecar composes.</summary>
     public const int MaxReasonChars = 2 * 1024;

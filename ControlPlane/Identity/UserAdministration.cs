@@ -14,7 +14,7 @@ public sealed record UserChange(UserView? User, IReadOnlyList<PolicyError> Error
 /// Console accounts, managed by Admins through the REST API and the Users page alike: one set of
 /// rules, one audit trail.
 /// </summary>
-public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider time, SignInThrottle? throttle = null)
+public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider time, SignInThrottle throttle)
 {
     [GeneratedRegex("^[A-Za-z0-9._@-]{1,100}$")]
     private static partial Regex UserNamePattern();
@@ -66,7 +66,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         if (password is not null || (disabled == true && !user.Disabled))
             user.SecurityStamp = ConsoleUser.NewSecurityStamp();
         if (password is not null)
-            throttle?.Forget(user.UserName); // a reset password starts with a clean slate everywhere
+            throttle.Forget(user.UserName); // a reset password starts with a clean slate everywhere
         user.Role = role ?? user.Role;
         user.Disabled = disabled ?? user.Disabled;
         if (password is not null)

@@ -165,7 +165,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                     return $"event {e.Seq} is larger than {MaxPayloadBytes} bytes";
                 store.Add(record, e.Seq);
                 // A type this version does not know (a newer sidecar) is stored and shown as it is.
-                Apply(session, RecordingEventTypes.Find(e.Type), e.Payload, e.Time);
+                Apply(session, e.Seq, RecordingEventTypes.Find(e.Type), e.Payload, e.Time);
                 e.Hash.CopyTo(last);
                 session.LastSeq = e.Seq;
                 if (headSeqs.Contains(e.Seq))
@@ -198,12 +198,14 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
 
     private static long FirstSeq(byte[] records) => RecordCodec.TryViewEvent(records, out var e, out _) ? e.Seq : long.MaxValue;
 
-    private static void Apply(RecordedSession session, string? type, ReadOnlySpan<byte> payload, DateTimeOffset time)
+    private static void Apply(RecordedSession session, long seq, string? type, ReadOnlySpan<byte> payload, DateTimeOffset time)
     {
         session.EventCount++;
         switch (type)
         {
-            case RecordingEventTypes.SessionStart when TryDecode<SessionStartPayload>(payload) is { } start:
+            // Only the first event says who and where: a later "start" (stored as it came) cannot
+            // re-attribute a session after its attribution was checked.
+            case RecordingEventTypes.SessionStart when seq == 1 && TryDecode<SessionStartPayload>(payload) is { } start:
                 (session.Agent, session.Role, session.Target, session.ClientAddress, session.StartedAt) =
                     (Cut(start.Agent ?? ""), Cut(start.Role ?? ""), Cut(start.Target ?? ""), Cut(start.ClientAddress ?? ""), time);
                 break;

@@ -167,6 +167,20 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     }
 
     [Fact]
+    public async Task A_later_session_start_cannot_re_attribute_a_session()
+    {
+        // Event 1 names what edge-1 serves; a "start" at event 3 naming another target is kept as
+        // evidence but changes neither the session's agent and target nor its attribution.
+        var events = Events(1).Take(2).ToList();
+        var forged = EventChain.Next(events[1], _session, DateTimeOffset.UtcNow, RecordingEventTypes.SessionStart,
+            RecordingJson.Encode(new SessionStartPayload("billing-bot", "other", "billing", "edge-1", "127.0.0.1:1", false)));
+        await IngestAsync(_sidecar, [.. events, forged]);
+        var session = await SessionAsync();
+        Assert.Equal((3L, "ci", "orders"), (session.LastSeq, session.Agent, session.Target));
+        Assert.Null(session.AttributionProblem);
+    }
+
+    [Fact]
     public async Task Re_enrolling_or_deleting_the_sidecar_leaves_its_sessions_verifiable_and_exportable()
     {
         var events = Events(3);

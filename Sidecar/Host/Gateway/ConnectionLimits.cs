@@ -75,7 +75,7 @@ public sealed class ConnectionLimits(ConnectionLimitOptions options)
             Interlocked.Increment(ref _refusedPending);
             return Admission.TooManyPendingStartups;
         }
-        var key = address ?? IPAddress.None;
+        var key = SourceKey(address);
         if (_pendingByAddress.AddOrUpdate(key, 1, (_, n) => n + 1) > Options.MaxPendingStartupsPerAddress)
         {
             Release(_pendingByAddress, key);
@@ -89,6 +89,23 @@ public sealed class ConnectionLimits(ConnectionLimitOptions options)
             Interlocked.Decrement(ref _pending);
         });
         return Admission.Admitted;
+    }
+
+    /// <summary>
+    /// What counts as one source: an IPv4 address (also when it arrives IPv4-mapped), or an IPv6 /64 —
+    /// one host usually holds a whole /64, so counting its addresses one by one would not limit it.
+    /// </summary>
+    public static IPAddress SourceKey(IPAddress? address)
+    {
+        if (address is null)
+            return IPAddress.None;
+        if (address.IsIPv4MappedToIPv6)
+            return address.MapToIPv4();
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+            return address;
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return new IPAddress(bytes);
     }
 
     /// <summary>Admits a session on <paramref name="target"/>, or says why not.</summary>

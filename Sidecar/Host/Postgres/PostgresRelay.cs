@@ -233,7 +233,7 @@ internal sealed class PostgresRelay(
                             lastWasFatal = type == (byte)'E' && notice?.Severity is "FATAL" or "PANIC";
                             if (type == (byte)'N' && notice is not null)
                                 await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(
-                                    RecordingLimits.Truncate(notice.Severity, RecordingLimits.MaxColumnNameChars), RecordingLimits.Truncate(notice.Message, RecordingLimits.MaxMessageChars))));
+                                    RecordingLimits.Truncate(notice.Severity, RecordingLimits.MaxSeverityChars), RecordingLimits.Truncate(notice.Message, RecordingLimits.MaxMessageChars))));
                         }
                         catch (PgProtocolException e)
                         {

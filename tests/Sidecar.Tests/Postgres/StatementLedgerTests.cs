@@ -274,3 +274,33 @@ public sealed class SixteenBitCountTests
         Assert.Throws<PgProtocolException>(() => Send('B', bind));
     }
 }
+
+/// <summary>Parameters an agent chooses cannot inflate the recording: their entries are bounded, not only their characters.</summary>
+public sealed class ParameterFloodTests
+{
+    [Fact]
+    public void A_bind_of_65535_parameters_records_a_bounded_list_with_one_marker_and_the_statement_fits_an_event()
+    {
+        var ledger = new StatementLedger(captureBytes: 1024);
+        var parse = new MessageBody().Str("").Str("DELETE FROM t WHERE $65535 IS NULL OR true").U16(0);
+        ledger.OnFrontend((byte)'P', parse.Bytes, 1);
+        var bind = new MessageBody().Str("").Str("").U16(0).U16(65_535);
+        var kilobyte = Enumerable.Repeat((byte)'x', 1024).ToArray();
+        for (var i = 0; i < 65_535; i++)
+            bind.Value(i < 64 ? kilobyte : null);
+        ledger.OnFrontend((byte)'B', bind.U16(0).Bytes, 2);
+        ledger.OnFrontend((byte)'E', new MessageBody().Str("").I32(0).Bytes, 3);
+        ledger.OnFrontend((byte)'S', new MessageBody().Bytes, 4);
+        foreach (var type in "12")
+            ledger.OnBackend((byte)type, new MessageBody().Bytes, 5);
+        ledger.OnBackend((byte)'C', new MessageBody().Str("DELETE 0").Bytes, 6);
+        ledger.OnBackend((byte)'Z', new MessageBody().Byte('I').Bytes, 7);
+        var statement = Assert.Single(ledger.TakeCompleted());
+        Assert.InRange(statement.Parameters.Count, 1, StatementLedger.MaxRecordedParameterTotalChars / 4 + 1);
+        Assert.Single(statement.Parameters, p => p is not null && p.StartsWith(PgValueText.TruncationMarker, StringComparison.Ordinal));
+        var payload = Airlock.Contracts.Recording.RecordingJson.EncodeStatement(new Airlock.Contracts.Recording.StatementPayload(
+            statement.Text, statement.Parameters, "unknown", "allow", null, 1, 0, null));
+        Assert.InRange(payload.Length, 1, Airlock.Contracts.Recording.RecordingLimits.MaxEventPayloadBytes);
+        Assert.Contains("DELETE FROM t", System.Text.Encoding.UTF8.GetString(payload), StringComparison.Ordinal);
+    }
+}
