@@ -261,13 +261,25 @@ public static class SqlLexer
             if (i >= text.Length)
                 throw new SqlLexError("unterminated quoted string", start - 1);
             i++; // closing quote
-            // quotecontinue: whitespace including a newline, then a quote, continues the same string.
+            // quotecontinue: whitespace and "--" comments including a newline, then a quote, continue the
+            // same string in the same mode (so "E'a'<newline>'\''" is one string).
             var j = i;
             var newline = false;
-            while (j < text.Length && IsSpace(text[j]))
+            while (j < text.Length)
             {
-                newline |= text[j] is '\n' or '\r';
-                j++;
+                if (IsSpace(text[j]))
+                {
+                    newline |= text[j] is '\n' or '\r';
+                    j++;
+                }
+                else if (text[j] == '-' && At(text, j + 1) == '-')
+                {
+                    j = LineCommentEnd(text, j);
+                }
+                else
+                {
+                    break;
+                }
             }
             if (!newline || At(text, j) != '\'')
                 return i;

@@ -68,10 +68,16 @@ public static class SqlTokens
                     i += 2;
                     continue;
                 }
-                // End of a part: skip whitespace to the continuation's quote, if any.
+                // End of a part: skip whitespace and "--" comments to the continuation's quote, if any.
                 i++;
                 while (i < raw.Length && raw[i] != '\'')
-                    i++;
+                {
+                    if (raw[i] == '-' && i + 1 < raw.Length && raw[i + 1] == '-')
+                        while (i < raw.Length && raw[i] is not ('\n' or '\r'))
+                            i++;
+                    else
+                        i++;
+                }
                 i++;
                 continue;
             }
