@@ -44,7 +44,7 @@ public sealed record UpstreamPolicy(
 /// <summary>A role as far as it reaches this sidecar's targets.</summary>
 public sealed record RolePolicy(string Name, IReadOnlyList<string> Targets, IReadOnlyList<RulePolicy> Rules);
 
-/// <summary>A rule: what it matches, what it does. Semantics arrive with the guardrails issue.</summary>
+/// <summary>A rule: what it matches, what it does (see <see cref="Guardrails.RuleSet"/>).</summary>
 public sealed record RulePolicy(
     string Name,
     string Action,
@@ -54,11 +54,16 @@ public sealed record RulePolicy(
     MaskSpec? Mask,
     ApprovalSpec? Approval);
 
+/// <summary>What a rule matches: every criterion given must hold (any listed value of it); none given matches every statement (but an allowing rule matches an <c>unknown</c> statement only when it lists that class).</summary>
+/// <param name="Functions">Functions called (folded: lower case, no <c>pg_catalog.</c>).</param>
+/// <param name="Flags">Classifier flags in snake_case (<c>unfiltered_write</c>, <c>file_access</c> …).</param>
 public sealed record RuleMatch(
     IReadOnlyList<string> Classes,
     IReadOnlyList<string> Commands,
     IReadOnlyList<string> Tables,
-    string? Pattern);
+    string? Pattern,
+    IReadOnlyList<string>? Functions = null,
+    IReadOnlyList<string>? Flags = null);
 
 public sealed record MaskSpec(IReadOnlyList<string> Columns, IReadOnlyList<string> Detectors, string Strategy, int? KeepLast);
 

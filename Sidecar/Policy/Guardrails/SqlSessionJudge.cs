@@ -1,0 +1,223 @@
+using System.Collections.Concurrent;
+using Airlock.Sidecar.Protocols.Sql;
+
+namespace Airlock.Sidecar.Policy.Guardrails;
+
+/// <summary>What the target's catalog says about a function the classifier does not know.</summary>
+public enum FunctionVolatility
+{
+    /// <summary>No function of that name exists (the server will refuse the call).</summary>
+    Missing,
+    Immutable,
+    Stable,
+    Volatile,
+    /// <summary>The catalog could not be read: judged as volatile (fail closed).</summary>
+    Unavailable,
+}
+
+/// <summary>One statement as judged: its classification (resolved in the session) and the decision.</summary>
+public sealed record StatementJudgement(SqlStatement Statement, Decision Decision, string Normalized);
+
+/// <summary>The judgement of one message's text: every statement, and the message's decision (the most restrictive).</summary>
+public sealed record Judgement(IReadOnlyList<StatementJudgement> Statements, Decision Decision)
+{
+    /// <summary>The riskiest class among the statements (what the recording shows as the classification).</summary>
+    public StatementClass Class => Statements.Count == 0 ? StatementClass.Read : Statements.Max(s => s.Statement.Class);
+
+    public string Commands => string.Join("; ", Statements.Select(s => s.Statement.Command).Distinct());
+
+    public StatementFlags Flags => Statements.Aggregate(StatementFlags.None, (f, s) => f | s.Statement.Flags);
+
+    public static Judgement Of(SqlStatement statement, Decision decision, string normalized) => new([new StatementJudgement(statement, decision, normalized)], decision);
+}
+
+/// <summary>
+/// Judges SQL text for one session: classifies it (cached by text), resolves what depends on the
+/// session (SQL-level <c>PREPARE</c>/<c>EXECUTE</c> names; functions unknown to the classifier, through
+/// the target's catalog), and decides each statement with the role's <see cref="RuleSet"/>. Pure and
+/// single-threaded per session; the gateway updates <see cref="StandardConformingStrings"/> and
+/// <see cref="ClientEncoding"/> from the server's ParameterStatus messages.
+/// </summary>
+public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? operatorSafeFunctions = null, Func<string, FunctionVolatility>? catalog = null)
+{
+    public const string ReadOnlyGuard = "read-only-session";
+    public const string EncodingGuard = "client-encoding";
+    public const int MaxPreparedNames = 4096;
+
+    /// <summary>True unless the server reported standard_conforming_strings off.</summary>
+    public bool StandardConformingStrings { get; set; } = true;
+
+    /// <summary>The client encoding the server reported; text is read safely only in encodings whose multibyte characters contain no ASCII bytes.</summary>
+    public string ClientEncoding { get; set; } = "UTF8";
+
+    /// <summary>Whether the upstream session runs read-only (then nothing may turn that off).</summary>
+    public bool ReadOnlySession => readOnlySession;
+
+    private readonly Dictionary<string, SqlStatement> _prepared = new(StringComparer.Ordinal);
+
+    /// <summary>Client encodings in which no byte of a multibyte character is an ASCII quote or backslash.</summary>
+    public static bool IsSafeEncoding(string encoding) => encoding.Replace("-", "").Replace("_", "").ToUpperInvariant() is not
+        ("SJIS" or "SHIFTJIS" or "SHIFTJIS2004" or "BIG5" or "GBK" or "GB18030" or "UHC" or "JOHAB" or "WIN932" or "WIN936" or "WIN950" or "MSKANJI" or "CP932" or "CP936" or "CP949" or "CP950");
+
+    /// <summary>Judges <paramref name="text"/>; session effects (PREPARE/DEALLOCATE names) apply only when the message is allowed.</summary>
+    public Judgement Judge(RuleSet rules, string text)
+    {
+        var analysis = AnalysisCache.Get(text, StandardConformingStrings);
+        var judged = new List<StatementJudgement>(analysis.Statements.Count);
+        Dictionary<string, SqlStatement?>? pending = null; // this message's own PREPARE/DEALLOCATE, in order
+        Decision? overall = null;
+        for (var i = 0; i < analysis.Statements.Count; i++)
+        {
+            var statement = analysis.Statements[i];
+            var normalized = analysis.Normalized[i];
+            if (!IsSafeEncoding(ClientEncoding))
+            {
+                statement = statement with { Class = StatementClass.Unknown, Reason = $"the client encoding {ClientEncoding} cannot be read safely" };
+                var refused = new Decision(DecisionAction.Block, null, $"the session's client encoding {ClientEncoding} cannot be read safely by the gateway; use UTF8", BuiltIn: EncodingGuard);
+                judged.Add(new StatementJudgement(statement, refused, normalized));
+                overall = Restrictive(overall, refused);
+                continue;
+            }
+            if (statement.ExecuteName is { } name && statement.Has(StatementFlags.Execute))
+                statement = ResolveExecute(statement, name, pending);
+            statement = WithCatalog(statement);
+            var decision = Decide(rules, statement, normalized);
+            judged.Add(new StatementJudgement(statement, decision, normalized));
+            overall = Restrictive(overall, decision);
+
+            if (statement.Has(StatementFlags.Prepare) && statement.PreparedName is { } prepared)
+            {
+                pending ??= new(StringComparer.Ordinal);
+                // A name already prepared makes the server refuse this PREPARE: the old statement stays.
+                if (!(pending.TryGetValue(prepared, out var p) ? p is not null : _prepared.ContainsKey(prepared)))
+                    pending[prepared] = statement;
+            }
+            else if (statement.Command == "DEALLOCATE" && statement.PreparedName is { } gone)
+            {
+                pending ??= new(StringComparer.Ordinal);
+                if (gone == "*")
+                {
+                    foreach (var key in _prepared.Keys.Concat(pending.Keys).ToList())
+                        pending[key] = null;
+                }
+                else
+                {
+                    pending[gone] = null;
+                }
+            }
+            else if (statement.Command == "DISCARD ALL")
+            {
+                pending ??= new(StringComparer.Ordinal);
+                foreach (var key in _prepared.Keys.Concat(pending.Keys).ToList())
+                    pending[key] = null;
+            }
+        }
+        overall ??= new Decision(DecisionAction.Allow, null, "an empty statement", BuiltIn: "empty");
+        if (overall.Allowed && pending is not null)
+            foreach (var (key, value) in pending)
+            {
+                if (value is null)
+                    _prepared.Remove(key);
+                else if (_prepared.Count < MaxPreparedNames)
+                    _prepared[key] = value;
+            }
+        return new Judgement(judged, overall);
+    }
+
+    /// <summary>Decides a statement built by the gateway (a fastpath function call stands for <c>SELECT f(…)</c>).</summary>
+    public Decision Decide(RuleSet rules, SqlStatement statement, string normalized)
+    {
+        if (readOnlySession && statement.Has(StatementFlags.ReadWriteTransaction))
+            return new Decision(DecisionAction.Block, null,
+                "this session is read-only because role's rules allow no writes on this target; it cannot be made writable", BuiltIn: ReadOnlyGuard);
+        return rules.Decide(statement, normalized);
+    }
+
+    private static Decision Restrictive(Decision? a, Decision b) => a is null || b.Action > a.Action ? b : a;
+
+    private SqlStatement ResolveExecute(SqlStatement execute, string name, Dictionary<string, SqlStatement?>? pending)
+    {
+        var prepared = pending is not null && pending.TryGetValue(name, out var p) ? p : _prepared.GetValueOrDefault(name);
+        if (prepared is null)
+            return execute; // unknown: the server has no such statement either
+        // What was prepared, plus whatever the EXECUTE's own arguments call.
+        var argumentClass = StatementClass.Read;
+        var argumentFlags = StatementFlags.Execute;
+        foreach (var f in execute.Functions)
+            if (SqlFunctions.Known(f) is { } risk)
+            {
+                argumentClass = risk.Class > argumentClass ? risk.Class : argumentClass;
+                argumentFlags |= risk.Flags;
+            }
+            else
+            {
+                argumentFlags |= StatementFlags.UnknownFunction;
+            }
+        return prepared with
+        {
+            Command = "EXECUTE",
+            Class = prepared.Class > argumentClass ? prepared.Class : argumentClass,
+            Flags = (prepared.Flags & ~StatementFlags.Prepare) | argumentFlags,
+            Functions = prepared.Functions.Concat(execute.Functions).Distinct().ToArray(),
+            Start = execute.Start,
+            Length = execute.Length,
+            PreparedName = null,
+            ExecuteName = name,
+            Reason = prepared.Reason,
+        };
+    }
+
+    /// <summary>Functions the classifier does not know: the operator's safe list, else the target's catalog (volatile, or unreadable → at least a write).</summary>
+    private SqlStatement WithCatalog(SqlStatement statement)
+    {
+        if (!statement.Has(StatementFlags.UnknownFunction))
+            return statement;
+        string? volatileFunction = null;
+        foreach (var f in statement.Functions)
+        {
+            if (SqlFunctions.Known(f) is not null || operatorSafeFunctions?.Contains(f) == true)
+                continue;
+            var volatility = catalog?.Invoke(f) ?? FunctionVolatility.Unavailable;
+            if (volatility is FunctionVolatility.Volatile or FunctionVolatility.Unavailable)
+            {
+                volatileFunction = f;
+                break;
+            }
+        }
+        if (volatileFunction is null || statement.Class >= StatementClass.Write)
+            return volatileFunction is null ? statement : statement with { Flags = statement.Flags | StatementFlags.VolatileFunction };
+        return statement with
+        {
+            Class = StatementClass.Write,
+            Flags = statement.Flags | StatementFlags.VolatileFunction,
+            Reason = catalog is null
+                ? $"calls {volatileFunction}(), which the classifier does not know (judged as a volatile function: at least a write)"
+                : $"calls {volatileFunction}(), a volatile function not on the safe list (at least a write)",
+        };
+    }
+
+    /// <summary>Classifications by text, shared by every session (a repeated statement is classified once).</summary>
+    internal static class AnalysisCache
+    {
+        public sealed record Entry(IReadOnlyList<SqlStatement> Statements, IReadOnlyList<string> Normalized);
+
+        private const int MaxEntries = 10_000;
+        private const int MaxCachedTextLength = 64 * 1024;
+        private static readonly ConcurrentDictionary<(string, bool), Entry> Entries = new();
+
+        public static Entry Get(string text, bool standardConformingStrings)
+        {
+            if (Entries.TryGetValue((text, standardConformingStrings), out var entry))
+                return entry;
+            var analysis = SqlClassifier.Analyze(text, standardConformingStrings);
+            entry = new Entry(analysis.Statements, analysis.Statements.Select(s => SqlNormalizer.Normalize(text.Substring(s.Start, s.Length), standardConformingStrings)).ToArray());
+            if (text.Length <= MaxCachedTextLength)
+            {
+                if (Entries.Count >= MaxEntries)
+                    Entries.Clear(); // bounded: a flood of distinct texts costs classification, not memory
+                Entries[(text, standardConformingStrings)] = entry;
+            }
+            return entry;
+        }
+    }
+}
