@@ -131,7 +131,7 @@ wait_healthy "http://127.0.0.1:$SIDECAR_PORT/readyz" sidecar
 if [ "$(api -o /dev/null -w '%{http_code}' "$URL/api/v1/targets/demo")" = "404" ]; then
   echo "==> creating the demo target, role and agent"
   api -f -o /dev/null -X POST "$URL/api/v1/targets" -d "{\"name\":\"demo\",\"sidecar\":\"demo-sidecar\",\"listenPort\":$DEMO_LISTEN,\"upstream\":{\"host\":\"127.0.0.1\",\"port\":$DEMO_PG_PORT,\"database\":\"demo\",\"username\":\"demo_app\",\"tls\":\"prefer\",\"password\":\"$DEMO_PG_PASSWORD\"}}"
-  api -f -o /dev/null -X PUT "$URL/api/v1/roles/demo-reader" -d '{"description":"demo role: reaches the demo target","grants":[{"target":"demo"}]}'
+  api -f -o /dev/null -X PUT "$URL/api/v1/roles/demo-reader" -d '{"description":"demo role: reads the demo target (the agent-safe baseline)","baseline":"agent-safe","grants":[{"target":"demo"}]}'
   api -f -o /dev/null -X PUT "$URL/api/v1/agents/demo-agent" -d '{"role":"demo-reader","owner":"admin"}'
   rm -f "$STATE/demo-agent.secret"
 fi

@@ -59,6 +59,8 @@ public sealed class Role
     public Guid Id { get; set; }
     public required string Name { get; set; }
     public string Description { get; set; } = "";
+    /// <summary>A named rule template the role starts from (<c>agent-safe</c>), or null.</summary>
+    public string? Baseline { get; set; }
     /// <summary>Targets granted, by name or label selector.</summary>
     public List<GrantData> Grants { get; set; } = [];
     public List<Rule> Rules { get; set; } = [];
@@ -82,7 +84,7 @@ public sealed class Rule
     public ApprovalData? Approval { get; set; }
 }
 
-public sealed record RuleMatchData(List<string> Classes, List<string> Commands, List<string> Tables, string? Pattern);
+public sealed record RuleMatchData(List<string> Classes, List<string> Commands, List<string> Tables, string? Pattern, List<string>? Functions = null, List<string>? Flags = null);
 
 public sealed record MaskData(List<string> Columns, List<string> Detectors, string Strategy, int? KeepLast);
 

@@ -113,6 +113,8 @@ public sealed class RoleSpec
 {
     public string? Name { get; set; }
     public string? Description { get; set; }
+    /// <summary>A named rule template the role starts from: <c>agent-safe</c> (its rules come first; the role's own rules extend it).</summary>
+    public string? Baseline { get; set; }
     public List<GrantSpec>? Grants { get; set; }
     public List<RuleSpec>? Rules { get; set; }
 }
@@ -139,6 +141,11 @@ public sealed class MatchSpec
     public List<string>? Classes { get; set; }
     public List<string>? Commands { get; set; }
     public List<string>? Tables { get; set; }
+    /// <summary>Functions called (lower case; <c>pg_catalog.</c> is folded away).</summary>
+    public List<string>? Functions { get; set; }
+    /// <summary>Classifier flags (<c>unfiltered_write</c>, <c>file_access</c>, <c>role_change</c> …).</summary>
+    public List<string>? Flags { get; set; }
+    /// <summary>A regular expression over the normalized statement (comments dropped, single spaces, keywords in upper case).</summary>
     public string? Pattern { get; set; }
 }
 

@@ -146,6 +146,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
                 continue;
             var role = existing ?? new Role { Id = Guid.NewGuid(), Name = spec.Name! };
             role.Description = spec.Description!;
+            role.Baseline = spec.Baseline;
             role.Grants = spec.Grants!.Select(g => new GrantData(g.Target, g.Selector is null ? null : new Dictionary<string, string>(g.Selector))).ToList();
             if (existing is null)
                 db.Roles.Add(role);
@@ -229,7 +230,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         Position = position,
         Action = r.Action!,
         Targets = [.. r.Targets!],
-        Match = new RuleMatchData([.. r.Match!.Classes!], [.. r.Match.Commands!], [.. r.Match.Tables!], r.Match.Pattern),
+        Match = new RuleMatchData([.. r.Match!.Classes!], [.. r.Match.Commands!], [.. r.Match.Tables!], r.Match.Pattern, [.. r.Match.Functions!], [.. r.Match.Flags!]),
         Message = r.Message,
         Mask = r.Mask is { } m ? new MaskData([.. m.Columns!], [.. m.Detectors!], m.Strategy!, m.KeepLast) : null,
         Approval = r.Approval is { } a ? new ApprovalData(a.Mode!, a.Approvals!.Value, a.Group, a.TimeoutSeconds!.Value) : null,
@@ -261,13 +262,18 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     {
         Name = r.Name,
         Description = r.Description,
+        Baseline = r.Baseline,
         Grants = r.Grants.Select(g => new GrantSpec { Target = g.Target, Selector = g.Selector }).ToList(),
         Rules = r.Rules.OrderBy(x => x.Position).Select(x => new RuleSpec
         {
             Name = x.Name,
             Action = x.Action,
             Targets = [.. x.Targets],
-            Match = new MatchSpec { Classes = [.. x.Match.Classes], Commands = [.. x.Match.Commands], Tables = [.. x.Match.Tables], Pattern = x.Match.Pattern },
+            Match = new MatchSpec
+            {
+                Classes = [.. x.Match.Classes], Commands = [.. x.Match.Commands], Tables = [.. x.Match.Tables],
+                Functions = [.. x.Match.Functions ?? []], Flags = [.. x.Match.Flags ?? []], Pattern = x.Match.Pattern,
+            },
             Message = x.Message,
             Mask = x.Mask is { } m ? new MaskSpecDoc { Columns = [.. m.Columns], Detectors = [.. m.Detectors], Strategy = m.Strategy, KeepLast = m.KeepLast } : null,
             Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds } : null,

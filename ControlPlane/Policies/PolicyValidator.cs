@@ -1,6 +1,8 @@
 using System.Text.RegularExpressions;
 using Airlock.Sidecar.Policy;
 using Airlock.Sidecar.Protocols;
+using Airlock.Sidecar.Policy.Guardrails;
+using Airlock.Sidecar.Protocols.Sql;
 
 namespace Airlock.ControlPlane.Policies;
 
@@ -248,6 +250,8 @@ public static partial class PolicyValidator
         if (r is null) { errors.Add(new(path, "must be an object")); return; }
         Name(r.Name, path, "role", names, errors);
         r.Description ??= "";
+        if (r.Baseline is not null && !Baselines.All.Contains(r.Baseline))
+            errors.Add(new($"{path}.baseline", $"unknown baseline '{r.Baseline}'; expected one of: {string.Join(", ", Baselines.All)}"));
         r.Grants ??= [];
         r.Rules ??= [];
         for (var g = 0; g < r.Grants.Count; g++)
@@ -283,6 +287,13 @@ public static partial class PolicyValidator
         rule.Match.Classes ??= [];
         rule.Match.Commands ??= [];
         rule.Match.Tables ??= [];
+        rule.Match.Functions ??= [];
+        rule.Match.Flags ??= [];
+        for (var i = 0; i < rule.Match.Flags.Count; i++)
+            if (!StatementNames.AllFlags.Contains(rule.Match.Flags[i]))
+                errors.Add(new($"{path}.match.flags[{i}]", $"unknown flag '{rule.Match.Flags[i]}'; expected one of: {string.Join(", ", StatementNames.AllFlags)}"));
+        for (var i = 0; i < rule.Match.Functions.Count; i++)
+            rule.Match.Functions[i] = SqlFunctions.Fold(rule.Match.Functions[i]?.Trim() ?? "");
         for (var i = 0; i < rule.Match.Classes.Count; i++)
             if (!StatementClasses.All.Contains(rule.Match.Classes[i]))
                 errors.Add(new($"{path}.match.classes[{i}]", $"unknown class '{rule.Match.Classes[i]}'; expected one of: {string.Join(", ", StatementClasses.All)}"));

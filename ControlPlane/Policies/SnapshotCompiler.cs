@@ -1,6 +1,7 @@
 using Airlock.ControlPlane.Data;
 using Airlock.ControlPlane.Identity;
 using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Policy.Identity;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
@@ -116,17 +117,19 @@ public sealed class SnapshotCompiler(
             var reached = targets.Where(t => role.Grants.Any(g => Grants(g, t))).Select(t => t.Name).ToList();
             if (reached.Count == 0)
                 continue;
-            var rules = role.Rules
+            // A baseline's rules come first; the role's own rules extend them (the most restrictive match wins).
+            var baseline = role.Baseline is { } name ? Baselines.Rules(name) ?? [] : [];
+            var rules = baseline.Concat(role.Rules
                 .OrderBy(r => r.Position)
                 .Where(r => r.Targets.Count == 0 || r.Targets.Any(reached.Contains))
                 .Select(r => new RulePolicy(
                     r.Name,
                     r.Action,
                     r.Targets.Where(reached.Contains).ToList(),
-                    new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern),
+                    new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern, r.Match.Functions ?? [], r.Match.Flags ?? []),
                     r.Message,
                     r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast) : null,
-                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null))
+                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null)))
                 .ToList();
             roleReach.Add(new RolePolicy(role.Name, reached, rules));
         }

@@ -174,8 +174,20 @@ public sealed class GatewayHarness : IAsyncDisposable
               allowCleartextOnLoopback: true
               upstream: {host: {{Server.Host}}, port: {{Server.Port}}, database: {{database}}, username: {{upstreamUser}}, tls: {{tls}}, {{credentialYaml}}}
             roles:
-            - {name: rw, grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}, {target: pg-loopback}]}
-            - {name: limited, grants: [{target: pg-loopback}]}
+            - name: rw
+              grants: [{target: pg}, {target: pg-down}, {target: pg-badpass}, {target: pg-md5}, {target: pg-clear}, {target: pg-loopback}]
+              rules:
+              - name: everything
+                action: allow
+                match:
+                  classes: [read, write, ddl, dcl, admin, unknown]
+            - name: limited
+              grants: [{target: pg-loopback}]
+              rules:
+              - name: everything
+                action: allow
+                match:
+                  classes: [read, write, ddl, dcl, admin, unknown]
             agents:
             - {name: ci, owner: admin, role: rw}
             - {name: stranger, owner: admin, role: limited}

@@ -9,6 +9,7 @@ using Airlock.Contracts.Recording;
 using Airlock.Sidecar.ControlPlane;
 using Airlock.Sidecar.Identity;
 using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Recording;
 using Airlock.Sidecar.Snapshots;
@@ -56,10 +57,10 @@ internal sealed class GatewayConnection(
             var startup = await ReadStartupAsync(startupTimeout.Token);
             if (startup is null)
                 return;
-            var (agent, upstream, settings) = await AcceptAsync(startup, startupTimeout.Token);
+            var (agent, upstream, readOnly) = await AcceptAsync(startup, startupTimeout.Token);
             services.Metrics.ConnectionServed();
             startupLease.Dispose(); // served: no longer a connection in startup
-            await ServeAsync(agent, upstream, client, stopping);
+            await ServeAsync(agent, upstream, readOnly, client, stopping);
         }
         catch (GatewayRefusal refusal)
         {
@@ -207,7 +208,8 @@ internal sealed class GatewayConnection(
     }
 
     /// <summary>Checks the startup, the agent's token and its grant, then logs in upstream.</summary>
-    private async Task<(AgentPolicy Agent, UpstreamSession Upstream, IReadOnlyList<KeyValuePair<string, string>> Settings)> AcceptAsync(StartupRequest startup, CancellationToken ct)
+    /// <returns>The agent, its upstream session, and whether that session runs read-only (the role's rules allow no writes on this target).</returns>
+    private async Task<(AgentPolicy Agent, UpstreamSession Upstream, bool ReadOnly)> AcceptAsync(StartupRequest startup, CancellationToken ct)
     {
         if (startup.MajorVersion != 3)
             throw new GatewayRefusal(PgError.Fatal(SqlStates.FeatureNotSupported, $"unsupported frontend protocol {startup.MajorVersion}.{startup.MinorVersion}: the gateway speaks 3.0"));
@@ -256,8 +258,15 @@ internal sealed class GatewayConnection(
             throw new GatewayRefusal(PgError.Fatal(SqlStates.TooManyConnections,
                 $"target \"{target.Name}\" already has {services.Limits.Options.MaxSessionsPerTarget} sessions through this sidecar (Sidecar:Limits:MaxSessionsPerTarget)"));
 
-        var upstream = await services.Connector.ConnectAsync(target, decision.Settings, ct);
-        return (agent, upstream, decision.Settings);
+        // Defence in depth: a role whose rules allow no writes here gets a read-only upstream session, so
+        // the server refuses a write the classifier might miss (and the guard refuses every way to undo it).
+        var readOnly = !RuleSet.For(role, target.Name).AllowsWrites;
+        var settings = readOnly
+            ? decision.Settings.Where(s => !s.Key.Equals("default_transaction_read_only", StringComparison.OrdinalIgnoreCase))
+                .Append(new KeyValuePair<string, string>("default_transaction_read_only", "on")).ToList()
+            : decision.Settings;
+        var upstream = await services.Connector.ConnectAsync(target, settings, ct);
+        return (agent, upstream, readOnly);
     }
 
     /// <summary>An agent-chosen text as it may appear in an error or a log line: short, no control characters.</summary>
@@ -290,7 +299,7 @@ internal sealed class GatewayConnection(
         }
     }
 
-    private async Task ServeAsync(AgentPolicy agent, UpstreamSession upstream, string client, CancellationToken stopping)
+    private async Task ServeAsync(AgentPolicy agent, UpstreamSession upstream, bool readOnly, string client, CancellationToken stopping)
     {
         var session = Guid.CreateVersion7();
         var recording = new SessionRecording(services.Recorder, session, TimeSpan.FromSeconds(options.RecorderWaitSeconds));
@@ -316,10 +325,12 @@ internal sealed class GatewayConnection(
         PgWire.WriteReadyForQuery(hello, upstream.TransactionStatus);
         await _stream.WriteAsync(hello.WrittenMemory, stopping);
         await _stream.FlushAsync(stopping);
-        services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}",
-            session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "");
+        services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}{ReadOnly}",
+            session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "", readOnly ? ", read-only" : "");
 
-        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options);
+        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions);
+        var guard = new PostgresStatementGuard(judge, CurrentRules(agent));
+        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard);
         using var live = services.LiveSessions.Register(session, reason =>
         {
             relay.End($"terminated: {reason}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {reason}"));
@@ -360,6 +371,24 @@ internal sealed class GatewayConnection(
         services.Logger.LogInformation("Session {Session} ended: {Reason}", session, reason);
     }
 
+    /// <summary>The agent's role's rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
+    private Func<RuleSet?> CurrentRules(AgentPolicy agent)
+    {
+        object? seen = null;
+        RuleSet? rules = null;
+        return () =>
+        {
+            var snapshot = services.Snapshots.Current;
+            if (!ReferenceEquals(snapshot, seen))
+            {
+                var role = snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+                rules = role is null ? null : RuleSet.For(role, target.Name);
+                seen = snapshot;
+            }
+            return rules;
+        };
+    }
+
     private async Task TryWriteErrorAsync(PgError error)
     {
         try
@@ -389,4 +418,8 @@ internal sealed record GatewayServices(
     PostgresListeners Listeners,
     Hosting.SidecarMetrics Metrics,
     Gateway.ConnectionLimits Limits,
-    ILogger Logger);
+    ILogger Logger)
+{
+    /// <summary>Functions the operator vouches for (Sidecar:Postgres:SafeFunctions).</summary>
+    public IReadOnlySet<string> SafeFunctions { get; init; } = new HashSet<string>();
+}

@@ -43,6 +43,14 @@ public sealed class PostgresGatewayOptions : IValidatableObject
     /// </summary>
     public bool NativeSockets { get; set; } = true;
 
+    /// <summary>
+    /// Functions the operator vouches for (lower case, e.g. <c>my_schema.report_totals</c> or <c>slugify</c>):
+    /// judged as reads although the classifier does not know them and the catalog may call them volatile.
+    /// A session that may not write still runs read-only upstream, so a vouched-for function that writes
+    /// is refused by the server.
+    /// </summary>
+    public List<string> SafeFunctions { get; set; } = [];
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (!IPAddress.TryParse(ListenAddress, out _))

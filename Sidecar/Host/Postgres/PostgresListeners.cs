@@ -43,8 +43,11 @@ internal sealed class PostgresListeners : BackgroundService
         _snapshots = snapshots;
         _options = options;
         _logger = logger;
-        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, limits, logger);
         var gateway = options.Value.Postgres;
+        _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, limits, logger)
+        {
+            SafeFunctions = gateway.SafeFunctions.Select(f => Protocols.Sql.SqlFunctions.Fold(f.Trim())).ToHashSet(StringComparer.Ordinal),
+        };
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);
     }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Airlock.Contracts.Recording;
 using Airlock.Sidecar.Protocols.Postgres;
+using Airlock.Sidecar.Protocols.Sql;
 
 namespace Airlock.Sidecar.Postgres;
 
@@ -9,9 +10,13 @@ namespace Airlock.Sidecar.Postgres;
 /// The data path of one authenticated session: two loops, one per direction, each the only writer
 /// of its destination.
 /// <list type="bullet">
-/// <item>Agent → target: only whole messages are forwarded; each statement-bearing message is parsed
-/// first (this is where guardrails will hold, refuse or rewrite it) and waits for room in the
-/// recorder (fail closed).</item>
+/// <item>Agent → target: only whole messages are forwarded; each statement-bearing message is judged
+/// first (<see cref="PostgresStatementGuard"/>) and waits for room in the recorder (fail closed). A
+/// refused message never goes upstream: a stand-in that the server is sure to refuse goes in its
+/// place, so the server's transaction fails as the agent's does, and extended-protocol messages up to
+/// the next Sync are skipped by the server itself; every pipeline stays in step.</item>
+/// <item>The agent hears the refusal in order: the target→agent loop, the only writer of the agent's
+/// side, writes the gateway's 42501 error in place of the server's answer to the stand-in.</item>
 /// <item>Target → agent: messages are forwarded as they came; the ledger follows them to record
 /// every statement with its duration, rows, error and first result rows.</item>
 /// <item>Writes are coalesced: the whole messages of one read leave in one write, straight from the
@@ -28,7 +33,8 @@ internal sealed class PostgresRelay(
     UpstreamSession upstream,
     StatementLedger ledger,
     SessionRecording recording,
-    PostgresGatewayOptions options)
+    PostgresGatewayOptions options,
+    PostgresStatementGuard guard)
 {
     private readonly Lock _endLock = new();
     private readonly CancellationTokenSource _ended = new(); // not disposed: End() may still run after the loops
@@ -122,8 +128,11 @@ internal sealed class PostgresRelay(
                 // One clock reading per read: its messages arrived together (a reading per message cost
                 // more than the ledger's bookkeeping of it).
                 var arrived = Stopwatch.GetTimestamp();
-                // Whole messages are checked one by one and leave together, straight from the input.
+                // Whole messages are checked one by one and leave together, straight from the input; a refused
+                // one is replaced by its stand-in (then the batch is copied: rare).
                 var forwarded = 0;
+                var sentUpTo = 0;
+                ArrayBufferWriter<byte>? rewritten = null;
                 var terminate = false;
                 needed = 0;
                 while (!terminate)
@@ -155,7 +164,16 @@ internal sealed class PostgresRelay(
                     {
                         try
                         {
-                            Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: true, arrived);
+                            var body = input.Span.Slice(forwarded + 5, length - 4);
+                            var ruling = Judge(type, body);
+                            InspectFrontend(body, type, arrived, ruling);
+                            if (ruling?.Refusal is not null)
+                            {
+                                rewritten ??= new ArrayBufferWriter<byte>(forwarded + 64);
+                                rewritten.Write(input.Span[sentUpTo..forwarded]);
+                                WriteStandIn(rewritten, type);
+                                sentUpTo = forwarded + 1 + length;
+                            }
                         }
                         catch (PgProtocolException e)
                         {
@@ -168,7 +186,8 @@ internal sealed class PostgresRelay(
                 }
                 if (forwarded > 0)
                 {
-                    if (!await TryWriteAsync(upstream.Stream, input.Memory[..forwarded], toClient: false))
+                    rewritten?.Write(input.Span[sentUpTo..forwarded]);
+                    if (!await TryWriteAsync(upstream.Stream, rewritten is null ? input.Memory[..forwarded] : rewritten.WrittenMemory, toClient: false))
                     {
                         End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
                         return;
@@ -208,6 +227,8 @@ internal sealed class PostgresRelay(
                 var atEnd = await input.FillAsync(upstream.Stream, needed, _ended.Token) == 0;
                 var arrived = Stopwatch.GetTimestamp();
                 var forwarded = 0;
+                var sentUpTo = 0;
+                ArrayBufferWriter<byte>? rewritten = null;
                 needed = 0;
                 while (true)
                 {
@@ -225,11 +246,37 @@ internal sealed class PostgresRelay(
                                 : PgError.Fatal(SqlStates.ProtocolViolation, "the target sent an invalid message; the session is ended"));
                         break;
                     }
-                    if (type is not ((byte)'d' or (byte)'A' or (byte)'S'))
+                    if (type == (byte)'S')
                     {
                         try
                         {
+                            var reader = new PgReader(input.Span.Slice(forwarded + 5, length - 4));
+                            guard.OnParameterStatus(reader.ReadCString(), reader.ReadCString());
+                        }
+                        catch (PgProtocolException e)
+                        {
+                            End($"error: the target broke the protocol: {e.Message}", PgError.Fatal(SqlStates.ProtocolViolation, "the target sent a malformed message; the session is ended"));
+                            break;
+                        }
+                    }
+                    else if (type is not ((byte)'d' or (byte)'A'))
+                    {
+                        try
+                        {
+                            PgError? replacement = null;
+                            if (type == (byte)'E')
+                                lock (ledger)
+                                    replacement = ledger.BlockedAtHead;
                             var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false, arrived);
+                            if (replacement is not null)
+                            {
+                                // The server refused the stand-in of a message the gateway refused: the agent hears the gateway's reason.
+                                rewritten ??= new ArrayBufferWriter<byte>(forwarded + 256);
+                                rewritten.Write(input.Span[sentUpTo..forwarded]);
+                                PgWire.WriteError(rewritten, replacement);
+                                sentUpTo = forwarded + 1 + length;
+                                notice = null;
+                            }
                             lastWasFatal = type == (byte)'E' && notice?.Severity is "FATAL" or "PANIC";
                             if (type == (byte)'N' && notice is not null)
                                 await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(
@@ -245,7 +292,8 @@ internal sealed class PostgresRelay(
                 }
                 if (forwarded > 0)
                 {
-                    if (!await TryWriteAsync(client, input.Memory[..forwarded], toClient: true))
+                    rewritten?.Write(input.Span[sentUpTo..forwarded]);
+                    if (!await TryWriteAsync(client, rewritten is null ? input.Memory[..forwarded] : rewritten.WrittenMemory, toClient: true))
                     {
                         End("client connection lost", null);
                         break;
@@ -328,6 +376,63 @@ internal sealed class PostgresRelay(
         }
     }
 
+    /// <summary>The guard's ruling on a statement-bearing message (Query, Parse, Bind, FunctionCall); null for the others.</summary>
+    private Ruling? Judge(byte type, ReadOnlySpan<byte> body)
+    {
+        var reader = new PgReader(body);
+        switch (type)
+        {
+            case (byte)'Q':
+                return guard.OnQuery(reader.ReadCString());
+            case (byte)'P':
+            {
+                var name = reader.ReadCString();
+                return guard.OnParse(name, reader.ReadCString());
+            }
+            case (byte)'B':
+                reader.ReadCString(); // portal
+                return guard.OnBind(reader.ReadCString());
+            case (byte)'F':
+                return guard.OnFunctionCall(reader.ReadInt32());
+            case (byte)'C':
+                if (reader.ReadByte() == (byte)'S')
+                    guard.OnClose(reader.ReadCString());
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// What goes upstream instead of a refused message: something the server refuses for certain (a
+    /// syntax error), answered as the original would be when it fails — a Query or FunctionCall with
+    /// ErrorResponse and ReadyForQuery, a Parse or Bind with ErrorResponse, after which the server skips
+    /// to Sync. A named Parse leaves the client's unnamed statement alone.
+    /// </summary>
+    private static void WriteStandIn(IBufferWriter<byte> w, byte type)
+    {
+        var body = new ArrayBufferWriter<byte>(96);
+        if (type is (byte)'Q' or (byte)'F')
+        {
+            PgWire.WriteCString(body, StandInSql);
+            PgWire.WriteMessage(w, (byte)'Q', body.WrittenSpan);
+            return;
+        }
+        PgWire.WriteCString(body, "airlock_refused");
+        PgWire.WriteCString(body, StandInSql);
+        body.Write<byte>([0, 0]); // no parameter types
+        PgWire.WriteMessage(w, (byte)'P', body.WrittenSpan);
+    }
+
+    /// <summary>A syntax error in any server state; it names Airlock in the server's log.</summary>
+    internal const string StandInSql = "/* refused by the Airlock gateway */ AIRLOCK_REFUSED";
+
+    private void InspectFrontend(ReadOnlySpan<byte> body, byte type, long now, Ruling? ruling)
+    {
+        lock (ledger)
+            ledger.OnFrontend(type, body, now, ruling?.Verdict, ruling?.Refusal);
+    }
+
     /// <summary>Feeds one message body, read at <paramref name="now"/>, to the ledger; returns the error/notice for 'E' and 'N'.</summary>
     private PgError? Inspect(ReadOnlySpan<byte> body, byte type, bool frontend, long now)
     {
@@ -381,8 +486,10 @@ internal sealed class StatementEvent(CompletedStatement statement) : Recording.D
         var result = statement.CapturedRows.Count > 0 || statement.Truncated
             ? new StatementResult(statement.Columns, statement.CapturedRows, statement.Truncated)
             : null;
+        var verdict = statement.Verdict;
         return RecordingJson.EncodeStatement(new StatementPayload(
-            statement.Text, statement.Parameters, "unknown", "allow", null, Math.Round(statement.DurationMs, 3), statement.Rows,
+            SqlRedaction.Redact(statement.Text), statement.Parameters.Select(p => p is null ? null : SqlRedaction.RedactValue(p)).ToList(),
+            verdict?.Classification ?? "unknown", verdict?.Decision ?? "allow", verdict?.Rule, Math.Round(statement.DurationMs, 3), statement.Rows,
             statement.Error is { } e ? RecordingLimits.Truncate($"{e.SqlState}: {e.Message}", RecordingLimits.MaxMessageChars) : null, result));
     }
 }

@@ -4,7 +4,7 @@ using System.Text;
 
 namespace Airlock.Sidecar.Protocols.Postgres;
 
-/// <summary>A statement as it ended: what was asked, how long it took, what came back.</summary>
+/// <summary>A statement as it ended: what was asked, how long it took, what came back, and how the gateway judged it.</summary>
 public sealed record CompletedStatement(
     string Text,
     IReadOnlyList<string?> Parameters,
@@ -13,7 +13,14 @@ public sealed record CompletedStatement(
     PgError? Error,
     IReadOnlyList<string> Columns,
     IReadOnlyList<IReadOnlyList<string?>> CapturedRows,
-    bool Truncated);
+    bool Truncated,
+    StatementVerdict? Verdict = null);
+
+/// <summary>How the gateway judged a statement, as its recording shows it.</summary>
+/// <param name="Classification">The riskiest class of the statement(s): <c>read</c>, <c>write</c> … <c>unknown</c>.</param>
+/// <param name="Decision"><c>allow</c>, <c>block</c> or <c>require_approval</c>.</param>
+/// <param name="Rule">The deciding rule, a built-in guard, or <c>default-deny</c>.</param>
+public sealed record StatementVerdict(string Classification, string Decision, string? Rule, string Command, IReadOnlyList<string> Flags);
 
 /// <summary>
 /// Follows one connection's conversation to say, for every statement, its text, parameters,
@@ -43,9 +50,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     private enum Kind { Parse, Bind, DescribeStatement, DescribePortal, Execute, Close, Sync, Query, FunctionCall }
 
-    private sealed class Prepared(string text, int[]? parameterTypes = null)
+    private sealed class Prepared(string text, int[]? parameterTypes = null, StatementVerdict? verdict = null)
     {
         public string Text { get; } = text;
+        public StatementVerdict? Verdict { get; } = verdict;
         public int[] ParameterTypes { get; } = parameterTypes ?? [];
         public IReadOnlyList<Column>? Columns { get; set; }
     }
@@ -68,6 +76,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public Prepared? Statement { get; init; }
         public Portal? Portal { get; init; }
         public string? Text { get; init; }
+        public StatementVerdict? Verdict { get; init; }
+        /// <summary>The gateway refused this message: it sent the server a stand-in that fails, and this is the error the agent gets instead of the server's.</summary>
+        public PgError? Blocked { get; init; }
         // results
         public IReadOnlyList<Column>? Columns { get; set; }
         // Created with the first captured row: most requests (Bind, Sync, …) never capture one.
@@ -108,13 +119,15 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     /// <summary>Requests sent and not yet answered.</summary>
     public int Pending => _pending.Count;
 
-    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp)
+    /// <param name="verdict">How the gateway judged the statement this message carries or runs (Query, Parse, Bind, FunctionCall).</param>
+    /// <param name="blocked">The gateway refused the message and sent a failing stand-in: the error the agent gets instead of the server's.</param>
+    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp, StatementVerdict? verdict = null, PgError? blocked = null)
     {
         var reader = new PgReader(body);
         switch (type)
         {
             case (byte)'Q':
-                Enqueue(new Request(Kind.Query, timestamp) { Text = PgValueText.Cut(reader.ReadCString(), MaxRecordedTextChars) });
+                Enqueue(new Request(Kind.Query, timestamp) { Text = PgValueText.Cut(reader.ReadCString(), MaxRecordedTextChars), Verdict = verdict, Blocked = blocked });
                 break;
             case (byte)'P':
             {
@@ -123,8 +136,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 var types = new int[reader.ReadCount16()];
                 for (var i = 0; i < types.Length; i++)
                     types[i] = reader.ReadInt32();
-                Remember(_prepared, name, new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types));
-                Enqueue(ParseSent);
+                var prepared = new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types, verdict);
+                Remember(_prepared, name, prepared);
+                Enqueue(blocked is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Verdict = verdict, Blocked = blocked });
                 break;
             }
             case (byte)'B':
@@ -148,8 +162,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     parameters.Add(recordedChars > MaxRecordedParameterTotalChars ? $"{PgValueText.TruncationMarker}{count - i} more parameters not recorded]" : text);
                 }
                 var resultFormats = ReadFormats(ref reader);
-                Remember(_portals, portal, new Portal(statement, parameters, resultFormats));
-                Enqueue(BindSent);
+                var bound = new Portal(statement, parameters, resultFormats);
+                Remember(_portals, portal, bound);
+                Enqueue(blocked is null ? BindSent : new Request(Kind.Bind, timestamp) { Text = statement.Text, Portal = bound, Verdict = verdict ?? statement.Verdict, Blocked = blocked });
                 break;
             }
             case (byte)'D':
@@ -191,7 +206,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             case (byte)'F':
             {
                 var oid = reader.ReadInt32();
-                Enqueue(new Request(Kind.FunctionCall, timestamp) { Text = $"(fastpath function call: function oid {oid.ToString(CultureInfo.InvariantCulture)})" });
+                Enqueue(new Request(Kind.FunctionCall, timestamp) { Text = $"(fastpath function call: function oid {oid.ToString(CultureInfo.InvariantCulture)})", Verdict = verdict, Blocked = blocked });
                 break;
             }
             // Flush, CopyData, CopyDone, CopyFail and Terminate get no answer of their own.
@@ -249,8 +264,11 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 Complete(_pending.Dequeue(), timestamp);
                 break;
             case (byte)'E':
-                OnError(head, ReadError(body), timestamp);
+            {
+                var error = ReadError(body);
+                OnError(head, head?.Blocked ?? error, timestamp);
                 break;
+            }
             case (byte)'Z':
                 // Everything up to and including the first Sync (or the simple query / function call) is answered.
                 while (_pending.TryDequeue(out var request))
@@ -263,6 +281,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 break;
         }
     }
+
+    /// <summary>The error the agent gets for the next ErrorResponse instead of the server's, when the request it answers was refused by the gateway.</summary>
+    public PgError? BlockedAtHead => _pending.TryPeek(out var head) ? head.Blocked : null;
 
     /// <summary>The columns of the result being streamed now (for masking), with their format codes.</summary>
     public IReadOnlyList<(string Name, short Format)>? CurrentColumns =>
@@ -283,8 +304,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         // error in Parse, Bind or Describe belongs to the statement the agent was about to execute.
         var failed = _pending.Dequeue();
         var attributed = false;
-        if (failed.Kind == Kind.Execute)
+        if (failed.Kind == Kind.Execute || failed.Blocked is not null)
         {
+            // A refused Parse or Bind is recorded as the statement it carried.
             failed.Error = error;
             Complete(failed, timestamp);
             attributed = true;
@@ -346,7 +368,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     private void Complete(Request request, long timestamp)
     {
-        if (request.Kind is not (Kind.Query or Kind.Execute or Kind.FunctionCall))
+        if (request.Kind is not (Kind.Query or Kind.Execute or Kind.FunctionCall) && request.Blocked is null)
             return;
         _completed.Add(new CompletedStatement(
             request.Text ?? "",
@@ -356,7 +378,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             request.Error,
             request.ColumnNames ?? (IReadOnlyList<string>)[],
             request.Rows ?? (IReadOnlyList<IReadOnlyList<string?>>)[],
-            request.Truncated));
+            request.Truncated,
+            request.Verdict ?? request.Portal?.Statement.Verdict));
     }
 
     private void Enqueue(Request request)

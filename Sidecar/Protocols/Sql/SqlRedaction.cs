@@ -47,6 +47,10 @@ public static partial class SqlRedaction
         return redacted.ToString();
     }
 
+    /// <summary>A parameter value: the value of any <c>password=…</c> in it removed (a connection string bound as a parameter).</summary>
+    public static string RedactValue(string value) =>
+        value.IndexOf("password", StringComparison.OrdinalIgnoreCase) < 0 ? value : ConnectionPassword().Replace(value, "password=[redacted]");
+
     /// <summary><c>password=secret</c>, <c>password = 'se cret'</c> in a libpq connection string.</summary>
     [GeneratedRegex(@"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex ConnectionPassword();

@@ -24,7 +24,8 @@ public sealed class RelayFailureTests
         var agent = new ScriptedStream(failOnRead: failing == "agent", written: toAgent);
         var target = new ScriptedStream(failOnRead: failing == "target", written: new MemoryStream());
         var relay = new PostgresRelay(agent, new UpstreamSession(target, false, 42, 7, [], (byte)'I'), new StatementLedger(64 * 1024),
-            new SessionRecording(NewRecorder(), Guid.NewGuid(), TimeSpan.FromSeconds(1)), new PostgresGatewayOptions());
+            new SessionRecording(NewRecorder(), Guid.NewGuid(), TimeSpan.FromSeconds(1)), new PostgresGatewayOptions(),
+            new PostgresStatementGuard(new Airlock.Sidecar.Policy.Guardrails.SqlSessionJudge(readOnlySession: false), () => null));
 
         var reason = await relay.RunAsync().WaitAsync(TimeSpan.FromSeconds(10));
 

@@ -1,0 +1,124 @@
+using Airlock.Sidecar.Policy.Guardrails;
+using Airlock.Sidecar.Protocols.Postgres;
+using Airlock.Sidecar.Protocols.Sql;
+
+namespace Airlock.Sidecar.Postgres;
+
+/// <summary>A statement-bearing message as judged: what the recording says, and the agent's error when it is refused.</summary>
+internal readonly record struct Ruling(StatementVerdict Verdict, PgError? Refusal);
+
+/// <summary>
+/// The decision on each statement-bearing message of one PostgreSQL session, before any byte of it
+/// goes upstream: Query and Parse are judged on their text; Bind again on the statement it binds (the
+/// policy may have changed since the Parse, and a refused Parse stays refused); a fastpath
+/// FunctionCall only for the large-object functions client libraries use, judged as the SQL it stands
+/// for. The rules are the role's current ones (<paramref name="rules"/> is read per message).
+/// </summary>
+internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet?> rules)
+{
+    private readonly Dictionary<string, Judgement> _prepared = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The large-object functions by their fixed OIDs in pg_catalog (the same in every PostgreSQL
+    /// release; a test checks them against the server): what libpq's and Npgsql's large-object APIs call
+    /// by fastpath. Reads are read, the rest write large objects.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<int, (string Name, bool Writes)> LargeObjectFunctions = new Dictionary<int, (string, bool)>
+    {
+        [952] = ("lo_open", false), [953] = ("lo_close", false), [954] = ("loread", false), [955] = ("lowrite", true),
+        [956] = ("lo_lseek", false), [957] = ("lo_creat", true), [958] = ("lo_tell", false), [964] = ("lo_unlink", true),
+        [715] = ("lo_create", true), [1004] = ("lo_truncate", true), [3170] = ("lo_lseek64", false), [3171] = ("lo_tell64", false),
+        [3172] = ("lo_truncate64", true),
+    };
+
+    public Ruling OnQuery(string text) => Rule(Judge(text));
+
+    public Ruling OnParse(string name, string text)
+    {
+        var judgement = Judge(text);
+        if (_prepared.Count >= SqlSessionJudge.MaxPreparedNames && !_prepared.ContainsKey(name))
+            _prepared.Clear(); // bounded; a forgotten name is refused at Bind (fail closed)
+        _prepared[name] = judgement;
+        return Rule(judgement);
+    }
+
+    public void OnClose(string name) => _prepared.Remove(name);
+
+    public Ruling OnBind(string statementName)
+    {
+        if (!_prepared.TryGetValue(statementName, out var judgement))
+        {
+            var unknown = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: "a prepared statement this session did not prepare through the gateway");
+            judgement = Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), "");
+            return Rule(judgement);
+        }
+        // The policy may have changed since the Parse: judge the same statements with today's rules.
+        if (rules() is { } current)
+        {
+            var statements = judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
+            var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
+            judgement = new Judgement(statements, decision);
+        }
+        return Rule(judgement);
+    }
+
+    public Ruling OnFunctionCall(int oid)
+    {
+        if (!LargeObjectFunctions.TryGetValue(oid, out var function))
+        {
+            var unknown = new SqlStatement("FUNCTION CALL", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: $"fastpath call of function oid {oid}");
+            return Rule(Judgement.Of(unknown, new Decision(DecisionAction.Block, null,
+                $"fastpath function calls are allowed only for the large-object functions (function oid {oid} is not one)", BuiltIn: "fastpath"), ""));
+        }
+        var statement = new SqlStatement("SELECT", function.Writes ? StatementClass.Write : StatementClass.Read,
+            function.Writes ? StatementFlags.LargeObjectWrite : StatementFlags.None, [], [], [function.Name], 0, 0);
+        var normalized = $"SELECT {function.Name.ToUpperInvariant()} ( )";
+        var current = rules();
+        var decision = current is null ? NoRules : judge.Decide(current, statement, normalized);
+        return Rule(Judgement.Of(statement, decision, normalized));
+    }
+
+    /// <summary>The server reported a setting that changes how SQL text reads.</summary>
+    public void OnParameterStatus(string name, string value)
+    {
+        if (name.Equals("standard_conforming_strings", StringComparison.OrdinalIgnoreCase))
+            judge.StandardConformingStrings = !value.Equals("off", StringComparison.OrdinalIgnoreCase);
+        else if (name.Equals("client_encoding", StringComparison.OrdinalIgnoreCase))
+            judge.ClientEncoding = value;
+    }
+
+    private static readonly Decision NoRules = new(DecisionAction.Block, null, "the agent's role is no longer in the policy", BuiltIn: "no-role");
+
+    private Judgement Judge(string text)
+    {
+        var current = rules();
+        if (current is null)
+        {
+            var none = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, text.Length);
+            return Judgement.Of(none, NoRules, "");
+        }
+        return judge.Judge(current, text);
+    }
+
+    private static Ruling Rule(Judgement judgement)
+    {
+        var decision = judgement.Decision;
+        var verdict = new StatementVerdict(StatementNames.Of(judgement.Class), Decision.Name(decision.Action), decision.DecidedBy,
+            judgement.Commands, StatementNames.Names(judgement.Flags & ~(StatementFlags.PasswordLiteral)));
+        if (decision.Allowed)
+            return new Ruling(verdict, null);
+        var count = judgement.Statements.Count;
+        var index = judgement.Statements.ToList().FindIndex(s => s.Decision == decision);
+        var which = count > 1 ? $" (statement {index + 1} of {count}; none of them was run)" : "";
+        var statement = index >= 0 ? judgement.Statements[index].Statement : null;
+        var detail = statement is null ? null
+            : $"The statement is {statement.Command} (class {StatementNames.Of(statement.Class)}{(statement.Flags == StatementFlags.None ? "" : ", " + string.Join(", ", StatementNames.Names(statement.Flags & ~StatementFlags.PasswordLiteral)))}).";
+        var hint = decision.Action == DecisionAction.RequireApproval
+            ? "Approvals are not available on this gateway yet, so the statement was refused instead of held; ask an admin to change the rule."
+            : decision.Rule is null && decision.BuiltIn is null
+                ? "Ask an admin to add a rule that allows it, or try it in the console's simulator."
+                : null;
+        var message = decision.Reason + which;
+        return new Ruling(verdict, new PgError("ERROR", SqlStates.InsufficientPrivilege, message, detail, hint));
+    }
+}
