@@ -18,19 +18,6 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
 {
     private readonly Dictionary<string, Judgement> _prepared = new(StringComparer.Ordinal);
 
-    /// <summary>
-    /// The large-object functions by their fixed OIDs in pg_catalog (the same in every PostgreSQL
-    /// release; a test checks them against the server): what libpq's and Npgsql's large-object APIs call
-    /// by fastpath. Reads are read, the rest write large objects.
-    /// </summary>
-    internal static readonly IReadOnlyDictionary<int, (string Name, bool Writes)> LargeObjectFunctions = new Dictionary<int, (string, bool)>
-    {
-        [952] = ("lo_open", false), [953] = ("lo_close", false), [954] = ("loread", false), [955] = ("lowrite", true),
-        [956] = ("lo_lseek", false), [957] = ("lo_creat", true), [958] = ("lo_tell", false), [964] = ("lo_unlink", true),
-        [715] = ("lo_create", true), [1004] = ("lo_truncate", true), [3170] = ("lo_lseek64", false), [3171] = ("lo_tell64", false),
-        [3172] = ("lo_truncate64", true),
-    };
-
     public Ruling OnQuery(string text) => Rule(Judge(text));
 
     public Ruling OnParse(string name, string text)
@@ -64,7 +51,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
 
     public Ruling OnFunctionCall(int oid)
     {
-        if (!LargeObjectFunctions.TryGetValue(oid, out var function))
+        if (!PgFastpath.LargeObjectFunctions.TryGetValue(oid, out var function))
         {
             var unknown = new SqlStatement("FUNCTION CALL", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: $"fastpath call of function oid {oid}");
             return Rule(Judgement.Of(unknown, new Decision(DecisionAction.Block, null,

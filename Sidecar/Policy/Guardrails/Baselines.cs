@@ -22,8 +22,8 @@ public static class Baselines
     /// other settings, server-side files, programs, network and large-object files, backend signalling,
     /// advisory and table locks, replication and WAL, procedural code and dynamic SQL, routines,
     /// triggers, rules, extensions;</item>
-    /// <item><c>UPDATE</c>/<c>DELETE</c> without a real filter are blocked, so a role that allows writes
-    /// still cannot change every row by accident.</item>
+    /// <item><c>UPDATE</c>/<c>DELETE</c> without a real filter, and <c>TRUNCATE</c>, are blocked, so a role
+    /// that allows writes still cannot change every row at once.</item>
     /// </list>
     /// </summary>
     public static IReadOnlyList<RulePolicy> AgentSafeRules { get; } =
@@ -41,8 +41,8 @@ public static class Baselines
                 StatementFlags.CreateEventTrigger, StatementFlags.RoleStatement, StatementFlags.Grant,
             ],
             message: "the agent-safe baseline blocks server files, programs, network, settings, role changes, locks and procedural code"),
-        Rule("agent-safe/filtered-writes", RuleActions.Block, flags: [StatementFlags.UnfilteredWrite],
-            message: "UPDATE and DELETE need a WHERE clause that really filters"),
+        Rule("agent-safe/filtered-writes", RuleActions.Block, flags: [StatementFlags.UnfilteredWrite, StatementFlags.Truncate],
+            message: "UPDATE and DELETE need a WHERE clause that really filters (and TRUNCATE is never one)"),
     ];
 
     /// <summary>The rules of a named baseline; null for an unknown name.</summary>

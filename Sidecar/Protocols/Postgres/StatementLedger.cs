@@ -138,7 +138,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     types[i] = reader.ReadInt32();
                 var prepared = new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types, verdict);
                 Remember(_prepared, name, prepared);
-                Enqueue(blocked is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Verdict = verdict, Blocked = blocked });
+                Enqueue(blocked is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Statement = prepared, Verdict = verdict, Blocked = blocked });
                 break;
             }
             case (byte)'B':
@@ -315,6 +315,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         {
             var skipped = _pending.Dequeue();
             if (skipped.Kind != Kind.Execute)
+                continue;
+            // The execution of a statement the gateway refused: its refusal is already recorded.
+            if (failed.Blocked is not null && skipped.Portal is { } portal && (portal == failed.Portal || portal.Statement == failed.Statement))
                 continue;
             skipped.Error = attributed ? PgError.Error(error.SqlState, $"not executed: an earlier message in the pipeline failed ({error.Message})") : error;
             attributed = true;
