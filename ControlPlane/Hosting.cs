@@ -55,6 +55,7 @@ internal static class Hosting
             .ProtectKeyRing(builder.Configuration, stateDirectory, productionStore: DataExtensions.IsPostgres(builder.Configuration.GetConnectionString("Airlock") ?? ""));
         builder.Services.AddSingleton<PolicyChangeNotifier>();
         builder.Services.AddScoped<PolicyStore>();
+        builder.Services.AddScoped<Simulator>();
         builder.Services.AddScoped<SnapshotCompiler>();
         builder.Services.AddScoped<SnapshotSigningKeys>();
         return builder;

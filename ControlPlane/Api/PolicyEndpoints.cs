@@ -36,6 +36,18 @@ internal static class PolicyEndpoints
         MapEntity(api, "trusted-issuers", "trusted issuer", d => d.TrustedIssuers!, s => s.Name);
         MapRules(api);
         MapAgentCredentials(api);
+        api.MapPost("/simulate", async (SimulateRequest body, Simulator simulator, CancellationToken ct) =>
+        {
+            try
+            {
+                return Results.Ok(await simulator.SimulateAsync(body, ct));
+            }
+            catch (SimulationException e)
+            {
+                return Results.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Cannot simulate", detail: e.Message,
+                    type: "https://airlock.dev/problems/simulation");
+            }
+        }).RequireAuthorization(AccessPolicies.Viewer);
         return api;
     }
 

@@ -117,20 +117,7 @@ public sealed class SnapshotCompiler(
             var reached = targets.Where(t => role.Grants.Any(g => Grants(g, t))).Select(t => t.Name).ToList();
             if (reached.Count == 0)
                 continue;
-            // A baseline's rules come first; the role's own rules extend them (the most restrictive match wins).
-            var baseline = role.Baseline is { } name ? Baselines.Rules(name) ?? [] : [];
-            var rules = baseline.Concat(role.Rules
-                .OrderBy(r => r.Position)
-                .Where(r => r.Targets.Count == 0 || r.Targets.Any(reached.Contains))
-                .Select(r => new RulePolicy(
-                    r.Name,
-                    r.Action,
-                    r.Targets.Where(reached.Contains).ToList(),
-                    new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern, r.Match.Functions ?? [], r.Match.Flags ?? []),
-                    r.Message,
-                    r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast) : null,
-                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null)))
-                .ToList();
+            var rules = RulesFor(role, reached);
             roleReach.Add(new RolePolicy(role.Name, reached, rules));
         }
 
@@ -172,6 +159,28 @@ public sealed class SnapshotCompiler(
     }
 
     /// <summary>A grant reaches a target by name, or by a selector whose every label matches.</summary>
+    /// <summary>
+    /// The rules of <paramref name="role"/> as a snapshot carries them for the targets it reaches: its
+    /// baseline's rules first, then its own in order (a rule narrowed to targets applies only to those).
+    /// The simulator uses the same.
+    /// </summary>
+    public static List<RulePolicy> RulesFor(Role role, IReadOnlyCollection<string> reached)
+    {
+        var baseline = role.Baseline is { } name ? Baselines.Rules(name) ?? [] : [];
+        return baseline.Concat(role.Rules
+                .OrderBy(r => r.Position)
+                .Where(r => r.Targets.Count == 0 || r.Targets.Any(reached.Contains))
+                .Select(r => new RulePolicy(
+                    r.Name,
+                    r.Action,
+                    r.Targets.Where(reached.Contains).ToList(),
+                    new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern, r.Match.Functions ?? [], r.Match.Flags ?? []),
+                    r.Message,
+                    r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast) : null,
+                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null)))
+            .ToList();
+    }
+
     public static bool Grants(GrantData grant, Target target) =>
         grant.Target is not null
             ? string.Equals(grant.Target, target.Name, StringComparison.Ordinal)
