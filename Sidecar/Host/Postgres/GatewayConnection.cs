@@ -328,8 +328,8 @@ internal sealed class GatewayConnection(
         services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}{ReadOnly}",
             session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "", readOnly ? ", read-only" : "");
 
-        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions);
-        var guard = new PostgresStatementGuard(judge, CurrentRules(agent));
+        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function));
+        var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, target));
         var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard);
         using var live = services.LiveSessions.Register(session, reason =>
         {
@@ -422,4 +422,16 @@ internal sealed record GatewayServices(
 {
     /// <summary>Functions the operator vouches for (Sidecar:Postgres:SafeFunctions).</summary>
     public IReadOnlySet<string> SafeFunctions { get; init; } = new HashSet<string>();
+
+    public required FunctionCatalog Catalog { get; init; }
+}
+
+/// <summary>One target's view of the <see cref="FunctionCatalog"/>, for a session's guard.</summary>
+internal sealed class TargetCatalog(FunctionCatalog catalog, TargetPolicy target) : PostgresStatementGuard.ICatalog
+{
+    public bool Knows(IReadOnlyList<string> functions) => catalog.Knows(target.Name, functions);
+
+    public Task LearnAsync(IReadOnlyList<string> functions) => catalog.LoadAsync(target, functions, CancellationToken.None);
+
+    public void Forget() => catalog.Forget(target.Name);
 }

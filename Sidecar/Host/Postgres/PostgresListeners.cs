@@ -47,6 +47,7 @@ internal sealed class PostgresListeners : BackgroundService
         _services = new GatewayServices(snapshots, authenticator, connector, cancelKeys, recorder, liveSessions, identity, this, metrics, limits, logger)
         {
             SafeFunctions = gateway.SafeFunctions.Select(f => Protocols.Sql.SqlFunctions.Fold(f.Trim())).ToHashSet(StringComparer.Ordinal),
+            Catalog = new FunctionCatalog(connector, logger, TimeProvider.System),
         };
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);

@@ -164,9 +164,8 @@ internal sealed class PostgresRelay(
                     {
                         try
                         {
-                            var body = input.Span.Slice(forwarded + 5, length - 4);
-                            var ruling = Judge(type, body);
-                            InspectFrontend(body, type, arrived, ruling);
+                            var ruling = await guard.JudgeAsync(type, input.Memory.Slice(forwarded + 5, length - 4));
+                            InspectFrontend(input.Span.Slice(forwarded + 5, length - 4), type, arrived, ruling);
                             if (ruling?.Refusal is not null)
                             {
                                 rewritten ??= new ArrayBufferWriter<byte>(forwarded + 64);
@@ -373,33 +372,6 @@ internal sealed class PostgresRelay(
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
         {
             return false;
-        }
-    }
-
-    /// <summary>The guard's ruling on a statement-bearing message (Query, Parse, Bind, FunctionCall); null for the others.</summary>
-    private Ruling? Judge(byte type, ReadOnlySpan<byte> body)
-    {
-        var reader = new PgReader(body);
-        switch (type)
-        {
-            case (byte)'Q':
-                return guard.OnQuery(reader.ReadCString());
-            case (byte)'P':
-            {
-                var name = reader.ReadCString();
-                return guard.OnParse(name, reader.ReadCString());
-            }
-            case (byte)'B':
-                reader.ReadCString(); // portal
-                return guard.OnBind(reader.ReadCString());
-            case (byte)'F':
-                return guard.OnFunctionCall(reader.ReadInt32());
-            case (byte)'C':
-                if (reader.ReadByte() == (byte)'S')
-                    guard.OnClose(reader.ReadCString());
-                return null;
-            default:
-                return null;
         }
     }
 

@@ -14,8 +14,54 @@ internal readonly record struct Ruling(StatementVerdict Verdict, PgError? Refusa
 /// FunctionCall only for the large-object functions client libraries use, judged as the SQL it stands
 /// for. The rules are the role's current ones (<paramref name="rules"/> is read per message).
 /// </summary>
-internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet?> rules)
+/// <param name="catalog">Learns what the target's catalog says about functions the classifier does not know (before the judge asks); forgets after DDL.</param>
+internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet?> rules, PostgresStatementGuard.ICatalog? catalog = null)
 {
+    /// <summary>The target's function catalog as one session sees it.</summary>
+    public interface ICatalog
+    {
+        bool Knows(IReadOnlyList<string> functions);
+        Task LearnAsync(IReadOnlyList<string> functions);
+        void Forget();
+    }
+
+    /// <summary>
+    /// Judges a statement-bearing message (Query, Parse, Bind, FunctionCall; Close forgets a statement);
+    /// null for other messages. Completes synchronously unless the text calls functions whose catalog
+    /// entry must be learned first. <paramref name="body"/> stays valid while this runs.
+    /// </summary>
+    public async ValueTask<Ruling?> JudgeAsync(byte type, ReadOnlyMemory<byte> body)
+    {
+        string? text = null, name = null;
+        {
+            var reader = new PgReader(body.Span);
+            switch (type)
+            {
+                case (byte)'Q':
+                    text = reader.ReadCString();
+                    break;
+                case (byte)'P':
+                    name = reader.ReadCString();
+                    text = reader.ReadCString();
+                    break;
+                case (byte)'B':
+                    reader.ReadCString(); // portal
+                    return OnBind(reader.ReadCString());
+                case (byte)'F':
+                    return OnFunctionCall(reader.ReadInt32());
+                case (byte)'C':
+                    if (reader.ReadByte() == (byte)'S')
+                        OnClose(reader.ReadCString());
+                    return null;
+                default:
+                    return null;
+            }
+        }
+        if (catalog is not null && judge.FunctionsToLearn(text) is { Count: > 0 } functions && !catalog.Knows(functions))
+            await catalog.LearnAsync(functions);
+        return name is null ? OnQuery(text) : OnParse(name, text);
+    }
+
     private readonly Dictionary<string, Judgement> _prepared = new(StringComparer.Ordinal);
 
     public Ruling OnQuery(string text) => Rule(Judge(text));
@@ -84,7 +130,11 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             var none = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, text.Length);
             return Judgement.Of(none, NoRules, "");
         }
-        return judge.Judge(current, text);
+        var judgement = judge.Judge(current, text);
+        // Functions may have been created, replaced or dropped: learn them again.
+        if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
+            catalog?.Forget();
+        return judgement;
     }
 
     private static Ruling Rule(Judgement judgement)

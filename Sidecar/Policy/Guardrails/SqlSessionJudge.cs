@@ -124,6 +124,22 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         return new Judgement(judged, overall);
     }
 
+    /// <summary>Functions in <paramref name="text"/> that only the target's catalog can judge (neither known to the classifier nor vouched for by the operator).</summary>
+    public IReadOnlyList<string> FunctionsToLearn(string text)
+    {
+        var analysis = AnalysisCache.Get(text, StandardConformingStrings);
+        List<string>? names = null;
+        foreach (var statement in analysis.Statements)
+        {
+            if (!statement.Has(StatementFlags.UnknownFunction))
+                continue;
+            foreach (var f in statement.Functions)
+                if (SqlFunctions.Known(f) is null && operatorSafeFunctions?.Contains(f) != true)
+                    (names ??= []).Add(f);
+        }
+        return names ?? (IReadOnlyList<string>)[];
+    }
+
     /// <summary>Decides a statement built by the gateway (a fastpath function call stands for <c>SELECT f(…)</c>).</summary>
     public Decision Decide(RuleSet rules, SqlStatement statement, string normalized)
     {

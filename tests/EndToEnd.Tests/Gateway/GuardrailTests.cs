@@ -32,6 +32,8 @@ public sealed class GuardrailFixture : IAsyncLifetime
                 CREATE TABLE counter (n int NOT NULL);
                 INSERT INTO counter VALUES (0);
                 CREATE FUNCTION bump_counter() RETURNS int LANGUAGE plpgsql VOLATILE AS $$ BEGIN UPDATE counter SET n = n + 1; RETURN 1; END $$;
+                CREATE FUNCTION customer_label(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'label ' || i $$;
+                CREATE FUNCTION touch_counter() RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 1 $$;
                 """, direct);
             await setup.ExecuteNonQueryAsync();
         }
@@ -240,6 +242,21 @@ public sealed class GuardrailTests(GuardrailFixture fixture) : IClassFixture<Gua
         // The writer's session is not read-only.
         await using var writer = await OpenAsync(Writer);
         Assert.Equal("off", await ScalarAsync(writer, "SHOW default_transaction_read_only"));
+    }
+
+    [Fact]
+    public async Task Functions_the_classifier_does_not_know_are_judged_by_the_targets_catalog()
+    {
+        await using var reader = await OpenAsync(Reader);
+        // customer_label is STABLE in the target's catalog: a read.
+        Assert.Equal("label 3", await ScalarAsync(reader, "SELECT customer_label(3)"));
+        Assert.Equal("label 4", await ScalarAsync(reader, "SELECT public.CUSTOMER_LABEL(4)"));
+        // touch_counter is VOLATILE and not on the safe list: at least a write, which the reader may not do.
+        var e = await RefusedAsync(reader, "SELECT touch_counter()");
+        Assert.Contains("no rule of role \"safe-reader\" allows SELECT (write: calls touch_counter(), a volatile function not on the safe list", e.MessageText, StringComparison.Ordinal);
+        // The writer may.
+        await using var writer = await OpenAsync(Writer);
+        Assert.Equal(1, await ScalarAsync(writer, "SELECT touch_counter()"));
     }
 
     [Fact]
