@@ -236,14 +236,14 @@ internal static partial class GatewayThroughput
         }
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var sorted = values.Order().ToList();
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     [GeneratedRegex(@"tps = ([0-9.]+) \(without initial connection time\)")]
-    private static partial Regex TpsPattern();
+    internal static partial Regex TpsPattern();
 
     [GeneratedRegex(@"number of transactions actually processed: ([0-9]+)")]
     private static partial Regex TransactionsPattern();

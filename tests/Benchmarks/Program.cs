@@ -6,6 +6,7 @@ return args.FirstOrDefault() switch
     "token-validation" => await TokenValidation.RunAsync(args[1..]),
     "recording-ingest" => await RecordingIngest.RunAsync(args[1..]),
     "gateway" => await GatewayThroughput.RunAsync(args[1..]),
+    "guardrails" => await GuardrailCost.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -32,6 +33,11 @@ static int Usage()
               sidecar with recording on, -c 1/8, -M simple/prepared, interleaved rounds, medians
               and ratios; then large results and COPY TO STDOUT in MB/s with the sidecar's peak RSS.
               Needs AIRLOCK_TEST_POSTGRES and root (pgbouncer runs as the 'postgres' user).
+
+          guardrails [--seconds 8] [--rounds 3] [--scale 10] [--micro-only] [--quick]
+              Classifier + evaluator cost per statement (µs and bytes, cold and cached) for short,
+              long and pathological statements; then pgbench -S and TPC-B through one sidecar with
+              the agent-safe baseline vs a single allow-everything rule, as ratios.
         """);
     return 2;
 }
