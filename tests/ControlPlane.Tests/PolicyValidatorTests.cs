@@ -72,6 +72,8 @@ public sealed class PolicyValidatorTests
         { "unknown action", "action: block", "action: explode", "roles[0].rules[0].action: must be one of" },
         { "unknown class", "classes: [ddl]", "classes: [ddl, evil]", "roles[0].rules[0].match.classes[1]: unknown class 'evil'" },
         { "bad regex", "classes: [ddl]}", "classes: [ddl], pattern: '(unclosed'}", "roles[0].rules[0].match.pattern: is not a valid regular expression" },
+        { "unknown flag", "classes: [ddl]}", "classes: [ddl], flags: [unfiltered_write, sneaky]}", "roles[0].rules[0].match.flags[1]: unknown flag 'sneaky'; expected one of: unfiltered_write," },
+        { "unknown baseline", "  grants: [{target: orders}", "  baseline: very-safe\n  grants: [{target: orders}", "roles[0].baseline: unknown baseline 'very-safe'; expected one of: agent-safe" },
         { "mask without spec", "mask: {columns: [users.email]}", "message: x", "roles[0].rules[2].mask: is required for action 'mask'" },
         { "bad strategy", "mask: {columns: [users.email]}", "mask: {columns: [users.email], strategy: shred}", "roles[0].rules[2].mask.strategy: must be one of" },
         { "approval on block", "message: DDL is not allowed", "message: DDL\n    approval: {mode: hold}", "roles[0].rules[0].approval: is only allowed with action 'require_approval'" },
@@ -80,6 +82,18 @@ public sealed class PolicyValidatorTests
         { "agent unknown role", "role: reader}", "role: writer}", "agents[0].role: role 'writer' is not defined" },
         { "agent unknown owner", "owner: alice", "owner: mallory", "agents[0].owner: console user 'mallory' does not exist" },
     };
+
+    [Fact]
+    public void Baseline_functions_and_flags_are_accepted_and_functions_folded()
+    {
+        var (doc, errors) = Validate(Valid
+            .Replace("  grants: [{target: orders}", "  baseline: agent-safe\n  grants: [{target: orders}", StringComparison.Ordinal)
+            .Replace("match: {classes: [ddl]}", "match: {classes: [ddl], functions: [PG_CATALOG.PG_SLEEP], flags: [row_lock, file_access]}", StringComparison.Ordinal));
+        Assert.Empty(errors);
+        Assert.Equal("agent-safe", doc.Roles![0].Baseline);
+        Assert.Equal(["pg_sleep"], doc.Roles[0].Rules![0].Match!.Functions);
+        Assert.Equal(["row_lock", "file_access"], doc.Roles[0].Rules![0].Match!.Flags);
+    }
 
     [Theory]
     [MemberData(nameof(BadDocuments))]

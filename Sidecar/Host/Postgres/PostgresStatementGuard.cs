@@ -1,6 +1,7 @@
 using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Protocols.Sql;
+using System.Runtime.CompilerServices;
 
 namespace Airlock.Sidecar.Postgres;
 
@@ -62,7 +63,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         return name is null ? OnQuery(text) : OnParse(name, text);
     }
 
-    private readonly Dictionary<string, Judgement> _prepared = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PreparedStatement> _prepared = new(StringComparer.Ordinal);
 
     public Ruling OnQuery(string text) => Rule(Judge(text));
 
@@ -71,28 +72,36 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         var judgement = Judge(text);
         if (_prepared.Count >= SqlSessionJudge.MaxPreparedNames && !_prepared.ContainsKey(name))
             _prepared.Clear(); // bounded; a forgotten name is refused at Bind (fail closed)
-        _prepared[name] = judgement;
-        return Rule(judgement);
+        var ruling = Rule(judgement);
+        _prepared[name] = new PreparedStatement(judgement, rules(), ruling);
+        return ruling;
     }
+
+    /// <summary>A statement as parsed: its judgement, under which rules, and the ruling then (reused at every Bind while the rules stay).</summary>
+    private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling);
 
     public void OnClose(string name) => _prepared.Remove(name);
 
     public Ruling OnBind(string statementName)
     {
-        if (!_prepared.TryGetValue(statementName, out var judgement))
+        if (!_prepared.TryGetValue(statementName, out var prepared))
         {
+            Judgement judgement;
             var unknown = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: "a prepared statement this session did not prepare through the gateway");
             judgement = Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), "");
             return Rule(judgement);
         }
         // The policy may have changed since the Parse: judge the same statements with today's rules.
-        if (rules() is { } current)
-        {
-            var statements = judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
-            var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
-            judgement = new Judgement(statements, decision);
-        }
-        return Rule(judgement);
+        var current = rules();
+        if (ReferenceEquals(current, prepared.Rules))
+            return prepared.Ruling;
+        if (current is null)
+            return Rule(Judgement.Of(prepared.Judgement.Statements[0].Statement, NoRules, ""));
+        var statements = prepared.Judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
+        var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
+        var ruling = Rule(new Judgement(statements, decision));
+        _prepared[statementName] = prepared with { Rules = current, Ruling = ruling };
+        return ruling;
     }
 
     public Ruling OnFunctionCall(int oid)
@@ -137,7 +146,19 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         return judgement;
     }
 
+    /// <summary>Rulings of judgements the judge reuses (a repeated statement): built once.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Judgement, StrongBox<Ruling>> Rulings = new();
+
     private static Ruling Rule(Judgement judgement)
+    {
+        if (Rulings.TryGetValue(judgement, out var known))
+            return known.Value;
+        var ruling = Build(judgement);
+        Rulings.AddOrUpdate(judgement, new StrongBox<Ruling>(ruling));
+        return ruling;
+    }
+
+    private static Ruling Build(Judgement judgement)
     {
         var decision = judgement.Decision;
         var verdict = new StatementVerdict(StatementNames.Of(judgement.Class), Decision.Name(decision.Action), decision.DecidedBy,

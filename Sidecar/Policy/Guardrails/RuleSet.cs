@@ -97,6 +97,9 @@ public sealed class RuleSet
 
     private readonly ConditionalWeakTable<SqlStatement, Decision> _decisions = new();
 
+    /// <summary>Whole judgements of texts that depend on nothing but the text and these rules (see <see cref="SqlSessionJudge"/>).</summary>
+    internal ConditionalWeakTable<object, Judgement> Judgements { get; } = new();
+
     /// <summary>
     /// Decides one statement. <paramref name="normalized"/> is its normalized text (for patterns);
     /// decisions on statements from the classifier's cache are cached too (a repeated statement costs a

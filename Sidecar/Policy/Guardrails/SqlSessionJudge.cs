@@ -63,6 +63,24 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     public Judgement Judge(RuleSet rules, string text)
     {
         var analysis = AnalysisCache.Get(text, StandardConformingStrings);
+        // The common case — one statement that depends on nothing in the session — is judged once per
+        // rule set and text: a repeated statement costs two lookups and no allocation.
+        var independent = analysis.Statements.Count == 1 && IsSessionIndependent(analysis.Statements[0]) && IsSafeEncoding(ClientEncoding);
+        if (independent && rules.Judgements.TryGetValue(analysis, out var known))
+            return known;
+        var judgement = JudgeAll(rules, analysis);
+        if (independent)
+            rules.Judgements.AddOrUpdate(analysis, judgement);
+        return judgement;
+    }
+
+    /// <summary>Its decision depends only on its text and the rules: no prepared names, catalog, read-only guard.</summary>
+    private static bool IsSessionIndependent(SqlStatement s) =>
+        (s.Flags & (StatementFlags.Execute | StatementFlags.Prepare | StatementFlags.UnknownFunction | StatementFlags.ReadWriteTransaction)) == 0
+        && s.Command is not ("DEALLOCATE" or "DISCARD ALL");
+
+    private Judgement JudgeAll(RuleSet rules, AnalysisCache.Entry analysis)
+    {
         var judged = new List<StatementJudgement>(analysis.Statements.Count);
         Dictionary<string, SqlStatement?>? pending = null; // this message's own PREPARE/DEALLOCATE, in order
         Decision? overall = null;
