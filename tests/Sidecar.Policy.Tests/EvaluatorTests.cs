@@ -262,9 +262,17 @@ public class EvaluatorTests
     {
         var rules = RuleSet.Compile("r", Sets["safe"]);
         var judge = new SqlSessionJudge(false);
-        var first = judge.Judge(rules, "SELECT * FROM t WHERE id = $1");
-        var second = judge.Judge(rules, "SELECT * FROM t WHERE id = $1");
-        Assert.Same(first.Statements[0].Statement, second.Statements[0].Statement);
-        Assert.Same(first.Decision, second.Decision);
+        // A text is cached the second time it is seen (one-off texts are not kept), then reused whole.
+        var text = $"SELECT * FROM t WHERE id = $1 /* {Guid.NewGuid()} */";
+        var first = judge.Judge(rules, text);
+        var second = judge.Judge(rules, text);
+        var third = judge.Judge(rules, text);
+        Assert.NotSame(first, second);
+        Assert.Same(second, third);
+        Assert.Same(second.Statements[0].Statement, third.Statements[0].Statement);
+        // Another rule set judges the same cached classification anew.
+        var other = judge.Judge(RuleSet.Compile("r", Sets["everything"]), text);
+        Assert.Same(third.Statements[0].Statement, other.Statements[0].Statement);
+        Assert.Equal("all", other.Decision.DecidedBy);
     }
 }

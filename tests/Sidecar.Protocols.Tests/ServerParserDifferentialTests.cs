@@ -111,7 +111,7 @@ public class ServerParserDifferentialTests(ITestOutputHelper output)
             "ALTER DEFAULT PRIVILEGES" => ["AlterDefaultPrivilegesStmt"],
             "GRANT" or "REVOKE" => ["GrantStmt", "GrantRoleStmt"],
             "COMMENT" => ["CommentStmt"],
-            "SET" or "RESET" => ["VariableSetStmt"],
+            "SET" or "RESET" => ["VariableSetStmt", "ConstraintsSetStmt"],
             "SHOW" => ["VariableShowStmt"],
             "BEGIN" or "START TRANSACTION" or "COMMIT" or "ROLLBACK" or "SAVEPOINT" or "RELEASE" or "PREPARE TRANSACTION"
                 or "COMMIT PREPARED" or "ROLLBACK PREPARED" => ["TransactionStmt"],

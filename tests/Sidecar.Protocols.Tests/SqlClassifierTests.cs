@@ -246,6 +246,46 @@ public class SqlClassifierTests
         unknown UNKNOWN                -                          VACUME t
         unknown UNKNOWN                -                          IMPORT_DATA t
         unknown UNKNOWN                -                          ;x;
+        admin   SELECT                 file_access                SELECT ('/etc/passwd'::text).pg_read_file
+        admin   SELECT                 file_access                SELECT f.pg_read_file FROM CAST('/etc/passwd' AS text) f
+        admin   SELECT                 file_access                SELECT (ARRAY['/x'::text])[1].pg_read_file
+        admin   SELECT                 backend_signal             SELECT p.pg_terminate_backend FROM unnest(ARRAY[1]) p
+        admin   SELECT                 advisory_lock              SELECT (42::bigint).pg_advisory_lock
+        admin   SELECT                 large_object_file          SELECT ('/etc/passwd'::text).lo_import
+        unknown SELECT                 dynamic_sql                SELECT ('SELECT 1'::text).ts_stat
+        write   SELECT                 -                          SELECT ('s'::regclass).nextval
+        write   EXPLAIN                explain_analyze            EXPLAIN ("analyze") DELETE FROM t WHERE a = 9
+        write   EXPLAIN                explain_analyze            EXPLAIN (U&"analyze", costs off) INSERT INTO t VALUES (7)
+        write   EXPLAIN                explain_analyze            EXPLAIN ("analyze" true, "format" json) UPDATE t SET a = 1 WHERE id = 2
+        write   EXPLAIN                explain_analyze            EXPLAIN (some_new_option) DELETE FROM t WHERE a = 9
+        read    EXPLAIN                -                          EXPLAIN (COSTS off, FORMAT json) DELETE FROM t WHERE a = 9
+        write   SELECT                 data_modifying_cte         WITH x AS (WITH y AS (SELECT 1) DELETE FROM t WHERE a = 1 RETURNING *) SELECT * FROM x
+        write   SELECT                 data_modifying_cte         SELECT * FROM (WITH y AS (SELECT 1) INSERT INTO t VALUES (1) RETURNING *) z
+        write   COPY                   copy_to                    COPY (WITH y AS (SELECT 1) UPDATE t SET a = 1 WHERE id = 1 RETURNING *) TO STDOUT
+        read    RESET                  read_write_transaction     RESET transaction_read_only
+        read    RESET                  read_write_transaction     RESET "default_transaction_read_only"
+        admin   RESET                  lexer_setting              RESET standard_conforming_strings
+        read    SELECT                 unknown_function           SELECT app.execute('DROP TABLE t')
+        read    SELECT                 unknown_function           SELECT execute('DROP TABLE t')
+        read    SELECT                 unknown_function           SELECT public.call(1), key(2), options(3), set(4)
+        read    SELECT                 -                          SELECT d FROM generate_series(1, 3) g(d)
+        read    SELECT                 -                          SELECT * FROM (VALUES (1, 'a')) v(id, name)
+        read    SELECT                 -                          SELECT k FROM t, LATERAL jsonb_each(t.j) e(k, v)
+        read    SELECT                 -                          SELECT x FROM (SELECT 1) sub(x)
+        read    SELECT                 -                          SELECT CAST('a' AS character varying(10)), 'b'::char varying(3), B'1'::bit varying(4)
+        read    SELECT                 -                          SELECT * FROM t TABLESAMPLE SYSTEM (10) REPEATABLE (1)
+        read    SELECT                 -                          SELECT * FROM t TABLESAMPLE BERNOULLI (10)
+        read    SELECT                 -                          SELECT xmlelement(name a, xmlattributes(1 AS b)), x.* FROM XMLTABLE('/r' PASSING '<r/>'::xml COLUMNS a int PATH 'a') x
+        read    SELECT                 -                          SELECT count(*) OVER (PARTITION BY a), sum(b) FILTER (WHERE b > 0), percentile_cont(0.5) WITHIN GROUP (ORDER BY b) FROM t
+        read    SELECT                 -                          WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) SEARCH DEPTH FIRST BY n, n SET ord SELECT * FROM r
+        read    SELECT                 -                          WITH RECURSIVE r(id, parent) AS (SELECT 1, 0) CYCLE id, parent SET is_cycle USING path SELECT * FROM r
+        read    SELECT                 -                          WITH a AS (WITH b(c) AS (SELECT 1) SELECT c FROM b) SELECT * FROM a
+        read    SET                    -                          SET CONSTRAINTS ALL DEFERRED
+        read    SET                    -                          SET XML OPTION CONTENT
+        read    SET                    -                          SET "DateStyle" TO ISO
+        read    COPY                   copy_to                    COPY BINARY t TO STDOUT
+        read    EXPLAIN                -                          EXPLAIN EXECUTE q(1)
+        read    SELECT                 -                          SELECT pg_blocking_pids(pg_backend_pid()), to_regrole('x')
         """;
 
     public static TheoryData<string, string, string, string> Rows()

@@ -34,6 +34,7 @@ public class SqlSplittingTests
         { "SELECT 'a' 'b'; DROP TABLE t", true, 2 },
         { "SELECT B'0101'; SELECT X'ff'", true, 2 },
         { "BEGIN; SELECT 1; COMMIT", true, 3 },
+        { "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS end; SELECT 2; END; SELECT 3", true, 2 },
     };
 
     [Theory]

@@ -330,6 +330,7 @@ internal sealed class GatewayConnection(
 
         var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function));
         var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, target));
+        guard.OnStartup(upstream.StartupMessages);
         var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard);
         using var live = services.LiveSessions.Register(session, reason =>
         {

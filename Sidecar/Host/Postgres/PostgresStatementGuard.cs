@@ -58,7 +58,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                     return null;
             }
         }
-        if (catalog is not null && judge.FunctionsToLearn(text) is { Count: > 0 } functions && !catalog.Knows(functions))
+        if (catalog is not null && rules() is { } current && judge.FunctionsToLearn(current, text) is { Count: > 0 } functions && !catalog.Knows(functions))
             await catalog.LearnAsync(functions);
         return name is null ? OnQuery(text) : OnParse(name, text);
     }
@@ -116,8 +116,21 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             function.Writes ? StatementFlags.LargeObjectWrite : StatementFlags.None, [], [], [function.Name], 0, 0);
         var normalized = $"SELECT {function.Name.ToUpperInvariant()} ( )";
         var current = rules();
-        var decision = current is null ? NoRules : judge.Decide(current, statement, normalized);
+        var decision = current is null ? NoRules : judge.Decide(current, statement, NormalizedText.Of(normalized));
         return Rule(Judgement.Of(statement, decision, normalized));
+    }
+
+    /// <summary>The server's settings at startup (its ParameterStatus messages among the startup messages): what RESET returns to.</summary>
+    public void OnStartup(IEnumerable<byte[]> messages)
+    {
+        foreach (var message in messages)
+        {
+            if (message.Length < 5 || message[0] != (byte)'S')
+                continue;
+            var reader = new PgReader(message.AsSpan(5));
+            OnParameterStatus(reader.ReadCString(), reader.ReadCString());
+        }
+        judge.StartupStandardConformingStrings = judge.StandardConformingStrings;
     }
 
     /// <summary>The server reported a setting that changes how SQL text reads.</summary>
@@ -146,23 +159,21 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         return judgement;
     }
 
-    /// <summary>Rulings of judgements the judge reuses (a repeated statement): built once.</summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Judgement, StrongBox<Ruling>> Rulings = new();
-
+    /// <summary>The ruling of a judgement, built once and kept with it (the judge reuses the judgement of a repeated statement).</summary>
     private static Ruling Rule(Judgement judgement)
     {
-        if (Rulings.TryGetValue(judgement, out var known))
+        if (judgement.GatewayTag is StrongBox<Ruling> known)
             return known.Value;
         var ruling = Build(judgement);
-        Rulings.AddOrUpdate(judgement, new StrongBox<Ruling>(ruling));
+        judgement.GatewayTag = new StrongBox<Ruling>(ruling);
         return ruling;
     }
 
     private static Ruling Build(Judgement judgement)
     {
         var decision = judgement.Decision;
-        var verdict = new StatementVerdict(StatementNames.Of(judgement.Class), Decision.Name(decision.Action), decision.DecidedBy,
-            judgement.Commands, StatementNames.Names(judgement.Flags & ~(StatementFlags.PasswordLiteral)));
+        var verdict = new StatementVerdict(judgement.Class, Decision.Name(decision.Action), decision.DecidedBy,
+            judgement.Statements.Count == 1 ? judgement.Statements[0].Statement.Command : judgement.Commands, judgement.Flags & ~StatementFlags.PasswordLiteral);
         if (decision.Allowed)
             return new Ruling(verdict, null);
         var count = judgement.Statements.Count;

@@ -67,7 +67,12 @@ public sealed class RuleSet
         _role = role;
         _rules = rules;
         AllowsWrites = rules.Any(r => r.Action is RuleAction.Allow or RuleAction.RequireApproval && r.CouldMatchBeyondReads);
+        var lexerChange = new SqlStatement("SET", StatementClass.Admin, StatementFlags.LexerSetting, [], [], [], 0, 0);
+        AllowsLexerSettings = Evaluate(lexerChange, NormalizedText.Of("SET STANDARD_CONFORMING_STRINGS = OFF")).Action != DecisionAction.Block;
     }
+
+    /// <summary>Whether a session under these rules may change how SQL text reads (standard_conforming_strings, client_encoding).</summary>
+    public bool AllowsLexerSettings { get; }
 
     /// <summary>
     /// Whether any allowing rule could let something other than a read through. When none can, the
@@ -95,26 +100,10 @@ public sealed class RuleSet
     /// <summary>Compiles rules (the simulator and tests; the sidecar uses <see cref="For"/>).</summary>
     public static RuleSet Compile(string role, IEnumerable<RulePolicy> rules) => new(role, rules.Select(CompiledRule.From).ToArray());
 
-    private readonly ConditionalWeakTable<SqlStatement, Decision> _decisions = new();
+    /// <summary>Decides one statement; its normalized text is made only if a rule has a pattern.</summary>
+    public Decision Decide(SqlStatement statement, NormalizedText normalized) => Evaluate(statement, normalized);
 
-    /// <summary>Whole judgements of texts that depend on nothing but the text and these rules (see <see cref="SqlSessionJudge"/>).</summary>
-    internal ConditionalWeakTable<object, Judgement> Judgements { get; } = new();
-
-    /// <summary>
-    /// Decides one statement. <paramref name="normalized"/> is its normalized text (for patterns);
-    /// decisions on statements from the classifier's cache are cached too (a repeated statement costs a
-    /// lookup).
-    /// </summary>
-    public Decision Decide(SqlStatement statement, string normalized)
-    {
-        if (_decisions.TryGetValue(statement, out var cached))
-            return cached;
-        var decision = Evaluate(statement, normalized);
-        _decisions.AddOrUpdate(statement, decision);
-        return decision;
-    }
-
-    private Decision Evaluate(SqlStatement statement, string normalized)
+    private Decision Evaluate(SqlStatement statement, NormalizedText normalized)
     {
         CompiledRule? allow = null, approval = null;
         foreach (var rule in _rules)
@@ -212,7 +201,7 @@ public sealed class RuleSet
             };
         }
 
-        public bool Matches(SqlStatement s, string normalized)
+        public bool Matches(SqlStatement s, NormalizedText normalized)
         {
             if (Unreadable)
                 return Action == RuleAction.Block;
@@ -230,7 +219,7 @@ public sealed class RuleSet
             {
                 try
                 {
-                    return Pattern.IsMatch(normalized);
+                    return Pattern.IsMatch(normalized.Value);
                 }
                 catch (RegexMatchTimeoutException)
                 {

@@ -16,7 +16,7 @@ public enum FunctionVolatility
 }
 
 /// <summary>One statement as judged: its classification (resolved in the session) and the decision.</summary>
-public sealed record StatementJudgement(SqlStatement Statement, Decision Decision, string Normalized);
+public sealed record StatementJudgement(SqlStatement Statement, Decision Decision, NormalizedText Normalized);
 
 /// <summary>The judgement of one message's text: every statement, and the message's decision (the most restrictive).</summary>
 public sealed record Judgement(IReadOnlyList<StatementJudgement> Statements, Decision Decision)
@@ -28,7 +28,10 @@ public sealed record Judgement(IReadOnlyList<StatementJudgement> Statements, Dec
 
     public StatementFlags Flags => Statements.Aggregate(StatementFlags.None, (f, s) => f | s.Statement.Flags);
 
-    public static Judgement Of(SqlStatement statement, Decision decision, string normalized) => new([new StatementJudgement(statement, decision, normalized)], decision);
+    public static Judgement Of(SqlStatement statement, Decision decision, string normalized) => new([new StatementJudgement(statement, decision, NormalizedText.Of(normalized))], decision);
+
+    /// <summary>What the gateway made of this judgement (its wire answer), kept with it: a cached judgement is reused by every session.</summary>
+    public object? GatewayTag { get; set; }
 }
 
 /// <summary>
@@ -47,6 +50,16 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     /// <summary>True unless the server reported standard_conforming_strings off.</summary>
     public bool StandardConformingStrings { get; set; } = true;
 
+    /// <summary>The session's value at startup, what RESET and DISCARD ALL return to.</summary>
+    public bool StartupStandardConformingStrings { get; set; } = true;
+
+    /// <summary>
+    /// Whether the setting could change while a message is in flight: then a text with a backslash is
+    /// read both ways (see <see cref="SqlClassifier.Analyze"/>). It cannot when it is on, was on at
+    /// startup, and the rules refuse every statement that changes it.
+    /// </summary>
+    private bool BothReadings(RuleSet rules) => !(StandardConformingStrings && StartupStandardConformingStrings && !rules.AllowsLexerSettings);
+
     /// <summary>The client encoding the server reported; text is read safely only in encodings whose multibyte characters contain no ASCII bytes.</summary>
     public string ClientEncoding { get; set; } = "UTF8";
 
@@ -62,15 +75,15 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     /// <summary>Judges <paramref name="text"/>; session effects (PREPARE/DEALLOCATE names) apply only when the message is allowed.</summary>
     public Judgement Judge(RuleSet rules, string text)
     {
-        var analysis = AnalysisCache.Get(text, StandardConformingStrings);
+        var analysis = AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
         // The common case — one statement that depends on nothing in the session — is judged once per
-        // rule set and text: a repeated statement costs two lookups and no allocation.
+        // rule set and cached text: a repeated statement costs a lookup and no allocation.
         var independent = analysis.Statements.Count == 1 && IsSessionIndependent(analysis.Statements[0]) && IsSafeEncoding(ClientEncoding);
-        if (independent && rules.Judgements.TryGetValue(analysis, out var known))
-            return known;
+        if (independent && analysis.Last is { } last && ReferenceEquals(last.Rules, rules))
+            return last.Judgement;
         var judgement = JudgeAll(rules, analysis);
         if (independent)
-            rules.Judgements.AddOrUpdate(analysis, judgement);
+            analysis.Last = (rules, judgement);
         return judgement;
     }
 
@@ -87,7 +100,7 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         for (var i = 0; i < analysis.Statements.Count; i++)
         {
             var statement = analysis.Statements[i];
-            var normalized = analysis.Normalized[i];
+            var normalized = analysis.Normalized(i);
             if (!IsSafeEncoding(ClientEncoding))
             {
                 statement = statement with { Class = StatementClass.Unknown, Reason = $"the client encoding {ClientEncoding} cannot be read safely" };
@@ -143,23 +156,26 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     }
 
     /// <summary>Functions in <paramref name="text"/> that only the target's catalog can judge (neither known to the classifier nor vouched for by the operator).</summary>
-    public IReadOnlyList<string> FunctionsToLearn(string text)
+    public IReadOnlyList<string> FunctionsToLearn(RuleSet rules, string text)
     {
-        var analysis = AnalysisCache.Get(text, StandardConformingStrings);
+        if (catalog is null)
+            return [];
+        var analysis = AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
         List<string>? names = null;
         foreach (var statement in analysis.Statements)
         {
-            if (!statement.Has(StatementFlags.UnknownFunction))
-                continue;
-            foreach (var f in statement.Functions)
+            foreach (var f in statement.Has(StatementFlags.UnknownFunction) ? statement.Functions : [])
                 if (SqlFunctions.Known(f) is null && operatorSafeFunctions?.Contains(f) != true)
+                    (names ??= []).Add(f);
+            foreach (var f in statement.Fields ?? [])
+                if (operatorSafeFunctions?.Contains(f) != true)
                     (names ??= []).Add(f);
         }
         return names ?? (IReadOnlyList<string>)[];
     }
 
     /// <summary>Decides a statement built by the gateway (a fastpath function call stands for <c>SELECT f(…)</c>).</summary>
-    public Decision Decide(RuleSet rules, SqlStatement statement, string normalized)
+    public Decision Decide(RuleSet rules, SqlStatement statement, NormalizedText normalized)
     {
         if (readOnlySession && statement.Has(StatementFlags.ReadWriteTransaction))
             return new Decision(DecisionAction.Block, null,
@@ -204,10 +220,10 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     /// <summary>Functions the classifier does not know: the operator's safe list, else the target's catalog (volatile, or unreadable → at least a write).</summary>
     private SqlStatement WithCatalog(SqlStatement statement)
     {
-        if (!statement.Has(StatementFlags.UnknownFunction))
+        if (!statement.Has(StatementFlags.UnknownFunction) && (statement.Fields is null || catalog is null))
             return statement;
         string? volatileFunction = null;
-        foreach (var f in statement.Functions)
+        foreach (var f in statement.Has(StatementFlags.UnknownFunction) ? statement.Functions : [])
         {
             if (SqlFunctions.Known(f) is not null || operatorSafeFunctions?.Contains(f) == true)
                 continue;
@@ -218,6 +234,19 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
                 break;
             }
         }
+        // x.f may be f(x) (attribute notation): a field whose name is a volatile function counts as the call.
+        // Only with a catalog: without one (the simulator) a field is taken for a column.
+        if (volatileFunction is null && catalog is not null)
+            foreach (var f in statement.Fields ?? [])
+            {
+                if (operatorSafeFunctions?.Contains(f) == true)
+                    continue;
+                if (catalog(f) is FunctionVolatility.Volatile or FunctionVolatility.Unavailable)
+                {
+                    volatileFunction = f;
+                    break;
+                }
+            }
         if (volatileFunction is null || statement.Class >= StatementClass.Write)
             return volatileFunction is null ? statement : statement with { Flags = statement.Flags | StatementFlags.VolatileFunction };
         return statement with
@@ -230,28 +259,67 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         };
     }
 
-    /// <summary>Classifications by text, shared by every session (a repeated statement is classified once).</summary>
+    /// <summary>
+    /// Classifications by text, shared by every session: a repeated statement is classified once. A
+    /// text enters the cache the second time it is seen, so one-off texts (literals in every query)
+    /// cost their classification and nothing else. Bounded in entries and text length.
+    /// </summary>
     internal static class AnalysisCache
     {
-        public sealed record Entry(IReadOnlyList<SqlStatement> Statements, IReadOnlyList<string> Normalized);
+        public sealed class Entry(IReadOnlyList<SqlStatement> statements, string text, bool standardConformingStrings)
+        {
+            private readonly NormalizedText?[] _normalized = new NormalizedText?[statements.Count];
+
+            public IReadOnlyList<SqlStatement> Statements { get; } = statements;
+
+            public NormalizedText Normalized(int i) =>
+                _normalized[i] ??= new NormalizedText(text, Statements[i].Start, Statements[i].Length, standardConformingStrings);
+
+            /// <summary>The judgement of this text under the rule set that last judged it (session-independent texts only).</summary>
+            public (RuleSet Rules, Judgement Judgement)? Last { get; set; }
+        }
 
         private const int MaxEntries = 10_000;
         private const int MaxCachedTextLength = 64 * 1024;
-        private static readonly ConcurrentDictionary<(string, bool), Entry> Entries = new();
+        private static readonly ConcurrentDictionary<(string, bool, bool), Entry> Entries = new();
+        private static readonly ConcurrentDictionary<(int, int), byte> SeenOnce = new();
 
-        public static Entry Get(string text, bool standardConformingStrings)
+        public static Entry Get(string text, bool standardConformingStrings, bool bothReadings)
         {
-            if (Entries.TryGetValue((text, standardConformingStrings), out var entry))
+            var key = (text, standardConformingStrings, bothReadings);
+            if (Entries.TryGetValue(key, out var entry))
                 return entry;
-            var analysis = SqlClassifier.Analyze(text, standardConformingStrings);
-            entry = new Entry(analysis.Statements, analysis.Statements.Select(s => SqlNormalizer.Normalize(text.Substring(s.Start, s.Length), standardConformingStrings)).ToArray());
+            var analysis = SqlClassifier.Analyze(text, standardConformingStrings, bothReadings);
+            entry = new Entry(analysis.Statements, text, standardConformingStrings);
             if (text.Length <= MaxCachedTextLength)
             {
-                if (Entries.Count >= MaxEntries)
-                    Entries.Clear(); // bounded: a flood of distinct texts costs classification, not memory
-                Entries[(text, standardConformingStrings)] = entry;
+                var seen = (HashCode.Combine(text, standardConformingStrings, bothReadings), text.Length);
+                if (SeenOnce.TryRemove(seen, out _))
+                {
+                    if (Entries.Count >= MaxEntries)
+                        Entries.Clear(); // bounded: a flood of distinct texts costs classification, not memory
+                    Entries[key] = entry;
+                }
+                else
+                {
+                    if (SeenOnce.Count >= MaxEntries)
+                        SeenOnce.Clear();
+                    SeenOnce.TryAdd(seen, 0);
+                }
             }
             return entry;
         }
     }
+}
+
+/// <summary>A statement's normalized text (see <see cref="SqlNormalizer"/>), made only when a rule's pattern or an approval needs it.</summary>
+public sealed class NormalizedText(string text, int start, int length, bool standardConformingStrings)
+{
+    private string? _value;
+
+    public string Value => _value ??= SqlNormalizer.Normalize(text.Substring(start, length), standardConformingStrings);
+
+    public static NormalizedText Of(string normalized) => new(normalized, 0, normalized.Length, true) { _value = normalized };
+
+    public override string ToString() => Value;
 }

@@ -16,11 +16,14 @@ public sealed record CompletedStatement(
     bool Truncated,
     StatementVerdict? Verdict = null);
 
-/// <summary>How the gateway judged a statement, as its recording shows it.</summary>
-/// <param name="Classification">The riskiest class of the statement(s): <c>read</c>, <c>write</c> … <c>unknown</c>.</param>
+/// <summary>How the gateway judged a statement, as its recording shows it (names are made when the event is encoded, off the data path).</summary>
+/// <param name="Class">The riskiest class of the statement(s).</param>
 /// <param name="Decision"><c>allow</c>, <c>block</c> or <c>require_approval</c>.</param>
 /// <param name="Rule">The deciding rule, a built-in guard, or <c>default-deny</c>.</param>
-public sealed record StatementVerdict(string Classification, string Decision, string? Rule, string Command, IReadOnlyList<string> Flags);
+public sealed record StatementVerdict(Sql.StatementClass Class, string Decision, string? Rule, string Command, Sql.StatementFlags Flags)
+{
+    public string Classification => Sql.StatementNames.Of(Class);
+}
 
 /// <summary>
 /// Follows one connection's conversation to say, for every statement, its text, parameters,

@@ -13,7 +13,12 @@ public sealed record SqlAnalysis(IReadOnlyList<SqlStatement> Statements, string?
 /// </summary>
 public static class SqlClassifier
 {
-    public static SqlAnalysis Analyze(string text, bool standardConformingStrings = true)
+    /// <param name="bothReadings">
+    /// Also read the text with standard_conforming_strings the other way, and call it unknown where
+    /// the readings differ: needed when the session could change the setting while a message is in
+    /// flight (the judge knows when it cannot).
+    /// </param>
+    public static SqlAnalysis Analyze(string text, bool standardConformingStrings = true, bool bothReadings = true)
     {
         List<SqlToken> tokens;
         try
@@ -32,7 +37,7 @@ public static class SqlClassifier
         // A backslash in a plain string reads differently with standard_conforming_strings on and off. The
         // gateway tracks the setting, but a SET in flight can change it between the gateway's reading and
         // the server's: so read the text the other way too, and take the riskier reading.
-        if (text.Contains('\\'))
+        if (bothReadings && text.Contains('\\'))
         {
             List<SqlToken> other;
             try
@@ -63,6 +68,7 @@ public static class SqlClassifier
         TablesRead = a.TablesRead.Union(b.TablesRead).ToArray(),
         TablesWritten = a.TablesWritten.Union(b.TablesWritten).ToArray(),
         Functions = a.Functions.Union(b.Functions).ToArray(),
+        Fields = (a.Fields ?? []).Union(b.Fields ?? []).ToArray(),
         Reason = a.Reason ?? b.Reason ?? "the text reads differently with standard_conforming_strings on and off",
     };
 
@@ -80,7 +86,7 @@ internal sealed class StatementReader
 
     private StatementClass _class = StatementClass.Read;
     private StatementFlags _flags;
-    private readonly List<string> _read = [], _written = [], _functions = [];
+    private readonly List<string> _read = [], _written = [], _functions = [], _fields = [];
     private readonly HashSet<string> _cteNames = new(StringComparer.Ordinal);
     private readonly HashSet<int> _notFunctions = [];
     private string? _reason;
@@ -133,7 +139,7 @@ internal sealed class StatementReader
         _written.Distinct().ToArray(),
         _functions.Distinct().ToArray(),
         _start + LeadingTrivia(), _end - _start - LeadingTrivia(),
-        _preparedName, _executeName, _reason);
+        _preparedName, _executeName, _reason, _fields.Count == 0 ? null : _fields.Distinct().ToArray());
 
     private int LeadingTrivia() => _from < _to ? _t[_from].Start - _start : 0;
 
@@ -216,10 +222,12 @@ internal sealed class StatementReader
                 {
                     var isCall = i > from && (IsFunctionName(i - 1) || (i - 3 >= from && W(i - 2, "uescape") && IsFunctionName(i - 3)));
                     contexts.Push((isCall ? Context.FunctionArguments : Context.Other, false));
-                    if (W(i + 1, "insert") || W(i + 1, "update") || W(i + 1, "delete") || W(i + 1, "merge"))
+                    // A data-modifying statement in parentheses (a CTE body), also behind a nested WITH.
+                    var inner = W(i + 1, "with") ? MainOfWith(i + 1) : i + 1;
+                    if (W(inner, "insert") || W(inner, "update") || W(inner, "delete") || W(inner, "merge"))
                     {
                         Raise(StatementClass.Write, StatementFlags.DataModifyingCte);
-                        Dml(i + 1, Close(i));
+                        Dml(inner, Close(i));
                     }
                 }
                 else if (P(i, ')') && contexts.Count > 1)
@@ -239,6 +247,7 @@ internal sealed class StatementReader
                 CallFunction(i);
                 continue;
             }
+            FieldOrAttributeCall(i);
             if (t.Kind != SqlTokenKind.Word)
                 continue;
             var top = contexts.Peek();
@@ -259,44 +268,74 @@ internal sealed class StatementReader
         }
     }
 
-    /// <summary>Words that take parentheses without being function calls (reserved keywords and special forms).</summary>
+    /// <summary>
+    /// Words that cannot be an unqualified function's name, so a parenthesis after them is syntax: the
+    /// server's reserved keywords and its column-name keywords (those have special forms: <c>EXISTS</c>,
+    /// <c>VALUES</c>, <c>XMLTABLE</c> …), and <c>OPERATOR(…)</c>. Any other word before '(' is a call —
+    /// unreserved keywords such as <c>execute</c> or <c>set</c> can name user functions.
+    /// </summary>
     private static readonly HashSet<string> NotFunctions = new(StringComparer.Ordinal)
     {
+        // reserved
         "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check", "collate", "column",
-        "constraint", "create", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for",
-        "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit", "not", "null",
-        "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select", "some", "symmetric", "table",
-        "then", "to", "trailing", "true", "union", "unique", "using", "variadic", "when", "where", "window", "with", "values", "exists",
-        "row", "over", "filter", "within", "sets", "rollup", "cube", "conflict", "key", "include", "set", "range", "exclude", "options",
-        "columns", "materialized", "partition", "by", "operator", "is", "like", "ilike", "similar", "between", "overlaps", "returns",
-        "escape", "tablesample", "ordinality", "nested", "passing", "path", "if", "elsif", "while", "loop", "return", "perform",
-        "execute", "call", "insert", "update", "delete", "merge", "current", "of", "natural", "inner", "left", "right", "full", "outer",
-        "cross", "join", "recursive", "search", "cycle", "depth", "breadth", "first", "last", "nulls", "rows", "groups", "preceding",
-        "following", "unbounded", "no", "others", "ties", "default", "storage", "owned", "language", "each", "statement", "after",
-        "before", "instead", "also", "notify", "listen", "values", "lock", "nowait", "skip", "locked", "share",
+        "constraint", "create", "current_catalog", "current_date", "current_role", "current_time", "current_timestamp", "current_user",
+        "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for", "foreign", "from", "grant",
+        "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null",
+        "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric",
+        "system_user", "table", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when", "where", "window", "with",
+        // column-name keywords (special forms)
+        "between", "bigint", "bit", "boolean", "char", "character", "coalesce", "dec", "decimal", "exists", "extract", "float", "greatest",
+        "grouping", "inout", "int", "integer", "interval", "json", "json_array", "json_arrayagg", "json_exists", "json_object", "json_objectagg",
+        "json_query", "json_scalar", "json_serialize", "json_table", "json_value", "least", "merge_action", "national", "nchar", "none",
+        "normalize", "nullif", "numeric", "out", "overlay", "position", "precision", "real", "row", "setof", "smallint", "substring", "time",
+        "timestamp", "treat", "trim", "values", "varchar", "xmlattributes", "xmlconcat", "xmlelement", "xmlexists", "xmlforest",
+        "xmlnamespaces", "xmlparse", "xmlpi", "xmlroot", "xmlserialize", "xmltable",
+        // syntax
+        "operator",
     };
+
+    /// <summary>Word pairs where the second word before '(' is syntax, not a call: <c>TABLESAMPLE system (10)</c>, <c>character varying (10)</c> …</summary>
+    private bool IsSyntaxAfter(int i) =>
+        W(i - 1, "tablesample") || (W(i, "varying") && (W(i - 1, "character") || W(i - 1, "char") || W(i - 1, "bit") || W(i - 1, "national")))
+        || (W(i, "sets") && W(i - 1, "grouping")) || (W(i, "materialized") && (W(i - 1, "as") || W(i - 1, "not")))
+        || (W(i, "conflict") && W(i - 1, "on")) || (W(i, "key") && (W(i - 1, "primary") || W(i - 1, "foreign")));
 
     /// <summary>A name directly before '(' that is a call: not a keyword construct, a table or an alias column list.</summary>
     private bool IsFunctionName(int i)
     {
         if (!IsName(i) || _notFunctions.Contains(i))
             return false;
-        if (_t[i].Kind == SqlTokenKind.Word && NotFunctions.Contains(Lower(i)))
+        var qualified = P(i - 1, '.');
+        if (!qualified && _t[i].Kind == SqlTokenKind.Word && (NotFunctions.Contains(Lower(i)) || IsSyntaxAfter(i)))
+            return false;
+        // After ')' a name is never a call: OVER (…), FILTER (…), WITHIN GROUP (…), REPEATABLE (…).
+        if (!qualified && P(i - 1, ')'))
             return false;
         // The start of a qualified name chain decides what comes before it.
-        var first = i;
-        while (P(first - 1, '.') && IsName(first - 2))
-            first -= 2;
+        var first = ChainStart(i);
         return !(W(first - 1, "into") || W(first - 1, "table") || W(first - 1, "copy") || W(first - 1, "references") || W(first - 1, "as")
             || W(first - 1, "update") || W(first - 1, "index") || W(first - 1, "view") || W(first - 1, "type") || W(first - 1, "exists"));
     }
 
-    private void CallFunction(int i)
+    /// <summary>The first name of the qualified chain ending at <paramref name="i"/> (<c>a.b.c</c>, also past <c>U&amp;"…" UESCAPE '…'</c> parts).</summary>
+    private int ChainStart(int i)
     {
         var first = i;
-        while (P(first - 1, '.') && IsName(first - 2))
-            first -= 2;
-        QualifiedName(first, out var name);
+        while (P(first - 1, '.'))
+        {
+            if (IsName(first - 2))
+                first -= 2;
+            else if (W(first - 3, "uescape") && In(first - 4) && _t[first - 4].Kind == SqlTokenKind.QuotedIdentifier)
+                first -= 4;
+            else
+                break;
+        }
+        return first;
+    }
+
+    private void CallFunction(int i)
+    {
+        QualifiedName(ChainStart(i), out var name);
         if (name is null)
             return;
         var folded = SqlFunctions.Fold(name);
@@ -305,6 +344,31 @@ internal sealed class StatementReader
             Raise(risk.Class, risk.Flags, $"calls {folded}()");
         else
             _flags |= StatementFlags.UnknownFunction;
+    }
+
+    /// <summary>
+    /// <c>x.name</c> after a name, ')' or ']', not followed by '(' or '.': a column — or a call in
+    /// attribute notation (<c>('/etc/passwd'::text).pg_read_file</c> is <c>pg_read_file('/etc/passwd')</c>).
+    /// A dangerous function's name is judged as the call; any other is a field the catalog may know as
+    /// a function.
+    /// </summary>
+    private void FieldOrAttributeCall(int i)
+    {
+        if (!P(i - 1, '.') || !(P(i - 2, ')') || P(i - 2, ']') || IsName(i - 2)) || P(AfterName(i), '(') || P(AfterName(i), '.'))
+            return;
+        var name = Name(i);
+        if (name is null)
+            return;
+        var folded = name.ToLowerInvariant();
+        if (SqlFunctions.Dangerous.TryGetValue(folded, out var risk))
+        {
+            _functions.Add(folded);
+            Raise(risk.Class, risk.Flags, $"calls {folded}() in attribute notation");
+        }
+        else if (!SqlFunctions.Safe.Contains(folded))
+        {
+            _fields.Add(folded);
+        }
     }
 
     /// <summary>FROM a [alias], b, (subquery) s, f(x) … : the tables (CTE names left out at the end).</summary>
@@ -321,8 +385,16 @@ internal sealed class StatementReader
                 var after = QualifiedName(i, out var name);
                 if (!P(after, '(') && name is not null && !NotFunctions.Contains(name))
                     _read.Add(name);
-                i = after;
+                i = P(after, '(') ? Close(after) + 1 : after; // a function in FROM: its arguments
             }
+            else if (P(i, '('))
+            {
+                i = Close(i) + 1; // a subquery or a parenthesized join
+            }
+            // An alias with a column list, AS or not: g(d) in "generate_series(1, 3) g(d)" is not a call.
+            var alias = W(i, "as") ? i + 1 : i;
+            if (IsName(alias) && P(alias + 1, '(') && !(IsWord(alias) && (NotFunctions.Contains(Lower(alias)) || IsClauseWord(alias))))
+                _notFunctions.Add(alias);
             if (single)
                 return;
             // Skip the alias and anything else up to the next item or clause.
@@ -378,7 +450,12 @@ internal sealed class StatementReader
                 return;
             case "reset":
                 _command = "RESET";
-                if (W(i + 1, "role"))
+                var reset = IsName(i + 1) ? Name(i + 1)?.ToLowerInvariant() : null;
+                if (reset is "transaction_read_only" or "default_transaction_read_only")
+                    Raise(StatementClass.Read, StatementFlags.ReadWriteTransaction | StatementFlags.Reset); // back to the server's value: perhaps writable
+                else if (reset is "standard_conforming_strings" or "client_encoding" or "backslash_quote" or "escape_string_warning")
+                    Raise(StatementClass.Admin, StatementFlags.LexerSetting, $"RESET {reset} changes how SQL text is read");
+                else if (W(i + 1, "role"))
                     Raise(StatementClass.Admin, StatementFlags.RoleChange, "RESET ROLE changes the role");
                 else if (W(i + 1, "session") && W(i + 2, "authorization"))
                     Raise(StatementClass.Admin, StatementFlags.SessionAuthorization, "RESET SESSION AUTHORIZATION changes the user");
@@ -414,6 +491,7 @@ internal sealed class StatementReader
                 // Unknown on its own: the session resolves it to what was prepared under the name (and its arguments).
                 _command = "EXECUTE";
                 _executeName = Name(i + 1);
+                _notFunctions.Add(i + 1); // EXECUTE q(1): q is the statement, (1) its arguments
                 Raise(StatementClass.Unknown, StatementFlags.Execute, _executeName is null
                     ? "EXECUTE without a name"
                     : $"EXECUTE runs the statement prepared as \"{_executeName}\", which this session has not prepared");
@@ -493,6 +571,22 @@ internal sealed class StatementReader
     /// <summary>WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED] ( … ) [, …] main statement.</summary>
     private void With(int i)
     {
+        var main = MainOfWith(i);
+        if (main < 0)
+        {
+            _command = "UNKNOWN";
+            Raise(StatementClass.Unknown, StatementFlags.None, "a WITH clause the classifier cannot follow");
+            return;
+        }
+        ClassifyCommand(main);
+    }
+
+    /// <summary>
+    /// Walks the CTE list of the WITH at <paramref name="i"/> (naming its CTEs, which are not calls and
+    /// not tables) to the main statement's first word; -1 when the list cannot be followed.
+    /// </summary>
+    private int MainOfWith(int i)
+    {
         var j = i + 1;
         if (W(j, "recursive"))
             j++;
@@ -505,18 +599,27 @@ internal sealed class StatementReader
             if (P(j, '('))
                 j = Close(j) + 1;
             if (!W(j, "as"))
-                break;
+                return -1;
             j++;
             if (W(j, "not"))
                 j++;
             if (W(j, "materialized"))
                 j++;
             if (!P(j, '('))
-                break;
+                return -1;
             j = Close(j) + 1;
-            // SEARCH … SET col, CYCLE … SET … USING …: up to the next CTE or the main statement.
-            while (In(j) && !P(j, ',') && !IsMainStatementStart(j))
-                j = P(j, '(') ? Close(j) + 1 : j + 1;
+            // SEARCH {DEPTH|BREADTH} FIRST BY a, b SET col; CYCLE a, b SET col [TO v DEFAULT d] USING path.
+            if (W(j, "search") || W(j, "cycle"))
+            {
+                var cycle = W(j, "cycle");
+                while (In(j) && !W(j, "set"))
+                    j++;
+                j += 2;
+                if (cycle && W(j, "to"))
+                    j += 4;
+                if (cycle && W(j, "using"))
+                    j += 2;
+            }
             if (!P(j, ','))
                 break;
             j++;
@@ -524,13 +627,7 @@ internal sealed class StatementReader
         var main = j;
         while (P(main, '('))
             main++;
-        if (!IsMainStatementStart(main))
-        {
-            _command = "UNKNOWN";
-            Raise(StatementClass.Unknown, StatementFlags.None, "a WITH clause the classifier cannot follow");
-            return;
-        }
-        ClassifyCommand(main);
+        return IsMainStatementStart(main) ? main : -1;
     }
 
     private bool IsMainStatementStart(int i) => W(i, "select") || W(i, "insert") || W(i, "update") || W(i, "delete") || W(i, "merge") || W(i, "values") || W(i, "table");
@@ -701,6 +798,8 @@ internal sealed class StatementReader
     {
         _command = "COPY";
         var j = i + 1;
+        if (W(j, "binary") && IsName(j + 1))
+            j++; // COPY BINARY t … (the old syntax)
         string? table = null;
         if (P(j, '('))
         {
@@ -745,16 +844,25 @@ internal sealed class StatementReader
         _command = "EXPLAIN";
         var j = i + 1;
         var analyze = false;
-        if (P(j, '('))
+        if (P(j, '(') && !(W(j + 1, "select") || W(j + 1, "with") || W(j + 1, "values") || W(j + 1, "table")))
         {
+            // (option [value], …): option names may be quoted ("analyze"); an option the classifier does
+            // not know counts as ANALYZE (fail closed: the statement may run).
             var close = Close(j);
-            for (var k = j + 1; k < close; k++)
+            var k = j + 1;
+            while (k < close)
             {
-                if (!(W(k, "analyze") || W(k, "analyse")))
-                    continue;
-                var value = Lower(k + 1);
-                analyze = !(value is "false" or "off" or "0" or "no" || (In(k + 1) && _t[k + 1].Kind == SqlTokenKind.Number && _text.AsSpan(_t[k + 1].Start, _t[k + 1].Length).SequenceEqual("0"))
-                    || (In(k + 1) && _t[k + 1].Kind == SqlTokenKind.String && SqlTokens.StringValue(_text, _t[k + 1]) is "false" or "off" or "0" or "no"));
+                var option = IsName(k) ? Name(k)?.ToLowerInvariant() : null;
+                var next = k + 1;
+                while (next < close && !P(next, ','))
+                    next = P(next, '(') ? Close(next) + 1 : next + 1;
+                var value = next > k + 1 ? (IsName(k + 1) ? Name(k + 1)?.ToLowerInvariant() : _t[k + 1].Kind == SqlTokenKind.String ? SqlTokens.StringValue(_text, _t[k + 1])?.ToLowerInvariant() : _text.Substring(_t[k + 1].Start, _t[k + 1].Length)) : null;
+                var off = value is "false" or "off" or "0" or "no";
+                if (option is "analyze" or "analyse")
+                    analyze |= !off;
+                else if (option is not ("verbose" or "costs" or "settings" or "buffers" or "wal" or "timing" or "summary" or "format" or "generic_plan" or "memory" or "serialize"))
+                    analyze = true;
+                k = next + 1;
             }
             j = close + 1;
         }
@@ -780,8 +888,8 @@ internal sealed class StatementReader
             _read.AddRange(inner.TablesRead);
             _read.AddRange(inner.TablesWritten);
             _flags |= inner.Flags & StatementFlags.PasswordLiteral;
-            if (inner.Class == StatementClass.Unknown)
-                Raise(StatementClass.Unknown, StatementFlags.None, inner.Reason);
+            if (inner.Class == StatementClass.Unknown && !inner.Has(StatementFlags.Execute))
+                Raise(StatementClass.Unknown, StatementFlags.None, inner.Reason); // EXPLAIN EXECUTE p only plans p
         }
     }
 
@@ -799,6 +907,7 @@ internal sealed class StatementReader
         _read.AddRange(inner.TablesRead);
         _written.AddRange(inner.TablesWritten);
         _functions.AddRange(inner.Functions);
+        _fields.AddRange(inner.Fields ?? []);
         _executeName ??= inner.ExecuteName;
     }
 
@@ -908,6 +1017,8 @@ internal sealed class StatementReader
         }
         if (W(j, "time") && W(j + 1, "zone"))
             return;
+        if (W(j, "constraints") || (W(j, "xml") && W(j + 1, "option")))
+            return; // SET CONSTRAINTS … DEFERRED, SET XML OPTION …: this transaction's or session's own business
         if (W(j, "schema"))
         {
             Raise(StatementClass.Admin, StatementFlags.SearchPathChange, "SET SCHEMA changes search_path");
@@ -919,6 +1030,7 @@ internal sealed class StatementReader
             return;
         }
         var after = QualifiedName(j, out var setting);
+        setting = setting?.ToLowerInvariant(); // setting names are case-insensitive, quoted or not
         if (setting is null)
         {
             Raise(StatementClass.Unknown, StatementFlags.None, "a SET the classifier cannot follow");

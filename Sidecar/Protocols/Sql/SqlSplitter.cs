@@ -6,7 +6,8 @@ public readonly record struct StatementSpan(int From, int To, int Start, int End
 /// <summary>
 /// Splits a token list into statements where the server's grammar does: at semicolons outside
 /// parentheses (<c>CREATE RULE … DO (a; b)</c> is one statement) and outside <c>BEGIN ATOMIC … END</c>
-/// routine bodies (where <c>CASE … END</c> nests). Empty statements are left out, as the server does.
+/// routine bodies (where <c>CASE … END</c> nests, and <c>AS end</c> is a label). Empty statements are
+/// left out, as the server does.
 /// </summary>
 public static class SqlSplitter
 {
@@ -60,13 +61,13 @@ public static class SqlSplitter
                     i++;
                 }
             }
-            else if (SqlTokens.Is(text, t, "case") || SqlTokens.Is(text, t, "begin"))
+            else if (SqlTokens.Is(text, t, "case"))
             {
                 atomic++;
             }
-            else if (SqlTokens.Is(text, t, "end"))
+            else if (SqlTokens.Is(text, t, "end") && !(i > from && (SqlTokens.Is(text, tokens[i - 1], "as") || SqlTokens.IsPunctuation(text, tokens[i - 1], '.'))))
             {
-                atomic--;
+                atomic--; // not "AS end" or "x.end": a column label
             }
         }
         if (tokens.Count > from)

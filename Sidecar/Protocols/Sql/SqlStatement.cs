@@ -100,6 +100,7 @@ public enum StatementFlags : long
 /// <param name="PreparedName">For <c>PREPARE</c>: the name; for <c>DEALLOCATE</c>: the name, or <c>*</c> for ALL.</param>
 /// <param name="ExecuteName">For <c>EXECUTE</c>: the name of the prepared statement it runs.</param>
 /// <param name="Reason">Why the class is what it is, when that is not obvious from the command (for the recording and errors).</param>
+/// <param name="Fields">Names selected with a dot (<c>x.name</c>): columns, or calls in attribute notation (<c>x.f</c> is <c>f(x)</c>), which only the target's catalog can tell apart.</param>
 public sealed record SqlStatement(
     string Command,
     StatementClass Class,
@@ -111,7 +112,8 @@ public sealed record SqlStatement(
     int Length,
     string? PreparedName = null,
     string? ExecuteName = null,
-    string? Reason = null)
+    string? Reason = null,
+    IReadOnlyList<string>? Fields = null)
 {
     public bool Has(StatementFlags flag) => (Flags & flag) != 0;
 }
