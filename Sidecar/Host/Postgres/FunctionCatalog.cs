@@ -82,11 +82,16 @@ internal sealed class FunctionCatalog(UpstreamConnector connector, ILogger logge
         }
     }
 
+    /// <summary>
+    /// <c>f</c>: every function of that name; <c>s.f</c> and <c>db.s.f</c> (the server accepts the current
+    /// database's name in front): those in schema <c>s</c>, compared without case (names are folded).
+    /// </summary>
     private static FunctionVolatility Worst(string name, List<(string Schema, string Name, char Volatility)> rows)
     {
-        var dot = name.LastIndexOf('.');
-        var (schema, bare) = dot < 0 ? ((string?)null, name) : (name[..dot], name[(dot + 1)..]);
-        var matches = rows.Where(r => r.Name == bare && (schema is null || r.Schema == schema)).ToList();
+        var parts = name.Split('.');
+        var bare = parts[^1];
+        var schema = parts.Length >= 2 ? parts[^2] : null;
+        var matches = rows.Where(r => r.Name == bare && (schema is null || string.Equals(r.Schema, schema, StringComparison.OrdinalIgnoreCase))).ToList();
         if (matches.Count == 0)
             return FunctionVolatility.Missing;
         return matches.Any(r => r.Volatility == 'v') ? FunctionVolatility.Volatile

@@ -402,7 +402,7 @@ internal sealed class PostgresRelay(
     private void InspectFrontend(ReadOnlySpan<byte> body, byte type, long now, Ruling? ruling)
     {
         lock (ledger)
-            ledger.OnFrontend(type, body, now, ruling?.Verdict, ruling?.Refusal);
+            ledger.OnFrontend(type, body, now, ruling?.Verdict, ruling?.Refusal, ruling?.Text);
     }
 
     /// <summary>Feeds one message body, read at <paramref name="now"/>, to the ledger; returns the error/notice for 'E' and 'N'.</summary>

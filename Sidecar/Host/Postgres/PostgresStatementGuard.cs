@@ -6,7 +6,8 @@ using System.Runtime.CompilerServices;
 namespace Airlock.Sidecar.Postgres;
 
 /// <summary>A statement-bearing message as judged: what the recording says, and the agent's error when it is refused.</summary>
-internal readonly record struct Ruling(StatementVerdict Verdict, PgError? Refusal);
+/// <param name="Text">The statement text of a Query or Parse, decoded once for the judge and the ledger.</param>
+internal readonly record struct Ruling(StatementVerdict Verdict, PgError? Refusal, string? Text = null);
 
 /// <summary>
 /// The decision on each statement-bearing message of one PostgreSQL session, before any byte of it
@@ -58,22 +59,28 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                     return null;
             }
         }
-        if (catalog is not null && rules() is { } current && judge.FunctionsToLearn(current, text) is { Count: > 0 } functions && !catalog.Knows(functions))
+        var current = rules();
+        if (current is null)
+            return name is null ? OnQuery(text) : OnParse(name, text);
+        var read = judge.Read(current, text);
+        if (catalog is not null && judge.FunctionsToLearn(read) is { Count: > 0 } functions && !catalog.Knows(functions))
             await catalog.LearnAsync(functions);
-        return name is null ? OnQuery(text) : OnParse(name, text);
+        var judgement = Judged(judge.Judge(current, read));
+        return (name is null ? Rule(judgement) : Prepared(name, judgement, current)) with { Text = text };
     }
 
     private readonly Dictionary<string, PreparedStatement> _prepared = new(StringComparer.Ordinal);
 
     public Ruling OnQuery(string text) => Rule(Judge(text));
 
-    public Ruling OnParse(string name, string text)
+    public Ruling OnParse(string name, string text) => Prepared(name, Judge(text), rules());
+
+    private Ruling Prepared(string name, Judgement judgement, RuleSet? current)
     {
-        var judgement = Judge(text);
         if (_prepared.Count >= SqlSessionJudge.MaxPreparedNames && !_prepared.ContainsKey(name))
             _prepared.Clear(); // bounded; a forgotten name is refused at Bind (fail closed)
         var ruling = Rule(judgement);
-        _prepared[name] = new PreparedStatement(judgement, rules(), ruling);
+        _prepared[name] = new PreparedStatement(judgement, current, ruling);
         return ruling;
     }
 
@@ -152,7 +159,11 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             var none = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, text.Length);
             return Judgement.Of(none, NoRules, "");
         }
-        var judgement = judge.Judge(current, text);
+        return Judged(judge.Judge(current, text));
+    }
+
+    private Judgement Judged(Judgement judgement)
+    {
         // Functions may have been created, replaced or dropped: learn them again.
         if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
             catalog?.Forget();

@@ -73,9 +73,14 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         ("SJIS" or "SHIFTJIS" or "SHIFTJIS2004" or "BIG5" or "GBK" or "GB18030" or "UHC" or "JOHAB" or "WIN932" or "WIN936" or "WIN950" or "MSKANJI" or "CP932" or "CP936" or "CP949" or "CP950");
 
     /// <summary>Judges <paramref name="text"/>; session effects (PREPARE/DEALLOCATE names) apply only when the message is allowed.</summary>
-    public Judgement Judge(RuleSet rules, string text)
+    public Judgement Judge(RuleSet rules, string text) => Judge(rules, Read(rules, text));
+
+    /// <summary>The classification of <paramref name="text"/> (cached), to ask <see cref="FunctionsToLearn(SqlText)"/> and then <see cref="Judge(RuleSet, SqlText)"/> without reading it twice.</summary>
+    public SqlText Read(RuleSet rules, string text) => AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
+
+    /// <summary>Judges a text read by <see cref="Read"/>; session effects (PREPARE/DEALLOCATE names) apply only when the message is allowed.</summary>
+    public Judgement Judge(RuleSet rules, SqlText analysis)
     {
-        var analysis = AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
         // The common case — one statement that depends on nothing in the session — is judged once per
         // rule set and cached text: a repeated statement costs a lookup and no allocation.
         var independent = analysis.Statements.Count == 1 && IsSessionIndependent(analysis.Statements[0]) && IsSafeEncoding(ClientEncoding);
@@ -92,7 +97,7 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         (s.Flags & (StatementFlags.Execute | StatementFlags.Prepare | StatementFlags.UnknownFunction | StatementFlags.ReadWriteTransaction)) == 0
         && s.Command is not ("DEALLOCATE" or "DISCARD ALL");
 
-    private Judgement JudgeAll(RuleSet rules, AnalysisCache.Entry analysis)
+    private Judgement JudgeAll(RuleSet rules, SqlText analysis)
     {
         var judged = new List<StatementJudgement>(analysis.Statements.Count);
         Dictionary<string, SqlStatement?>? pending = null; // this message's own PREPARE/DEALLOCATE, in order
@@ -156,11 +161,10 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     }
 
     /// <summary>Functions in <paramref name="text"/> that only the target's catalog can judge (neither known to the classifier nor vouched for by the operator).</summary>
-    public IReadOnlyList<string> FunctionsToLearn(RuleSet rules, string text)
+    public IReadOnlyList<string> FunctionsToLearn(SqlText analysis)
     {
         if (catalog is null)
             return [];
-        var analysis = AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
         List<string>? names = null;
         foreach (var statement in analysis.Statements)
         {
@@ -266,31 +270,18 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     /// </summary>
     internal static class AnalysisCache
     {
-        public sealed class Entry(IReadOnlyList<SqlStatement> statements, string text, bool standardConformingStrings)
-        {
-            private readonly NormalizedText?[] _normalized = new NormalizedText?[statements.Count];
-
-            public IReadOnlyList<SqlStatement> Statements { get; } = statements;
-
-            public NormalizedText Normalized(int i) =>
-                _normalized[i] ??= new NormalizedText(text, Statements[i].Start, Statements[i].Length, standardConformingStrings);
-
-            /// <summary>The judgement of this text under the rule set that last judged it (session-independent texts only).</summary>
-            public (RuleSet Rules, Judgement Judgement)? Last { get; set; }
-        }
-
         private const int MaxEntries = 10_000;
         private const int MaxCachedTextLength = 64 * 1024;
-        private static readonly ConcurrentDictionary<(string, bool, bool), Entry> Entries = new();
+        private static readonly ConcurrentDictionary<(string, bool, bool), SqlText> Entries = new();
         private static readonly ConcurrentDictionary<(int, int), byte> SeenOnce = new();
 
-        public static Entry Get(string text, bool standardConformingStrings, bool bothReadings)
+        public static SqlText Get(string text, bool standardConformingStrings, bool bothReadings)
         {
             var key = (text, standardConformingStrings, bothReadings);
             if (Entries.TryGetValue(key, out var entry))
                 return entry;
             var analysis = SqlClassifier.Analyze(text, standardConformingStrings, bothReadings);
-            entry = new Entry(analysis.Statements, text, standardConformingStrings);
+            entry = new SqlText(analysis.Statements, text, standardConformingStrings);
             if (text.Length <= MaxCachedTextLength)
             {
                 var seen = (HashCode.Combine(text, standardConformingStrings, bothReadings), text.Length);
@@ -310,6 +301,20 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
             return entry;
         }
     }
+}
+
+/// <summary>A message's text as classified (shared through the cache by every session that sends the same text).</summary>
+public sealed class SqlText(IReadOnlyList<SqlStatement> statements, string text, bool standardConformingStrings)
+{
+    private readonly NormalizedText?[] _normalized = new NormalizedText?[statements.Count];
+
+    public IReadOnlyList<SqlStatement> Statements { get; } = statements;
+
+    public NormalizedText Normalized(int i) =>
+        _normalized[i] ??= new NormalizedText(text, Statements[i].Start, Statements[i].Length, standardConformingStrings);
+
+    /// <summary>The judgement of this text under the rule set that last judged it (session-independent texts only).</summary>
+    internal (RuleSet Rules, Judgement Judgement)? Last { get; set; }
 }
 
 /// <summary>A statement's normalized text (see <see cref="SqlNormalizer"/>), made only when a rule's pattern or an approval needs it.</summary>

@@ -124,18 +124,26 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     /// <param name="verdict">How the gateway judged the statement this message carries or runs (Query, Parse, Bind, FunctionCall).</param>
     /// <param name="blocked">The gateway refused the message and sent a failing stand-in: the error the agent gets instead of the server's.</param>
-    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp, StatementVerdict? verdict = null, PgError? blocked = null)
+    /// <param name="knownText">The statement text of a Query or Parse when the caller decoded it already.</param>
+    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp, StatementVerdict? verdict = null, PgError? blocked = null, string? knownText = null)
     {
         var reader = new PgReader(body);
         switch (type)
         {
             case (byte)'Q':
-                Enqueue(new Request(Kind.Query, timestamp) { Text = PgValueText.Cut(reader.ReadCString(), MaxRecordedTextChars), Verdict = verdict, Blocked = blocked });
+                Enqueue(new Request(Kind.Query, timestamp) { Text = PgValueText.Cut(knownText ?? reader.ReadCString(), MaxRecordedTextChars), Verdict = verdict, Blocked = blocked });
                 break;
             case (byte)'P':
             {
                 var name = reader.ReadCString();
-                var text = reader.ReadCString();
+                string text;
+                if (knownText is null)
+                    text = reader.ReadCString();
+                else
+                {
+                    text = knownText;
+                    reader.ReadCStringBytes();
+                }
                 var types = new int[reader.ReadCount16()];
                 for (var i = 0; i < types.Length; i++)
                     types[i] = reader.ReadInt32();

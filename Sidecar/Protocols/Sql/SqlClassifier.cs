@@ -87,8 +87,11 @@ internal sealed class StatementReader
     private StatementClass _class = StatementClass.Read;
     private StatementFlags _flags;
     private readonly List<string> _read = [], _written = [], _functions = [], _fields = [];
-    private readonly HashSet<string> _cteNames = new(StringComparer.Ordinal);
-    private readonly HashSet<int> _notFunctions = [];
+    // Made when first needed: most statements have no CTEs and no syntax that looks like a call.
+    private HashSet<string>? _cteNames;
+    private HashSet<int>? _notFunctions;
+
+    private void NotAFunction(int i) => (_notFunctions ??= []).Add(i);
     private string? _reason;
     private string _command = "UNKNOWN";
     private string? _preparedName, _executeName;
@@ -135,11 +138,14 @@ internal sealed class StatementReader
 
     private SqlStatement Build() => new(
         _command, _class, _flags,
-        _read.Distinct().Where(t => !_cteNames.Contains(t)).ToArray(),
-        _written.Distinct().ToArray(),
-        _functions.Distinct().ToArray(),
+        Distinct(_read, _cteNames),
+        Distinct(_written, null),
+        Distinct(_functions, null),
         _start + LeadingTrivia(), _end - _start - LeadingTrivia(),
         _preparedName, _executeName, _reason, _fields.Count == 0 ? null : _fields.Distinct().ToArray());
+
+    private static IReadOnlyList<string> Distinct(List<string> names, HashSet<string>? except) =>
+        names.Count == 0 ? [] : names.Count == 1 && except?.Contains(names[0]) != true ? [names[0]] : names.Distinct().Where(n => except?.Contains(n) != true).ToArray();
 
     private int LeadingTrivia() => _from < _to ? _t[_from].Start - _start : 0;
 
@@ -303,7 +309,7 @@ internal sealed class StatementReader
     /// <summary>A name directly before '(' that is a call: not a keyword construct, a table or an alias column list.</summary>
     private bool IsFunctionName(int i)
     {
-        if (!IsName(i) || _notFunctions.Contains(i))
+        if (!IsName(i) || _notFunctions?.Contains(i) == true)
             return false;
         var qualified = P(i - 1, '.');
         if (!qualified && _t[i].Kind == SqlTokenKind.Word && (NotFunctions.Contains(Lower(i)) || IsSyntaxAfter(i)))
@@ -394,7 +400,7 @@ internal sealed class StatementReader
             // An alias with a column list, AS or not: g(d) in "generate_series(1, 3) g(d)" is not a call.
             var alias = W(i, "as") ? i + 1 : i;
             if (IsName(alias) && P(alias + 1, '(') && !(IsWord(alias) && (NotFunctions.Contains(Lower(alias)) || IsClauseWord(alias))))
-                _notFunctions.Add(alias);
+                NotAFunction(alias);
             if (single)
                 return;
             // Skip the alias and anything else up to the next item or clause.
@@ -491,7 +497,7 @@ internal sealed class StatementReader
                 // Unknown on its own: the session resolves it to what was prepared under the name (and its arguments).
                 _command = "EXECUTE";
                 _executeName = Name(i + 1);
-                _notFunctions.Add(i + 1); // EXECUTE q(1): q is the statement, (1) its arguments
+                NotAFunction(i + 1); // EXECUTE q(1): q is the statement, (1) its arguments
                 Raise(StatementClass.Unknown, StatementFlags.Execute, _executeName is null
                     ? "EXECUTE without a name"
                     : $"EXECUTE runs the statement prepared as \"{_executeName}\", which this session has not prepared");
@@ -592,9 +598,9 @@ internal sealed class StatementReader
             j++;
         while (IsName(j))
         {
-            _notFunctions.Add(j);
+            NotAFunction(j);
             if (Name(j) is { } cte)
-                _cteNames.Add(cte);
+                (_cteNames ??= new HashSet<string>(StringComparer.Ordinal)).Add(cte);
             j++;
             if (P(j, '('))
                 j = Close(j) + 1;
