@@ -258,6 +258,25 @@ public class EvaluatorTests
     }
 
     [Fact]
+    public void Reads_that_differ_only_in_literals_share_a_classification_where_values_cannot_matter()
+    {
+        var rules = RuleSet.Compile("r", Sets["safe+writes"]);
+        var judge = new SqlSessionJudge(false, byShape: true);
+        var table = "t" + Guid.NewGuid().ToString("N");
+        var first = judge.Read(rules, $"SELECT abalance FROM {table} WHERE aid = 1 AND b = 'x'");
+        Assert.Same(first, judge.Read(rules, $"SELECT abalance FROM {table} WHERE aid = 48213 AND b = 'y'"));
+        // Not where a value is read: an UPDATE's filter (id + 1 = id + 1 is trivially true, id + 1 = id + 2 is not).
+        var filtered = judge.Judge(rules, $"UPDATE {table} SET a = 1 WHERE id + 1 = id + 2");
+        var unfiltered = judge.Judge(rules, $"UPDATE {table} SET a = 1 WHERE id + 1 = id + 1");
+        Assert.Equal(DecisionAction.Allow, filtered.Decision.Action);
+        Assert.Equal("agent-safe/filtered-writes", unfiltered.Decision.DecidedBy);
+        // Nor without byShape (the simulator), nor for rules with patterns.
+        Assert.NotSame(first, new SqlSessionJudge(false).Read(rules, $"SELECT abalance FROM {table} WHERE aid = 7 AND b = 'z'"));
+        var patterned = RuleSet.Compile("r", [.. Sets["safe"], Rule("no-42", "block", pattern: "= 42")]);
+        Assert.Equal("no-42", judge.Judge(patterned, $"SELECT abalance FROM {table} WHERE aid = 42 AND b = 'x'").Decision.DecidedBy);
+    }
+
+    [Fact]
     public void Repeated_statements_reuse_the_classification_and_the_decision()
     {
         var rules = RuleSet.Compile("r", Sets["safe"]);

@@ -328,7 +328,7 @@ internal sealed class GatewayConnection(
         services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}{ReadOnly}",
             session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "", readOnly ? ", read-only" : "");
 
-        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function));
+        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function), byShape: true);
         var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, target));
         guard.OnStartup(upstream.StartupMessages);
         var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard);

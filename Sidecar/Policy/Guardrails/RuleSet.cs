@@ -71,6 +71,9 @@ public sealed class RuleSet
         AllowsLexerSettings = Evaluate(lexerChange, NormalizedText.Of("SET STANDARD_CONFORMING_STRINGS = OFF")).Action != DecisionAction.Block;
     }
 
+    /// <summary>Whether a rule reads the statement's text itself (a pattern): then texts are never judged by their shape.</summary>
+    public bool HasPatterns => _rules.Any(r => r.Pattern is not null);
+
     /// <summary>Whether a session under these rules may change how SQL text reads (standard_conforming_strings, client_encoding).</summary>
     public bool AllowsLexerSettings { get; }
 

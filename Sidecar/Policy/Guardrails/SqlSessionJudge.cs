@@ -41,7 +41,8 @@ public sealed record Judgement(IReadOnlyList<StatementJudgement> Statements, Dec
 /// single-threaded per session; the gateway updates <see cref="StandardConformingStrings"/> and
 /// <see cref="ClientEncoding"/> from the server's ParameterStatus messages.
 /// </summary>
-public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? operatorSafeFunctions = null, Func<string, FunctionVolatility>? catalog = null)
+/// <param name="byShape">May reuse the classification of a text of the same shape (see <see cref="AnalysisCache"/>); not where statement offsets are read (the simulator).</param>
+public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? operatorSafeFunctions = null, Func<string, FunctionVolatility>? catalog = null, bool byShape = false)
 {
     public const string ReadOnlyGuard = "read-only-session";
     public const string EncodingGuard = "client-encoding";
@@ -76,7 +77,7 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     public Judgement Judge(RuleSet rules, string text) => Judge(rules, Read(rules, text));
 
     /// <summary>The classification of <paramref name="text"/> (cached), to ask <see cref="FunctionsToLearn(SqlText)"/> and then <see cref="Judge(RuleSet, SqlText)"/> without reading it twice.</summary>
-    public SqlText Read(RuleSet rules, string text) => AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules));
+    public SqlText Read(RuleSet rules, string text) => AnalysisCache.Get(text, StandardConformingStrings, BothReadings(rules), byShape && !rules.HasPatterns);
 
     /// <summary>Judges a text read by <see cref="Read"/>; session effects (PREPARE/DEALLOCATE names) apply only when the message is allowed.</summary>
     public Judgement Judge(RuleSet rules, SqlText analysis)
@@ -265,8 +266,15 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
 
     /// <summary>
     /// Classifications by text, shared by every session: a repeated statement is classified once. A
-    /// text enters the cache the second time it is seen, so one-off texts (literals in every query)
-    /// cost their classification and nothing else. Bounded in entries and text length.
+    /// text enters the cache the second time it is seen, so one-off texts cost their classification and
+    /// nothing else. Bounded in entries and text length.
+    /// <para>
+    /// By shape: queries that differ only in their number and string literals (<c>… WHERE aid = 48213</c>)
+    /// are classified the same — for texts where no part of the classification reads a literal's value:
+    /// reads and plain inserts (no UPDATE, DELETE, SET, EXPLAIN, COPY, PREPARE, EXECUTE, UESCAPE, no
+    /// backslash), and only for rule sets without patterns (a shape's cached statement offsets and
+    /// normalized text are those of the first text of that shape).
+    /// </para>
     /// </summary>
     internal static class AnalysisCache
     {
@@ -275,13 +283,25 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
         private static readonly ConcurrentDictionary<(string, bool, bool), SqlText> Entries = new();
         private static readonly ConcurrentDictionary<(int, int), byte> SeenOnce = new();
 
-        public static SqlText Get(string text, bool standardConformingStrings, bool bothReadings)
+        private static readonly ConcurrentDictionary<(string, bool), SqlText> Shapes = new();
+
+        public static SqlText Get(string text, bool standardConformingStrings, bool bothReadings, bool byShape = false)
         {
             var key = (text, standardConformingStrings, bothReadings);
             if (Entries.TryGetValue(key, out var entry))
                 return entry;
+            var shape = byShape && text.Length <= MaxCachedTextLength ? Shape(text, standardConformingStrings) : null;
+            if (shape is not null && Shapes.TryGetValue((shape, standardConformingStrings), out var sameShape))
+                return sameShape;
             var analysis = SqlClassifier.Analyze(text, standardConformingStrings, bothReadings);
             entry = new SqlText(analysis.Statements, text, standardConformingStrings);
+            if (shape is not null && analysis.Problem is null)
+            {
+                if (Shapes.Count >= MaxEntries)
+                    Shapes.Clear();
+                Shapes[(shape, standardConformingStrings)] = entry;
+                return entry;
+            }
             if (text.Length <= MaxCachedTextLength)
             {
                 var seen = (HashCode.Combine(text, standardConformingStrings, bothReadings), text.Length);
@@ -299,6 +319,46 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
                 }
             }
             return entry;
+        }
+
+        private static readonly string[] ShapeStarts = ["select", "with", "values", "table", "insert"];
+        private static readonly string[] ShapeExcluded = ["update", "delete", "set", "explain", "copy", "prepare", "execute", "uescape", "do", "call", "declare"];
+
+        /// <summary>The text with number and string literals replaced by '?', when its classification cannot depend on their values; else null.</summary>
+        private static string? Shape(string text, bool standardConformingStrings)
+        {
+            if (text.Contains('\\'))
+                return null;
+            List<SqlToken> tokens;
+            try
+            {
+                tokens = SqlLexer.Tokenize(text, standardConformingStrings);
+            }
+            catch (SqlLexError)
+            {
+                return null;
+            }
+            if (tokens.Count == 0 || !((tokens[0].Kind == SqlTokenKind.Word && ShapeStarts.Any(w => SqlTokens.Is(text, tokens[0], w))) || SqlTokens.IsPunctuation(text, tokens[0], '(')))
+                return null;
+            var shape = new System.Text.StringBuilder(text.Length);
+            foreach (var t in tokens)
+            {
+                switch (t.Kind)
+                {
+                    case SqlTokenKind.Number or SqlTokenKind.String or SqlTokenKind.BitString:
+                        shape.Append(t.Kind == SqlTokenKind.Number ? "?n" : "?s");
+                        break;
+                    case SqlTokenKind.Word when ShapeExcluded.Any(w => SqlTokens.Is(text, t, w)):
+                        return null;
+                    case SqlTokenKind.QuotedIdentifier when text[t.Start] is 'u' or 'U':
+                        return null;
+                    default:
+                        shape.Append(text, t.Start, t.Length);
+                        break;
+                }
+                shape.Append(' ');
+            }
+            return shape.ToString();
         }
     }
 }

@@ -34,6 +34,7 @@ public sealed class GuardrailFixture : IAsyncLifetime
                 CREATE FUNCTION bump_counter() RETURNS int LANGUAGE plpgsql VOLATILE AS $$ BEGIN UPDATE counter SET n = n + 1; RETURN 1; END $$;
                 CREATE FUNCTION customer_label(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'label ' || i $$;
                 CREATE FUNCTION touch_counter() RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 1 $$;
+                CREATE FUNCTION shout(t text) RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT upper(t) $$;
                 """, direct);
             await setup.ExecuteNonQueryAsync();
         }
@@ -254,9 +255,14 @@ public sealed class GuardrailTests(GuardrailFixture fixture) : IClassFixture<Gua
         // touch_counter is VOLATILE and not on the safe list: at least a write, which the reader may not do.
         var e = await RefusedAsync(reader, "SELECT touch_counter()");
         Assert.Contains("no rule of role \"safe-reader\" allows SELECT (write: calls touch_counter(), a volatile function not on the safe list", e.MessageText, StringComparison.Ordinal);
+        // Attribute notation is a call too: (name).shout is shout(name), a volatile function; c.name is a column.
+        var attribute = await RefusedAsync(reader, "SELECT (c.name).shout FROM customers c WHERE c.id = 1");
+        Assert.Contains("shout", attribute.MessageText, StringComparison.Ordinal);
+        Assert.Equal("customer 1", await ScalarAsync(reader, "SELECT c.name FROM customers c WHERE c.id = 1"));
         // The writer may.
         await using var writer = await OpenAsync(Writer);
         Assert.Equal(1, await ScalarAsync(writer, "SELECT touch_counter()"));
+        Assert.Equal("CUSTOMER 1", await ScalarAsync(writer, "SELECT (c.name).shout FROM customers c WHERE c.id = 1"));
     }
 
     [Fact]
