@@ -286,6 +286,9 @@ public class SqlClassifierTests
         read    COPY                   copy_to                    COPY BINARY t TO STDOUT
         read    EXPLAIN                -                          EXPLAIN EXECUTE q(1)
         read    SELECT                 -                          SELECT pg_blocking_pids(pg_backend_pid()), to_regrole('x')
+        read    SELECT                 unknown_function           SELECT "LOWER"('x')
+        read    SELECT                 -                          SELECT "lower"('x'), LOWER('y')
+        admin   SELECT                 file_access                SELECT "PG_READ_FILE"('/etc/passwd')
         """;
 
     public static TheoryData<string, string, string, string> Rows()

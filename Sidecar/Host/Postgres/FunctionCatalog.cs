@@ -89,7 +89,7 @@ internal sealed class FunctionCatalog(UpstreamConnector connector, ILogger logge
     private static FunctionVolatility Worst(string name, List<(string Schema, string Name, char Volatility)> rows)
     {
         var parts = name.Split('.');
-        var bare = parts[^1];
+        var bare = parts[^1].ToLowerInvariant();
         var schema = parts.Length >= 2 ? parts[^2] : null;
         var matches = rows.Where(r => r.Name == bare && (schema is null || string.Equals(r.Schema, schema, StringComparison.OrdinalIgnoreCase))).ToList();
         if (matches.Count == 0)
@@ -102,7 +102,7 @@ internal sealed class FunctionCatalog(UpstreamConnector connector, ILogger logge
     /// <summary>Names in lower case (as folded); quoted mixed-case names are matched case-insensitively too (stricter).</summary>
     private async Task<List<(string Schema, string Name, char Volatility)>> QueryAsync(TargetPolicy target, List<string> functions, CancellationToken ct)
     {
-        var bare = functions.Select(f => f[(f.LastIndexOf('.') + 1)..]).Distinct().ToList();
+        var bare = functions.Select(f => f[(f.LastIndexOf('.') + 1)..].ToLowerInvariant()).Distinct().ToList();
         var list = string.Join(", ", bare.Select(Literal));
         var sql = "SELECT n.nspname, lower(p.proname), p.provolatile FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
                   + $" WHERE lower(p.proname) IN ({list})";

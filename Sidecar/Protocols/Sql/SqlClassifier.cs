@@ -345,11 +345,26 @@ internal sealed class StatementReader
         if (name is null)
             return;
         var folded = SqlFunctions.Fold(name);
-        _functions.Add(folded);
-        if (SqlFunctions.Known(folded) is { } risk)
-            Raise(risk.Class, risk.Flags, $"calls {folded}()");
-        else
+        var risk = SqlFunctions.Known(folded);
+        if (risk is { Class: > StatementClass.Read } dangerous)
+        {
+            _functions.Add(folded); // a dangerous name is judged as the real one whatever its case
+            Raise(dangerous.Class, dangerous.Flags, $"calls {folded}()");
+        }
+        else if (risk is not null && name.Any(char.IsUpper))
+        {
+            // "LOWER"(x) is not lower(x): a quoted name with capitals names another function, which only
+            // the target's catalog can judge (it is looked up under that exact name).
+            var exact = name.StartsWith("pg_catalog.", StringComparison.OrdinalIgnoreCase) ? name["pg_catalog.".Length..] : name;
+            _functions.Add(exact);
             _flags |= StatementFlags.UnknownFunction;
+        }
+        else
+        {
+            _functions.Add(folded);
+            if (risk is null)
+                _flags |= StatementFlags.UnknownFunction;
+        }
     }
 
     /// <summary>

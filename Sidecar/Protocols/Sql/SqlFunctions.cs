@@ -143,7 +143,7 @@ public static class SqlFunctions
         "xmlexists", "xml_is_well_formed", "to_tsvector", "to_tsquery", "plainto_tsquery", "phraseto_tsquery", "websearch_to_tsquery",
         "ts_rank", "ts_rank_cd", "ts_headline", "setweight", "strip", "numnode", "querytree", "tsvector_to_array", "array_to_tsvector",
         "grouping", "lo_get", "loread", "lo_open", "lo_close", "lo_lseek", "lo_lseek64", "lo_tell", "lo_tell64", "currval", "lastval",
-        "pg_blocking_pids", "pg_current_wal_lsn", "pg_wal_lsn_diff", "pg_last_xact_replay_timestamp", "pg_get_function_arguments",
+        "setseed", "pg_client_encoding", "pg_jit_available", "pg_column_compression", "pg_blocking_pids", "pg_current_wal_lsn", "pg_wal_lsn_diff", "pg_last_xact_replay_timestamp", "pg_get_function_arguments",
         "pg_get_function_result", "pg_get_function_identity_arguments", "pg_get_triggerdef", "pg_get_serial_sequence", "to_regrole",
         "mxid_age", "age", "has_sequence_privilege", "has_any_column_privilege", "has_tablespace_privilege", "pg_tablespace_size",
         "pg_relation_filenode", "pg_get_ruledef", "pg_get_statisticsobjdef", "pg_get_partkeydef", "pg_is_wal_replay_paused",
