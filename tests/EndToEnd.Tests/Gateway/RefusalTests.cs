@@ -305,21 +305,27 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
         }
         await Assert.ThrowsAsync<PostgresException>(() => new NpgsqlCommand("SELECT * FROM no_such_table", connection).ExecuteNonQueryAsync());
 
-        // The session is live on the control plane with its statements.
+        // The session is live on the control plane with its statements (this one: other tests of the class
+        // share the agent, and their sessions may be live at the same moment).
         JsonElement session = default;
+        var events = "";
         await PolicySyncTests.Eventually(async () =>
         {
             var list = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/sessions?agent=ci&status=live")).RootElement;
             var items = list.ValueKind == JsonValueKind.Array ? list : list.GetProperty("items");
             foreach (var item in items.EnumerateArray())
-                if (item.GetProperty("statementCount").GetInt64() >= 2)
-                    session = item;
+            {
+                if (item.GetProperty("statementCount").GetInt64() < 2)
+                    continue;
+                var text = await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{item.GetProperty("id").GetString()}/events?take=100");
+                if (text.Contains("no_such_table", StringComparison.Ordinal) && text.Contains("generate_series(1, 3) n WHERE n", StringComparison.Ordinal))
+                    (session, events) = (item, text);
+            }
             return session.ValueKind == JsonValueKind.Object;
         }, seconds: 20);
         var id = session.GetProperty("id").GetString();
         Assert.Equal("pg", session.GetProperty("target").GetString());
         Assert.Equal("rw", session.GetProperty("role").GetString());
-        var events = await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{id}/events?take=100");
         Assert.Contains("generate_series(1, 3) n WHERE n \\u003E $1", events.Replace(">", "\\u003E", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.Contains("\"rows\":3", events, StringComparison.Ordinal);
         Assert.True(events.Contains("row 3", StringComparison.Ordinal), events);
