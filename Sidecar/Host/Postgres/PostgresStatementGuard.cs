@@ -60,20 +60,26 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             }
         }
         var current = rules();
+        Judgement judgement;
         if (current is null)
-            return name is null ? OnQuery(text) : OnParse(name, text);
-        var read = judge.Read(current, text);
-        if (catalog is not null && judge.FunctionsToLearn(read) is { Count: > 0 } functions && !catalog.Knows(functions))
-            await catalog.LearnAsync(functions);
-        var judgement = Judged(judge.Judge(current, read));
+        {
+            var none = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, text.Length);
+            judgement = Judgement.Of(none, NoRules, "");
+        }
+        else
+        {
+            var read = judge.Read(current, text);
+            if (catalog is not null && judge.FunctionsToLearn(read) is { Count: > 0 } functions && !catalog.Knows(functions))
+                await catalog.LearnAsync(functions);
+            judgement = judge.Judge(current, read);
+            // Functions may have been created, replaced or dropped: learn them again.
+            if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
+                catalog?.Forget();
+        }
         return (name is null ? Rule(judgement) : Prepared(name, judgement, current)) with { Text = text };
     }
 
     private readonly Dictionary<string, PreparedStatement> _prepared = new(StringComparer.Ordinal);
-
-    public Ruling OnQuery(string text) => Rule(Judge(text));
-
-    public Ruling OnParse(string name, string text) => Prepared(name, Judge(text), rules());
 
     private Ruling Prepared(string name, Judgement judgement, RuleSet? current)
     {
@@ -151,24 +157,6 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
 
     private static readonly Decision NoRules = new(DecisionAction.Block, null, "the agent's role is no longer in the policy", BuiltIn: "no-role");
 
-    private Judgement Judge(string text)
-    {
-        var current = rules();
-        if (current is null)
-        {
-            var none = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, text.Length);
-            return Judgement.Of(none, NoRules, "");
-        }
-        return Judged(judge.Judge(current, text));
-    }
-
-    private Judgement Judged(Judgement judgement)
-    {
-        // Functions may have been created, replaced or dropped: learn them again.
-        if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
-            catalog?.Forget();
-        return judgement;
-    }
 
     /// <summary>The ruling of a judgement, built once and kept with it (the judge reuses the judgement of a repeated statement).</summary>
     private static Ruling Rule(Judgement judgement)

@@ -15,5 +15,4 @@ public static class PgFastpath
         [715] = ("lo_create", true), [1004] = ("lo_truncate", true), [3170] = ("lo_lseek64", false), [3171] = ("lo_tell64", false),
         [3172] = ("lo_truncate64", true),
     };
-
 }
