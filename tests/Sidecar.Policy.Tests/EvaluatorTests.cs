@@ -248,6 +248,20 @@ public class EvaluatorTests
     }
 
     [Fact]
+    public void A_field_is_judged_by_the_catalog_as_it_is_now_not_as_it_was()
+    {
+        // x.g may be g(x): a decision that read the catalog is not cached, since the catalog changes.
+        var volatility = FunctionVolatility.Missing;
+        var judge = new SqlSessionJudge(false, catalog: name => name == "g" ? volatility : FunctionVolatility.Missing);
+        var rules = RuleSet.Compile("r", Sets["safe"]);
+        var text = $"SELECT t.g FROM t /* {Guid.NewGuid()} */";
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(DecisionAction.Allow, judge.Judge(rules, text).Decision.Action);
+        volatility = FunctionVolatility.Volatile; // CREATE FUNCTION g(t) … VOLATILE, by someone else
+        Assert.Equal(DecisionAction.Block, judge.Judge(rules, text).Decision.Action);
+    }
+
+    [Fact]
     public void An_operator_vouched_function_is_a_read()
     {
         var judge = new SqlSessionJudge(false, operatorSafeFunctions: new HashSet<string> { "report_total" });

@@ -106,7 +106,7 @@ internal sealed class FunctionCatalog(UpstreamConnector connector, ILogger logge
         var list = string.Join(", ", bare.Select(Literal));
         var sql = "SELECT n.nspname, lower(p.proname), p.provolatile FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
                   + $" WHERE lower(p.proname) IN ({list})";
-        var session = await connector.ConnectAsync(target, [new("application_name", "airlock-catalog"), new("default_transaction_read_only", "on")], ct);
+        var session = await connector.ConnectAsync(target, [new("application_name", "airlock-catalog"), new("default_transaction_read_only", "on"), new("client_encoding", "UTF8")], ct);
         await using var stream = session.Stream;
         var query = new ArrayBufferWriter<byte>();
         var body = new ArrayBufferWriter<byte>();

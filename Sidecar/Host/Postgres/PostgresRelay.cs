@@ -402,7 +402,7 @@ internal sealed class PostgresRelay(
     private void InspectFrontend(ReadOnlySpan<byte> body, byte type, long now, Ruling? ruling)
     {
         lock (ledger)
-            ledger.OnFrontend(type, body, now, ruling?.Verdict, ruling?.Refusal, ruling?.Text);
+            ledger.OnFrontend(type, body, now, ruling?.Verdict, ruling?.Refusal, ruling?.Text, ruling?.Tag);
     }
 
     /// <summary>Feeds one message body, read at <paramref name="now"/>, to the ledger; returns the error/notice for 'E' and 'N'.</summary>
@@ -413,11 +413,19 @@ internal sealed class PostgresRelay(
             if (frontend)
                 ledger.OnFrontend(type, body, now);
             else
+            {
                 ledger.OnBackend(type, body, now);
+                // Statement names the server created or dropped (or did not): the guard follows it.
+                ledger.TakeSettled(_settled);
+                foreach (var (tag, done) in _settled)
+                    guard.OnSettled(tag, done);
+                _settled.Clear();
+            }
         }
         return type is (byte)'E' or (byte)'N' && !frontend ? StatementLedger.ReadError(body) : null;
     }
 
+    private readonly List<(object Tag, bool Done)> _settled = []; // used by the target→agent loop only, under the ledger's lock
     private readonly List<CompletedStatement> _completed = []; // reused: taken and recorded by the target→agent loop only
 
     private async Task RecordCompletedAsync()

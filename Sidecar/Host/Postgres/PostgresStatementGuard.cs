@@ -7,7 +7,8 @@ namespace Airlock.Sidecar.Postgres;
 
 /// <summary>A statement-bearing message as judged: what the recording says, and the agent's error when it is refused.</summary>
 /// <param name="Text">The statement text of a Query or Parse, decoded once for the judge and the ledger.</param>
-internal readonly record struct Ruling(StatementVerdict Verdict, PgError? Refusal, string? Text = null);
+/// <param name="Tag">For a Parse or Close: the token the ledger reports back when the server has settled it (<see cref="PostgresStatementGuard.OnSettled"/>).</param>
+internal readonly record struct Ruling(StatementVerdict? Verdict, PgError? Refusal, string? Text = null, object? Tag = null);
 
 /// <summary>
 /// The decision on each statement-bearing message of one PostgreSQL session, before any byte of it
@@ -52,9 +53,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                 case (byte)'F':
                     return OnFunctionCall(reader.ReadInt32());
                 case (byte)'C':
-                    if (reader.ReadByte() == (byte)'S')
-                        OnClose(reader.ReadCString());
-                    return null;
+                    return reader.ReadByte() == (byte)'S' ? new Ruling(null, null, Tag: OnClose(reader.ReadCString())) : null;
                 default:
                     return null;
             }
@@ -76,35 +75,108 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
                 catalog?.Forget();
         }
-        return (name is null ? Rule(judgement) : Prepared(name, judgement, current)) with { Text = text };
+        if (name is null)
+            return Rule(judgement) with { Text = text };
+        return Prepared(name, judgement, current, out var tag) with { Text = text, Tag = tag };
     }
 
-    private readonly Dictionary<string, PreparedStatement> _prepared = new(StringComparer.Ordinal);
+    // What the server holds under each statement name, as far as it has answered (committed), and the
+    // Parse and Close messages on their way (pending, in order). A Parse of a name that exists fails at
+    // the server, a Parse after an error is skipped, a Close may be skipped too: so a name changes only
+    // when the server says it did (ParseComplete, CloseComplete; StatementLedger.TakeSettled). A Bind
+    // is judged by every statement the name may stand for — the committed one and any pending — and the
+    // most restrictive wins. Both loops use this state: the agent side judges, the target side settles.
+    private readonly Lock _statementsLock = new();
+    private readonly Dictionary<string, PreparedStatement> _committed = new(StringComparer.Ordinal);
+    private readonly List<PendingName> _pending = [];
 
-    private Ruling Prepared(string name, Judgement judgement, RuleSet? current)
+    /// <summary>A named Parse (<see cref="Statement"/> set) or Close (null) the server has not answered yet; the ledger's tag for it.</summary>
+    private sealed record PendingName(string Name, PreparedStatement? Statement);
+
+    private Ruling Prepared(string name, Judgement judgement, RuleSet? current, out object? tag)
     {
-        if (_prepared.Count >= SqlSessionJudge.MaxPreparedNames && !_prepared.ContainsKey(name))
-            _prepared.Clear(); // bounded; a forgotten name is refused at Bind (fail closed)
         var ruling = Rule(judgement);
-        _prepared[name] = new PreparedStatement(judgement, current, ruling);
+        var prepared = new PreparedStatement(judgement, current, ruling);
+        lock (_statementsLock)
+        {
+            if (name.Length == 0)
+            {
+                // The server drops the unnamed statement as every Parse starts, whether the Parse then
+                // succeeds or not: the unnamed statement is always the latest Parse's (or none).
+                _pending.RemoveAll(p => p.Name.Length == 0);
+                _committed[name] = prepared;
+                tag = null;
+                return ruling;
+            }
+            var pending = new PendingName(name, prepared);
+            _pending.Add(pending);
+            tag = pending;
+        }
         return ruling;
     }
 
     /// <summary>A statement as parsed: its judgement, under which rules, and the ruling then (reused at every Bind while the rules stay).</summary>
     private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling);
 
-    public void OnClose(string name) => _prepared.Remove(name);
+    /// <summary>A Close of a statement: the name goes when the server confirms it.</summary>
+    public object OnClose(string name)
+    {
+        var pending = new PendingName(name, null);
+        lock (_statementsLock)
+            _pending.Add(pending);
+        return pending;
+    }
+
+    /// <summary>The server answered (done) or refused or skipped (not done) a Parse or Close this guard tagged.</summary>
+    public void OnSettled(object tag, bool done)
+    {
+        if (tag is not PendingName pending)
+            return;
+        lock (_statementsLock)
+        {
+            _pending.Remove(pending);
+            if (!done)
+                return;
+            if (pending.Statement is null)
+            {
+                _committed.Remove(pending.Name);
+                return;
+            }
+            if (_committed.Count >= SqlSessionJudge.MaxPreparedNames && !_committed.ContainsKey(pending.Name))
+                _committed.Clear(); // bounded; a forgotten name is refused at Bind (fail closed)
+            _committed[pending.Name] = pending.Statement;
+        }
+    }
 
     public Ruling OnBind(string statementName)
     {
-        if (!_prepared.TryGetValue(statementName, out var prepared))
+        List<PreparedStatement> candidates = [];
+        lock (_statementsLock)
         {
-            Judgement judgement;
-            var unknown = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: "a prepared statement this session did not prepare through the gateway");
-            judgement = Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), "");
-            return Rule(judgement);
+            if (_committed.TryGetValue(statementName, out var committed))
+                candidates.Add(committed);
+            foreach (var pending in _pending)
+                if (pending.Statement is { } statement && pending.Name == statementName)
+                    candidates.Add(statement);
         }
-        // The policy may have changed since the Parse: judge the same statements with today's rules.
+        if (candidates.Count == 0)
+        {
+            var unknown = new SqlStatement("UNKNOWN", StatementClass.Unknown, StatementFlags.None, [], [], [], 0, 0, Reason: "a prepared statement this session did not prepare through the gateway");
+            return Rule(Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), ""));
+        }
+        Ruling? strictest = null;
+        foreach (var candidate in candidates)
+        {
+            var ruling = Rejudged(candidate);
+            if (strictest is null || (ruling.Refusal is not null && strictest.Value.Refusal is null))
+                strictest = ruling;
+        }
+        return strictest!.Value;
+    }
+
+    /// <summary>A prepared statement judged with today's rules (the policy may have changed since the Parse).</summary>
+    private Ruling Rejudged(PreparedStatement prepared)
+    {
         var current = rules();
         if (ReferenceEquals(current, prepared.Rules))
             return prepared.Ruling;
@@ -112,9 +184,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             return Rule(Judgement.Of(prepared.Judgement.Statements[0].Statement, NoRules, ""));
         var statements = prepared.Judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
         var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
-        var ruling = Rule(new Judgement(statements, decision));
-        _prepared[statementName] = prepared with { Rules = current, Ruling = ruling };
-        return ruling;
+        return Rule(new Judgement(statements, decision));
     }
 
     public Ruling OnFunctionCall(int oid)

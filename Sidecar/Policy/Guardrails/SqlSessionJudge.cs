@@ -84,7 +84,8 @@ public sealed class SqlSessionJudge(bool readOnlySession, IReadOnlySet<string>? 
     {
         // The common case — one statement that depends on nothing in the session — is judged once per
         // rule set and cached text: a repeated statement costs a lookup and no allocation.
-        var independent = analysis.Statements.Count == 1 && IsSessionIndependent(analysis.Statements[0]) && IsSafeEncoding(ClientEncoding);
+        var independent = analysis.Statements.Count == 1 && IsSessionIndependent(analysis.Statements[0]) && IsSafeEncoding(ClientEncoding)
+            && (catalog is null || analysis.Statements[0].Fields is null); // x.f is judged by the catalog, which changes
         if (independent && analysis.Last is { } last && ReferenceEquals(last.Rules, rules))
             return last.Judgement;
         var judgement = JudgeAll(rules, analysis);

@@ -82,6 +82,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public StatementVerdict? Verdict { get; init; }
         /// <summary>The gateway refused this message: it sent the server a stand-in that fails, and this is the error the agent gets instead of the server's.</summary>
         public PgError? Blocked { get; init; }
+        /// <summary>The caller's token for a Parse or Close whose outcome it needs (<see cref="TakeSettled"/>).</summary>
+        public object? Tag { get; init; }
         // results
         public IReadOnlyList<Column>? Columns { get; set; }
         // Created with the first captured row: most requests (Bind, Sync, …) never capture one.
@@ -125,7 +127,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     /// <param name="verdict">How the gateway judged the statement this message carries or runs (Query, Parse, Bind, FunctionCall).</param>
     /// <param name="blocked">The gateway refused the message and sent a failing stand-in: the error the agent gets instead of the server's.</param>
     /// <param name="knownText">The statement text of a Query or Parse when the caller decoded it already.</param>
-    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp, StatementVerdict? verdict = null, PgError? blocked = null, string? knownText = null)
+    /// <param name="tag">For a Parse or Close: a token reported by <see cref="TakeSettled"/> once the server answered it (done) or skipped or refused it (not done).</param>
+    public void OnFrontend(byte type, ReadOnlySpan<byte> body, long timestamp, StatementVerdict? verdict = null, PgError? blocked = null, string? knownText = null, object? tag = null)
     {
         var reader = new PgReader(body);
         switch (type)
@@ -149,7 +152,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     types[i] = reader.ReadInt32();
                 var prepared = new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types, verdict);
                 Remember(_prepared, name, prepared);
-                Enqueue(blocked is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Statement = prepared, Verdict = verdict, Blocked = blocked });
+                Enqueue(blocked is null && tag is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Statement = prepared, Verdict = verdict, Blocked = blocked, Tag = tag });
                 break;
             }
             case (byte)'B':
@@ -208,7 +211,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     _portals.Remove(name);
                 else
                     throw new PgProtocolException("Close: neither 'S' nor 'P'");
-                Enqueue(CloseSent);
+                Enqueue(tag is null ? CloseSent : new Request(Kind.Close, timestamp) { Tag = tag });
                 break;
             }
             case (byte)'S':
@@ -232,7 +235,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             case (byte)'1' when head?.Kind == Kind.Parse:
             case (byte)'2' when head?.Kind == Kind.Bind:
             case (byte)'3' when head?.Kind == Kind.Close:
-                _pending.Dequeue();
+                Settle(_pending.Dequeue(), done: true);
                 break;
             case (byte)'T':
             {
@@ -284,6 +287,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 // Everything up to and including the first Sync (or the simple query / function call) is answered.
                 while (_pending.TryDequeue(out var request))
                 {
+                    Settle(request, done: false);
                     if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute)
                         Complete(request, timestamp);
                     if (request.Kind is Kind.Sync or Kind.Query or Kind.FunctionCall)
@@ -291,6 +295,21 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 }
                 break;
         }
+    }
+
+    private readonly List<(object Tag, bool Done)> _settled = [];
+
+    private void Settle(Request request, bool done)
+    {
+        if (request.Tag is { } tag)
+            _settled.Add((tag, done));
+    }
+
+    /// <summary>Tagged Parse and Close messages the server has answered (done) or refused or skipped (not done) since the last call, in order.</summary>
+    public void TakeSettled(List<(object Tag, bool Done)> into)
+    {
+        into.AddRange(_settled);
+        _settled.Clear();
     }
 
     /// <summary>The error the agent gets for the next ErrorResponse instead of the server's, when the request it answers was refused by the gateway.</summary>
@@ -314,6 +333,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         // Extended protocol: the failing message ends; the server skips everything up to Sync. An
         // error in Parse, Bind or Describe belongs to the statement the agent was about to execute.
         var failed = _pending.Dequeue();
+        Settle(failed, done: false);
         var attributed = false;
         if (failed.Kind == Kind.Execute || failed.Blocked is not null)
         {
@@ -325,6 +345,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         while (_pending.TryPeek(out var next) && next.Kind != Kind.Sync)
         {
             var skipped = _pending.Dequeue();
+            Settle(skipped, done: false);
             if (skipped.Kind != Kind.Execute)
                 continue;
             // The execution of a statement the gateway refused: its refusal is already recorded.
