@@ -86,7 +86,7 @@ public sealed class Rule
 
 public sealed record RuleMatchData(List<string> Classes, List<string> Commands, List<string> Tables, string? Pattern, List<string>? Functions = null, List<string>? Flags = null);
 
-public sealed record MaskData(List<string> Columns, List<string> Detectors, string Strategy, int? KeepLast);
+public sealed record MaskData(List<string> Columns, List<string> Detectors, string Strategy, int? KeepLast, string? Mode = null);
 
 public sealed record ApprovalData(string Mode, int Approvals, string? Group, int TimeoutSeconds);
 
@@ -119,6 +119,11 @@ public sealed class Target
     /// <summary>The stored credential sealed to <see cref="SealedForKey"/> (the sidecar's sealing key hash).</summary>
     public string? CredentialSealed { get; set; }
     public string? SealedForKey { get; set; }
+    /// <summary>The target's key for the <c>hash</c> masking strategy (random, made at first compile), protected at rest like a credential.</summary>
+    public string? MaskingKeyProtected { get; set; }
+    /// <summary>The masking key sealed to <see cref="MaskingKeySealedFor"/> (the sidecar's sealing key hash).</summary>
+    public string? MaskingKeySealed { get; set; }
+    public string? MaskingKeySealedFor { get; set; }
 }
 
 public sealed class Sidecar

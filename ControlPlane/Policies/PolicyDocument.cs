@@ -155,6 +155,8 @@ public sealed class MaskSpecDoc
     public List<string>? Detectors { get; set; }
     public string? Strategy { get; set; }
     public int? KeepLast { get; set; }
+    /// <summary><c>default</c> (plain output masked, filters allowed, any other use refused), <c>strict</c> (filters refused too) or <c>output_only</c> (weaker: other uses allowed, unmasked).</summary>
+    public string? Mode { get; set; }
 }
 
 public sealed class ApprovalSpecDoc

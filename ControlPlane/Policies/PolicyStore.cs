@@ -232,7 +232,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         Targets = [.. r.Targets!],
         Match = new RuleMatchData([.. r.Match!.Classes!], [.. r.Match.Commands!], [.. r.Match.Tables!], r.Match.Pattern, [.. r.Match.Functions!], [.. r.Match.Flags!]),
         Message = r.Message,
-        Mask = r.Mask is { } m ? new MaskData([.. m.Columns!], [.. m.Detectors!], m.Strategy!, m.KeepLast) : null,
+        Mask = r.Mask is { } m ? new MaskData([.. m.Columns!], [.. m.Detectors!], m.Strategy!, m.KeepLast, m.Mode) : null,
         Approval = r.Approval is { } a ? new ApprovalData(a.Mode!, a.Approvals!.Value, a.Group, a.TimeoutSeconds!.Value) : null,
     };
 
@@ -275,7 +275,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
                 Functions = [.. x.Match.Functions ?? []], Flags = [.. x.Match.Flags ?? []], Pattern = x.Match.Pattern,
             },
             Message = x.Message,
-            Mask = x.Mask is { } m ? new MaskSpecDoc { Columns = [.. m.Columns], Detectors = [.. m.Detectors], Strategy = m.Strategy, KeepLast = m.KeepLast } : null,
+            Mask = x.Mask is { } m ? new MaskSpecDoc { Columns = [.. m.Columns], Detectors = [.. m.Detectors], Strategy = m.Strategy, KeepLast = m.KeepLast, Mode = m.Mode } : null,
             Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds } : null,
         }).ToList(),
     };

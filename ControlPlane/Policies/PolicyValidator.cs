@@ -329,8 +329,19 @@ public static partial class PolicyValidator
                 errors.Add(new($"{path}.mask.strategy", $"must be one of: {string.Join(", ", MaskStrategies.All)}"));
             if (mask.Columns.Count == 0 && mask.Detectors.Count == 0)
                 errors.Add(new($"{path}.mask", "name at least one column or detector"));
-            if (mask.KeepLast is < 0)
-                errors.Add(new($"{path}.mask.keepLast", "must not be negative"));
+            if (mask.KeepLast is < 0 or > 64)
+                errors.Add(new($"{path}.mask.keepLast", "must be between 0 and 64"));
+            if (mask.Mode is not null && !Sidecar.Policy.Masking.MaskModes.All.Contains(mask.Mode))
+                errors.Add(new($"{path}.mask.mode", $"must be one of: {string.Join(", ", Sidecar.Policy.Masking.MaskModes.All)}"));
+            for (var c = 0; c < mask.Columns.Count; c++)
+            {
+                var parts = (mask.Columns[c] ?? "").Trim().Split('.');
+                if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0 || p.Any(char.IsWhiteSpace)))
+                    errors.Add(new($"{path}.mask.columns[{c}]", "must be 'table.column' or 'schema.table.column' (names as the catalog spells them)"));
+            }
+            for (var d = 0; d < mask.Detectors.Count; d++)
+                if (!Sidecar.Policy.Masking.ContentDetectors.Names.Contains(mask.Detectors[d]))
+                    errors.Add(new($"{path}.mask.detectors[{d}]", $"must be one of: {string.Join(", ", Sidecar.Policy.Masking.ContentDetectors.Names)}"));
         }
 
         if (rule.Action == RuleActions.RequireApproval)

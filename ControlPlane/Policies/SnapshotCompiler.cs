@@ -34,6 +34,8 @@ public sealed class SnapshotCompiler(
     TimeProvider time)
 {
     private readonly IDataProtector _credentials = dataProtection.CreateProtector(PolicyStore.CredentialPurpose);
+    private readonly IDataProtector _maskingKeys = dataProtection.CreateProtector(MaskingKeyPurpose);
+    public const string MaskingKeyPurpose = "Airlock.Target.MaskingKey.v1";
 
     // Versions are assigned under one lock per process so two streams of one sidecar never race
     // for the same number; the unique index backs this up across replicas.
@@ -98,6 +100,15 @@ public sealed class SnapshotCompiler(
                 t.SealedForKey = sealingKeyId;
                 sealedAny = true;
             }
+            if (t.MaskingKeyProtected is null || t.MaskingKeySealedFor != sealingKeyId)
+            {
+                // One random key per target for the hash masking strategy: equal values hash alike across
+                // the target's tables (joins work), and differently on every other target.
+                t.MaskingKeyProtected ??= _maskingKeys.Protect(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+                t.MaskingKeySealed = CredentialSeal.Seal(_maskingKeys.Unprotect(t.MaskingKeyProtected), sidecar.Id.ToString(), sidecar.SealingPublicKey!);
+                t.MaskingKeySealedFor = sealingKeyId;
+                sealedAny = true;
+            }
             targetPolicies.Add(new TargetPolicy(
                 t.Name,
                 t.Kind,
@@ -106,7 +117,8 @@ public sealed class SnapshotCompiler(
                 new UpstreamPolicy(t.UpstreamHost, t.UpstreamPort, t.UpstreamDatabase, t.UpstreamUsername, t.UpstreamTlsMode,
                     t.CredentialReference, t.CredentialProtected is null ? null : t.CredentialSealed,
                     t.UpstreamAuth.Length == 0 ? null : [.. t.UpstreamAuth.Split(',')]),
-                t.AllowCleartextOnLoopback));
+                t.AllowCleartextOnLoopback,
+                t.MaskingKeySealed));
         }
         if (sealedAny)
             await db.SaveChangesAsync(ct);
@@ -176,7 +188,7 @@ public sealed class SnapshotCompiler(
                     r.Targets.Where(reached.Contains).ToList(),
                     new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern, r.Match.Functions ?? [], r.Match.Flags ?? []),
                     r.Message,
-                    r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast) : null,
+                    r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast, m.Mode) : null,
                     r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null)))
             .ToList();
     }

@@ -16,13 +16,15 @@ public sealed record PolicySnapshot(
 
 /// <summary>A target served by this sidecar.</summary>
 /// <param name="ListenPort">Port of the sidecar's listener for this target.</param>
+/// <param name="SealedMaskingKey">The target's key for the <c>hash</c> masking strategy, sealed to this sidecar like a stored credential.</param>
 public sealed record TargetPolicy(
     string Name,
     string Kind,
     IReadOnlyDictionary<string, string> Labels,
     int ListenPort,
     UpstreamPolicy Upstream,
-    bool AllowCleartextOnLoopback = false);
+    bool AllowCleartextOnLoopback = false,
+    string? SealedMaskingKey = null);
 
 /// <summary>How the sidecar reaches the target.</summary>
 /// <param name="CredentialReference"><c>env:NAME</c> or <c>file:/path</c>, resolved only at the sidecar.</param>
@@ -65,7 +67,8 @@ public sealed record RuleMatch(
     IReadOnlyList<string>? Functions = null,
     IReadOnlyList<string>? Flags = null);
 
-public sealed record MaskSpec(IReadOnlyList<string> Columns, IReadOnlyList<string> Detectors, string Strategy, int? KeepLast);
+/// <param name="Mode">How far a masked column may be used (<see cref="Masking.MaskModes"/>): <c>default</c>, <c>strict</c> or <c>output_only</c>.</param>
+public sealed record MaskSpec(IReadOnlyList<string> Columns, IReadOnlyList<string> Detectors, string Strategy, int? KeepLast, string? Mode = null);
 
 public sealed record ApprovalSpec(string Mode, int Approvals, string? Group, int TimeoutSeconds);
 
