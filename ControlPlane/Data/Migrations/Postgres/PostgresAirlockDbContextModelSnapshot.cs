@@ -635,6 +635,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Property<int>("ListenPort")
                         .HasColumnType("integer");
 
+                    b.Property<string>("MaskingKeyProtected")
+                        .HasColumnType("text");
+
+                    b.Property<string>("MaskingKeySealed")
+                        .HasColumnType("text");
+
+                    b.Property<string>("MaskingKeySealedFor")
+                        .HasColumnType("text");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(100)

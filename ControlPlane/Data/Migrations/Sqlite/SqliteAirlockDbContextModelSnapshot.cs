@@ -626,6 +626,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Property<int>("ListenPort")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("MaskingKeyProtected")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("MaskingKeySealed")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("MaskingKeySealedFor")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(100)
