@@ -30,7 +30,8 @@ public sealed record SessionStartPayload(string Agent, string Role, string Targe
 
 /// <summary>
 /// One statement: what was sent, how it was classified and decided, and what came of it, with its
-/// first result rows (<see cref="Result"/>, null when it returned none). One event per statement
+/// first result rows (<see cref="Result"/>, null when it returned none), and how many values of each
+/// column the gateway masked (<see cref="Masked"/>, absent when none). One event per statement
 /// keeps the evidence cheap enough for the data path: every event is hashed, spooled, uploaded,
 /// verified and stored.
 /// </summary>
@@ -43,7 +44,9 @@ public sealed record StatementPayload(
     double DurationMs,
     long? Rows,
     string? Error,
-    StatementResult? Result = null);
+    StatementResult? Result = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    IReadOnlyDictionary<string, long>? Masked = null);
 
 /// <summary>Result rows exactly as the agent saw them (masked), up to the per-statement cap; <see cref="Truncated"/> when there were more.</summary>
 public sealed record StatementResult(IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string?>> Rows, bool Truncated);
@@ -170,6 +173,13 @@ public static class RecordingJson
         else
         {
             writer.WriteNullValue();
+        }
+        if (statement.Masked is { Count: > 0 } masked)
+        {
+            writer.WriteStartObject("masked"u8);
+            foreach (var (column, count) in masked.Take(RecordingLimits.MaxMaskedColumns))
+                writer.WriteNumber(RecordingLimits.Truncate(column, RecordingLimits.MaxColumnNameChars), count);
+            writer.WriteEndObject();
         }
         writer.WriteEndObject();
         writer.Flush();

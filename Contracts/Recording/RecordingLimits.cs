@@ -26,6 +26,12 @@ public static class RecordingLimits
     /// <summary>A session-end reason or another short text the sidecar composes.</summary>
     public const int MaxReasonChars = 2 * 1024;
 
+    /// <summary>Columns named in a statement's masked-value counts.</summary>
+    public const int MaxMaskedColumns = 256;
+
+    /// <summary>Length of a column label in the masked-value counts.</summary>
+    public const int MaxColumnNameChars = 256;
+
     /// <summary>Marks a value that was cut: every truncated value ends with this text and says how long it was.</summary>
     public const string TruncationMarker = "…[truncated: ";
 

@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Collections.Concurrent;
-using System.Text;
 using Airlock.Sidecar.Policy;
 using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Protocols.Postgres;
@@ -102,62 +100,14 @@ internal sealed class FunctionCatalog(UpstreamConnector connector, ILogger logge
     /// <summary>Names in lower case (as folded); quoted mixed-case names are matched case-insensitively too (stricter).</summary>
     private async Task<List<(string Schema, string Name, char Volatility)>> QueryAsync(TargetPolicy target, List<string> functions, CancellationToken ct)
     {
-        var bare = functions.Select(f => f[(f.LastIndexOf('.') + 1)..].ToLowerInvariant()).Distinct().ToList();
-        var list = string.Join(", ", bare.Select(Literal));
+        var bare = functions.Select(f => f[(f.LastIndexOf('.') + 1)..].ToLowerInvariant()).Distinct();
         var sql = "SELECT n.nspname, lower(p.proname), p.provolatile FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
-                  + $" WHERE lower(p.proname) IN ({list})";
-        var session = await connector.ConnectAsync(target, [new("application_name", "airlock-catalog"), new("default_transaction_read_only", "on"), new("client_encoding", "UTF8")], ct);
-        await using var stream = session.Stream;
-        var query = new ArrayBufferWriter<byte>();
-        var body = new ArrayBufferWriter<byte>();
-        PgWire.WriteCString(body, sql);
-        PgWire.WriteMessage(query, (byte)'Q', body.WrittenSpan);
-        PgWire.WriteMessage(query, (byte)'X', []);
-        await stream.WriteAsync(query.WrittenMemory, ct);
-        await stream.FlushAsync(ct);
-
-        var rows = new List<(string, string, char)>();
-        using var input = new FrameBuffer();
-        var needed = 0;
-        while (true)
-        {
-            if (await input.FillAsync(stream, needed, ct) == 0)
-                throw new IOException("the target closed the catalog connection");
-            needed = 0;
-            while (true)
-            {
-                var status = PgWire.TryReadHeader(input.Span, 16 * 1024 * 1024, out var type, out var length);
-                if (status == FrameStatus.Incomplete)
-                {
-                    needed = length == 0 ? 5 : 1 + length;
-                    break;
-                }
-                if (status == FrameStatus.Invalid)
-                    throw new PgProtocolException($"invalid message from the target (length {length})");
-                var message = input.Span.Slice(5, length - 4);
-                switch (type)
-                {
-                    case (byte)'D':
-                    {
-                        var reader = new PgReader(message);
-                        if (reader.ReadCount16() != 3)
-                            throw new PgProtocolException("unexpected catalog row");
-                        var schema = Encoding.UTF8.GetString(reader.ReadValue(out _));
-                        var name = Encoding.UTF8.GetString(reader.ReadValue(out _));
-                        var volatility = Encoding.UTF8.GetString(reader.ReadValue(out _));
-                        rows.Add((schema.ToLowerInvariant(), name, volatility.Length == 1 ? volatility[0] : 'v'));
-                        break;
-                    }
-                    case (byte)'E':
-                        throw new PgProtocolException("the catalog query failed: " + StatementLedger.ReadError(message).Message);
-                    case (byte)'Z':
-                        return rows;
-                }
-                input.Consume(1 + length);
-            }
-        }
+                  + $" WHERE lower(p.proname) IN ({CatalogQuery.List(bare)})";
+        var results = await CatalogQuery.RunAsync(connector, target, sql, ct);
+        return results.SelectMany(r => r)
+            .Select(row => row.Length == 3 && row[0] is { } schema && row[1] is { } name && row[2] is { } volatility
+                ? (schema.ToLowerInvariant(), name, volatility.Length == 1 ? volatility[0] : 'v')
+                : throw new PgProtocolException("unexpected catalog row"))
+            .ToList();
     }
-
-    /// <summary>An escape string literal: right whatever the target's standard_conforming_strings.</summary>
-    private static string Literal(string value) => "E'" + value.Replace("\\", "\\\\").Replace("'", "''") + "'";
 }

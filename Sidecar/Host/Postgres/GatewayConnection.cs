@@ -9,6 +9,7 @@ using Airlock.Contracts.Recording;
 using Airlock.Sidecar.ControlPlane;
 using Airlock.Sidecar.Identity;
 using Airlock.Sidecar.Policy;
+using Airlock.Sidecar.Policy.Masking;
 using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Recording;
@@ -329,9 +330,10 @@ internal sealed class GatewayConnection(
             session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "", readOnly ? ", read-only" : "");
 
         var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function), byShape: true);
-        var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, target));
+        var masking = new SessionMasking(services.MaskCatalog, target, CurrentMaskRules(agent), new ValueMasker(SessionMasking.OpenKey(target, services.Identity)));
+        var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking);
         guard.OnStartup(upstream.StartupMessages);
-        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard);
+        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking);
         using var live = services.LiveSessions.Register(session, reason =>
         {
             relay.End($"terminated: {reason}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {reason}"));
@@ -390,6 +392,24 @@ internal sealed class GatewayConnection(
         };
     }
 
+    /// <summary>The agent's role's masking rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
+    private Func<MaskRules> CurrentMaskRules(AgentPolicy agent)
+    {
+        object? seen = null;
+        var rules = MaskRules.None;
+        return () =>
+        {
+            var snapshot = services.Snapshots.Current;
+            if (!ReferenceEquals(snapshot, seen))
+            {
+                var role = snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+                rules = role is null ? MaskRules.None : MaskRules.For(role, target.Name);
+                seen = snapshot;
+            }
+            return rules;
+        };
+    }
+
     private async Task TryWriteErrorAsync(PgError error)
     {
         try
@@ -425,14 +445,20 @@ internal sealed record GatewayServices(
     public IReadOnlySet<string> SafeFunctions { get; init; } = new HashSet<string>();
 
     public required FunctionCatalog Catalog { get; init; }
+
+    public required MaskCatalog MaskCatalog { get; init; }
 }
 
 /// <summary>One target's view of the <see cref="FunctionCatalog"/>, for a session's guard.</summary>
-internal sealed class TargetCatalog(FunctionCatalog catalog, TargetPolicy target) : PostgresStatementGuard.ICatalog
+internal sealed class TargetCatalog(FunctionCatalog catalog, MaskCatalog masks, TargetPolicy target) : PostgresStatementGuard.ICatalog
 {
     public bool Knows(IReadOnlyList<string> functions) => catalog.Knows(target.Name, functions);
 
     public Task LearnAsync(IReadOnlyList<string> functions) => catalog.LoadAsync(target, functions, CancellationToken.None);
 
-    public void Forget() => catalog.Forget(target.Name);
+    public void Forget()
+    {
+        catalog.Forget(target.Name);
+        masks.Forget(target.Name);
+    }
 }

@@ -51,6 +51,14 @@ public sealed class PostgresGatewayOptions : IValidatableObject
     /// </summary>
     public List<string> SafeFunctions { get; set; } = [];
 
+    /// <summary>
+    /// How long a target's catalog, as masking rules resolve against it (masked columns, views and
+    /// functions over them), is trusted before it is read again. DDL sent through this sidecar drops it
+    /// at once; DDL done elsewhere is seen within this time.
+    /// </summary>
+    [Range(1, 3600)]
+    public int MaskCatalogSeconds { get; set; } = 10;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (!IPAddress.TryParse(ListenAddress, out _))

@@ -48,6 +48,7 @@ internal sealed class PostgresListeners : BackgroundService
         {
             SafeFunctions = gateway.SafeFunctions.Select(f => Protocols.Sql.SqlFunctions.Fold(f.Trim())).ToHashSet(StringComparer.Ordinal),
             Catalog = new FunctionCatalog(connector, logger, TimeProvider.System),
+            MaskCatalog = new MaskCatalog(connector, logger, TimeProvider.System, TimeSpan.FromSeconds(gateway.MaskCatalogSeconds)),
         };
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);

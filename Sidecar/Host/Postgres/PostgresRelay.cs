@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using Airlock.Contracts.Recording;
+using Airlock.Sidecar.Policy.Masking;
 using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Protocols.Sql;
 
@@ -34,7 +35,8 @@ internal sealed class PostgresRelay(
     StatementLedger ledger,
     SessionRecording recording,
     PostgresGatewayOptions options,
-    PostgresStatementGuard guard)
+    PostgresStatementGuard guard,
+    SessionMasking? masking = null)
 {
     private readonly Lock _endLock = new();
     private readonly CancellationTokenSource _ended = new(); // not disposed: End() may still run after the loops
@@ -258,7 +260,7 @@ internal sealed class PostgresRelay(
                             break;
                         }
                     }
-                    else if (type is not ((byte)'d' or (byte)'A'))
+                    else if (type is not ((byte)'d' or (byte)'A') || (type == (byte)'d' && _copy is not null))
                     {
                         try
                         {
@@ -266,7 +268,18 @@ internal sealed class PostgresRelay(
                             if (type == (byte)'E')
                                 lock (ledger)
                                     replacement = ledger.BlockedAtHead;
-                            var notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false, arrived);
+                            PgError? notice;
+                            if (replacement is null && masking is { Active: true } && MaskBackend(type, input.Span.Slice(forwarded + 5, length - 4), arrived, out notice))
+                            {
+                                // Masked rows, COPY data or a withheld message go instead (the ledger saw them as sent).
+                                rewritten ??= new ArrayBufferWriter<byte>(forwarded + _maskScratch.WrittenCount + 256);
+                                rewritten.Write(input.Span[sentUpTo..forwarded]);
+                                rewritten.Write(_maskScratch.WrittenSpan);
+                                _maskScratch.Clear();
+                                sentUpTo = forwarded + 1 + length;
+                            }
+                            else
+                                notice = Inspect(input.Span.Slice(forwarded + 5, length - 4), type, frontend: false, arrived);
                             if (replacement is not null)
                             {
                                 // The server refused the stand-in of a message the gateway refused: the agent hears the gateway's reason.
@@ -281,9 +294,14 @@ internal sealed class PostgresRelay(
                                 await recording.RecordAsync(RecordingEventTypes.Notice, RecordingJson.Encode(new NoticePayload(
                                     RecordingLimits.Truncate(notice.Severity, RecordingLimits.MaxSeverityChars), RecordingLimits.Truncate(notice.Message, RecordingLimits.MaxMessageChars))));
                         }
-                        catch (PgProtocolException e)
+                        catch (Exception e) when (e is PgProtocolException or FormatException)
                         {
                             End($"error: the target broke the protocol: {e.Message}", PgError.Fatal(SqlStates.ProtocolViolation, "the target sent a malformed message; the session is ended"));
+                            break;
+                        }
+                        catch (MaskingFailure e)
+                        {
+                            End($"error: {e.Message}", PgError.Fatal(SqlStates.InsufficientPrivilege, e.Message));
                             break;
                         }
                     }
@@ -353,6 +371,80 @@ internal sealed class PostgresRelay(
             await TryWriteAsync(client, fatal.WrittenMemory, toClient: true);
         }
     }
+
+    private readonly ArrayBufferWriter<byte> _maskScratch = new(); // the target→agent loop's: what goes instead of a masked message
+    private CopyMasker? _copy; // the COPY being masked now, from its CopyOutResponse to its CopyDone
+    private ResultMaskPlan? _reportPending; // the plan whose masked-value counts are not yet in the ledger
+
+    /// <summary>
+    /// Masking of one message from the target (masking is active): a DataRow is rewritten by its result's
+    /// plan, COPY data by the COPY's masker, an error or notice of a statement that touches masked columns
+    /// is withheld. Returns true when <see cref="_maskScratch"/> holds what goes to the agent instead (the
+    /// ledger has seen that); false when the message goes as it came (the caller feeds the ledger).
+    /// </summary>
+    private bool MaskBackend(byte type, ReadOnlySpan<byte> body, long arrived, out PgError? notice)
+    {
+        notice = null;
+        lock (ledger)
+        {
+            if (type is (byte)'C' or (byte)'s' or (byte)'I' or (byte)'E' or (byte)'Z' or (byte)'T')
+                ReportMasked();
+            switch (type)
+            {
+                case (byte)'D':
+                {
+                    if (ledger.CurrentResult is not { } result || masking!.PlanFor(result.Columns, result.Verdict) is not { } plan)
+                        return false;
+                    _reportPending = plan;
+                    plan.Rewrite(body, _maskScratch);
+                    Inspect(_maskScratch.WrittenSpan[5..], type, frontend: false, arrived);
+                    return true;
+                }
+                case (byte)'E' or (byte)'N':
+                {
+                    if (ledger.HeadVerdict is not { Masked: true })
+                        return false;
+                    var withheld = SessionMasking.Withheld(StatementLedger.ReadError(body));
+                    PgWire.WriteError(_maskScratch, withheld, type);
+                    Inspect(_maskScratch.WrittenSpan[5..], type, frontend: false, arrived);
+                    notice = withheld;
+                    return true;
+                }
+                case (byte)'H':
+                {
+                    if (ledger.HeadVerdict?.Copy is not { } copy)
+                        return false;
+                    if (body.Length > 0 && body[0] != 0)
+                        throw new MaskingFailure("the target began a binary COPY of a table with masked columns; the session is ended so that none of it reaches the agent");
+                    _copy = masking!.StartCopy(copy)
+                            ?? throw new MaskingFailure($"the columns of \"{copy.Relation}\" could not be matched to its masking rules; the COPY is not streamed and the session is ended");
+                    return false;
+                }
+                case (byte)'d':
+                    _copy!.Feed(body, _maskScratch);
+                    return true;
+                case (byte)'c' when _copy is not null:
+                    _copy.Finish(_maskScratch);
+                    _copy.ReportTo(ledger.NoteMasked);
+                    _copy = null;
+                    PgWire.WriteMessage(_maskScratch, type, body);
+                    Inspect(body, type, frontend: false, arrived);
+                    return true;
+                default:
+                    return false;
+            }
+        }
+    }
+
+    /// <summary>The values masked in the result that is ending go into the ledger with its statement.</summary>
+    private void ReportMasked()
+    {
+        _reportPending?.ReportTo(ledger.NoteMasked);
+        _reportPending = null;
+    }
+
+    /// <summary>What the target sent cannot be masked: the session ends before any of it reaches the agent.</summary>
+    private sealed class MaskingFailure(string message) : Exception(message);
 
     /// <summary>False when the other side is gone, or stopped reading after the session ended.</summary>
     private async ValueTask<bool> TryWriteAsync(Stream destination, ReadOnlyMemory<byte> bytes, bool toClient)
@@ -470,6 +562,6 @@ internal sealed class StatementEvent(CompletedStatement statement) : Recording.D
         return RecordingJson.EncodeStatement(new StatementPayload(
             SqlRedaction.Redact(statement.Text), statement.Parameters.Select(p => p is null ? null : SqlRedaction.RedactValue(p)).ToList(),
             verdict?.Classification ?? "unknown", verdict?.Decision ?? "allow", verdict?.Rule, Math.Round(statement.DurationMs, 3), statement.Rows,
-            statement.Error is { } e ? RecordingLimits.Truncate($"{e.SqlState}: {e.Message}", RecordingLimits.MaxMessageChars) : null, result));
+            statement.Error is { } e ? RecordingLimits.Truncate($"{e.SqlState}: {e.Message}", RecordingLimits.MaxMessageChars) : null, result, statement.Masked));
     }
 }

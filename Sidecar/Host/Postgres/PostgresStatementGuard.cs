@@ -1,4 +1,5 @@
 using Airlock.Sidecar.Policy.Guardrails;
+using Airlock.Sidecar.Policy.Masking;
 using Airlock.Sidecar.Protocols.Postgres;
 using Airlock.Sidecar.Protocols.Sql;
 using System.Runtime.CompilerServices;
@@ -18,8 +19,19 @@ internal readonly record struct Ruling(StatementVerdict? Verdict, PgError? Refus
 /// for. The rules are the role's current ones (<paramref name="rules"/> is read per message).
 /// </summary>
 /// <param name="catalog">Learns what the target's catalog says about functions the classifier does not know (before the judge asks); forgets after DDL.</param>
-internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet?> rules, PostgresStatementGuard.ICatalog? catalog = null)
+/// <param name="masking">The session's masking rules resolved against the target's catalog; null when its role has none there.</param>
+internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet?> rules, PostgresStatementGuard.ICatalog? catalog = null, PostgresStatementGuard.IMasking? masking = null)
 {
+    /// <summary>The session's masking, resolved against the target's catalog.</summary>
+    public interface IMasking
+    {
+        /// <summary>The resolved masking now (looked up again when stale); null when the role has no masking rules on the target.</summary>
+        ValueTask<MaskedTarget?> CurrentAsync();
+
+        /// <summary>The last one <see cref="CurrentAsync"/> returned (for a Bind, which is judged without waiting).</summary>
+        MaskedTarget? Last { get; }
+    }
+
     /// <summary>The target's function catalog as one session sees it.</summary>
     public interface ICatalog
     {
@@ -59,6 +71,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             }
         }
         var current = rules();
+        var masked = masking is null ? null : await masking.CurrentAsync();
         Judgement judgement;
         if (current is null)
         {
@@ -76,8 +89,32 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                 catalog?.Forget();
         }
         if (name is null)
-            return Rule(judgement) with { Text = text };
-        return Prepared(name, judgement, current, out var tag) with { Text = text, Tag = tag };
+            return Masked(Rule(judgement), judgement, text, masked, current) with { Text = text };
+        return Prepared(name, judgement, current, text, masked, out var tag) with { Text = text, Tag = tag };
+    }
+
+    private readonly ConditionalWeakTable<Judgement, MaskMemo> _maskMemos = new();
+
+    /// <summary>A masked ruling, kept for the judgement while the text and the masking stay the same (a repeated statement costs a lookup).</summary>
+    private sealed record MaskMemo(MaskedTarget Target, string Text, Ruling Ruling);
+
+    /// <summary>The ruling with masking applied: refused, or marked (errors withheld, a COPY's rows masked), or as it was.</summary>
+    private Ruling Masked(Ruling ruling, Judgement judgement, string text, MaskedTarget? target, RuleSet? current)
+    {
+        if (target is null || ruling.Refusal is not null || ruling.Verdict is null)
+            return ruling;
+        if (_maskMemos.TryGetValue(judgement, out var memo) && ReferenceEquals(memo.Target, target) && memo.Text == text)
+            return memo.Ruling;
+        var verdict = MaskingJudge.Judge(target, current?.Role ?? "", text, judgement.Statements.Select(s => s.Statement).ToList(), judge.StandardConformingStrings);
+        Ruling masked;
+        if (verdict.Refusal is { } refusal)
+            masked = new Ruling(ruling.Verdict with { Decision = Decision.Name(refusal.Action), Rule = refusal.DecidedBy, Masked = true },
+                new PgError("ERROR", SqlStates.InsufficientPrivilege, refusal.Reason, null,
+                    "A masked column may leave only as a plain output column (SELECT email FROM …), where the gateway masks it; filters may use it unless the rule is strict."));
+        else
+            masked = verdict.Touches ? ruling with { Verdict = ruling.Verdict with { Masked = true, Copy = verdict.Copy } } : ruling;
+        _maskMemos.AddOrUpdate(judgement, new MaskMemo(target, text, masked));
+        return masked;
     }
 
     // What the server holds under each statement name, as far as it has answered (committed), and the
@@ -93,10 +130,10 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// <summary>A named Parse (<see cref="Statement"/> set) or Close (null) the server has not answered yet; the ledger's tag for it.</summary>
     private sealed record PendingName(string Name, PreparedStatement? Statement);
 
-    private Ruling Prepared(string name, Judgement judgement, RuleSet? current, out object? tag)
+    private Ruling Prepared(string name, Judgement judgement, RuleSet? current, string text, MaskedTarget? masked, out object? tag)
     {
-        var ruling = Rule(judgement);
-        var prepared = new PreparedStatement(judgement, current, ruling);
+        var ruling = Masked(Rule(judgement), judgement, text, masked, current);
+        var prepared = new PreparedStatement(judgement, current, ruling, text, masked);
         lock (_statementsLock)
         {
             if (name.Length == 0)
@@ -115,8 +152,8 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         return ruling;
     }
 
-    /// <summary>A statement as parsed: its judgement, under which rules, and the ruling then (reused at every Bind while the rules stay).</summary>
-    private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling);
+    /// <summary>A statement as parsed: its judgement, under which rules and masking, and the ruling then (reused at every Bind while they stay).</summary>
+    private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling, string Text, MaskedTarget? Masking);
 
     /// <summary>A Close of a statement: the name goes when the server confirms it.</summary>
     public object OnClose(string name)
@@ -178,13 +215,15 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     private Ruling Rejudged(PreparedStatement prepared)
     {
         var current = rules();
-        if (ReferenceEquals(current, prepared.Rules))
+        var masked = masking?.Last;
+        if (ReferenceEquals(current, prepared.Rules) && ReferenceEquals(masked, prepared.Masking))
             return prepared.Ruling;
         if (current is null)
             return Rule(Judgement.Of(prepared.Judgement.Statements[0].Statement, NoRules, ""));
         var statements = prepared.Judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
         var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
-        return Rule(new Judgement(statements, decision));
+        var judgement = new Judgement(statements, decision);
+        return Masked(Rule(judgement), judgement, prepared.Text, masked, current);
     }
 
     public Ruling OnFunctionCall(int oid)

@@ -31,6 +31,23 @@ public sealed class ResultMaskPlan
     public long[] Counts { get; }
     public long BlindValues { get; private set; }
 
+    /// <summary>Reports the values masked since the last report, per column label, and starts counting again.</summary>
+    public void ReportTo(Action<string, long> report)
+    {
+        if (BlindValues > 0)
+        {
+            report("(a result no RowDescription announced)", BlindValues);
+            BlindValues = 0;
+        }
+        for (var i = 0; i < Counts.Length; i++)
+        {
+            if (Counts[i] == 0)
+                continue;
+            report(Columns[i]!.Label, Counts[i]);
+            Counts[i] = 0;
+        }
+    }
+
     /// <summary>The largest text a detector scans in one value; longer values are scanned in their first part and masked whole if anything is found there or they are cut.</summary>
     public const int MaxScannedChars = 64 * 1024;
 

@@ -14,13 +14,16 @@ public sealed record CompletedStatement(
     IReadOnlyList<string> Columns,
     IReadOnlyList<IReadOnlyList<string?>> CapturedRows,
     bool Truncated,
-    StatementVerdict? Verdict = null);
+    StatementVerdict? Verdict = null,
+    IReadOnlyDictionary<string, long>? Masked = null);
 
 /// <summary>How the gateway judged a statement, as its recording shows it (names are made when the event is encoded, off the data path).</summary>
 /// <param name="Class">The riskiest class of the statement(s).</param>
 /// <param name="Decision"><c>allow</c>, <c>block</c> or <c>require_approval</c>.</param>
 /// <param name="Rule">The deciding rule, a built-in guard, or <c>default-deny</c>.</param>
-public sealed record StatementVerdict(Sql.StatementClass Class, string Decision, string? Rule, string Command, Sql.StatementFlags Flags)
+/// <param name="Masked">The statement names a relation with masked columns: the server's error and notice texts for it are withheld.</param>
+/// <param name="Copy">A COPY of a table with masked columns to the client: how its rows are masked.</param>
+public sealed record StatementVerdict(Sql.StatementClass Class, string Decision, string? Rule, string Command, Sql.StatementFlags Flags, bool Masked = false, Sql.CopyOut? Copy = null)
 {
     public string Classification => Sql.StatementNames.Of(Class);
 }
@@ -58,7 +61,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public string Text { get; } = text;
         public StatementVerdict? Verdict { get; } = verdict;
         public int[] ParameterTypes { get; } = parameterTypes ?? [];
-        public IReadOnlyList<Column>? Columns { get; set; }
+        public IReadOnlyList<ResultColumn>? Columns { get; set; }
     }
 
     private sealed class Portal(Prepared statement, IReadOnlyList<string?> parameters, short[] resultFormats)
@@ -66,10 +69,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public Prepared Statement { get; } = statement;
         public IReadOnlyList<string?> Parameters { get; } = parameters;
         public short[] ResultFormats { get; } = resultFormats;
-        public IReadOnlyList<Column>? Columns { get; set; }
+        public IReadOnlyList<ResultColumn>? Columns { get; set; }
     }
 
-    private readonly record struct Column(string Name, int TypeOid, short Format);
 
     private sealed class Request(Kind kind, long sentAt)
     {
@@ -85,7 +87,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         /// <summary>The caller's token for a Parse or Close whose outcome it needs (<see cref="TakeSettled"/>).</summary>
         public object? Tag { get; init; }
         // results
-        public IReadOnlyList<Column>? Columns { get; set; }
+        public IReadOnlyList<ResultColumn>? Columns { get; set; }
         // Created with the first captured row: most requests (Bind, Sync, …) never capture one.
         public List<string>? ColumnNames { get; set; }
         public List<IReadOnlyList<string?>>? Rows { get; set; }
@@ -93,6 +95,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public bool Truncated { get; set; }
         public long? RowCount { get; set; }
         public PgError? Error { get; set; }
+        /// <summary>Values masked per column label, for the recording.</summary>
+        public Dictionary<string, long>? Masked { get; set; }
+        /// <summary>The columns an Execute streams, once worked out (the same list for every row: masking plans are kept per list).</summary>
+        public IReadOnlyList<ResultColumn>? Resolved { get; set; }
     }
 
     // Requests whose answer only has to be matched (no duration, rows or error of their own): one
@@ -253,6 +259,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 else if (head?.Kind is Kind.Query or Kind.Execute)
                 {
                     head.Columns = columns;
+                    head.Resolved = null;
                 }
                 break;
             }
@@ -271,7 +278,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 if (head.Kind == Kind.Execute)
                     Complete(_pending.Dequeue(), timestamp);
                 else
-                    head.Columns = null; // the next result set brings its own RowDescription
+                    (head.Columns, head.Resolved) = (null, null); // the next result set brings its own RowDescription
                 break;
             }
             case (byte)'I' or (byte)'s' when head?.Kind == Kind.Execute:
@@ -315,9 +322,32 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     /// <summary>The error the agent gets for the next ErrorResponse instead of the server's, when the request it answers was refused by the gateway.</summary>
     public PgError? BlockedAtHead => _pending.TryPeek(out var head) ? head.Blocked : null;
 
-    /// <summary>The columns of the result being streamed now (for masking), with their format codes.</summary>
-    public IReadOnlyList<(string Name, short Format)>? CurrentColumns =>
-        _pending.TryPeek(out var head) && ColumnsOf(head) is { } columns ? columns.Select(c => (c.Name, c.Format)).ToList() : null;
+    /// <summary>
+    /// The result being streamed now, for masking: its columns with their provenance and formats (the
+    /// same list object for every row of a result; null when no RowDescription announced it) and the
+    /// verdict on its statement. Null when no Query or Execute is at the head.
+    /// </summary>
+    public (IReadOnlyList<ResultColumn>? Columns, StatementVerdict? Verdict)? CurrentResult
+    {
+        get
+        {
+            if (!_pending.TryPeek(out var head) || head.Kind is not (Kind.Query or Kind.Execute))
+                return null;
+            return (head.Resolved ??= ColumnsOf(head), head.Verdict ?? head.Portal?.Statement.Verdict);
+        }
+    }
+
+    /// <summary>The verdict on the statement the next answer belongs to.</summary>
+    public StatementVerdict? HeadVerdict => _pending.TryPeek(out var head) ? head.Verdict ?? head.Portal?.Statement.Verdict ?? head.Statement?.Verdict : null;
+
+    /// <summary>Counts values the gateway masked in the result being streamed now (recorded with its statement).</summary>
+    public void NoteMasked(string column, long count)
+    {
+        if (count == 0 || !_pending.TryPeek(out var head))
+            return;
+        var masked = head.Masked ??= new Dictionary<string, long>(StringComparer.Ordinal);
+        masked[column] = masked.GetValueOrDefault(column) + count;
+    }
 
     private void OnError(Request? head, PgError error, long timestamp)
     {
@@ -361,7 +391,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     {
         if (request.Truncated)
             return;
-        var columns = ColumnsOf(request);
+        var columns = request.Resolved ??= ColumnsOf(request);
         var reader = new PgReader(body);
         var row = new string?[reader.ReadCount16()];
         long size = 0;
@@ -390,7 +420,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     }
 
     /// <summary>Columns of the result an Execute or Query is streaming: its own RowDescription, else the portal's or statement's, with the Bind's result formats.</summary>
-    private static IReadOnlyList<Column>? ColumnsOf(Request request)
+    private static IReadOnlyList<ResultColumn>? ColumnsOf(Request request)
     {
         if (request.Columns is not null || request.Portal is null)
             return request.Columns;
@@ -414,7 +444,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
             request.ColumnNames ?? (IReadOnlyList<string>)[],
             request.Rows ?? (IReadOnlyList<IReadOnlyList<string?>>)[],
             request.Truncated,
-            request.Verdict ?? request.Portal?.Statement.Verdict));
+            request.Verdict ?? request.Portal?.Statement.Verdict,
+            request.Masked));
     }
 
     private void Enqueue(Request request)
@@ -452,9 +483,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     // same description, and its columns are then not decoded (and allocated) again. Column lists are
     // shared, so never changed once made.
     private byte[] _lastRowDescription = [];
-    private List<Column>? _lastColumns;
+    private List<ResultColumn>? _lastColumns;
 
-    private List<Column> RowDescription(ReadOnlySpan<byte> body)
+    private List<ResultColumn> RowDescription(ReadOnlySpan<byte> body)
     {
         if (_lastColumns is not null && body.SequenceEqual(_lastRowDescription))
             return _lastColumns;
@@ -464,18 +495,19 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         return columns;
     }
 
-    private static List<Column> ReadRowDescription(ReadOnlySpan<byte> body)
+    private static List<ResultColumn> ReadRowDescription(ReadOnlySpan<byte> body)
     {
         var reader = new PgReader(body);
         var count = reader.ReadCount16();
-        var columns = new List<Column>(count);
+        var columns = new List<ResultColumn>(count);
         for (var i = 0; i < count; i++)
         {
             var name = PgValueText.Cut(reader.ReadCString(), MaxRecordedColumnNameChars);
-            reader.ReadBytes(4 + 2); // table oid, column number
+            var table = (uint)reader.ReadInt32();
+            var number = reader.ReadInt16();
             var typeOid = reader.ReadInt32();
             reader.ReadBytes(2 + 4); // type size, type modifier
-            columns.Add(new Column(name, typeOid, reader.ReadInt16()));
+            columns.Add(new ResultColumn(name, table, number, typeOid, reader.ReadInt16()));
         }
         return columns;
     }
@@ -524,3 +556,6 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     }
 
 }
+
+/// <summary>A result column as RowDescription describes it: PostgreSQL gives <see cref="TableOid"/> and <see cref="ColumnNumber"/> only for a plain column reference (0 otherwise).</summary>
+public readonly record struct ResultColumn(string Name, uint TableOid, short ColumnNumber, int TypeOid, short Format);

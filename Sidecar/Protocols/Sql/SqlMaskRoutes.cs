@@ -23,11 +23,12 @@ public sealed record MaskedName(string Rule, MaskUse Use);
 public sealed class MaskedSchema
 {
     public MaskedSchema(IEnumerable<(string Column, MaskedName Name)> columns, IEnumerable<(string Relation, MaskedName Name)> relations,
-        IEnumerable<(string Relation, MaskedName Name)> derived, IEnumerable<string> schemas)
+        IEnumerable<(string Relation, MaskedName Name)> derived, IEnumerable<string> schemas, IEnumerable<(string Function, MaskedName Name)>? functions = null)
     {
         Columns = Strictest(columns);
         Relations = Strictest(relations);
         Derived = Strictest(derived);
+        Functions = Strictest(functions ?? []);
         Schemas = new HashSet<string>(schemas, StringComparer.OrdinalIgnoreCase);
     }
 
@@ -35,8 +36,10 @@ public sealed class MaskedSchema
     public IReadOnlyDictionary<string, MaskedName> Relations { get; }
     public IReadOnlyDictionary<string, MaskedName> Derived { get; }
     public IReadOnlySet<string> Schemas { get; }
+    /// <summary>Functions whose bodies could read masked columns (or cannot be read): a statement that calls one is refused.</summary>
+    public IReadOnlyDictionary<string, MaskedName> Functions { get; }
 
-    public bool IsEmpty => Columns.Count == 0 && Derived.Count == 0;
+    public bool IsEmpty => Columns.Count == 0 && Derived.Count == 0 && Functions.Count == 0;
 
     private static Dictionary<string, MaskedName> Strictest(IEnumerable<(string Name, MaskedName Masked)> names)
     {
@@ -89,22 +92,52 @@ public sealed record MaskRoute(bool Touches, string? Rule = null, string? Reason
 /// </summary>
 public static class SqlMaskRoutes
 {
-    public static MaskRoute Check(string text, SqlStatement statement, MaskedSchema schema)
+    /// <summary>One statement (its span of <paramref name="text"/>).</summary>
+    public static MaskRoute Check(string text, SqlStatement statement, MaskedSchema schema, bool standardConformingStrings = true) =>
+        Check(text.Substring(statement.Start, statement.Length), [statement with { Start = 0 }], schema, standardConformingStrings);
+
+    /// <summary>
+    /// Every statement of a message: the text is split again here (a classification may come from a
+    /// text of the same shape, whose offsets are not this text's), and each piece is read with its
+    /// statement's command and flags. The first refusal wins; a statement count that differs from the
+    /// classification's is refused (fail closed).
+    /// </summary>
+    public static MaskRoute Check(string text, IReadOnlyList<SqlStatement> statements, MaskedSchema schema, bool standardConformingStrings = true)
     {
         if (schema.IsEmpty)
             return MaskRoute.Untouched;
-        var body = text.Substring(statement.Start, statement.Length);
         List<SqlToken> tokens;
         try
         {
-            tokens = SqlLexer.Tokenize(body);
+            tokens = SqlLexer.Tokenize(text, standardConformingStrings);
         }
         catch (SqlLexError)
         {
-            return new MaskRoute(true, "masking", "the statement cannot be read, so it cannot be shown not to reveal a masked column");
+            return new MaskRoute(true, Unreadable, "the statement cannot be read, so it cannot be shown not to reveal a masked column");
         }
-        return new Walker(body, tokens, schema, statement).Run();
+        var spans = SqlSplitter.Split(text, tokens);
+        if (spans.Count != statements.Count)
+            return new MaskRoute(true, Unreadable, "the statements of the text could not be matched to their classification");
+        var touches = false;
+        CopyOut? copy = null;
+        for (var i = 0; i < spans.Count; i++)
+        {
+            var span = spans[i];
+            var route = new Walker(text, tokens.GetRange(span.From, span.To - span.From), schema, statements[i]).Run();
+            if (route.Refused)
+                return route;
+            touches |= route.Touches;
+            if (route.Copy is not null && spans.Count > 1)
+                return new MaskRoute(true, FirstRule(schema), "a COPY of a table with masked columns must be sent on its own (its rows are masked as one result)");
+            copy ??= route.Copy;
+        }
+        return touches ? new MaskRoute(true, Copy: spans.Count == 1 ? copy : null) : MaskRoute.Untouched;
     }
+
+    private static string FirstRule(MaskedSchema schema) => schema.Columns.Values.Concat(schema.Derived.Values).Select(n => n.Rule).FirstOrDefault() ?? Unreadable;
+
+    /// <summary>The rule named when a statement cannot be read at all.</summary>
+    public const string Unreadable = "masking";
 
     private enum Context { Plain, Value, Filter, Relation }
 
@@ -131,6 +164,8 @@ public static class SqlMaskRoutes
                     return Refuse(FirstRule(), $"\"{name}\" carries values of table columns (statistics, statement texts) and masked columns are in force on this target");
                 if (schema.Derived.TryGetValue(name, out var derived))
                     return Refuse(derived.Rule, $"\"{name}\" reads masked columns; query the table it reads instead");
+                if (schema.Functions.TryGetValue(name, out var function) && (P(i + 1, '(') || P(i - 1, '.')))
+                    return Refuse(function.Rule, $"function \"{name}\" could read masked columns (its body names a masked table, runs SQL built at run time, or cannot be read), and its results are not masked");
                 if (schema.Relations.ContainsKey(name))
                     touchesRelation = true;
             }

@@ -1,0 +1,176 @@
+using Airlock.Sidecar.Protocols.Sql;
+
+namespace Airlock.Sidecar.Policy.Masking;
+
+/// <summary>A column of a relation a mask rule names, or of one of its inheritance children (<see cref="RootSchema"/>.<see cref="RootRelation"/> is the one named).</summary>
+public sealed record CatalogColumn(uint RelationOid, string Schema, string Relation, short Number, string Name, string RootSchema, string RootRelation, int Type = ValueMasker.Text);
+
+/// <summary>A view or materialized view that reads a relation with masked columns (directly or through other views).</summary>
+public sealed record CatalogRelation(uint Oid, string Schema, string Name);
+
+/// <summary>A function outside <c>pg_catalog</c>: its language and (as far as it can be read) its body.</summary>
+public sealed record CatalogFunction(string Schema, string Name, string Language, string? Body);
+
+/// <summary>
+/// One role's masking rules resolved against one target's catalog: which (table OID, column number)
+/// pairs are masked and how — the key RowDescription gives for every plain column reference — plus the
+/// names the statement check needs (<see cref="MaskedSchema"/>) and each masked table's column order
+/// (for COPY). Views over masked tables and functions whose bodies could read them are listed as
+/// derived: statements that use them are refused. Pure; built from the catalog's rows.
+/// </summary>
+public sealed class MaskedTarget
+{
+    private readonly Dictionary<(uint, short), (string Label, ColumnMask Mask)> _byProvenance;
+    private readonly HashSet<uint> _derived;
+    private readonly Dictionary<string, List<List<(string Name, ColumnMask? Mask, int Type)>>> _tables;
+
+    private MaskedTarget(MaskRules rules, Dictionary<(uint, short), (string, ColumnMask)> byProvenance, HashSet<uint> derived,
+        Dictionary<string, List<List<(string, ColumnMask?, int)>>> tables, MaskedSchema schema, string? problem)
+    {
+        Rules = rules;
+        _byProvenance = byProvenance;
+        _derived = derived;
+        _tables = tables;
+        Schema = schema;
+        Problem = problem;
+    }
+
+    public MaskRules Rules { get; }
+    public MaskedSchema Schema { get; }
+
+    /// <summary>Set when the catalog could not be read: then every statement is refused (fail closed).</summary>
+    public string? Problem { get; }
+
+    public bool HasColumns => _byProvenance.Count > 0 || _derived.Count > 0;
+
+    public static MaskedTarget Unavailable(MaskRules rules, string problem) =>
+        new(rules, [], [], new Dictionary<string, List<List<(string, ColumnMask?, int)>>>(), new MaskedSchema([], [], [], []), problem);
+
+    /// <summary>The mask of the column RowDescription attributes to (<paramref name="table"/>, <paramref name="column"/>); a column of a derived view is redacted whole.</summary>
+    public (string Label, ColumnMask Mask)? Find(uint table, short column)
+    {
+        if (table == 0)
+            return null;
+        if (_byProvenance.TryGetValue((table, column), out var found))
+            return found;
+        return _derived.Contains(table) ? ($"view {table}", DerivedMask) : null;
+    }
+
+    private static readonly ColumnMask DerivedMask = new("masking", MaskStrategy.Null, 0, MaskUse.Strict);
+
+    /// <summary>
+    /// The columns of <paramref name="relation"/> in the order COPY writes them (those named, or all),
+    /// each with its mask; null when the name is ambiguous in a way that matters (tables of that name
+    /// whose masked columns differ by position) or unknown.
+    /// </summary>
+    public IReadOnlyList<(ColumnMask? Mask, int Type, string Name)>? CopyMasks(string relation, IReadOnlyList<string>? named)
+    {
+        if (!_tables.TryGetValue(relation, out var candidates))
+            return null;
+        List<(ColumnMask? Mask, int Type, string Name)>? result = null;
+        foreach (var columns in candidates)
+        {
+            List<(ColumnMask?, int, string)> masks;
+            if (named is null)
+                masks = columns.Select(c => (c.Mask, c.Type, $"{relation}.{c.Name}")).ToList();
+            else
+            {
+                masks = [];
+                foreach (var name in named)
+                {
+                    var match = columns.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase));
+                    masks.Add(match.Name is null ? (null, ValueMasker.Text, name) : (match.Mask, match.Type, $"{relation}.{match.Name}"));
+                }
+            }
+            if (result is null)
+                result = masks;
+            else if (result.Count != masks.Count || result.Where((m, i) => (m.Mask is null) != (masks[i].Item1 is null)).Any())
+                return null;
+        }
+        return result;
+    }
+
+    /// <summary>Builds the resolved view; a rule naming a column the catalog does not have masks nothing (and the name is still judged by the statement check).</summary>
+    public static MaskedTarget Build(MaskRules rules, IEnumerable<CatalogColumn> columns, IEnumerable<CatalogRelation> derived, IEnumerable<CatalogFunction> functions)
+    {
+        var byProvenance = new Dictionary<(uint, short), (string, ColumnMask)>();
+        var tables = new Dictionary<string, List<List<(string, ColumnMask?, int)>>>(StringComparer.OrdinalIgnoreCase);
+        var maskedColumns = new List<(string, MaskedName)>();
+        var maskedRelations = new List<(string, MaskedName)>();
+        var schemas = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var relation in columns.GroupBy(c => c.RelationOid))
+        {
+            var ordered = relation.OrderBy(c => c.Number).ToList();
+            var list = new List<(string, ColumnMask?, int)>(ordered.Count);
+            ColumnMask? strictest = null;
+            foreach (var c in ordered)
+            {
+                var mask = rules.Find(c.RootSchema, c.RootRelation, c.Name);
+                list.Add((c.Name, mask, c.Type));
+                if (mask is null)
+                    continue;
+                byProvenance[(c.RelationOid, c.Number)] = ($"{c.Schema}.{c.Relation}.{c.Name}", mask);
+                maskedColumns.Add((c.Name, new MaskedName(mask.Rule, mask.Use)));
+                if (strictest is null || mask.Use > strictest.Use)
+                    strictest = mask;
+            }
+            if (strictest is null)
+                continue;
+            var first = ordered[0];
+            if (!tables.TryGetValue(first.Relation, out var sameName))
+                tables[first.Relation] = sameName = [];
+            sameName.Add(list);
+            maskedRelations.Add((first.Relation, new MaskedName(strictest.Rule, strictest.Use)));
+            schemas.Add(first.Schema);
+        }
+        // The rules' own names too, whatever the catalog says (a table created later is judged by name at once).
+        foreach (var named in rules.Columns)
+        {
+            maskedColumns.Add((named.Column, new MaskedName(named.Mask.Rule, named.Mask.Use)));
+            maskedRelations.Add((named.Table, new MaskedName(named.Mask.Rule, named.Mask.Use)));
+            if (named.Schema is not null)
+                schemas.Add(named.Schema);
+        }
+        var firstRule = rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking";
+        var derivedList = derived.ToList();
+        var derivedNames = derivedList.Select(d => (d.Name, new MaskedName(firstRule, MaskUse.Strict))).ToList();
+
+        // Functions whose bodies could read a masked table: in a language the gateway cannot read, a body
+        // that names a masked or derived relation, or PL/pgSQL that runs SQL built at run time.
+        var watched = maskedRelations.Select(r => r.Item1).Concat(derivedList.Select(d => d.Name)).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        var risky = new List<(string, MaskedName)>();
+        foreach (var f in functions)
+        {
+            var body = f.Body ?? "";
+            var readable = f.Language is "sql" or "plpgsql" && body.Length > 0;
+            var concern = !readable
+                          || watched.Any(name => ContainsWord(body, name))
+                          || (f.Language == "plpgsql" && ContainsWord(body, "execute"))
+                          || SqlTextFunctions.Any(name => ContainsWord(body, name));
+            if (concern)
+                risky.Add((f.Name, new MaskedName(firstRule, MaskUse.Strict)));
+        }
+        var schema = new MaskedSchema(maskedColumns, maskedRelations, derivedNames, schemas, risky);
+        return new MaskedTarget(rules, byProvenance, derivedList.Select(d => d.Oid).ToHashSet(), tables, schema, null);
+    }
+
+    private static readonly string[] SqlTextFunctions =
+        SqlFunctions.Dangerous.Where(d => (d.Value.Flags & StatementFlags.DynamicSql) != 0).Select(d => d.Key).ToArray();
+
+    /// <summary>A name in a body, as a word (case-insensitive): <c>customers</c> in <c>FROM public.customers c</c>, not in <c>customers_archive</c>.</summary>
+    public static bool ContainsWord(string body, string word)
+    {
+        var at = 0;
+        while ((at = body.IndexOf(word, at, StringComparison.OrdinalIgnoreCase)) >= 0)
+        {
+            var before = at == 0 ? ' ' : body[at - 1];
+            var after = at + word.Length >= body.Length ? ' ' : body[at + word.Length];
+            if (!IsWordChar(before) && !IsWordChar(after))
+                return true;
+            at++;
+        }
+        return false;
+    }
+
+    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c is '_' or '$';
+}
