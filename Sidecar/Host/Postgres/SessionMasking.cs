@@ -60,8 +60,12 @@ internal sealed class SessionMasking(MaskCatalog catalog, TargetPolicy target, F
         {
             var c = columns[i];
             ColumnPlan? plan = null;
-            if (masked.Find(c.TableOid, c.ColumnNumber) is { } found)
+            if (masked.Find(c.TableOid, c.ColumnNumber, c.Name, out var stale) is { } found)
+            {
                 plan = new ColumnPlan(found.Label, c.TypeOid, c.Format, found.Mask);
+                if (stale)
+                    catalog.Forget(target.Name); // the table changed since the catalog was read: read it again for the next statement
+            }
             else if (c.TableOid == 0 && touched && masked.Schema.Columns.TryGetValue(c.Name, out var byName))
             {
                 // Defence in depth: an output the server did not attribute, named like a masked column, of a

@@ -23,10 +23,15 @@ public sealed class MaskedTarget
     private readonly Dictionary<(uint, short), (string Label, ColumnMask Mask)> _byProvenance;
     private readonly HashSet<uint> _derived;
     private readonly Dictionary<string, List<List<(string Name, ColumnMask? Mask, int Type)>>> _tables;
+    private readonly Dictionary<uint, NamedRelation> _named;
+
+    /// <summary>A relation a rule names (or a child of one) as the catalog described it: its columns by number.</summary>
+    private sealed record NamedRelation(string Schema, string Name, string RootSchema, string RootRelation, Dictionary<short, string> Columns);
 
     private MaskedTarget(MaskRules rules, Dictionary<(uint, short), (string, ColumnMask)> byProvenance, HashSet<uint> derived,
-        Dictionary<string, List<List<(string, ColumnMask?, int)>>> tables, MaskedSchema schema, string? problem)
+        Dictionary<string, List<List<(string, ColumnMask?, int)>>> tables, MaskedSchema schema, string? problem, Dictionary<uint, NamedRelation>? named = null)
     {
+        _named = named ?? [];
         Rules = rules;
         _byProvenance = byProvenance;
         _derived = derived;
@@ -46,15 +51,40 @@ public sealed class MaskedTarget
     public static MaskedTarget Unavailable(MaskRules rules, string problem) =>
         new(rules, [], [], new Dictionary<string, List<List<(string, ColumnMask?, int)>>>(), new MaskedSchema([], [], [], []), problem);
 
-    /// <summary>The mask of the column RowDescription attributes to (<paramref name="table"/>, <paramref name="column"/>); a column of a derived view is redacted whole.</summary>
-    public (string Label, ColumnMask Mask)? Find(uint table, short column)
+    /// <summary>
+    /// The mask of the column RowDescription attributes to (<paramref name="table"/>, <paramref name="column"/>),
+    /// output as <paramref name="outputName"/>; a column of a derived view is masked whole. When the
+    /// catalog read is older than the table (DDL done elsewhere), <paramref name="stale"/> is set and the
+    /// column is masked if it could be a masked one: a column number the read did not have (added since),
+    /// or an output name a rule masks on that table (renamed since).
+    /// </summary>
+    public (string Label, ColumnMask Mask)? Find(uint table, short column, string outputName, out bool stale)
     {
+        stale = false;
         if (table == 0)
             return null;
         if (_byProvenance.TryGetValue((table, column), out var found))
             return found;
-        return _derived.Contains(table) ? ($"view {table}", DerivedMask) : null;
+        if (_derived.Contains(table))
+            return ($"view {table}", DerivedMask);
+        if (!_named.TryGetValue(table, out var relation))
+            return null;
+        if (!relation.Columns.TryGetValue(column, out var known))
+        {
+            stale = true;
+            var rule = Rules.Columns.FirstOrDefault(c => Matches(c, relation))?.Mask.Rule ?? "masking";
+            return ($"{relation.Schema}.{relation.Name}.{outputName}", DerivedMask with { Rule = rule });
+        }
+        if (!string.Equals(known, outputName, StringComparison.Ordinal) && Rules.Find(relation.RootSchema, relation.RootRelation, outputName) is { } renamed)
+        {
+            stale = true;
+            return ($"{relation.Schema}.{relation.Name}.{outputName}", renamed);
+        }
+        return null;
     }
+
+    private static bool Matches(MaskedColumnName c, NamedRelation r) =>
+        string.Equals(c.Table, r.RootRelation, StringComparison.OrdinalIgnoreCase) && (c.Schema is null || string.Equals(c.Schema, r.RootSchema, StringComparison.OrdinalIgnoreCase));
 
     private static readonly ColumnMask DerivedMask = new("masking", MaskStrategy.Null, 0, MaskUse.Strict);
 
@@ -98,9 +128,13 @@ public sealed class MaskedTarget
         var maskedColumns = new List<(string, MaskedName)>();
         var maskedRelations = new List<(string, MaskedName)>();
         var schemas = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var named = new Dictionary<uint, NamedRelation>();
         foreach (var relation in columns.GroupBy(c => c.RelationOid))
         {
             var ordered = relation.OrderBy(c => c.Number).ToList();
+            var head = ordered[0];
+            if (rules.Columns.Any(c => string.Equals(c.Table, head.RootRelation, StringComparison.OrdinalIgnoreCase) && (c.Schema is null || string.Equals(c.Schema, head.RootSchema, StringComparison.OrdinalIgnoreCase))))
+                named[relation.Key] = new NamedRelation(head.Schema, head.Relation, head.RootSchema, head.RootRelation, ordered.ToDictionary(c => c.Number, c => c.Name));
             var list = new List<(string, ColumnMask?, int)>(ordered.Count);
             ColumnMask? strictest = null;
             foreach (var c in ordered)
@@ -124,12 +158,12 @@ public sealed class MaskedTarget
             schemas.Add(first.Schema);
         }
         // The rules' own names too, whatever the catalog says (a table created later is judged by name at once).
-        foreach (var named in rules.Columns)
+        foreach (var rule in rules.Columns)
         {
-            maskedColumns.Add((named.Column, new MaskedName(named.Mask.Rule, named.Mask.Use)));
-            maskedRelations.Add((named.Table, new MaskedName(named.Mask.Rule, named.Mask.Use)));
-            if (named.Schema is not null)
-                schemas.Add(named.Schema);
+            maskedColumns.Add((rule.Column, new MaskedName(rule.Mask.Rule, rule.Mask.Use)));
+            maskedRelations.Add((rule.Table, new MaskedName(rule.Mask.Rule, rule.Mask.Use)));
+            if (rule.Schema is not null)
+                schemas.Add(rule.Schema);
         }
         var firstRule = rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking";
         var derivedList = derived.ToList();
@@ -151,7 +185,7 @@ public sealed class MaskedTarget
                 risky.Add((f.Name, new MaskedName(firstRule, MaskUse.Strict)));
         }
         var schema = new MaskedSchema(maskedColumns, maskedRelations, derivedNames, schemas, risky);
-        return new MaskedTarget(rules, byProvenance, derivedList.Select(d => d.Oid).ToHashSet(), tables, schema, null);
+        return new MaskedTarget(rules, byProvenance, derivedList.Select(d => d.Oid).ToHashSet(), tables, schema, null, named);
     }
 
     private static readonly string[] SqlTextFunctions =
