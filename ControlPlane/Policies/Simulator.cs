@@ -1,6 +1,7 @@
 using Airlock.ControlPlane.Data;
 using Airlock.Sidecar.Policy;
 using Airlock.Sidecar.Policy.Guardrails;
+using Airlock.Sidecar.Policy.Masking;
 using Airlock.Sidecar.Protocols.Sql;
 using Microsoft.EntityFrameworkCore;
 
@@ -19,7 +20,11 @@ public sealed record SimulatedStatement(
     IReadOnlyList<string> Functions,
     string Decision,
     string Rule,
-    string Reason);
+    string Reason,
+    IReadOnlyList<SimulatedMask>? Masked = null);
+
+/// <summary>A column the statement would return masked: <c>table.column</c> as the rule names it, the rule and its strategy.</summary>
+public sealed record SimulatedMask(string Column, string Rule, string Strategy);
 
 /// <param name="Decision">The message's decision: a text with one refused statement runs nothing.</param>
 /// <param name="ReadOnlySession">The role allows no writes on the target, so its sessions run read-only upstream.</param>
@@ -39,6 +44,22 @@ public sealed class SimulationException(string message) : Exception(message);
 /// <summary>Runs the simulator: the role's rules on the target as a sidecar's snapshot would carry them (baseline first), judged by <see cref="SqlSessionJudge"/>.</summary>
 public sealed class Simulator(AirlockDbContext db)
 {
+    /// <summary>The rule columns a statement returns as plain output columns: named ones, and for a star every masked column of the tables it reads.</summary>
+    private static List<SimulatedMask>? MaskedOutputs(MaskRules rules, SqlStatement statement, IReadOnlyList<string>? outputs)
+    {
+        if (outputs is not { Count: > 0 })
+            return null;
+        var tables = statement.TablesRead.Concat(statement.TablesWritten).Select(t => t[(t.LastIndexOf('.') + 1)..]).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var result = new List<SimulatedMask>();
+        foreach (var column in rules.Columns.Where(c => tables.Contains(c.Table)))
+        {
+            var shown = outputs.Any(o => o == "*" || (o.EndsWith(".*", StringComparison.Ordinal)) || string.Equals(o, column.Column, StringComparison.OrdinalIgnoreCase));
+            if (shown && !result.Any(r => r.Column == $"{column.Table}.{column.Column}"))
+                result.Add(new SimulatedMask($"{column.Table}.{column.Column}", column.Mask.Rule, column.Mask.Strategy.ToString().ToLowerInvariant()));
+        }
+        return result.Count == 0 ? null : result;
+    }
+
     public const int MaxSqlChars = 1024 * 1024;
 
     public async Task<SimulateResponse> SimulateAsync(SimulateRequest request, CancellationToken ct)
@@ -74,21 +95,35 @@ public sealed class Simulator(AirlockDbContext db)
             var reason = $"role \"{role.Name}\" is not granted target \"{target.Name}\": the agent cannot connect to it";
             return new SimulateResponse(role.Name, target.Name, false, Decision.Name(DecisionAction.Block), "no-grant", reason, [], Note);
         }
-        var rules = RuleSet.Compile(role.Name, SnapshotCompiler.RulesFor(role, [target.Name]));
+        var policyRules = SnapshotCompiler.RulesFor(role, [target.Name]);
+        var rules = RuleSet.Compile(role.Name, policyRules);
         var judge = new SqlSessionJudge(readOnlySession: !rules.AllowsWrites);
         var judgement = judge.Judge(rules, request.Sql);
-        var statements = judgement.Statements.Select(s => new SimulatedStatement(
-            request.Sql.Substring(s.Statement.Start, s.Statement.Length),
-            s.Statement.Command,
-            StatementNames.Of(s.Statement.Class),
-            StatementNames.Names(s.Statement.Flags),
-            s.Statement.TablesRead,
-            s.Statement.TablesWritten,
-            s.Statement.Functions,
-            Decision.Name(s.Decision.Action),
-            s.Decision.DecidedBy,
-            s.Decision.Reason)).ToList();
-        return new SimulateResponse(role.Name, target.Name, !rules.AllowsWrites, Decision.Name(judgement.Decision.Action), judgement.Decision.DecidedBy,
-            judgement.Decision.Reason, statements, Note);
+        // Masking as far as the rules' own names tell (the sidecar also resolves the target's catalog:
+        // inheritance children, views and functions over masked tables).
+        var maskRules = MaskRules.Compile(policyRules.Where(r => r.Targets.Count == 0 || r.Targets.Contains(target.Name)));
+        var masked = maskRules.IsEmpty ? null : MaskedTarget.Build(maskRules, [], [], []);
+        var statements = judgement.Statements.Select(s =>
+        {
+            var text = request.Sql.Substring(s.Statement.Start, s.Statement.Length);
+            var decision = s.Decision;
+            List<SimulatedMask>? columns = null;
+            if (masked is not null && decision.Allowed)
+            {
+                var verdict = MaskingJudge.Judge(masked, role.Name, text, [s.Statement with { Start = 0 }]);
+                if (verdict.Refusal is { } refusal)
+                    decision = refusal;
+                else
+                    columns = MaskedOutputs(maskRules, s.Statement, SqlMaskRoutes.Check(text, s.Statement with { Start = 0 }, masked.Schema).Outputs);
+            }
+            return new SimulatedStatement(text, s.Statement.Command, StatementNames.Of(s.Statement.Class), StatementNames.Names(s.Statement.Flags),
+                s.Statement.TablesRead, s.Statement.TablesWritten, s.Statement.Functions, Decision.Name(decision.Action), decision.DecidedBy, decision.Reason, columns);
+        }).ToList();
+        var refused = statements.FirstOrDefault(s => s.Decision != Decision.Name(DecisionAction.Allow));
+        var (messageDecision, messageRule, messageReason) = judgement.Decision.Allowed && refused is not null
+            ? (refused.Decision, refused.Rule, refused.Reason)
+            : (Decision.Name(judgement.Decision.Action), judgement.Decision.DecidedBy, judgement.Decision.Reason);
+        return new SimulateResponse(role.Name, target.Name, !rules.AllowsWrites, messageDecision, messageRule, messageReason, statements,
+            masked is null ? Note : Note + " Masking is shown from the rules' column names; the sidecar also follows the catalog (inheritance children, views and functions over masked tables).");
     }
 }

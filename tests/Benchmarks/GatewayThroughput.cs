@@ -179,7 +179,7 @@ internal static partial class GatewayThroughput
         return 0;
     }
 
-    private static async Task<(double MBps, double PeakRssMb)> TransferAsync(string libpq, Dictionary<string, string> env, string sql, int? pid)
+    internal static async Task<(double MBps, double PeakRssMb)> TransferAsync(string libpq, Dictionary<string, string> env, string sql, int? pid)
     {
         var output = Path.GetTempFileName();
         long peak = 0;

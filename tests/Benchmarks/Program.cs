@@ -7,6 +7,7 @@ return args.FirstOrDefault() switch
     "recording-ingest" => await RecordingIngest.RunAsync(args[1..]),
     "gateway" => await GatewayThroughput.RunAsync(args[1..]),
     "guardrails" => await GuardrailCost.RunAsync(args[1..]),
+    "masking" => await MaskingCost.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -38,6 +39,11 @@ static int Usage()
               Classifier + evaluator cost per statement (µs and bytes, cold and cached) for short,
               long and pathological statements; then pgbench -S and TPC-B through one sidecar with
               the agent-safe baseline vs a single allow-everything rule, as ratios.
+
+          masking [--seconds 8] [--rounds 3] [--scale 10] [--micro-only] [--quick]
+              Masking cost per row and per value (each strategy, each content detector); then one
+              sidecar, two agents reading the same rows with and without a masked column: pgbench
+              TPS, a 1,000,000-row SELECT and COPY in MB/s with the sidecar's peak RSS, as ratios.
         """);
     return 2;
 }

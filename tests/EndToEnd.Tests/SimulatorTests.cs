@@ -29,6 +29,11 @@ public sealed class SimulatorFixture : IAsyncLifetime
           - {name: writes, action: allow, match: {classes: [write]}}
           - {name: no-customers-delete, action: block, match: {commands: [DELETE], tables: [customers]}, message: customers are kept}
           - {name: approve-orders, action: require_approval, match: {tables: [orders], classes: [write]}}
+        - name: masked
+          baseline: agent-safe
+          grants: [{target: db}]
+          rules:
+          - {name: pii, action: mask, mask: {columns: [customers.email, customers.phone], strategy: hash}}
         agents:
         - {name: bot, owner: admin, role: reader}
         - {name: deployer, owner: admin, role: writer}
@@ -54,6 +59,22 @@ public sealed class SimulatorTests(SimulatorFixture fixture) : BrowserTest, ICla
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == expected, $"{response.StatusCode}: {text}");
         return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Masked_output_columns_and_refused_routes_are_shown_with_their_rule()
+    {
+        var plain = await SimulateAsync(fixture.Cp, new { role = "masked", target = "db", sql = "SELECT id, email AS e FROM customers; SELECT * FROM customers c" });
+        Assert.Equal("allow", plain.GetProperty("decision").GetString());
+        var first = plain.GetProperty("statements")[0].GetProperty("masked");
+        Assert.Equal("customers.email", Assert.Single(first.EnumerateArray()).GetProperty("column").GetString());
+        Assert.Equal("hash", first[0].GetProperty("strategy").GetString());
+        Assert.Equal(["customers.email", "customers.phone"], plain.GetProperty("statements")[1].GetProperty("masked").EnumerateArray().Select(m => m.GetProperty("column").GetString()));
+
+        var refused = await SimulateAsync(fixture.Cp, new { role = "masked", target = "db", sql = "SELECT upper(email) FROM customers" });
+        Assert.Equal("block", refused.GetProperty("decision").GetString());
+        Assert.Equal("pii", refused.GetProperty("rule").GetString());
+        Assert.Contains("expression", refused.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

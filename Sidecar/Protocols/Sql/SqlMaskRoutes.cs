@@ -71,7 +71,8 @@ public sealed record CopyOut(string Relation, IReadOnlyList<string>? Columns, bo
 /// <param name="Rule">Set when the statement is refused: the masking rule that refuses it.</param>
 /// <param name="Reason">Why, in words.</param>
 /// <param name="Copy">For a COPY of a masked table to the client: how to mask its rows.</param>
-public sealed record MaskRoute(bool Touches, string? Rule = null, string? Reason = null, CopyOut? Copy = null)
+/// <param name="Outputs">The masked columns that leave as plain output columns (masked there), by name, and <c>*</c> or <c>t.*</c> for star items over masked tables: what the simulator shows.</param>
+public sealed record MaskRoute(bool Touches, string? Rule = null, string? Reason = null, CopyOut? Copy = null, IReadOnlyList<string>? Outputs = null)
 {
     public static readonly MaskRoute Untouched = new(false);
     public bool Refused => Rule is not null;
@@ -120,6 +121,7 @@ public static class SqlMaskRoutes
             return new MaskRoute(true, Unreadable, "the statements of the text could not be matched to their classification");
         var touches = false;
         CopyOut? copy = null;
+        var outputs = new List<string>();
         for (var i = 0; i < spans.Count; i++)
         {
             var span = spans[i];
@@ -130,8 +132,9 @@ public static class SqlMaskRoutes
             if (route.Copy is not null && spans.Count > 1)
                 return new MaskRoute(true, FirstRule(schema), "a COPY of a table with masked columns must be sent on its own (its rows are masked as one result)");
             copy ??= route.Copy;
+            outputs.AddRange(route.Outputs ?? []);
         }
-        return touches ? new MaskRoute(true, Copy: spans.Count == 1 ? copy : null) : MaskRoute.Untouched;
+        return touches ? new MaskRoute(true, Copy: spans.Count == 1 ? copy : null, Outputs: outputs) : MaskRoute.Untouched;
     }
 
     private static string FirstRule(MaskedSchema schema) => schema.Columns.Values.Concat(schema.Derived.Values).Select(n => n.Rule).FirstOrDefault() ?? Unreadable;
@@ -149,6 +152,7 @@ public static class SqlMaskRoutes
     {
         private readonly int[] _match = Matches(text, t);
         private readonly HashSet<string> _aliases = new(StringComparer.OrdinalIgnoreCase);
+        private readonly List<string> _outputs = [];
         private MaskRoute? _refusal;
         private bool _touches;
 
@@ -195,7 +199,7 @@ public static class SqlMaskRoutes
             if (!plainAllowed)
                 return new MaskRoute(true); // LOCK, TRUNCATE, VACUUM, GRANT …: no values leave
             Walk(start, t.Count, FrameKind.Top, plainAllowed && !statement.Has(StatementFlags.SelectInto) && !statement.Has(StatementFlags.CreateTableAs));
-            return _refusal ?? new MaskRoute(true);
+            return _refusal ?? new MaskRoute(true, Outputs: _outputs);
         }
 
         private string FirstRule() => schema.Columns.Values.Concat(schema.Derived.Values).Select(n => n.Rule).FirstOrDefault() ?? "masking";
@@ -499,7 +503,17 @@ public static class SqlMaskRoutes
             {
                 if (plainLength == 0)
                     Refuse(FirstRule(), "* in a subquery, CTE or other inner query would carry masked columns where PostgreSQL does not attribute them");
+                else
+                    _outputs.Add("*");
                 return;
+            }
+            if (plainLength > 0)
+            {
+                var final = first + plainLength - 1;
+                if (IsStar(final) && Name(final - 2) is { } starOf && IsMaskedRelation(starOf))
+                    _outputs.Add(starOf + ".*");
+                else if (Name(final) is { } column && schema.Columns.ContainsKey(column))
+                    _outputs.Add(column);
             }
             var context = kind == FrameKind.Filter ? Context.Filter : plainLength > 0 ? Context.Plain : Context.Value;
             var last = plainLength > 0 ? first + plainLength : Is(end - 2, "as") && Name(end - 1) is not null ? end - 2 : end; // not the alias
