@@ -108,6 +108,35 @@ public class SqlMaskRoutesTests
         refused     SELECT v FROM customers c CROSS JOIN LATERAL (VALUES (c.email)) x(v)
         refused     DECLARE cur CURSOR FOR SELECT lower(email) FROM customers
         refused     SELECT * FROM (customers c JOIN orders o ON o.cid = c.id) j
+        refused     TABLE pg_am UNION ALL SELECT id::oid, encode(convert_to(email, 'UTF8'), 'base64'), NULL, NULL FROM customers
+        refused     INSERT INTO loot (a, b, c) TABLE customers RETURNING *
+        refused     SELECT s::text FROM (WITH x AS (SELECT 1) TABLE customers) s
+        refused     SELECT percentile_disc(0) WITHIN GROUP (ORDER BY email) FROM customers GROUP BY id
+        refused     SELECT c.row_to_json FROM customers c
+        refused     UPDATE customers c SET name = 'x' RETURNING c.to_jsonb
+        refused     SELECT j::text FROM customers c JOIN customers d USING (email) AS j
+        refused     SELECT no::text FROM customers no
+        refused     SELECT cascade FROM customers cascade
+        refused     SELECT upper(email) FROM U&"!0063ustomers" UESCAPE '!'
+        refused     UPDATE loot SET j[(SELECT string_agg(email, ',') FROM customers)] = '1' WHERE id = 1
+        refused     INSERT INTO loot (j[(SELECT string_agg(email, ';') FROM customers)]) VALUES ('1')
+        refused     SELECT 1 FROM customers WHERE pg_notify('ch', email) IS NULL
+        refused     SELECT 1 FROM customers WHERE lo_from_bytea(1000 + id, convert_to(email, 'UTF8')) > 0
+        refused     SELECT 1 FROM customers WHERE set_config('application_name', email, false) IS NOT NULL
+        refused     SELECT email AS x FROM customers LEFT JOIN (SELECT NULL::varchar AS email) v USING (email)
+        refused     SELECT NOT email FROM customers
+        refused     SELECT email IS NULL FROM customers
+        refused     COPY customers TO STDOUT (NULL 'guess')
+        refused     COPY customers TO STDOUT (FORMAT csv, HEADER maybe)
+        refused     CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 1 $$
+        refused     CREATE TEMP TABLE loot AS EXECUTE p
+        refused     CREATE OPERATOR ### (FUNCTION = f, RIGHTARG = int)
+        ok          SELECT lower(v.email) FROM vendors v JOIN customers c ON c.id = v.id
+        ok          SELECT count(email), count(DISTINCT email) FROM customers
+        ok          SELECT c.email, c.ctid FROM customers c
+        ok          SELECT id FROM customers EXCEPT SELECT id FROM customers WHERE email IS NULL
+        ok          SELECT name FROM customers WHERE lower(email) = 'x' AND length(card) > 4
+        ok          COPY customers TO STDOUT (FORMAT csv, HEADER 0)
         """;
 
     private static readonly MaskedSchema Schema = new(
@@ -115,7 +144,13 @@ public class SqlMaskRoutesTests
          ("salary", new MaskedName("mask-pay", MaskUse.Strict)), ("body", new MaskedName("mask-notes", MaskUse.OutputOnly))],
         [("customers", new MaskedName("mask-pii", MaskUse.Default)), ("staff", new MaskedName("mask-pay", MaskUse.Strict)), ("notes", new MaskedName("mask-notes", MaskUse.OutputOnly))],
         [("customer_emails", new MaskedName("mask-pii", MaskUse.Default))],
-        ["public"]);
+        ["public"],
+        relationColumns: new Dictionary<string, IReadOnlySet<string>>
+        {
+            ["customers"] = new HashSet<string> { "id", "name", "email", "card" },
+            ["staff"] = new HashSet<string> { "id", "salary" },
+            ["notes"] = new HashSet<string> { "id", "body" },
+        });
 
     public static TheoryData<string, string> Rows()
     {
@@ -143,9 +178,9 @@ public class SqlMaskRoutesTests
     [Fact]
     public void A_table_copy_says_how_to_mask_its_rows()
     {
-        const string sql = "COPY customers (id, email) TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER ';', NULL 'NA')";
+        const string sql = "COPY customers (id, email) TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER ';')";
         var route = SqlMaskRoutes.Check(sql, SqlClassifier.Analyze(sql).Statements.Single(), Schema);
-        Assert.Equal(new CopyOut("customers", null, true, ';', '"', '"', "NA", true), route.Copy! with { Columns = null });
+        Assert.Equal(new CopyOut("customers", null, true, ';', '"', '"', "", true), route.Copy! with { Columns = null });
         Assert.Equal(["id", "email"], route.Copy.Columns!);
 
         const string text = "COPY customers TO STDOUT";

@@ -57,7 +57,7 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
             var results = await CatalogQuery.RunAsync(connector, target, Sql(rules), timeout.Token);
             if (results.Count != 3)
                 throw new PgProtocolException($"the catalog answered {results.Count} result sets instead of 3");
-            var columns = results[0].Select(r => new CatalogColumn(Oid(r[0]), r[1]!, r[2]!, short.Parse(r[3]!, CultureInfo.InvariantCulture), r[4]!, r[5]!, r[6]!, int.Parse(r[7]!, CultureInfo.InvariantCulture)));
+            var columns = results[0].Select(r => new CatalogColumn(Oid(r[0]), r[1]!, r[2]!, short.Parse(r[3]!, CultureInfo.InvariantCulture), r[4]!, r[5]!, r[6]!, int.Parse(r[7]!, CultureInfo.InvariantCulture), r[8] == "t"));
             var derived = results[1].Select(r => new CatalogRelation(Oid(r[0]), r[1]!, r[2]!));
             var functions = results[2].Select(r => new CatalogFunction(r[0]!, r[1]!, r[2]!, r[3]));
             return MaskedTarget.Build(rules, columns, derived, functions);
@@ -81,8 +81,9 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
     private static uint Oid(string? text) => uint.Parse(text!, CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Three result sets: the columns of the relations the rules name and of their inheritance children
-    /// (with the relation named), the views and materialized views that read any of them (through other
+    /// Three result sets: the columns of the relations the rules name, of their inheritance children and
+    /// partitions, and of their parents (each with the relation named: a parent's column of the same name
+    /// shows the named table's rows), the views and materialized views that read any of them (through other
     /// views too), and the functions outside the system schemas that are not part of an extension.
     /// </summary>
     internal static string Sql(MaskRules rules)
@@ -92,13 +93,17 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
         var masked = $"""
             WITH RECURSIVE named(oid) AS (
                 SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND lower(c.relname) IN ({tables})),
-            masked(oid, root) AS (
+            below(oid, root) AS (
                 SELECT oid, oid FROM named
-                UNION SELECT i.inhrelid, m.root FROM pg_catalog.pg_inherits i JOIN masked m ON i.inhparent = m.oid)
+                UNION SELECT i.inhrelid, b.root FROM pg_catalog.pg_inherits i JOIN below b ON i.inhparent = b.oid),
+            above(oid, root) AS (
+                SELECT i.inhparent, n.oid FROM pg_catalog.pg_inherits i JOIN named n ON i.inhrelid = n.oid
+                UNION SELECT i.inhparent, a.root FROM pg_catalog.pg_inherits i JOIN above a ON i.inhrelid = a.oid),
+            masked(oid, root) AS (SELECT oid, root FROM below UNION SELECT oid, root FROM above)
             """;
         return $"""
             {masked}
-            SELECT m.oid, n.nspname, c.relname, a.attnum, a.attname, rn.nspname, rc.relname, a.atttypid
+            SELECT m.oid, n.nspname, c.relname, a.attnum, a.attname, rn.nspname, rc.relname, a.atttypid, a.attgenerated <> ''
             FROM masked m JOIN pg_catalog.pg_class c ON c.oid = m.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_catalog.pg_class rc ON rc.oid = m.root JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
               JOIN pg_catalog.pg_attribute a ON a.attrelid = m.oid

@@ -272,10 +272,10 @@ internal sealed class PostgresRelay(
                             if (replacement is null && masking is { Active: true } && MaskBackend(type, input.Span.Slice(forwarded + 5, length - 4), arrived, out notice))
                             {
                                 // Masked rows, COPY data or a withheld message go instead (the ledger saw them as sent).
-                                rewritten ??= new ArrayBufferWriter<byte>(forwarded + _maskScratch.WrittenCount + 256);
+                                rewritten ??= ToAgentBuffer();
                                 rewritten.Write(input.Span[sentUpTo..forwarded]);
                                 rewritten.Write(_maskScratch.WrittenSpan);
-                                _maskScratch.Clear();
+                                _maskScratch.ResetWrittenCount();
                                 sentUpTo = forwarded + 1 + length;
                             }
                             else
@@ -283,7 +283,7 @@ internal sealed class PostgresRelay(
                             if (replacement is not null)
                             {
                                 // The server refused the stand-in of a message the gateway refused: the agent hears the gateway's reason.
-                                rewritten ??= new ArrayBufferWriter<byte>(forwarded + 256);
+                                rewritten ??= ToAgentBuffer();
                                 rewritten.Write(input.Span[sentUpTo..forwarded]);
                                 PgWire.WriteError(rewritten, replacement);
                                 sentUpTo = forwarded + 1 + length;
@@ -373,6 +373,14 @@ internal sealed class PostgresRelay(
     }
 
     private readonly ArrayBufferWriter<byte> _maskScratch = new(); // the target→agent loop's: what goes instead of a masked message
+    private readonly ArrayBufferWriter<byte> _toAgent = new(); // the target→agent loop's batch when some of it is rewritten (reused: masked results rewrite every batch)
+
+    /// <summary>The target→agent loop's rewrite buffer, emptied (its previous batch has been written).</summary>
+    private ArrayBufferWriter<byte> ToAgentBuffer()
+    {
+        _toAgent.ResetWrittenCount();
+        return _toAgent;
+    }
     private CopyMasker? _copy; // the COPY being masked now, from its CopyOutResponse to its CopyDone
     private ResultMaskPlan? _reportPending; // the plan whose masked-value counts are not yet in the ledger
 
@@ -402,7 +410,7 @@ internal sealed class PostgresRelay(
                 }
                 case (byte)'E' or (byte)'N':
                 {
-                    if (ledger.HeadVerdict is not { Masked: true })
+                    if (!ledger.HeadMayQuoteMaskedData)
                         return false;
                     var withheld = SessionMasking.Withheld(StatementLedger.ReadError(body));
                     PgWire.WriteError(_maskScratch, withheld, type);
@@ -412,8 +420,13 @@ internal sealed class PostgresRelay(
                 }
                 case (byte)'H':
                 {
-                    if (ledger.HeadVerdict?.Copy is not { } copy)
-                        return false;
+                    var verdict = ledger.HeadVerdict;
+                    if (verdict?.Copy is not { } copy)
+                    {
+                        if (verdict is { Masked: false })
+                            return false; // a COPY of tables without masked columns
+                        throw new MaskingFailure("the target began a COPY the gateway cannot tell how to mask; the session is ended so that none of it reaches the agent");
+                    }
                     if (body.Length > 0 && body[0] != 0)
                         throw new MaskingFailure("the target began a binary COPY of a table with masked columns; the session is ended so that none of it reaches the agent");
                     _copy = masking!.StartCopy(copy)

@@ -47,7 +47,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// </summary>
     public async ValueTask<Ruling?> JudgeAsync(byte type, ReadOnlyMemory<byte> body)
     {
-        string? text = null, name = null;
+        string? text = null, name = null, bound = null;
         {
             var reader = new PgReader(body.Span);
             switch (type)
@@ -61,7 +61,8 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                     break;
                 case (byte)'B':
                     reader.ReadCString(); // portal
-                    return OnBind(reader.ReadCString());
+                    bound = reader.ReadCString();
+                    break;
                 case (byte)'F':
                     return OnFunctionCall(reader.ReadInt32());
                 case (byte)'C':
@@ -70,8 +71,12 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                     return null;
             }
         }
-        var current = rules();
         var masked = masking is null ? null : await masking.CurrentAsync();
+        if (bound is not null)
+            return OnBind(bound);
+        if (text is null)
+            return null;
+        var current = rules();
         Judgement judgement;
         if (current is null)
         {
@@ -88,10 +93,56 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
                 catalog?.Forget();
         }
+        if (masked is not null && judgement.Decision.Allowed && StaleExecute(judgement, masked) is { } stale)
+            return Refused(Rule(judgement), stale) with { Text = text };
+        if (judgement.Decision.Allowed)
+            NotePrepares(judgement, masked);
         if (name is null)
             return Masked(Rule(judgement), judgement, text, masked, current) with { Text = text };
         return Prepared(name, judgement, current, text, masked, out var tag) with { Text = text, Tag = tag };
     }
+
+    // SQL-level PREPARE names and the masking rules in force when each was prepared (null: none). An
+    // EXECUTE runs the text judged then; if masking changed since, that judgement no longer holds.
+    private readonly Dictionary<string, string?> _sqlPrepared = new(StringComparer.Ordinal);
+
+    private void NotePrepares(Judgement judgement, MaskedTarget? masked)
+    {
+        foreach (var s in judgement.Statements)
+        {
+            if (s.Statement.Has(StatementFlags.Prepare) && s.Statement.PreparedName is { } prepared && !_sqlPrepared.ContainsKey(prepared))
+            {
+                if (_sqlPrepared.Count >= SqlSessionJudge.MaxPreparedNames)
+                    _sqlPrepared.Clear(); // bounded; a forgotten name is refused at EXECUTE under masking (fail closed)
+                _sqlPrepared[prepared] = masked?.Rules.Fingerprint;
+            }
+            else if (s.Statement.Command == "DEALLOCATE" && s.Statement.PreparedName is { } gone)
+            {
+                if (gone == "*")
+                    _sqlPrepared.Clear();
+                else
+                    _sqlPrepared.Remove(gone);
+            }
+            else if (s.Statement.Command == "DISCARD ALL")
+                _sqlPrepared.Clear();
+        }
+    }
+
+    private Decision? StaleExecute(Judgement judgement, MaskedTarget masked)
+    {
+        foreach (var s in judgement.Statements)
+            if (s.Statement.Has(StatementFlags.Execute) && s.Statement.ExecuteName is { } executed
+                && (!_sqlPrepared.TryGetValue(executed, out var fingerprint) || fingerprint != masked.Rules.Fingerprint))
+                return new Decision(DecisionAction.Block, masked.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking",
+                    $"prepared statement \"{executed}\" was prepared before the masking rules in force now; PREPARE it again (DEALLOCATE it first)");
+        return null;
+    }
+
+    /// <summary>A ruling refused by masking: 42501 naming the masking rule.</summary>
+    private static Ruling Refused(Ruling ruling, Decision refusal) =>
+        new(ruling.Verdict! with { Decision = Decision.Name(refusal.Action), Rule = refusal.DecidedBy, Masked = true },
+            new PgError("ERROR", SqlStates.InsufficientPrivilege, refusal.Reason, null,
+                "A masked column may leave only as a plain output column (SELECT email FROM …), where the gateway masks it; filters may use it unless the rule is strict."));
 
     private readonly ConditionalWeakTable<Judgement, MaskMemo> _maskMemos = new();
 
@@ -108,9 +159,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         var verdict = MaskingJudge.Judge(target, current?.Role ?? "", text, judgement.Statements.Select(s => s.Statement).ToList(), judge.StandardConformingStrings);
         Ruling masked;
         if (verdict.Refusal is { } refusal)
-            masked = new Ruling(ruling.Verdict with { Decision = Decision.Name(refusal.Action), Rule = refusal.DecidedBy, Masked = true },
-                new PgError("ERROR", SqlStates.InsufficientPrivilege, refusal.Reason, null,
-                    "A masked column may leave only as a plain output column (SELECT email FROM …), where the gateway masks it; filters may use it unless the rule is strict."));
+            masked = Refused(ruling, refusal);
         else
             masked = verdict.Touches ? ruling with { Verdict = ruling.Verdict with { Masked = true, Copy = verdict.Copy } } : ruling;
         _maskMemos.AddOrUpdate(judgement, new MaskMemo(target, text, masked));
@@ -202,13 +251,20 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             return Rule(Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), ""));
         }
         Ruling? strictest = null;
-        foreach (var candidate in candidates)
-        {
-            var ruling = Rejudged(candidate);
+        var rulings = candidates.Select(Rejudged).ToList();
+        foreach (var ruling in rulings)
             if (strictest is null || (ruling.Refusal is not null && strictest.Value.Refusal is null))
                 strictest = ruling;
+        if (strictest!.Value.Refusal is null && rulings.Count > 1 && rulings.Any(r => r.Verdict?.Masked == true))
+        {
+            // The name may stand for any of them: mask as the most masked, and a COPY only if all agree how.
+            var copies = rulings.Select(r => r.Verdict?.Copy).Distinct().ToList();
+            if (copies.Count > 1)
+                return Refused(strictest.Value, new Decision(DecisionAction.Block, masking?.Last?.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking",
+                    $"prepared statement \"{statementName}\" may stand for statements masked differently (a Parse of the name is not answered yet); wait for it"));
+            strictest = strictest.Value with { Verdict = strictest.Value.Verdict! with { Masked = true, Copy = copies[0] } };
         }
-        return strictest!.Value;
+        return strictest.Value;
     }
 
     /// <summary>A prepared statement judged with today's rules (the policy may have changed since the Parse).</summary>

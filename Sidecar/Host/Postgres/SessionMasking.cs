@@ -48,7 +48,7 @@ internal sealed class SessionMasking(MaskCatalog catalog, TargetPolicy target, F
         _planColumns = columns;
         _planTarget = masked;
         _planTouched = touched;
-        _plan = columns is null ? (touched && masked.HasColumns ? ResultMaskPlan.Blind(masker) : null) : Build(columns, masked, touched);
+        _plan = columns is null ? ((touched && masked.HasColumns) || masked.Rules.Detectors.Count > 0 ? ResultMaskPlan.Blind(masker) : null) : Build(columns, masked, touched);
         return _plan;
     }
 

@@ -19,6 +19,8 @@ public sealed class CopyMasker
     private readonly IReadOnlyList<(ColumnMask? Mask, int Type, string Name)> _columns;
     private readonly ValueMasker _masker;
     private readonly ArrayBufferWriter<byte> _pending = new();
+    private readonly ArrayBufferWriter<byte> _rows = new();
+    private readonly byte[] _null;
     private bool _headerPending;
 
     public CopyMasker(CopyOut options, IReadOnlyList<(ColumnMask? Mask, int Type, string Name)> columns, ValueMasker masker)
@@ -29,6 +31,7 @@ public sealed class CopyMasker
         _columns = columns;
         _masker = masker;
         _headerPending = options.Header;
+        _null = Encoding.UTF8.GetBytes(options.Null);
         Counts = new long[columns.Count];
     }
 
@@ -50,9 +53,13 @@ public sealed class CopyMasker
     /// <summary>One CopyData payload: writes a CopyData message (header included) with every row it completes, masked. Throws <see cref="FormatException"/> for a row over the limit or of the wrong width.</summary>
     public void Feed(ReadOnlySpan<byte> data, IBufferWriter<byte> output)
     {
-        _pending.Write(data);
-        var all = _pending.WrittenSpan;
-        var rows = new ArrayBufferWriter<byte>(all.Length + 64);
+        // The server sends one whole row per CopyData: then the row is read where it lies.
+        var direct = _pending.WrittenCount == 0;
+        if (!direct)
+            _pending.Write(data);
+        var all = direct ? data : _pending.WrittenSpan;
+        var rows = _rows;
+        rows.ResetWrittenCount();
         var start = 0;
         while (start < all.Length && RowEnd(all[start..]) is var end and >= 0)
         {
@@ -67,10 +74,12 @@ public sealed class CopyMasker
             rows.Write("\n"u8);
             start += end + 1;
         }
-        if (start > 0)
+        if (direct)
+            _pending.Write(all[start..]);
+        else if (start > 0)
         {
             var rest = all[start..].ToArray();
-            _pending.Clear();
+            _pending.ResetWrittenCount();
             _pending.Write(rest);
         }
         if (_pending.WrittenCount > MaxRowBytes)
@@ -89,7 +98,7 @@ public sealed class CopyMasker
             rows.Write(_pending.WrittenSpan);
         else
             MaskRow(_pending.WrittenSpan, rows);
-        _pending.Clear();
+        _pending.ResetWrittenCount();
         WriteCopyData(rows.WrittenSpan, output);
     }
 
@@ -196,7 +205,7 @@ public sealed class CopyMasker
     /// <summary>A field's value, or null for NULL.</summary>
     private byte[]? Decode(ReadOnlySpan<byte> field)
     {
-        var nullText = Encoding.UTF8.GetBytes(_options.Null);
+        var nullText = _null;
         if (_options.Csv)
         {
             if (field.SequenceEqual(nullText))
@@ -269,7 +278,7 @@ public sealed class CopyMasker
     {
         if (value is null)
         {
-            output.Write(Encoding.UTF8.GetBytes(_options.Null));
+            output.Write(_null);
             return;
         }
         if (_options.Csv)

@@ -36,7 +36,12 @@ public sealed class MaskRules
     {
         Columns = columns;
         Detectors = detectors;
+        Fingerprint = string.Join("|", columns.Select(c => $"{c.Schema}.{c.Table}.{c.Column}:{c.Mask}"))
+                      + "#" + string.Join("|", detectors.Select(d => $"{d.Rule}:{d.Strategy}:{d.KeepLast}:{string.Join(",", d.Detectors)}"));
     }
+
+    /// <summary>Equal for equal rules (whatever snapshot they came in): what a session compares to see whether masking changed.</summary>
+    public string Fingerprint { get; }
 
     public IReadOnlyList<MaskedColumnName> Columns { get; }
     public IReadOnlyList<DetectorMask> Detectors { get; }

@@ -3,7 +3,8 @@ using Airlock.Sidecar.Protocols.Sql;
 namespace Airlock.Sidecar.Policy.Masking;
 
 /// <summary>A column of a relation a mask rule names, or of one of its inheritance children (<see cref="RootSchema"/>.<see cref="RootRelation"/> is the one named).</summary>
-public sealed record CatalogColumn(uint RelationOid, string Schema, string Relation, short Number, string Name, string RootSchema, string RootRelation, int Type = ValueMasker.Text);
+/// <param name="Generated">A generated column: COPY TO leaves it out.</param>
+public sealed record CatalogColumn(uint RelationOid, string Schema, string Relation, short Number, string Name, string RootSchema, string RootRelation, int Type = ValueMasker.Text, bool Generated = false);
 
 /// <summary>A view or materialized view that reads a relation with masked columns (directly or through other views).</summary>
 public sealed record CatalogRelation(uint Oid, string Schema, string Name);
@@ -129,18 +130,27 @@ public sealed class MaskedTarget
         var maskedRelations = new List<(string, MaskedName)>();
         var schemas = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var named = new Dictionary<uint, NamedRelation>();
+        var relationColumns = new Dictionary<string, HashSet<string>>(StringComparer.OrdinalIgnoreCase);
         foreach (var relation in columns.GroupBy(c => c.RelationOid))
         {
-            var ordered = relation.OrderBy(c => c.Number).ToList();
-            var head = ordered[0];
-            if (rules.Columns.Any(c => string.Equals(c.Table, head.RootRelation, StringComparison.OrdinalIgnoreCase) && (c.Schema is null || string.Equals(c.Schema, head.RootSchema, StringComparison.OrdinalIgnoreCase))))
-                named[relation.Key] = new NamedRelation(head.Schema, head.Relation, head.RootSchema, head.RootRelation, ordered.ToDictionary(c => c.Number, c => c.Name));
-            var list = new List<(string, ColumnMask?, int)>(ordered.Count);
+            // A relation may be reached from several named tables (a parent of two): one entry per column,
+            // masked if any of them masks it.
+            var byNumber = relation.GroupBy(c => c.Number).OrderBy(g => g.Key).ToList();
+            var head = byNumber[0].First();
+            if (byNumber.SelectMany(g => g).Any(c => rules.Columns.Any(r => string.Equals(r.Table, c.RootRelation, StringComparison.OrdinalIgnoreCase)
+                    && (r.Schema is null || string.Equals(r.Schema, c.RootSchema, StringComparison.OrdinalIgnoreCase)))))
+                named[relation.Key] = new NamedRelation(head.Schema, head.Relation, head.RootSchema, head.RootRelation, byNumber.ToDictionary(g => g.Key, g => g.First().Name));
+            if (!relationColumns.TryGetValue(head.Relation, out var known))
+                relationColumns[head.Relation] = known = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var list = new List<(string, ColumnMask?, int)>(byNumber.Count);
             ColumnMask? strictest = null;
-            foreach (var c in ordered)
+            foreach (var same in byNumber)
             {
-                var mask = rules.Find(c.RootSchema, c.RootRelation, c.Name);
-                list.Add((c.Name, mask, c.Type));
+                var c = same.First();
+                known.Add(c.Name);
+                var mask = same.Select(x => rules.Find(x.RootSchema, x.RootRelation, x.Name)).FirstOrDefault(m => m is not null);
+                if (!c.Generated)
+                    list.Add((c.Name, mask, c.Type));
                 if (mask is null)
                     continue;
                 byProvenance[(c.RelationOid, c.Number)] = ($"{c.Schema}.{c.Relation}.{c.Name}", mask);
@@ -150,7 +160,7 @@ public sealed class MaskedTarget
             }
             if (strictest is null)
                 continue;
-            var first = ordered[0];
+            var first = head;
             if (!tables.TryGetValue(first.Relation, out var sameName))
                 tables[first.Relation] = sameName = [];
             sameName.Add(list);
@@ -184,7 +194,8 @@ public sealed class MaskedTarget
             if (concern)
                 risky.Add((f.Name, new MaskedName(firstRule, MaskUse.Strict)));
         }
-        var schema = new MaskedSchema(maskedColumns, maskedRelations, derivedNames, schemas, risky);
+        var schema = new MaskedSchema(maskedColumns, maskedRelations, derivedNames, schemas, risky,
+            relationColumns.ToDictionary(r => r.Key, r => (IReadOnlySet<string>)r.Value, StringComparer.OrdinalIgnoreCase));
         return new MaskedTarget(rules, byProvenance, derivedList.Select(d => d.Oid).ToHashSet(), tables, schema, null, named);
     }
 

@@ -25,9 +25,10 @@ public static class MaskingJudge
     public const StatementFlags Unfollowable = StatementFlags.DynamicSql | StatementFlags.FileAccess | StatementFlags.LargeObjectFile
         | StatementFlags.NetworkAccess | StatementFlags.CopyProgram | StatementFlags.CopyServerFile;
 
-    /// <summary>Statements that run what an earlier one prepared or declared.</summary>
+    /// <summary>Statements that run what an earlier one prepared or declared, or report errors of earlier ones (deferred constraints at commit).</summary>
     private static bool RunsEarlierStatement(SqlStatement s) =>
-        s.Has(StatementFlags.Execute) || s.Command is "FETCH" or "MOVE" or "EXECUTE" or "CALL";
+        s.Has(StatementFlags.Execute) || s.Command is "FETCH" or "MOVE" or "EXECUTE" or "CALL" or "COMMIT" or "END" or "COMMIT PREPARED"
+            or "PREPARE TRANSACTION" or "RELEASE" or "RELEASE SAVEPOINT" or "SET CONSTRAINTS";
 
     public static MaskVerdict Judge(MaskedTarget target, string role, string text, IReadOnlyList<SqlStatement> statements, bool standardConformingStrings = true)
     {

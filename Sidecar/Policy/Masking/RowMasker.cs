@@ -6,7 +6,16 @@ namespace Airlock.Sidecar.Policy.Masking;
 
 /// <summary>How one output column of a result is masked: by provenance (<see cref="Mask"/>), by content (<see cref="Detectors"/>), or both.</summary>
 /// <param name="Label">What the recording calls the column (<c>public.customers.email</c>, or the output name for detectors).</param>
-public sealed record ColumnPlan(string Label, int TypeOid, short Format, ColumnMask? Mask, IReadOnlyList<DetectorMask>? Detectors = null);
+public sealed record ColumnPlan(string Label, int TypeOid, short Format, ColumnMask? Mask, IReadOnlyList<DetectorMask>? Detectors = null)
+{
+    /// <summary>For <c>redact</c> and <c>null</c>: the one value every row gets (null: SQL NULL), made once.</summary>
+    internal (bool Known, byte[]? Value) Constant { get; } = Mask?.Strategy switch
+    {
+        MaskStrategy.Redact => (true, ValueMasker.Redact(TypeOid, Format)),
+        MaskStrategy.Null => (true, null),
+        _ => (false, null),
+    };
+}
 
 /// <summary>
 /// The masking of one result's rows: one entry per output column, null where the column is forwarded
@@ -26,6 +35,10 @@ public sealed class ResultMaskPlan
 
     private readonly ValueMasker _masker;
     private bool _blind;
+    // Reused per row (a plan belongs to one session's target→agent loop).
+    private (int Start, int Length)[] _values = [];
+    private byte[]?[] _replaced = [];
+    private bool[] _replace = [];
 
     public IReadOnlyList<ColumnPlan?> Columns { get; }
     public long[] Counts { get; }
@@ -62,7 +75,12 @@ public sealed class ResultMaskPlan
         var count = BinaryPrimitives.ReadInt16BigEndian(body);
         if (count < 0 || (!_blind && count != Columns.Count))
             throw new FormatException($"a DataRow with {count} values for a result of {Columns.Count} columns");
-        var values = new (int Start, int Length)[count];
+        if (_values.Length < count)
+            (_values, _replaced, _replace) = (new (int, int)[count], new byte[]?[count], new bool[count]);
+        var values = _values;
+        var replaced = _replaced;
+        var replace = _replace;
+        Array.Clear(replace, 0, count);
         var offset = 2;
         for (var i = 0; i < count; i++)
         {
@@ -80,8 +98,6 @@ public sealed class ResultMaskPlan
             throw new FormatException("a DataRow with bytes after its last value");
 
         // Masked values first, so the message length is known before anything is written.
-        var replaced = new byte[]?[count];
-        var replace = new bool[count];
         for (var i = 0; i < count; i++)
         {
             var (start, length) = values[i];
@@ -98,7 +114,7 @@ public sealed class ResultMaskPlan
             var value = body.Slice(start, length);
             if (column.Mask is { } mask)
             {
-                replaced[i] = _masker.Mask(mask, column.TypeOid, column.Format, value);
+                replaced[i] = column.Constant.Known ? column.Constant.Value : _masker.Mask(mask, column.TypeOid, column.Format, value);
                 replace[i] = true;
                 Counts[i]++;
             }

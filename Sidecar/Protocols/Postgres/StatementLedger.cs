@@ -64,12 +64,16 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         public IReadOnlyList<ResultColumn>? Columns { get; set; }
     }
 
-    private sealed class Portal(Prepared statement, IReadOnlyList<string?> parameters, short[] resultFormats)
+    private sealed class Portal(Prepared statement, IReadOnlyList<string?> parameters, short[] resultFormats, string statementName = "")
     {
-        public Prepared Statement { get; } = statement;
+        /// <summary>As the Bind found it; set again when the server completes the Bind (an earlier Parse of the name may have failed or succeeded since).</summary>
+        public Prepared Statement { get; set; } = statement;
+        public string StatementName { get; } = statementName;
         public IReadOnlyList<string?> Parameters { get; } = parameters;
         public short[] ResultFormats { get; } = resultFormats;
         public IReadOnlyList<ResultColumn>? Columns { get; set; }
+        /// <summary>The gateway's ruling on the Bind (the statement as bound now, which may differ from its Parse's).</summary>
+        public StatementVerdict? Verdict { get; init; }
     }
 
 
@@ -106,6 +110,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     private static readonly Request ParseSent = new(Kind.Parse, 0), BindSent = new(Kind.Bind, 0), CloseSent = new(Kind.Close, 0), SyncSent = new(Kind.Sync, 0);
 
     private readonly Dictionary<string, Prepared> _prepared = new(StringComparer.Ordinal);
+    private readonly Queue<Portal> _bindsAwaiting = new(); // Binds sent and not yet answered, in order
+    private readonly Dictionary<string, Prepared> _pendingParses = new(StringComparer.Ordinal); // named Parses sent and not yet answered
     private readonly Dictionary<string, Portal> _portals = new(StringComparer.Ordinal);
     private readonly Queue<Request> _pending = new();
     private readonly List<CompletedStatement> _completed = [];
@@ -157,8 +163,14 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 for (var i = 0; i < types.Length; i++)
                     types[i] = reader.ReadInt32();
                 var prepared = new Prepared(PgValueText.Cut(text, MaxRecordedTextChars), types, verdict);
-                Remember(_prepared, name, prepared);
-                Enqueue(blocked is null && tag is null ? ParseSent : new Request(Kind.Parse, timestamp) { Text = prepared.Text, Statement = prepared, Verdict = verdict, Blocked = blocked, Tag = tag });
+                // The server drops the unnamed statement as any Parse starts; a named one exists only once the
+                // server answered ParseComplete (a Parse of a name in use fails and leaves the old statement).
+                if (name.Length == 0)
+                    Remember(_prepared, name, prepared);
+                else if (blocked is null)
+                    _pendingParses[name] = prepared;
+                Enqueue(blocked is null && tag is null && name.Length == 0 ? ParseSent
+                    : new Request(Kind.Parse, timestamp) { Name = name, Text = prepared.Text, Statement = prepared, Verdict = verdict, Blocked = blocked, Tag = tag });
                 break;
             }
             case (byte)'B':
@@ -167,7 +179,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 var statementName = reader.ReadCString();
                 var parameterFormats = ReadFormats(ref reader);
                 var count = reader.ReadCount16();
-                var statement = _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{PgValueText.Cut(statementName, MaxRecordedColumnNameChars)}\" not seen on this connection)");
+                // A Parse of the name not answered yet is the likelier one (clients pipeline Parse and Bind); the
+                // server's answer to the Bind settles it (below, at BindComplete).
+                var statement = _pendingParses.GetValueOrDefault(statementName) ?? _prepared.GetValueOrDefault(statementName) ?? new Prepared($"(prepared statement \"{PgValueText.Cut(statementName, MaxRecordedColumnNameChars)}\" not seen on this connection)");
                 // Recorded parameters are bounded in total, so one event stays far below the control plane's 1 MiB limit.
                 var parameters = new List<string?>(Math.Min(count, 1024));
                 var recordedChars = 0;
@@ -182,8 +196,9 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                     parameters.Add(recordedChars > MaxRecordedParameterTotalChars ? $"{PgValueText.TruncationMarker}{count - i} more parameters not recorded]" : text);
                 }
                 var resultFormats = ReadFormats(ref reader);
-                var bound = new Portal(statement, parameters, resultFormats);
+                var bound = new Portal(statement, parameters, resultFormats, statementName) { Verdict = verdict ?? statement.Verdict };
                 Remember(_portals, portal, bound);
+                _bindsAwaiting.Enqueue(bound);
                 Enqueue(blocked is null ? BindSent : new Request(Kind.Bind, timestamp) { Text = statement.Text, Portal = bound, Verdict = verdict ?? statement.Verdict, Blocked = blocked });
                 break;
             }
@@ -239,7 +254,17 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         switch (type)
         {
             case (byte)'1' when head?.Kind == Kind.Parse:
+                if (head.Name.Length > 0 && head.Statement is { } parsed && head.Blocked is null)
+                    Remember(_prepared, head.Name, parsed);
+                DropAwaitingBind(head);
+                Settle(_pending.Dequeue(), done: true);
+                break;
             case (byte)'2' when head?.Kind == Kind.Bind:
+                // The statement the server bound: the name as it stands now that earlier Parses are answered.
+                if (_bindsAwaiting.TryDequeue(out var completed) && _prepared.GetValueOrDefault(completed.StatementName) is { } now)
+                    completed.Statement = now;
+                Settle(_pending.Dequeue(), done: true);
+                break;
             case (byte)'3' when head?.Kind == Kind.Close:
                 Settle(_pending.Dequeue(), done: true);
                 break;
@@ -249,7 +274,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 if (head?.Kind == Kind.DescribeStatement)
                 {
                     _pending.Dequeue();
-                    head.Statement?.Columns = columns;
+                    // The statement the name stands for now (a Parse sent after the Describe's was answered before it).
+                    (_prepared.GetValueOrDefault(head.Name) ?? head.Statement)?.Columns = columns;
                 }
                 else if (head?.Kind == Kind.DescribePortal)
                 {
@@ -295,6 +321,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 while (_pending.TryDequeue(out var request))
                 {
                     Settle(request, done: false);
+                    DropAwaitingBind(request);
                     if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute)
                         Complete(request, timestamp);
                     if (request.Kind is Kind.Sync or Kind.Query or Kind.FunctionCall)
@@ -305,6 +332,15 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
     }
 
     private readonly List<(object Tag, bool Done)> _settled = [];
+
+    /// <summary>A Bind or Parse answered, skipped or refused: no longer on its way.</summary>
+    private void DropAwaitingBind(Request request)
+    {
+        if (request.Kind == Kind.Bind)
+            _bindsAwaiting.TryDequeue(out _);
+        if (request.Kind == Kind.Parse && request.Name.Length > 0 && _pendingParses.TryGetValue(request.Name, out var pending) && pending == request.Statement)
+            _pendingParses.Remove(request.Name);
+    }
 
     private void Settle(Request request, bool done)
     {
@@ -333,12 +369,31 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         {
             if (!_pending.TryPeek(out var head) || head.Kind is not (Kind.Query or Kind.Execute))
                 return null;
-            return (head.Resolved ??= ColumnsOf(head), head.Verdict ?? head.Portal?.Statement.Verdict);
+            return (head.Resolved ??= ColumnsOf(head), head.Verdict ?? head.Portal?.Verdict);
         }
     }
 
     /// <summary>The verdict on the statement the next answer belongs to.</summary>
-    public StatementVerdict? HeadVerdict => _pending.TryPeek(out var head) ? head.Verdict ?? head.Portal?.Statement.Verdict ?? head.Statement?.Verdict : null;
+    public StatementVerdict? HeadVerdict => _pending.TryPeek(out var head) ? head.Verdict ?? head.Portal?.Verdict ?? head.Statement?.Verdict : null;
+
+    /// <summary>
+    /// Whether the next error or notice may quote table data the agent must not see: its statement touches
+    /// masked columns, or it is not known what it answers (an idle notice, a commit at Sync, a statement
+    /// the gateway did not judge). Parse, Bind, Describe and Close never read table data.
+    /// </summary>
+    public bool HeadMayQuoteMaskedData
+    {
+        get
+        {
+            if (!_pending.TryPeek(out var head))
+                return true;
+            if (head.Kind is Kind.Parse or Kind.Bind or Kind.DescribeStatement or Kind.DescribePortal or Kind.Close)
+                return false;
+            if (head.Kind == Kind.Sync)
+                return true;
+            return (head.Verdict ?? head.Portal?.Verdict)?.Masked ?? true;
+        }
+    }
 
     /// <summary>Counts values the gateway masked in the result being streamed now (recorded with its statement).</summary>
     public void NoteMasked(string column, long count)
@@ -364,6 +419,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         // error in Parse, Bind or Describe belongs to the statement the agent was about to execute.
         var failed = _pending.Dequeue();
         Settle(failed, done: false);
+        DropAwaitingBind(failed);
         var attributed = false;
         if (failed.Kind == Kind.Execute || failed.Blocked is not null)
         {
@@ -376,6 +432,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         {
             var skipped = _pending.Dequeue();
             Settle(skipped, done: false);
+            DropAwaitingBind(skipped);
             if (skipped.Kind != Kind.Execute)
                 continue;
             // The execution of a statement the gateway refused: its refusal is already recorded.

@@ -23,8 +23,10 @@ public sealed record MaskedName(string Rule, MaskUse Use);
 public sealed class MaskedSchema
 {
     public MaskedSchema(IEnumerable<(string Column, MaskedName Name)> columns, IEnumerable<(string Relation, MaskedName Name)> relations,
-        IEnumerable<(string Relation, MaskedName Name)> derived, IEnumerable<string> schemas, IEnumerable<(string Function, MaskedName Name)>? functions = null)
+        IEnumerable<(string Relation, MaskedName Name)> derived, IEnumerable<string> schemas, IEnumerable<(string Function, MaskedName Name)>? functions = null,
+        IReadOnlyDictionary<string, IReadOnlySet<string>>? relationColumns = null)
     {
+        RelationColumns = relationColumns ?? new Dictionary<string, IReadOnlySet<string>>();
         Columns = Strictest(columns);
         Relations = Strictest(relations);
         Derived = Strictest(derived);
@@ -36,6 +38,9 @@ public sealed class MaskedSchema
     public IReadOnlyDictionary<string, MaskedName> Relations { get; }
     public IReadOnlyDictionary<string, MaskedName> Derived { get; }
     public IReadOnlySet<string> Schemas { get; }
+    /// <summary>Every column of each masked relation, by relation name, as the catalog lists them (empty when only the rules' names are known).</summary>
+    public IReadOnlyDictionary<string, IReadOnlySet<string>> RelationColumns { get; }
+
     /// <summary>Functions whose bodies could read masked columns (or cannot be read): a statement that calls one is refused.</summary>
     public IReadOnlyDictionary<string, MaskedName> Functions { get; }
 
@@ -57,7 +62,7 @@ public sealed class MaskedSchema
     public static IReadOnlySet<string> ExposingCatalogs { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         "pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data", "pg_mcv_list_items",
-        "pg_stat_activity", "pg_stat_statements", "pg_stat_get_activity",
+        "pg_stat_activity", "pg_stat_statements", "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_stat_statements_info",
     };
 }
 
@@ -153,6 +158,7 @@ public static class SqlMaskRoutes
         private readonly int[] _match = Matches(text, t);
         private readonly HashSet<string> _aliases = new(StringComparer.OrdinalIgnoreCase);
         private readonly List<string> _outputs = [];
+        private readonly Dictionary<string, string> _aliasOf = new(StringComparer.OrdinalIgnoreCase);
         private MaskRoute? _refusal;
         private bool _touches;
 
@@ -162,6 +168,8 @@ public static class SqlMaskRoutes
             var touchesRelation = false;
             for (var i = 0; i < t.Count; i++)
             {
+                if (Is(i, "uescape"))
+                    return Refuse(FirstRule(), "UESCAPE is not accepted while masking rules are in force (write the name plainly)");
                 if (Name(i) is not { } name)
                     continue;
                 if (MaskedSchema.ExposingCatalogs.Contains(name))
@@ -178,6 +186,10 @@ public static class SqlMaskRoutes
                       || command.StartsWith("DROP", StringComparison.Ordinal) || command.StartsWith("COMMENT", StringComparison.Ordinal) || command.StartsWith("SECURITY LABEL", StringComparison.Ordinal);
             if (ddl)
             {
+                // Code (functions, operators, views, rules, triggers …) could read a masked table where the gateway
+                // does not look; CREATE TABLE … AS EXECUTE copies what a prepared statement returns.
+                if (CreatesCode(command) || t.Any(x => SqlTokens.Is(text, x, "execute")))
+                    return Refuse(FirstRule(), $"{command} is not accepted while masking rules are in force on this target: it could read masked columns where the gateway does not see it");
                 // A rename, a type change, a view, rule or trigger over a masked table could unmask it.
                 for (var i = 0; i < t.Count; i++)
                     if (Name(i) is { } name && (schema.Relations.TryGetValue(name, out var masked)
@@ -190,6 +202,7 @@ public static class SqlMaskRoutes
             _touches = true;
 
             CollectAliases();
+            CollectJoinAliases();
             if (_refusal is not null)
                 return _refusal;
             if (command == "COPY")
@@ -201,6 +214,14 @@ public static class SqlMaskRoutes
             Walk(start, t.Count, FrameKind.Top, plainAllowed && !statement.Has(StatementFlags.SelectInto) && !statement.Has(StatementFlags.CreateTableAs));
             return _refusal ?? new MaskRoute(true, Outputs: _outputs);
         }
+
+        private static readonly string[] CodeObjects =
+            ["FUNCTION", "PROCEDURE", "OPERATOR", "AGGREGATE", "CAST", "TRIGGER", "RULE", "VIEW", "LANGUAGE", "TRANSFORM", "FOREIGN", "SERVER",
+             "EXTENSION", "MAPPING", "CONVERSION", "ACCESS METHOD", "PUBLICATION", "SUBSCRIPTION", "STATISTICS", "POLICY", "DOMAIN", "TYPE"];
+
+        private static bool CreatesCode(string command) =>
+            (command.StartsWith("CREATE", StringComparison.Ordinal) || command.StartsWith("ALTER", StringComparison.Ordinal))
+            && CodeObjects.Any(o => command.Contains(o, StringComparison.Ordinal));
 
         private string FirstRule() => schema.Columns.Values.Concat(schema.Derived.Values).Select(n => n.Rule).FirstOrDefault() ?? "masking";
 
@@ -233,14 +254,26 @@ public static class SqlMaskRoutes
             return match;
         }
 
-        private static readonly HashSet<string> NotAliases = new(StringComparer.OrdinalIgnoreCase)
+        /// <summary>
+        /// PostgreSQL's reserved keywords and those that cannot be a table alias or column name either
+        /// (kwlist.h: RESERVED_KEYWORD and TYPE_FUNC_NAME_KEYWORD). Any other word after a relation can be
+        /// its alias (<c>FROM customers no</c>).
+        /// </summary>
+        private static readonly HashSet<string> Reserved = new(StringComparer.OrdinalIgnoreCase)
         {
-            "as", "join", "inner", "left", "right", "full", "cross", "natural", "on", "using", "where", "group", "order", "having", "limit",
-            "offset", "fetch", "for", "union", "intersect", "except", "window", "returning", "set", "values", "lateral", "tablesample",
-            "default", "select", "with", "into", "from", "do", "to", "only", "when", "then", "and", "or", "not", "is", "in", "outer",
-            "nowait", "skip", "overriding", "conflict", "partition", "owned", "by", "rename", "add", "drop", "alter", "cascade", "restrict",
-            "inherit", "no", "table", "in",
+            "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check", "collate",
+            "column", "constraint", "create", "current_catalog", "current_date", "current_role", "current_time", "current_timestamp",
+            "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for", "foreign",
+            "from", "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit", "localtime",
+            "localtimestamp", "not", "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning",
+            "select", "session_user", "some", "symmetric", "system_user", "table", "then", "to", "trailing", "true", "union", "unique",
+            "user", "using", "variadic", "when", "where", "window", "with",
+            "authorization", "binary", "collation", "concurrently", "cross", "current_schema", "freeze", "full", "ilike", "inner", "is",
+            "isnull", "join", "left", "like", "natural", "notnull", "outer", "overlaps", "right", "similar", "tablesample", "verbose",
         };
+
+        /// <summary>A name that is not a reserved word: a quoted identifier, or a word PostgreSQL accepts as a column or alias.</summary>
+        private string? Ident(int i) => Name(i) is { } name && (t[i].Kind == SqlTokenKind.QuotedIdentifier || !Reserved.Contains(name)) ? name : null;
 
         /// <summary>Aliases of masked relations (<c>FROM customers c</c>): whole-row references by alias are caught too. A column alias list on one is refused (it renames masked columns).</summary>
         private void CollectAliases()
@@ -255,9 +288,10 @@ public static class SqlMaskRoutes
                 var explicitAs = Is(j, "as");
                 if (explicitAs)
                     j++;
-                if (Name(j) is { } alias && (explicitAs || t[j].Kind == SqlTokenKind.QuotedIdentifier || !NotAliases.Contains(alias)) && !P(j + 1, '.'))
+                if (Ident(j) is { } alias && !P(j + 1, '.'))
                 {
                     _aliases.Add(alias);
+                    _aliasOf[alias] = name;
                     if (P(j + 1, '(') && !IsInsertTarget(i))
                     {
                         Refuse(masked.Rule, $"a column alias list on \"{name}\" renames its masked columns");
@@ -265,6 +299,14 @@ public static class SqlMaskRoutes
                     }
                 }
             }
+        }
+
+        /// <summary><c>JOIN … USING (…) AS j</c>: <c>j</c> is a row of the merged columns.</summary>
+        private void CollectJoinAliases()
+        {
+            for (var i = 0; i + 1 < t.Count; i++)
+                if (Is(i, "using") && P(i + 1, '(') && _match[i + 1] > 0 && Is(_match[i + 1] + 1, "as") && Name(_match[i + 1] + 2) is { } alias)
+                    _aliases.Add(alias);
         }
 
         private bool IsInsertTarget(int i) => Is(i - 1, "into") || (P(i - 1, '.') && Is(i - 3, "into"));
@@ -297,13 +339,6 @@ public static class SqlMaskRoutes
         /// <summary>A query's tokens in <c>[from, to)</c>, its clauses at the query's own level.</summary>
         private void Walk(int from, int to, FrameKind kind, bool plainAllowed)
         {
-            if (Is(from, "table"))
-            {
-                // TABLE customers is SELECT * FROM customers.
-                if (!(kind == FrameKind.Top && plainAllowed) && kind != FrameKind.Filter && Name(from + 1) is { } table && IsMaskedRelation(table))
-                    Refuse(RuleOf(table), $"TABLE {table} in an inner query would carry masked columns where PostgreSQL does not attribute them");
-                return;
-            }
             // Known before the select list is judged: a set operation's output is not attributed to tables.
             var setOperation = false;
             for (var j = from; j < to; j = P(j, '(') && _match[j] > 0 ? _match[j] + 1 : j + 1)
@@ -317,23 +352,40 @@ public static class SqlMaskRoutes
             var mainIsSelect = true;
             for (var i = from; i < to && _refusal is null; i++)
             {
+                if (Is(i, "table") && Name(i + 1) is { } tabled && !P(i + 2, '.'))
+                {
+                    // TABLE customers is SELECT * FROM customers: plain output only as the whole top-level query.
+                    if (IsMaskedRelation(tabled))
+                    {
+                        if (i == from && kind == FrameKind.Top && plainAllowed && mainIsSelect && !setOperation)
+                            _outputs.Add("*");
+                        else if (kind != FrameKind.Filter)
+                            Refuse(RuleOf(tabled), $"TABLE {tabled} here would carry masked columns where PostgreSQL does not attribute them");
+                    }
+                    i++;
+                    continue;
+                }
                 if (P(i, '('))
                 {
                     var close = _match[i] < 0 ? to : _match[i];
+                    var filter = kind == FrameKind.Filter || clause is Clause.Filter or Clause.On;
                     if (clause == Clause.With && (Is(i - 1, "as") || Is(i - 1, "materialized")))
                         Walk(i + 1, close, kind == FrameKind.Filter ? FrameKind.Filter : FrameKind.Derived, false);
                     else if (IsQuery(i + 1))
                         Walk(i + 1, close, ChildKind(kind, clause), false);
-                    else if (clause is Clause.Target or Clause.Into or Clause.With || (clause == Clause.Set && IsOperator(close + 1, "=")))
+                    else if (Is(i - 1, "using") && clause is Clause.Join or Clause.From)
                     {
-                        // column lists: an INSERT's target columns, a CTE's column names, UPDATE … SET (a, b) = …
+                        // JOIN … USING (…) merges the columns it names into one that PostgreSQL may not attribute.
+                        for (var j = i + 1; j < close; j++)
+                            if (Name(j) is { } merged && schema.Columns.TryGetValue(merged, out var m))
+                                Refuse(m.Rule, $"JOIN … USING ({merged}) merges a masked column into an output PostgreSQL does not always attribute to its table; join with ON instead");
                     }
+                    else if (clause is Clause.Target or Clause.Into or Clause.With || (clause == Clause.Set && IsOperator(close + 1, "=")))
+                        Subscripts(i + 1, close); // column lists: an INSERT's target columns, a CTE's column names, UPDATE … SET (a, b) = …
                     else
                         // A function's arguments, an expression; also a parenthesized join (its alias would be a
                         // whole-row reference the gateway does not follow: a masked relation in one is refused).
-                        Scan(i + 1, close, kind == FrameKind.Filter || clause is Clause.Filter or Clause.On || Is(i - 1, "using") ? Context.Filter : Context.Value);
-                    if (clause == Clause.Join && Is(i - 1, "using"))
-                        merging = true;
+                        Scan(i + 1, close, ArgumentContext(i, filter ? Context.Filter : Context.Value));
                     i = close;
                     continue;
                 }
@@ -366,9 +418,9 @@ public static class SqlMaskRoutes
                 }
                 if (clause == Clause.Set && Name(i) is not null && (P(i - 1, ',') || Is(i - 1, "set")) && (IsOperator(i + 1, "=") || P(i + 1, '[') || P(i + 1, '.')))
                 {
-                    // the column assigned (SET email = …): written, not read
-                    while (i + 1 < to && !IsOperator(i + 1, "="))
-                        i++;
+                    // the column assigned (SET email = …): written, not read; its subscripts are read
+                    while (i + 2 < to && P(i + 1, '.') && Name(i + 2) is not null)
+                        i += 2;
                     continue;
                 }
                 Use(i, clause switch
@@ -380,9 +432,60 @@ public static class SqlMaskRoutes
             }
             if (itemStart >= 0 && _refusal is null)
                 EndItem(itemStart, to, kind, listPlain);
-            if (full && merging && _refusal is null)
-                Refuse(FirstRule(), "a FULL JOIN with USING or NATURAL merges masked columns into an output PostgreSQL does not attribute to a table");
+            if (merging && _refusal is null)
+                Refuse(FirstRule(), "a NATURAL JOIN merges same-named columns into outputs PostgreSQL does not always attribute to a table; join with ON instead");
+            _ = full;
         }
+
+        /// <summary>Names in a column list are written, not read; what is inside subscripts (<c>j[(SELECT …)]</c>) is read as a value.</summary>
+        private void Subscripts(int from, int to)
+        {
+            var depth = 0;
+            for (var i = from; i < to && _refusal is null; i++)
+            {
+                if (P(i, '['))
+                    depth++;
+                else if (P(i, ']'))
+                    depth--;
+                else if (depth > 0)
+                {
+                    if (P(i, '(') && _match[i] > i)
+                    {
+                        if (IsQuery(i + 1))
+                            Walk(i + 1, _match[i], FrameKind.Value, false);
+                        else
+                            Scan(i + 1, _match[i], Context.Value);
+                        i = _match[i];
+                    }
+                    else
+                        Use(i, Context.Value);
+                }
+            }
+        }
+
+        /// <summary>
+        /// The context of a parenthesised argument list: a function off the safe list (it may send, store or
+        /// show what it is given: <c>pg_notify</c>, <c>set_config</c>, <c>lo_from_bytea</c>, a user function)
+        /// makes even a filter's arguments values; <c>count(…)</c> reveals only how many, like a filter.
+        /// </summary>
+        private Context ArgumentContext(int open, Context context)
+        {
+            if (Name(open - 1) is not { } callee || t[open - 1].Kind != SqlTokenKind.Word && t[open - 1].Kind != SqlTokenKind.QuotedIdentifier)
+                return context;
+            if (callee == "count" && context != Context.Plain)
+                return Context.Filter;
+            if (context != Context.Filter || SyntaxWords.Contains(callee))
+                return context;
+            return SqlFunctions.Safe.Contains(SqlFunctions.Fold(callee)) && !P(open - 2, '.') ? context : Context.Value;
+        }
+
+        /// <summary>Words before a parenthesis that are syntax, not a call.</summary>
+        private static readonly HashSet<string> SyntaxWords = new(StringComparer.OrdinalIgnoreCase)
+        {
+            "in", "any", "all", "some", "exists", "array", "row", "cast", "coalesce", "nullif", "greatest", "least", "extract", "substring",
+            "position", "trim", "overlay", "values", "and", "or", "not", "on", "using", "where", "when", "then", "else", "case", "between",
+            "like", "ilike", "similar", "is", "filter", "over", "within", "distinct", "by", "as", "from", "select", "lateral", "join",
+        };
 
         private bool IsOperator(int i, string op) => i >= 0 && i < t.Count && t[i].Kind == SqlTokenKind.Operator && text.AsSpan(t[i].Start, t[i].Length).SequenceEqual(op);
 
@@ -428,6 +531,8 @@ public static class SqlMaskRoutes
                 case "on" when clause is Clause.Join or Clause.From:
                     clause = Clause.On;
                     return true;
+                case "group" when Is(i - 1, "within"):
+                    return false; // percentile_disc(…) WITHIN GROUP (ORDER BY x): the sort key is the value
                 case "where" or "having" or "group" or "order" or "limit" or "offset" or "fetch" or "window":
                     clause = Clause.Filter;
                     return true;
@@ -484,7 +589,7 @@ public static class SqlMaskRoutes
                     if (IsQuery(i + 1))
                         Walk(i + 1, close, context == Context.Filter ? FrameKind.Filter : FrameKind.Value, false);
                     else
-                        Scan(i + 1, close, context);
+                        Scan(i + 1, close, ArgumentContext(i, context));
                     i = close;
                     continue;
                 }
@@ -534,7 +639,7 @@ public static class SqlMaskRoutes
             var i = first;
             if (IsStar(i))
                 return i + 1 == end ? 1 : 0;
-            if (Name(i) is null || P(i + 1, '('))
+            if (Ident(i) is null || P(i + 1, '('))
                 return 0;
             i++;
             while (P(i, '.') && i + 1 < end)
@@ -549,8 +654,8 @@ public static class SqlMaskRoutes
             if (i == end)
                 return length;
             if (Is(i, "as"))
-                i++;
-            return Name(i) is not null && i + 1 == end ? length : 0;
+                return Name(i + 1) is not null && i + 2 == end ? length : 0;
+            return Ident(i) is not null && i + 1 == end ? length : 0;
         }
 
         /// <summary><c>name[.name…][.*] [[AS] alias]</c>.</summary>
@@ -595,6 +700,17 @@ public static class SqlMaskRoutes
                 return;
             if (P(i + 1, '.'))
                 return; // a qualifier: the column after it is judged
+            var qualifier = P(i - 1, '.') ? Name(i - 2) : null;
+            if (qualifier is not null && !IsMaskedRelation(qualifier) && !schema.Schemas.Contains(qualifier))
+                return; // v.email of a relation with no masked columns
+            if (qualifier is not null && IsMaskedRelation(qualifier) && !P(i + 1, '(') && NotAColumnOf(qualifier, name))
+            {
+                // c.row_to_json is row_to_json(c): a call on the whole row, in attribute notation.
+                if (Allowed(context, schema.Relations.GetValueOrDefault(qualifier)?.Use ?? MaskUse.Default, wholeRow: true))
+                    return;
+                Refuse(RuleOf(qualifier), $"\"{qualifier}.{name}\" is not a column of \"{qualifier}\": it calls {name}() on the whole row, with its masked columns");
+                return;
+            }
             var call = P(i + 1, '(');
             if (!call && IsMaskedRelation(name) && !(P(i - 1, '.') && !schema.Relations.ContainsKey(name)))
             {
@@ -614,6 +730,15 @@ public static class SqlMaskRoutes
             Refuse(column.Rule, context == Context.Filter
                 ? $"masked column \"{name}\" may not be used in a filter (the rule is strict)"
                 : $"masked column \"{name}\" is used in an expression, function argument, subquery or write, where it would leave unmasked; select it as a plain column to get it masked");
+        }
+
+        private static readonly HashSet<string> SystemColumns = new(StringComparer.OrdinalIgnoreCase) { "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid" };
+
+        /// <summary>A name after a masked relation's qualifier that the catalog does not list as one of its columns (when it knows the relation).</summary>
+        private bool NotAColumnOf(string qualifier, string name)
+        {
+            var relation = _aliasOf.GetValueOrDefault(qualifier) ?? qualifier;
+            return schema.RelationColumns.TryGetValue(relation, out var columns) && !columns.Contains(name) && !SystemColumns.Contains(name);
         }
 
         private string RuleOf(string relationOrAlias) => schema.Relations.GetValueOrDefault(relationOrAlias)?.Rule ?? FirstRule();
@@ -688,12 +813,19 @@ public static class SqlMaskRoutes
                         case "escape" when stringValue is { Length: 1 }:
                             escape = stringValue[0];
                             break;
-                        case "null" when stringValue is not null:
-                            nullText = stringValue;
-                            break;
+                        case "null":
+                            return Refuse(RuleOf(relation), "COPY with a NULL string of its own is refused while masking (a masked value equal to it could not be told from NULL)");
                         case "header":
-                            header = value < 0 || !(string.Equals(stringValue, "false", StringComparison.OrdinalIgnoreCase) || string.Equals(stringValue, "off", StringComparison.OrdinalIgnoreCase) || stringValue == "0");
+                        {
+                            var raw = value < 0 ? "true" : stringValue ?? (t[value].Kind == SqlTokenKind.Number ? text.Substring(t[value].Start, t[value].Length) : null);
+                            if (raw?.ToLowerInvariant() is "true" or "on" or "1")
+                                header = true;
+                            else if (raw?.ToLowerInvariant() is "false" or "off" or "0")
+                                header = false;
+                            else
+                                return Refuse(RuleOf(relation), "the COPY HEADER option is not one the gateway can read");
                             break;
+                        }
                         case "encoding" or "force_quote" or "freeze" or "force_not_null" or "force_null":
                             if (option == "encoding")
                                 return Refuse(RuleOf(relation), "COPY with ENCODING is not masked by the gateway; leave the option out");
@@ -722,8 +854,8 @@ public static class SqlMaskRoutes
                     else if ((Is(i, "delimiter") || Is(i, "quote") || Is(i, "escape") || Is(i, "null")) && SqlTokens.StringValue(text, t[i + 1 < t.Count ? i + 1 : i]) is { } v)
                     {
                         if (Is(i, "null"))
-                            nullText = v;
-                        else if (v.Length != 1)
+                            return Refuse(RuleOf(relation), "COPY with a NULL string of its own is refused while masking (a masked value equal to it could not be told from NULL)");
+                        if (v.Length != 1)
                             return Refuse(RuleOf(relation), "the COPY options cannot be read");
                         else if (Is(i, "delimiter"))
                             delimiter = v[0];

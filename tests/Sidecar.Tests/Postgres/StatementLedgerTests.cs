@@ -54,6 +54,34 @@ public sealed class StatementLedgerTests
     }
 
     [Fact]
+    public void A_name_stands_for_the_statement_the_server_kept_and_a_portal_for_its_binds_ruling()
+    {
+        var copy = new StatementVerdict(Sidecar.Protocols.Sql.StatementClass.Read, "allow", "r", "COPY", default, Masked: true,
+            Copy: new Sidecar.Protocols.Sql.CopyOut("customers", null, false, '\t', '"', '"', "\\N", false));
+        Send('P', new MessageBody().Str("s").Str("COPY customers TO STDOUT").U16(0));
+        Send('S');
+        Receive('1');
+        Ready();
+        // A second Parse of the name fails at the server (it exists): the name still stands for the COPY.
+        Send('P', new MessageBody().Str("s").Str("SELECT 1").U16(0));
+        Send('S');
+        Receive('E', Error("42P05", "prepared statement \"s\" already exists"));
+        Ready();
+        _ledger.OnFrontend((byte)'B', new MessageBody().Str("").Str("s").U16(0).U16(0).U16(0).Bytes, _clock += 1000, copy);
+        Send('E', new MessageBody().Str("").I32(0));
+        Send('S');
+        Receive('2');
+        Assert.Equal(copy, _ledger.HeadVerdict);
+        Assert.True(_ledger.HeadMayQuoteMaskedData);
+        Receive('H', new MessageBody().Byte('\0').U16(0));
+        Receive('c');
+        Receive('C', new MessageBody().Str("COPY 0"));
+        Ready();
+        var statements = _ledger.TakeCompleted();
+        Assert.Equal("COPY customers TO STDOUT", statements[^1].Text);
+    }
+
+    [Fact]
     public void A_failing_simple_query_carries_the_error()
     {
         Send('Q', new MessageBody().Str("SELECT * FROM nope"));
