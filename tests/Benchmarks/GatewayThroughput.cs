@@ -179,7 +179,7 @@ internal static partial class GatewayThroughput
         return 0;
     }
 
-    internal static async Task<(double MBps, double PeakRssMb)> TransferAsync(string libpq, Dictionary<string, string> env, string sql, int? pid)
+    internal static async Task<(double MBps, double PeakRssMb, double Seconds)> TransferAsync(string libpq, Dictionary<string, string> env, string sql, int? pid)
     {
         var output = Path.GetTempFileName();
         long peak = 0;
@@ -201,7 +201,7 @@ internal static partial class GatewayThroughput
             throw new InvalidOperationException(run.ToString());
         var bytes = new FileInfo(output).Length;
         File.Delete(output);
-        return (bytes / 1e6 / clock.Elapsed.TotalSeconds, peak / 1e6);
+        return (bytes / 1e6 / clock.Elapsed.TotalSeconds, peak / 1e6, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>All CPUs' jiffies since boot: idle (idle + iowait) and total, from the first line of /proc/stat.</summary>
