@@ -260,6 +260,8 @@ public class MaskingTests
                 new CatalogFunction("public", "dynamic", "plpgsql", "BEGIN RETURN QUERY EXECUTE 'select 1'; END"),
                 new CatalogFunction("public", "native", "c", null),
                 new CatalogFunction("public", "archive_reader", "sql", "SELECT 1 FROM customers_archive"),
+                new CatalogFunction("public", "wrapper", "sql", "SELECT leak(1)"), // calls a risky function
+                new CatalogFunction("public", "outer_wrapper", "plpgsql", "BEGIN RETURN wrapper(); END"),
             ]);
         Assert.Equal("pii", target.Find(100, 2, "email", out _)!.Value.Mask.Rule);
         Assert.Equal("pii", target.Find(101, 2, "email", out _)!.Value.Mask.Rule);
@@ -268,7 +270,7 @@ public class MaskingTests
         Assert.Null(target.Find(300, 1, "salary", out _));
         Assert.NotNull(target.Find(400, 1, "anything", out _)); // a view over a masked table
         Assert.Equal(["customer_emails"], target.Schema.Derived.Keys);
-        Assert.Equal(["dynamic", "leak", "native"], target.Schema.Functions.Keys.Order());
+        Assert.Equal(["dynamic", "leak", "native", "outer_wrapper", "wrapper"], target.Schema.Functions.Keys.Order());
         Assert.Equal(MaskUse.Strict, target.Schema.Columns["salary"].Use);
 
         // A column added or renamed since the read: masked, and the read is stale.

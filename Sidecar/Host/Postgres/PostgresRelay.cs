@@ -260,7 +260,7 @@ internal sealed class PostgresRelay(
                             break;
                         }
                     }
-                    else if (type is not ((byte)'d' or (byte)'A') || (type == (byte)'d' && _copy is not null))
+                    else if (type is not ((byte)'d' or (byte)'A') || (type == (byte)'d' && _copy is not null) || (type == (byte)'A' && masking is { Active: true }))
                     {
                         try
                         {
@@ -436,6 +436,22 @@ internal sealed class PostgresRelay(
                 case (byte)'d':
                     _copy!.Feed(body, _maskScratch);
                     return true;
+                case (byte)'A':
+                {
+                    // A notification raised while a statement that touches masked columns runs (a trigger's
+                    // pg_notify, say) may carry a masked value: its payload is withheld, its channel kept.
+                    if (ledger.Pending == 0 || !ledger.HeadMayQuoteMaskedData)
+                        return false; // idle: another session's notification
+                    var reader = new PgReader(body);
+                    var pid = reader.ReadInt32();
+                    var channel = reader.ReadCString();
+                    var replaced = new ArrayBufferWriter<byte>();
+                    PgWire.WriteInt32(replaced, pid);
+                    PgWire.WriteCString(replaced, channel);
+                    PgWire.WriteCString(replaced, "(withheld by the Airlock gateway: raised while a statement touching masked columns ran)");
+                    PgWire.WriteMessage(_maskScratch, type, replaced.WrittenSpan);
+                    return true;
+                }
                 case (byte)'c' when _copy is not null:
                     _copy.Finish(_maskScratch);
                     _copy.ReportTo(ledger.NoteMasked);

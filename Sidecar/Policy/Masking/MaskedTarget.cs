@@ -183,7 +183,9 @@ public sealed class MaskedTarget
         // that names a masked or derived relation, or PL/pgSQL that runs SQL built at run time.
         var watched = maskedRelations.Select(r => r.Item1).Concat(derivedList.Select(d => d.Name)).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var risky = new List<(string, MaskedName)>();
-        foreach (var f in functions)
+        var riskyNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var all = functions.ToList();
+        foreach (var f in all)
         {
             var body = f.Body ?? "";
             var readable = f.Language is "sql" or "plpgsql" && body.Length > 0;
@@ -192,8 +194,18 @@ public sealed class MaskedTarget
                           || (f.Language == "plpgsql" && ContainsWord(body, "execute"))
                           || SqlTextFunctions.Any(name => ContainsWord(body, name));
             if (concern)
-                risky.Add((f.Name, new MaskedName(firstRule, MaskUse.Strict)));
+                riskyNames.Add(f.Name);
         }
+        // A function that calls a risky one is risky too (to a fixed point).
+        for (var changed = true; changed;)
+        {
+            changed = false;
+            foreach (var f in all)
+                if (!riskyNames.Contains(f.Name) && f.Body is { } body && riskyNames.Any(name => ContainsWord(body, name)))
+                    changed |= riskyNames.Add(f.Name);
+        }
+        foreach (var name in riskyNames)
+            risky.Add((name, new MaskedName(firstRule, MaskUse.Strict)));
         var schema = new MaskedSchema(maskedColumns, maskedRelations, derivedNames, schemas, risky,
             relationColumns.ToDictionary(r => r.Key, r => (IReadOnlySet<string>)r.Value, StringComparer.OrdinalIgnoreCase));
         return new MaskedTarget(rules, byProvenance, derivedList.Select(d => d.Oid).ToHashSet(), tables, schema, null, named);

@@ -221,7 +221,7 @@ public static class PgWire
         w.Advance(count + 1);
     }
 
-    private static void WriteInt32(IBufferWriter<byte> w, int value)
+    public static void WriteInt32(IBufferWriter<byte> w, int value)
     {
         BinaryPrimitives.WriteInt32BigEndian(w.GetSpan(4), value);
         w.Advance(4);

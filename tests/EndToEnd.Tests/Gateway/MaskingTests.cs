@@ -55,6 +55,8 @@ public sealed class MaskingFixture : IAsyncLifetime
                 CREATE VIEW customer_emails AS SELECT id, email FROM customers;
                 CREATE FUNCTION leak_email(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT email FROM customers WHERE id = i $$;
                 CREATE FUNCTION shout_id(i int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'id ' || i $$;
+                CREATE FUNCTION notify_email() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('leaks', NEW.email); RETURN NEW; END $$;
+                CREATE TRIGGER customers_notify AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION notify_email();
                 ANALYZE customers;
                 """, direct);
             await setup.ExecuteNonQueryAsync();
@@ -267,6 +269,27 @@ public sealed class MaskingTests(MaskingFixture fixture) : IClassFixture<Masking
         Assert.Equal("22P02", e.SqlState); // the server's SQLSTATE, not its text
         Assert.Contains("withheld", e.MessageText, StringComparison.Ordinal);
         AssertNoSecretReachedTheAgent(e.MessageText, e.Detail ?? "");
+    }
+
+    [Fact]
+    public async Task A_notification_raised_by_a_statement_on_a_masked_table_has_its_payload_withheld()
+    {
+        await using var connection = await OpenAsync();
+        var payloads = new List<string>();
+        connection.Notification += (_, e) =>
+        {
+            lock (payloads)
+                payloads.Add(e.Payload);
+        };
+        await new NpgsqlCommand("LISTEN leaks", connection).ExecuteNonQueryAsync();
+        await new NpgsqlCommand("UPDATE customers SET name = 'Bob' WHERE id = 2", connection).ExecuteNonQueryAsync();
+        await new NpgsqlCommand("SELECT 1", connection).ExecuteScalarAsync();
+        lock (payloads)
+        {
+            var payload = Assert.Single(payloads);
+            Assert.Contains("withheld", payload, StringComparison.Ordinal);
+        }
+        AssertNoSecretReachedTheAgent();
     }
 
     [Fact]
