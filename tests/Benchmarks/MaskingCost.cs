@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
@@ -79,20 +78,7 @@ internal static class MaskingCost
         return [.. body];
     }
 
-    private static (double Nanoseconds, double Bytes) Measure(double seconds, Action call)
-    {
-        for (var i = 0; i < 100; i++)
-            call();
-        var calls = 0;
-        var allocated = GC.GetAllocatedBytesForCurrentThread();
-        var watch = Stopwatch.StartNew();
-        while (watch.Elapsed.TotalSeconds < seconds || calls < 10)
-        {
-            call();
-            calls++;
-        }
-        return (watch.Elapsed.TotalNanoseconds / calls, (GC.GetAllocatedBytesForCurrentThread() - allocated) / (double)calls);
-    }
+    private static (double Nanoseconds, double Bytes) Measure(double seconds, Action call) => GuardrailCost.Measure(seconds, _ => call());
 
     private static async Task ThroughputAsync(int seconds, int rounds, int scale, bool largeOnly)
     {

@@ -59,6 +59,8 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
                 throw new PgProtocolException($"the catalog answered {results.Count} result sets instead of 3");
             var columns = results[0].Select(r => new CatalogColumn(Oid(r[0]), r[1]!, r[2]!, short.Parse(r[3]!, CultureInfo.InvariantCulture), r[4]!, r[5]!, r[6]!, int.Parse(r[7]!, CultureInfo.InvariantCulture), r[8] == "t"));
             var derived = results[1].Select(r => new CatalogRelation(Oid(r[0]), r[1]!, r[2]!));
+            if (results[2].Count > MaxFunctions)
+                throw new PgProtocolException($"the target has more than {MaxFunctions} functions outside pg_catalog; masking cannot vouch for them");
             var functions = results[2].Select(r => new CatalogFunction(r[0]!, r[1]!, r[2]!, r[3]));
             return MaskedTarget.Build(rules, columns, derived, functions);
         }
@@ -77,6 +79,10 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
         if (_entries.TryGetValue(rules, out var byTarget) && byTarget.TryGetValue(target, out var entry))
             byTarget.TryUpdate(target, entry with { Expires = time.GetUtcNow() + FailureLifetime }, entry);
     }
+
+    /// <summary>Functions read at most (a larger catalog is refused, fail closed); bodies are read up to <see cref="MaxBodyChars"/> and a longer one counts as unreadable.</summary>
+    public const int MaxFunctions = 100_000;
+    public const int MaxBodyChars = 65_536;
 
     private static uint Oid(string? text) => uint.Parse(text!, CultureInfo.InvariantCulture);
 
@@ -115,11 +121,11 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
                 UNION SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid JOIN derived v ON d.refobjid = v.oid
                 WHERE {rewrite})
             SELECT c.oid, n.nspname, c.relname FROM derived v JOIN pg_catalog.pg_class c ON c.oid = v.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace;
-            SELECT n.nspname, p.proname, l.lanname, left(p.prosrc, 65536)
+            SELECT n.nspname, p.proname, l.lanname, CASE WHEN length(p.prosrc) > {MaxBodyChars} THEN NULL ELSE p.prosrc END
             FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')
-            LIMIT 20000;
+            LIMIT {MaxFunctions + 1};
             """;
     }
 }

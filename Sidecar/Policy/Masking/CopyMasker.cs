@@ -135,65 +135,69 @@ public sealed class CopyMasker
         return -1;
     }
 
+    /// <summary>One row: the bytes between masked fields are copied as they are, in one piece each.</summary>
     private void MaskRow(ReadOnlySpan<byte> row, ArrayBufferWriter<byte> output)
     {
         var column = 0;
         var start = 0;
+        var copiedUpTo = 0;
         while (true)
         {
             var end = FieldEnd(row, start);
             if (column >= _columns.Count)
                 throw new FormatException($"a COPY row with more than {_columns.Count} columns");
-            var field = row[start..end];
             var (mask, type, _) = _columns[column];
-            if (mask is null)
-                output.Write(field);
-            else
+            if (mask is not null && Decode(row[start..end]) is { } value)
             {
-                var value = Decode(field);
-                if (value is null)
-                    output.Write(field); // NULL stays NULL
-                else
-                {
-                    Counts[column]++;
-                    Encode(_masker.Mask(mask, type, 0, value), output);
-                }
+                output.Write(row[copiedUpTo..start]);
+                Counts[column]++;
+                Encode(_masker.Mask(mask, type, 0, value), output);
+                copiedUpTo = end; // NULL stays NULL: it is copied with what follows
             }
             column++;
             if (end >= row.Length)
                 break;
-            output.Write([(byte)_options.Delimiter]);
             start = end + 1;
         }
+        output.Write(row[copiedUpTo..]);
         if (column != _columns.Count)
             throw new FormatException($"a COPY row with {column} columns instead of {_columns.Count}");
     }
 
     private int FieldEnd(ReadOnlySpan<byte> row, int start)
     {
+        if (!_options.Csv)
+        {
+            // Text: a backslash escapes the next character (the delimiter included).
+            var i = start;
+            while (true)
+            {
+                var next = row[i..].IndexOfAny((byte)_options.Delimiter, (byte)'\\');
+                if (next < 0)
+                    return row.Length;
+                i += next;
+                if (row[i] != '\\')
+                    return i;
+                i += 2;
+                if (i >= row.Length)
+                    return row.Length;
+            }
+        }
         var quoted = false;
         for (var i = start; i < row.Length; i++)
         {
             var b = row[i];
-            if (_options.Csv)
+            if (quoted)
             {
-                if (quoted)
-                {
-                    if (b == _options.Escape && _options.Escape != _options.Quote && i + 1 < row.Length && (row[i + 1] == _options.Quote || row[i + 1] == _options.Escape))
-                        i++;
-                    else if (b == _options.Quote)
-                        quoted = false;
-                    continue;
-                }
-                if (b == _options.Quote)
-                {
-                    quoted = true;
-                    continue;
-                }
+                if (b == _options.Escape && _options.Escape != _options.Quote && i + 1 < row.Length && (row[i + 1] == _options.Quote || row[i + 1] == _options.Escape))
+                    i++;
+                else if (b == _options.Quote)
+                    quoted = false;
+                continue;
             }
-            else if (b == '\\')
+            if (b == _options.Quote)
             {
-                i++; // an escaped character, the delimiter included
+                quoted = true;
                 continue;
             }
             if (b == _options.Delimiter)
