@@ -137,6 +137,15 @@ public class SqlMaskRoutesTests
         ok          SELECT id FROM customers EXCEPT SELECT id FROM customers WHERE email IS NULL
         ok          SELECT name FROM customers WHERE lower(email) = 'x' AND length(card) > 4
         ok          COPY customers TO STDOUT (FORMAT csv, HEADER 0)
+        refused     SELECT ARRAY['', email, ''] FROM customers
+        refused     SELECT id, ARRAY[c.email, ''] AS a FROM customers c
+        refused     UPDATE customers SET name = ARRAY['x', customers.email]::text WHERE id = 1 RETURNING name
+        refused     MERGE INTO customers t USING customers c ON (set_config('application_name', c.email, false) IS NULL) WHEN MATCHED THEN DO NOTHING
+        refused     SELECT 1 FROM customers WHERE setseed(ascii(substr(email, 1, 1)) / 256.0) IS NULL
+        refused     SELECT util.count(email) FROM customers
+        ok          UPDATE customers SET name = 'x', card = 'y' WHERE id = 1
+        ok          UPDATE customers SET tags[1] = 'x' WHERE email = 'a'
+        ok          INSERT INTO customers (id, email) VALUES (1, 'a')
         """;
 
     private static readonly MaskedSchema Schema = new(

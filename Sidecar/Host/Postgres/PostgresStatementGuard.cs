@@ -95,46 +95,24 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         }
         if (masked is not null && judgement.Decision.Allowed && StaleExecute(judgement, masked) is { } stale)
             return Refused(Rule(judgement), stale) with { Text = text };
-        if (judgement.Decision.Allowed)
-            NotePrepares(judgement, masked);
         if (name is null)
             return Masked(Rule(judgement), judgement, text, masked, current) with { Text = text };
         return Prepared(name, judgement, current, text, masked, out var tag) with { Text = text, Tag = tag };
     }
 
-    // SQL-level PREPARE names and the masking rules in force when each was prepared (null: none). An
-    // EXECUTE runs the text judged then; if masking changed since, that judgement no longer holds.
-    private readonly Dictionary<string, string?> _sqlPrepared = new(StringComparer.Ordinal);
-
-    private void NotePrepares(Judgement judgement, MaskedTarget? masked)
+    /// <summary>
+    /// SQL-level PREPARE and EXECUTE are refused while masking is in force: the name space is the
+    /// server's (shared with protocol-level statements, and PREPARE, DEALLOCATE and DISCARD may fail or be
+    /// rolled back unseen), so the gateway cannot be sure what an EXECUTE runs. Drivers' prepared
+    /// statements (the extended protocol) are followed and judged at every Bind.
+    /// </summary>
+    private static Decision? StaleExecute(Judgement judgement, MaskedTarget masked)
     {
+        var rule = masked.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? masked.Rules.Detectors.FirstOrDefault()?.Rule ?? "masking";
         foreach (var s in judgement.Statements)
-        {
-            if (s.Statement.Has(StatementFlags.Prepare) && s.Statement.PreparedName is { } prepared && !_sqlPrepared.ContainsKey(prepared))
-            {
-                if (_sqlPrepared.Count >= SqlSessionJudge.MaxPreparedNames)
-                    _sqlPrepared.Clear(); // bounded; a forgotten name is refused at EXECUTE under masking (fail closed)
-                _sqlPrepared[prepared] = masked?.Rules.Fingerprint;
-            }
-            else if (s.Statement.Command == "DEALLOCATE" && s.Statement.PreparedName is { } gone)
-            {
-                if (gone == "*")
-                    _sqlPrepared.Clear();
-                else
-                    _sqlPrepared.Remove(gone);
-            }
-            else if (s.Statement.Command == "DISCARD ALL")
-                _sqlPrepared.Clear();
-        }
-    }
-
-    private Decision? StaleExecute(Judgement judgement, MaskedTarget masked)
-    {
-        foreach (var s in judgement.Statements)
-            if (s.Statement.Has(StatementFlags.Execute) && s.Statement.ExecuteName is { } executed
-                && (!_sqlPrepared.TryGetValue(executed, out var fingerprint) || fingerprint != masked.Rules.Fingerprint))
-                return new Decision(DecisionAction.Block, masked.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking",
-                    $"prepared statement \"{executed}\" was prepared before the masking rules in force now; PREPARE it again (DEALLOCATE it first)");
+            if (s.Statement.Has(StatementFlags.Execute) || s.Statement.Has(StatementFlags.Prepare))
+                return new Decision(DecisionAction.Block, rule,
+                    $"blocked by masking rule \"{rule}\": SQL-level {(s.Statement.Has(StatementFlags.Prepare) ? "PREPARE" : "EXECUTE")} is not accepted while masking rules are in force on this target; use your driver's prepared statements (the extended protocol), which the gateway follows");
         return null;
     }
 

@@ -261,7 +261,8 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 break;
             case (byte)'2' when head?.Kind == Kind.Bind:
                 // The statement the server bound: the name as it stands now that earlier Parses are answered.
-                if (_bindsAwaiting.TryDequeue(out var completed) && _prepared.GetValueOrDefault(completed.StatementName) is { } now)
+                // (Not the unnamed statement: each Parse replaces it in order, so the Bind's view of it was right.)
+                if (_bindsAwaiting.TryDequeue(out var completed) && completed.StatementName.Length > 0 && _prepared.GetValueOrDefault(completed.StatementName) is { } now)
                     completed.Statement = now;
                 Settle(_pending.Dequeue(), done: true);
                 break;
@@ -275,7 +276,7 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
                 {
                     _pending.Dequeue();
                     // The statement the name stands for now (a Parse sent after the Describe's was answered before it).
-                    (_prepared.GetValueOrDefault(head.Name) ?? head.Statement)?.Columns = columns;
+                    (head.Name.Length == 0 ? head.Statement : _prepared.GetValueOrDefault(head.Name) ?? head.Statement)?.Columns = columns;
                 }
                 else if (head?.Kind == Kind.DescribePortal)
                 {

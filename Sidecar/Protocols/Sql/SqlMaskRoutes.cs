@@ -344,6 +344,7 @@ public static class SqlMaskRoutes
             for (var j = from; j < to; j = P(j, '(') && _match[j] > 0 ? _match[j] + 1 : j + 1)
                 setOperation |= Is(j, "union") || Is(j, "intersect") || Is(j, "except");
             var merge = Is(from, "merge");
+            var brackets = 0; // inside ARRAY[…] or a subscript: commas there do not separate items
             var clause = Clause.None;
             var itemStart = -1;
             var listPlain = false;
@@ -365,6 +366,10 @@ public static class SqlMaskRoutes
                     i++;
                     continue;
                 }
+                if (P(i, '['))
+                    brackets++;
+                else if (P(i, ']') && brackets > 0)
+                    brackets--;
                 if (P(i, '('))
                 {
                     var close = _match[i] < 0 ? to : _match[i];
@@ -380,7 +385,8 @@ public static class SqlMaskRoutes
                             if (Name(j) is { } merged && schema.Columns.TryGetValue(merged, out var m))
                                 Refuse(m.Rule, $"JOIN … USING ({merged}) merges a masked column into an output PostgreSQL does not always attribute to its table; join with ON instead");
                     }
-                    else if (clause is Clause.Target or Clause.Into or Clause.With || (clause == Clause.Set && IsOperator(close + 1, "=")))
+                    else if ((clause is Clause.Target or Clause.Into && Name(i - 1) is not null && !merge) || (clause == Clause.With && !Is(i - 1, "as"))
+                             || (clause == Clause.Set && brackets == 0 && (P(i - 1, ',') || Is(i - 1, "set")) && IsOperator(close + 1, "=")))
                         Subscripts(i + 1, close); // column lists: an INSERT's target columns, a CTE's column names, UPDATE … SET (a, b) = …
                     else
                         // A function's arguments, an expression; also a parenthesized join (its alias would be a
@@ -389,7 +395,7 @@ public static class SqlMaskRoutes
                     i = close;
                     continue;
                 }
-                if (t[i].Kind == SqlTokenKind.Word && NewClause(i, merge, ref clause, ref full, ref merging, ref mainIsSelect))
+                if (t[i].Kind == SqlTokenKind.Word && brackets == 0 && NewClause(i, merge, ref clause, ref full, ref merging, ref mainIsSelect))
                 {
                     if (itemStart >= 0)
                         EndItem(itemStart, i, kind, listPlain);
@@ -404,7 +410,7 @@ public static class SqlMaskRoutes
                 }
                 if (clause is Clause.Select or Clause.Returning)
                 {
-                    if (P(i, ','))
+                    if (P(i, ',') && brackets == 0)
                     {
                         EndItem(itemStart, i, kind, listPlain);
                         itemStart = i;
@@ -416,7 +422,7 @@ public static class SqlMaskRoutes
                     clause = Clause.From;
                     continue;
                 }
-                if (clause == Clause.Set && Name(i) is not null && (P(i - 1, ',') || Is(i - 1, "set")) && (IsOperator(i + 1, "=") || P(i + 1, '[') || P(i + 1, '.')))
+                if (clause == Clause.Set && brackets == 0 && Name(i) is not null && (P(i - 1, ',') || Is(i - 1, "set")) && (IsOperator(i + 1, "=") || P(i + 1, '[') || P(i + 1, '.')))
                 {
                     // the column assigned (SET email = …): written, not read; its subscripts are read
                     while (i + 2 < to && P(i + 1, '.') && Name(i + 2) is not null)
@@ -472,12 +478,20 @@ public static class SqlMaskRoutes
         {
             if (Name(open - 1) is not { } callee || t[open - 1].Kind != SqlTokenKind.Word && t[open - 1].Kind != SqlTokenKind.QuotedIdentifier)
                 return context;
-            if (callee == "count" && context != Context.Plain)
+            var qualified = P(open - 2, '.');
+            if (callee == "count" && !qualified && context != Context.Plain)
                 return Context.Filter;
             if (context != Context.Filter || SyntaxWords.Contains(callee))
                 return context;
-            return SqlFunctions.Safe.Contains(SqlFunctions.Fold(callee)) && !P(open - 2, '.') ? context : Context.Value;
+            var folded = SqlFunctions.Fold(callee);
+            return SqlFunctions.Safe.Contains(folded) && !qualified && !KeepState.Contains(folded) ? context : Context.Value;
         }
+
+        /// <summary>Functions on the safe list whose effect outlives the statement (a later one can read it back): not harmless in a filter.</summary>
+        private static readonly HashSet<string> KeepState = new(StringComparer.Ordinal)
+        {
+            "setseed", "lo_open", "lo_close", "lo_lseek", "lo_lseek64", "lo_tell", "lo_tell64", "loread", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+        };
 
         /// <summary>Words before a parenthesis that are syntax, not a call.</summary>
         private static readonly HashSet<string> SyntaxWords = new(StringComparer.OrdinalIgnoreCase)
@@ -530,6 +544,9 @@ public static class SqlMaskRoutes
                     return false;
                 case "on" when clause is Clause.Join or Clause.From:
                     clause = Clause.On;
+                    return true;
+                case "using" when merge && clause is Clause.Into or Clause.Target:
+                    clause = Clause.From; // MERGE INTO t USING source ON …
                     return true;
                 case "group" when Is(i - 1, "within"):
                     return false; // percentile_disc(…) WITHIN GROUP (ORDER BY x): the sort key is the value

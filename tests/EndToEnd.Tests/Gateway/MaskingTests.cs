@@ -248,6 +248,9 @@ public sealed class MaskingTests(MaskingFixture fixture) : IClassFixture<Masking
     [InlineData("COPY customers TO STDOUT (FORMAT binary)")]
     [InlineData("ALTER TABLE customers RENAME COLUMN email TO contact")]
     [InlineData("SELECT query_to_xml('select email from customers', true, true, '')")]
+    [InlineData("PREPARE p AS SELECT email FROM customers")]
+    [InlineData("SELECT ARRAY['', email, ''] FROM customers")]
+    [InlineData("SELECT 1 FROM customers WHERE setseed(ascii(substr(email, 1, 1)) / 256.0) IS NULL")]
     public async Task Every_other_route_is_refused_with_42501_naming_the_rule(string sql)
     {
         await using var connection = await OpenAsync();

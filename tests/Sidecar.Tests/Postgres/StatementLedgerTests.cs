@@ -82,6 +82,24 @@ public sealed class StatementLedgerTests
     }
 
     [Fact]
+    public void A_description_of_the_unnamed_statement_belongs_to_the_parse_it_followed()
+    {
+        // Parse A, Describe, Parse B, Bind, Execute, pipelined: A's description must not become B's.
+        Send('P', new MessageBody().Str("").Str("SELECT id FROM customers").U16(0));
+        Send('D', new MessageBody().Byte('S').Str(""));
+        Send('P', new MessageBody().Str("").Str("SELECT email FROM customers").U16(0));
+        Send('B', new MessageBody().Str("").Str("").U16(0).U16(0).U16(0));
+        Send('E', new MessageBody().Str("").I32(0));
+        Send('S');
+        Receive('1');
+        Receive('t', new MessageBody().U16(0));
+        Receive('T', new MessageBody().U16(1).Str("id").I32(16384).I16(1).I32(23).I16(4).I32(-1).I16(0));
+        Receive('1');
+        Receive('2');
+        Assert.Null(_ledger.CurrentResult!.Value.Columns); // not described: masking nulls it (fail closed)
+    }
+
+    [Fact]
     public void A_failing_simple_query_carries_the_error()
     {
         Send('Q', new MessageBody().Str("SELECT * FROM nope"));
