@@ -108,7 +108,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// </summary>
     private static Decision? StaleExecute(Judgement judgement, MaskedTarget masked)
     {
-        var rule = masked.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? masked.Rules.Detectors.FirstOrDefault()?.Rule ?? "masking";
+        var rule = masked.Rules.FirstRule;
         foreach (var s in judgement.Statements)
             if (s.Statement.Has(StatementFlags.Execute) || s.Statement.Has(StatementFlags.Prepare))
                 return new Decision(DecisionAction.Block, rule,
@@ -238,7 +238,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             // The name may stand for any of them: mask as the most masked, and a COPY only if all agree how.
             var copies = rulings.Select(r => r.Verdict?.Copy).Distinct().ToList();
             if (copies.Count > 1)
-                return Refused(strictest.Value, new Decision(DecisionAction.Block, masking?.Last?.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking",
+                return Refused(strictest.Value, new Decision(DecisionAction.Block, masking?.Last?.Rules.FirstRule ?? "masking",
                     $"prepared statement \"{statementName}\" may stand for statements masked differently (a Parse of the name is not answered yet); wait for it"));
             strictest = strictest.Value with { Verdict = strictest.Value.Verdict! with { Masked = true, Copy = copies[0] } };
         }

@@ -40,6 +40,9 @@ public sealed class MaskRules
                       + "#" + string.Join("|", detectors.Select(d => $"{d.Rule}:{d.Strategy}:{d.KeepLast}:{string.Join(",", d.Detectors)}"));
     }
 
+    /// <summary>The rule named when masking as a whole refuses something (the first masking rule).</summary>
+    public string FirstRule => Columns.FirstOrDefault()?.Mask.Rule ?? Detectors.FirstOrDefault()?.Rule ?? "masking";
+
     /// <summary>Equal for equal rules (whatever snapshot they came in): what a session compares to see whether masking changed.</summary>
     public string Fingerprint { get; }
 

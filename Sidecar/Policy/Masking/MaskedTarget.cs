@@ -175,7 +175,7 @@ public sealed class MaskedTarget
             if (rule.Schema is not null)
                 schemas.Add(rule.Schema);
         }
-        var firstRule = rules.Columns.FirstOrDefault()?.Mask.Rule ?? "masking";
+        var firstRule = rules.FirstRule;
         var derivedList = derived.ToList();
         var derivedNames = derivedList.Select(d => (d.Name, new MaskedName(firstRule, MaskUse.Strict))).ToList();
 

@@ -50,8 +50,7 @@ public static class MaskingJudge
         return touches ? new MaskVerdict(null, true, route.Copy) : MaskVerdict.Untouched;
     }
 
-    private static string FirstRule(MaskedTarget target) =>
-        target.Rules.Columns.FirstOrDefault()?.Mask.Rule ?? target.Rules.Detectors.FirstOrDefault()?.Rule ?? "masking";
+    private static string FirstRule(MaskedTarget target) => target.Rules.FirstRule;
 
     private static MaskVerdict Refuse(string rule, string role, string reason) =>
         new(new Decision(DecisionAction.Block, rule, $"blocked by masking rule \"{rule}\" of role \"{role}\": {reason}"), true, null);

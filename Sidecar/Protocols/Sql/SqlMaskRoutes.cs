@@ -223,7 +223,7 @@ public static class SqlMaskRoutes
             (command.StartsWith("CREATE", StringComparison.Ordinal) || command.StartsWith("ALTER", StringComparison.Ordinal))
             && CodeObjects.Any(o => command.Contains(o, StringComparison.Ordinal));
 
-        private string FirstRule() => schema.Columns.Values.Concat(schema.Derived.Values).Select(n => n.Rule).FirstOrDefault() ?? "masking";
+        private string FirstRule() => SqlMaskRoutes.FirstRule(schema);
 
         private MaskRoute Refuse(string rule, string reason) => _refusal ??= new MaskRoute(_touches, rule, reason);
 
@@ -348,7 +348,6 @@ public static class SqlMaskRoutes
             var clause = Clause.None;
             var itemStart = -1;
             var listPlain = false;
-            var full = false;
             var merging = false;
             var mainIsSelect = true;
             for (var i = from; i < to && _refusal is null; i++)
@@ -395,7 +394,7 @@ public static class SqlMaskRoutes
                     i = close;
                     continue;
                 }
-                if (t[i].Kind == SqlTokenKind.Word && brackets == 0 && NewClause(i, merge, ref clause, ref full, ref merging, ref mainIsSelect))
+                if (t[i].Kind == SqlTokenKind.Word && brackets == 0 && NewClause(i, merge, ref clause, ref merging, ref mainIsSelect))
                 {
                     if (itemStart >= 0)
                         EndItem(itemStart, i, kind, listPlain);
@@ -440,7 +439,6 @@ public static class SqlMaskRoutes
                 EndItem(itemStart, to, kind, listPlain);
             if (merging && _refusal is null)
                 Refuse(FirstRule(), "a NATURAL JOIN merges same-named columns into outputs PostgreSQL does not always attribute to a table; join with ON instead");
-            _ = full;
         }
 
         /// <summary>Names in a column list are written, not read; what is inside subscripts (<c>j[(SELECT …)]</c>) is read as a value.</summary>
@@ -519,7 +517,7 @@ public static class SqlMaskRoutes
         }
 
         /// <summary>A keyword that starts a clause at this query's level; updates the clause.</summary>
-        private bool NewClause(int i, bool merge, ref Clause clause, ref bool full, ref bool merging, ref bool mainIsSelect)
+        private bool NewClause(int i, bool merge, ref Clause clause, ref bool merging, ref bool mainIsSelect)
         {
             if (t[i].Length > 9)
                 return false;
@@ -536,9 +534,6 @@ public static class SqlMaskRoutes
                 case "join":
                     clause = Clause.Join;
                     return true;
-                case "full":
-                    full = true;
-                    return false;
                 case "natural":
                     merging = true;
                     return false;
@@ -800,7 +795,6 @@ public static class SqlMaskRoutes
             var csv = false;
             var binary = false;
             char? delimiter = null, quote = null, escape = null;
-            string? nullText = null;
             var header = false;
             if (Is(i, "with"))
                 i++;
@@ -893,7 +887,7 @@ public static class SqlMaskRoutes
             }
             if (binary)
                 return Refuse(RuleOf(relation), "a binary COPY of a table with masked columns is refused (its values cannot be masked in place); use the text or CSV format");
-            return new MaskRoute(true, Copy: new CopyOut(relation, columns, csv, delimiter ?? (csv ? ',' : '\t'), quote ?? '"', escape ?? quote ?? '"', nullText ?? (csv ? "" : "\\N"), header));
+            return new MaskRoute(true, Copy: new CopyOut(relation, columns, csv, delimiter ?? (csv ? ',' : '\t'), quote ?? '"', escape ?? quote ?? '"', csv ? "" : "\\N", header));
         }
     }
 }
