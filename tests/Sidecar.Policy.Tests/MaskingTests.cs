@@ -70,6 +70,30 @@ public class MaskingTests
         Assert.Null(new ValueMasker(null).Mask(mask, ValueMasker.Text, 0, "x"u8)); // no key: nothing shown
     }
 
+    [Fact]
+    public void A_detectors_hash_is_not_the_column_hash_of_the_same_text()
+    {
+        // Otherwise an agent could SELECT candidate values through a detector and compare with a hashed column.
+        var column = Encoding.ASCII.GetString(Masker.Mask(Mask(MaskStrategy.Hash), ValueMasker.Text, 0, "123-45-6789"u8)!);
+        var detected = Masker.MaskText(MaskStrategy.Hash, 4, "123-45-6789", "national_id");
+        Assert.StartsWith("d_", detected, StringComparison.Ordinal);
+        Assert.NotEqual(column, detected);
+    }
+
+    [Fact]
+    public void A_long_copy_row_sent_a_byte_at_a_time_is_read_in_linear_time()
+    {
+        var masker = new CopyMasker(Csv, Columns, Masker);
+        var output = new ArrayBufferWriter<byte>();
+        var row = "1,\"" + new string('x', 300_000) + "\",tail\n";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        masker.Feed(Encoding.ASCII.GetBytes("id,email,note\n"), output);
+        foreach (var b in Encoding.ASCII.GetBytes(row))
+            masker.Feed([b], output);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"{clock.Elapsed}");
+        Assert.Contains("\"****\"", Encoding.ASCII.GetString(output.WrittenSpan), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("email", "write to carol@example.org today", "carol@example.org")]
     [InlineData("card", "card 4242 4242 4242 4242 ok", "4242 4242 4242 4242")]

@@ -199,6 +199,21 @@ public class SqlMaskRoutesTests
     }
 
     [Fact]
+    public void Deep_nesting_is_refused_in_linear_time_not_by_exhausting_the_stack()
+    {
+        // Run on a thread with a small stack: a walker that recursed per parenthesis would kill the process.
+        foreach (var depth in new[] { 200_000 })
+        {
+            var sql = "SELECT " + new string('(', depth) + "email" + new string(')', depth) + " FROM customers";
+            MaskRoute? route = null;
+            var thread = new Thread(() => route = SqlMaskRoutes.Check(sql, new SqlStatement("SELECT", StatementClass.Read, StatementFlags.None, ["customers"], [], [], 0, sql.Length), Schema), 256 * 1024);
+            thread.Start();
+            Assert.True(thread.Join(TimeSpan.FromSeconds(20)));
+            Assert.True(route!.Refused);
+        }
+    }
+
+    [Fact]
     public void Without_masked_columns_nothing_is_read()
     {
         var empty = new MaskedSchema([], [], [], []);

@@ -13,6 +13,9 @@ internal static class CatalogQuery
 {
     private const int MaxMessageBytes = 16 * 1024 * 1024;
 
+    /// <summary>The most a catalog answer may hold, in bytes of rows: a target that sends more is refused (fail closed), not buffered.</summary>
+    public const long MaxAnswerBytes = 256L * 1024 * 1024;
+
     public static async Task<List<List<string?[]>>> RunAsync(UpstreamConnector connector, TargetPolicy target, string sql, CancellationToken ct)
     {
         var session = await connector.ConnectAsync(target, [new("application_name", "airlock-catalog"), new("default_transaction_read_only", "on"), new("client_encoding", "UTF8")], ct);
@@ -26,6 +29,7 @@ internal static class CatalogQuery
         await stream.FlushAsync(ct);
 
         var results = new List<List<string?[]>>();
+        long answered = 0;
         List<string?[]>? current = null;
         using var input = new FrameBuffer();
         var needed = 0;
@@ -52,6 +56,8 @@ internal static class CatalogQuery
                         break;
                     case (byte)'D':
                     {
+                        if ((answered += length) > MaxAnswerBytes)
+                            throw new PgProtocolException($"the catalog answer is over {MaxAnswerBytes / (1024 * 1024)} MB");
                         var reader = new PgReader(message);
                         var row = new string?[reader.ReadCount16()];
                         for (var i = 0; i < row.Length; i++)

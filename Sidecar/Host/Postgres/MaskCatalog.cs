@@ -64,9 +64,9 @@ internal sealed class MaskCatalog(UpstreamConnector connector, ILogger logger, T
             var functions = results[2].Select(r => new CatalogFunction(r[0]!, r[1]!, r[2]!, r[3]));
             return MaskedTarget.Build(rules, columns, derived, functions);
         }
-        catch (Exception e) when (e is GatewayRefusal or IOException or OperationCanceledException or PgProtocolException or ObjectDisposedException
-                                      or FormatException or NullReferenceException or OverflowException)
+        catch (Exception e)
         {
+            // Whatever the target answered (or failed to), masking fails closed for a few seconds, then asks again.
             var problem = e is GatewayRefusal r ? r.Error.Message : e.Message;
             logger.LogWarning("Cannot read the catalog of target {Target} to apply its masking rules: {Error}; its masked sessions refuse statements until it can", target.Name, problem);
             ExpireSoon(target.Name, rules);

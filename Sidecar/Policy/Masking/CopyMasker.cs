@@ -61,7 +61,7 @@ public sealed class CopyMasker
         var rows = _rows;
         rows.ResetWrittenCount();
         var start = 0;
-        while (start < all.Length && RowEnd(all[start..]) is var end and >= 0)
+        while (start < all.Length && RowEnd(all, start) is var end and >= 0)
         {
             var row = all.Slice(start, end); // without its newline
             if (_headerPending)
@@ -73,6 +73,7 @@ public sealed class CopyMasker
                 MaskRow(row, rows);
             rows.Write("\n"u8);
             start += end + 1;
+            (_scanned, _quoted) = (0, false); // a new row starts
         }
         if (direct)
             _pending.Write(all[start..]);
@@ -111,13 +112,38 @@ public sealed class CopyMasker
         output.Advance(5 + payload.Length);
     }
 
-    /// <summary>The offset of the newline that ends the first row, or -1 when the row is not complete yet (CSV: newlines inside quotes are data).</summary>
-    private int RowEnd(ReadOnlySpan<byte> data)
+    // How far the incomplete row in _pending has been searched already, and whether that point is inside
+    // quotes: a row arriving a byte at a time is searched once, not once per byte.
+    private int _scanned;
+    private bool _quoted;
+
+    /// <summary>The length of the row starting at <paramref name="start"/> (up to its newline), or -1 when it is not complete yet (CSV: newlines inside quotes are data).</summary>
+    private int RowEnd(ReadOnlySpan<byte> all, int start)
     {
+        var data = all[start..];
+        var from = start == 0 ? Math.Min(_scanned, data.Length) : 0;
+        var quoted = start == 0 && _quoted;
+        int end;
         if (!_options.Csv)
-            return data.IndexOf((byte)'\n');
-        var quoted = false;
-        for (var i = 0; i < data.Length; i++)
+        {
+            end = data[from..].IndexOf((byte)'\n');
+            end = end < 0 ? -1 : from + end;
+        }
+        else
+            end = CsvRowEnd(data, from, ref quoted);
+        if (end < 0)
+        {
+            // What is left becomes _pending, searched this far (an escape character at the very end is read
+            // again with the byte it escapes).
+            var rescan = _options.Csv && quoted && data.Length > 0 && data[^1] == _options.Escape && _options.Escape != _options.Quote;
+            (_scanned, _quoted) = (rescan ? data.Length - 1 : data.Length, quoted);
+        }
+        return end;
+    }
+
+    private int CsvRowEnd(ReadOnlySpan<byte> data, int from, ref bool quoted)
+    {
+        for (var i = from; i < data.Length; i++)
         {
             var b = data[i];
             if (quoted)

@@ -10,8 +10,19 @@ namespace Airlock.Sidecar.Policy.Masking;
 /// of the column's type — or NULL, where no valid stand-in exists (dates, arrays, types the gateway does
 /// not know). Pure; the hash key is the target's.
 /// </summary>
-public sealed class ValueMasker(byte[]? hashKey)
+public sealed class ValueMasker
 {
+    private readonly byte[]? _columnKey, _detectorKey;
+
+    /// <param name="hashKey">The target's key; columns and detectors hash with keys derived from it for each purpose, so a value an agent chooses (a detector sees any text it selects) never hashes like a column's.</param>
+    public ValueMasker(byte[]? hashKey)
+    {
+        if (hashKey is null)
+            return;
+        _columnKey = HMACSHA256.HashData(hashKey, "airlock-mask-column"u8);
+        _detectorKey = HMACSHA256.HashData(hashKey, "airlock-mask-detector"u8);
+    }
+
     // Type OIDs (pg_type.dat): the types the gateway writes stand-ins for.
     public const int Bool = 16, Bytea = 17, Name = 19, Int8 = 20, Int2 = 21, Int4 = 23, Text = 25, Json = 114, Float4 = 700, Float8 = 701,
         Unknown = 705, Bpchar = 1042, Varchar = 1043, Numeric = 1700, Uuid = 2950, Jsonb = 3802;
@@ -86,14 +97,14 @@ public sealed class ValueMasker(byte[]? hashKey)
 
     private byte[]? Hash(int type, short format, ReadOnlySpan<byte> value)
     {
-        if (hashKey is null)
+        if (_columnKey is null)
             return null; // no key from the control plane: nothing to hash with, so nothing is shown
         // The text form is hashed, whatever the format on the wire: equal values give equal masks in
         // text and binary results alike.
         var canonical = Canonical(type, format, value);
         if (canonical is null)
             return null;
-        var mac = HMACSHA256.HashData(hashKey, canonical);
+        var mac = HMACSHA256.HashData(_columnKey, canonical);
         if (IsText(type) || type is Json or Jsonb)
         {
             var hex = "h_" + Convert.ToHexStringLower(mac, 0, 12);
@@ -144,7 +155,7 @@ public sealed class ValueMasker(byte[]? hashKey)
     public string MaskText(MaskStrategy strategy, int keepLast, string found, string detector) => strategy switch
     {
         MaskStrategy.Partial => Partial(found, keepLast),
-        MaskStrategy.Hash when hashKey is not null => "h_" + Convert.ToHexStringLower(HMACSHA256.HashData(hashKey, Encoding.UTF8.GetBytes(found)), 0, 12),
+        MaskStrategy.Hash when _detectorKey is not null => "d_" + Convert.ToHexStringLower(HMACSHA256.HashData(_detectorKey, Encoding.UTF8.GetBytes(found)), 0, 12),
         _ => $"[{detector}]",
     };
 }

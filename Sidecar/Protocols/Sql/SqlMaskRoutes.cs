@@ -339,6 +339,33 @@ public static class SqlMaskRoutes
         /// <summary>A query's tokens in <c>[from, to)</c>, its clauses at the query's own level.</summary>
         private void Walk(int from, int to, FrameKind kind, bool plainAllowed)
         {
+            if (!Deeper())
+                return;
+            try
+            {
+                WalkFrame(from, to, kind, plainAllowed);
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        /// <summary>PostgreSQL refuses expressions nested past its stack depth anyway; the walker refuses them far sooner, and never recurses without bound.</summary>
+        public const int MaxDepth = 200;
+        private int _depth;
+
+        private bool Deeper()
+        {
+            if (++_depth <= MaxDepth)
+                return true;
+            _depth--;
+            Refuse(FirstRule(), $"the statement is nested more than {MaxDepth} levels deep");
+            return false;
+        }
+
+        private void WalkFrame(int from, int to, FrameKind kind, bool plainAllowed)
+        {
             // Known before the select list is judged: a set operation's output is not attributed to tables.
             var setOperation = false;
             for (var j = from; j < to; j = P(j, '(') && _match[j] > 0 ? _match[j] + 1 : j + 1)
@@ -583,7 +610,13 @@ public static class SqlMaskRoutes
             }
         }
 
-        private bool IsQuery(int i) => Is(i, "select") || Is(i, "with") || Is(i, "values") || Is(i, "table") || (P(i, '(') && IsQuery(i + 1));
+        /// <summary>A query starts at <paramref name="i"/>, behind any number of parentheses (looked at without recursion: nesting is the agent's to choose).</summary>
+        private bool IsQuery(int i)
+        {
+            while (P(i, '('))
+                i++;
+            return Is(i, "select") || Is(i, "with") || Is(i, "values") || Is(i, "table");
+        }
 
         private static FrameKind ChildKind(FrameKind parent, Clause clause) =>
             parent == FrameKind.Filter || clause is Clause.Filter or Clause.On ? FrameKind.Filter
@@ -592,6 +625,20 @@ public static class SqlMaskRoutes
 
         /// <summary>An expression in parentheses: every name in it is used as a value (or a filter), and subqueries in it are frames of that kind.</summary>
         private void Scan(int from, int to, Context context)
+        {
+            if (!Deeper())
+                return;
+            try
+            {
+                ScanExpression(from, to, context);
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        private void ScanExpression(int from, int to, Context context)
         {
             for (var i = from; i < to && _refusal is null; i++)
             {
