@@ -107,8 +107,9 @@ public sealed class FederationTests
 
         // Discovery unreachable: the issuer's status says so, and its tokens are refused (no keys).
         Assert.Equal(HttpStatusCode.OK, (await cp.PutPolicyAsync(Policy(github.Issuer))).StatusCode);
+        // The refresher's first try, its retry and the HTTP timeouts take longer than the default wait on a loaded machine.
         await PolicySyncTests.Eventually(async () =>
-            JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuer-status")).RootElement[0].GetProperty("status").GetString() == "unreachable");
+            JsonDocument.Parse(await cp.Api.GetStringAsync("/api/v1/trusted-issuer-status")).RootElement[0].GetProperty("status").GetString() == "unreachable", seconds: 60);
         await sidecar.WaitForVersionAsync(2);
         var (refused, body) = await CheckAsync(sidecar, github.Mint(GitHubClaims()));
         Assert.Equal(HttpStatusCode.Unauthorized, refused);
