@@ -75,6 +75,9 @@ internal static class Hosting
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Sessions.RetentionPurger>());
         builder.Services.AddSingleton<Sessions.SessionNotifier>();
         builder.Services.AddSingleton<SidecarPresence>();
+        builder.Services.AddScoped<Approvals.ApprovalService>();
+        builder.Services.AddSingleton<Approvals.ApprovalBroadcaster>();
+        builder.Services.AddHostedService<Approvals.ApprovalExpiry>();
         builder.Services.AddScoped<SidecarService>();
         return builder;
     }

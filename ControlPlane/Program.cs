@@ -38,7 +38,7 @@ try
     app.UseAntiforgery();
 
     app.MapAirlockObservability();
-    app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints().MapSessionEndpoints();
+    app.MapGroup("/api/v1").MapPolicyEndpoints().MapAdminEndpoints().MapSessionEndpoints().MapApprovalEndpoints();
     app.MapGrpcService<PolicySyncService>();
     app.MapHub<SidecarHub>(SidecarHubPaths.Hub);
     app.MapAccountEndpoints();

@@ -33,6 +33,11 @@ total() { awk -v key="$1" '$1 == key":" && $2 ~ /^[0-9]+$/ && NF == 2 {s += $2} 
 PASSED=$(total Passed)
 FAILED=$(total Failed)
 SKIPPED=$(total Skipped)
+# The failures again at the end, each with the start of its message: a long log's tail names them.
+if [ "$FAILED" != "0" ]; then
+  echo "==> failed tests"
+  awk '/^  Failed [A-Za-z]/ {print; grab = 8; next} grab > 0 && !/^\s*Stack Trace:/ {print; grab--; next} /^\s*Stack Trace:/ {grab = 0}' "$LOG" | cut -c1-400
+fi
 rm -f "$LOG"
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 exit "$STATUS"

@@ -17,6 +17,9 @@ public interface ISidecarHub
 
     /// <summary>Opens a just-in-time approval request for a held or refused statement.</summary>
     Task<ApprovalTicket> RequestApproval(ApprovalRequest request);
+
+    /// <summary>What became of a decided (or undecided) request at the sidecar; also acknowledges the decision's delivery.</summary>
+    Task ApprovalSettled(ApprovalSettlement settlement);
 }
 
 /// <summary>Methods the control plane calls on a connected sidecar.</summary>

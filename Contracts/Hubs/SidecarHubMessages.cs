@@ -32,6 +32,14 @@ public sealed record RecordingBatch(IReadOnlyList<RecordingSegment> Segments, IR
 /// </summary>
 public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough, IReadOnlyDictionary<Guid, string>? Refused = null);
 
+/// <summary>
+/// A statement (or several, sent in one message) that a <c>require_approval</c> rule holds or refused,
+/// raised by the sidecar. The control plane believes none of it beyond the sidecar's reach: it looks up
+/// the agent's owner and the rule's settings (approvals, group, expiry, window) itself.
+/// </summary>
+/// <param name="Fingerprint">Lower-case hex SHA-256 over the normalized statement, its parameter values, agent and target (<c>ApprovalFingerprint</c>).</param>
+/// <param name="Mode"><c>hold</c> or <c>fail-fast</c> (as the sidecar's snapshot says; the control plane uses its own rule).</param>
+/// <param name="Parameters">The bound parameter values as text, for approvers to read (cut when long).</param>
 public sealed record ApprovalRequest(
     Guid Session,
     string Agent,
@@ -41,10 +49,41 @@ public sealed record ApprovalRequest(
     string Classification,
     string Rule,
     string Fingerprint,
-    string Mode);
+    string Mode,
+    IReadOnlyList<string?>? Parameters = null);
 
-public sealed record ApprovalTicket(long RequestId, DateTimeOffset ExpiresAt);
+/// <summary>
+/// The control plane's answer to <see cref="ApprovalRequest"/>: the request's number and expiry, and its
+/// status — <see cref="ApprovalOutcomes.Pending"/>, or <see cref="ApprovalOutcomes.Approved"/> when a
+/// fail-fast approval of the same fingerprint covers this run (the statement may run now).
+/// </summary>
+public sealed record ApprovalTicket(long RequestId, DateTimeOffset ExpiresAt, string Status = ApprovalOutcomes.Pending, string? ConsoleUrl = null);
 
-public sealed record ApprovalDecision(long RequestId, string Outcome, string? DecidedBy, string? Comment);
+/// <summary>One approver's vote, as the control plane stored it.</summary>
+public sealed record ApprovalVoteInfo(string Voter, bool Approve, string? Comment, DateTimeOffset At);
+
+/// <summary>A request was decided: <see cref="ApprovalOutcomes.Approved"/>, <see cref="ApprovalOutcomes.Denied"/> or <see cref="ApprovalOutcomes.Expired"/>.</summary>
+public sealed record ApprovalDecision(long RequestId, string Outcome, string? DecidedBy, string? Comment, IReadOnlyList<ApprovalVoteInfo>? Votes = null);
+
+/// <summary>
+/// What became of a held statement after its decision reached the sidecar (or without one):
+/// <see cref="ApprovalOutcomes.Executed"/>, <see cref="ApprovalOutcomes.Cancelled"/> (the client sent a
+/// CancelRequest or went away), <see cref="ApprovalOutcomes.Expired"/> (no decision in time), or the
+/// decision's outcome when it was only acknowledged.
+/// </summary>
+public sealed record ApprovalSettlement(long RequestId, string Outcome, string? Detail = null);
+
+/// <summary>The states and steps of an approval request, as the wire and the recordings name them.</summary>
+public static class ApprovalOutcomes
+{
+    public const string Raised = "raised";
+    public const string Pending = "pending";
+    public const string Vote = "vote";
+    public const string Approved = "approved";
+    public const string Denied = "denied";
+    public const string Expired = "expired";
+    public const string Cancelled = "cancelled";
+    public const string Executed = "executed";
+}
 
 public sealed record TerminateSessionCommand(Guid Session, string Reason, string RequestedBy);

@@ -60,7 +60,25 @@ public sealed record ResultChunkPayload(long Statement, IReadOnlyList<string> Co
 
 public sealed record NoticePayload(string Severity, string Message);
 
-public sealed record ApprovalPayload(long RequestId, string Outcome, string? DecidedBy, string? Comment);
+/// <summary>
+/// One step of an approval request in the session's chain: <c>raised</c> (with the rule, mode and
+/// fingerprint), each <c>vote</c> (<see cref="DecidedBy"/> is the voter, <see cref="Approve"/> the
+/// vote), the decision (<c>approved</c>, <c>denied</c>, <c>expired</c>), then <c>executed</c> or
+/// <c>cancelled</c>.
+/// </summary>
+public sealed record ApprovalPayload(
+    long RequestId,
+    string Outcome,
+    string? DecidedBy,
+    string? Comment,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    string? Rule = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    string? Mode = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    string? Fingerprint = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    bool? Approve = null);
 
 /// <summary>Per masked column (<c>table.column</c>), how many values were masked.</summary>
 public sealed record MaskingSummaryPayload(IReadOnlyDictionary<string, long> MaskedValues);

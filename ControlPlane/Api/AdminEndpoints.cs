@@ -10,7 +10,8 @@ namespace Airlock.ControlPlane.Api;
 public sealed record CreateSidecarRequest(string? Name, string? Description);
 /// <param name="Reenroll">Required (true) for a sidecar that is already enrolled: whoever uses the token becomes that sidecar.</param>
 public sealed record CreateTokenRequest(int? TtlMinutes, bool? Reenroll = null);
-public sealed record UserRequest(string? UserName, string? Password, string? Role, bool? Disabled);
+/// <param name="Groups">Approver groups (a rule's <c>approval.group</c> names one); null leaves them alone on update.</param>
+public sealed record UserRequest(string? UserName, string? Password, string? Role, bool? Disabled, List<string>? Groups = null);
 public sealed record CreateApiKeyRequest(string? Name, string? Role);
 public sealed record ApiKeyView(Guid Id, string Name, string Prefix, string Role, string CreatedBy, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
 
@@ -56,10 +57,10 @@ internal static class AdminEndpoints
         // --- console users -------------------------------------------------------------------
         api.MapGet("/users", (UserAdministration users, CancellationToken ct) => users.ListAsync(ct)).RequireAuthorization(AccessPolicies.Admin);
         api.MapPost("/users", async (UserRequest body, UserAdministration users, HttpContext http, CancellationToken ct) =>
-            ToResult(await users.CreateAsync(body.UserName, body.Password, body.Role, body.Disabled ?? false, http.User.Actor(), ct)))
+            ToResult(await users.CreateAsync(body.UserName, body.Password, body.Role, body.Disabled ?? false, http.User.Actor(), ct, body.Groups)))
             .RequireAuthorization(AccessPolicies.Admin);
         api.MapPut("/users/{userName}", async (string userName, UserRequest body, UserAdministration users, HttpContext http, CancellationToken ct) =>
-            ToResult(await users.UpdateAsync(userName, body.Password, body.Role, body.Disabled, http.User.Actor(), ct)))
+            ToResult(await users.UpdateAsync(userName, body.Password, body.Role, body.Disabled, http.User.Actor(), ct, body.Groups)))
             .RequireAuthorization(AccessPolicies.Admin);
         api.MapDelete("/users/{userName}", async (string userName, UserAdministration users, HttpContext http, CancellationToken ct) =>
             ToResult(await users.DeleteAsync(userName, http.User.Actor(), ct)))

@@ -32,6 +32,8 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<SessionHead> SessionHeads => Set<SessionHead>();
     public DbSet<SessionEventChunk> SessionEventChunks => Set<SessionEventChunk>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+    public DbSet<Approval> Approvals => Set<Approval>();
+    public DbSet<ApprovalVote> ApprovalVotes => Set<ApprovalVote>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -42,7 +44,19 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
             e.HasIndex(u => u.UserName).IsUnique();
             e.Property(u => u.UserName).HasMaxLength(100);
             e.Property(u => u.Role).HasMaxLength(20);
+            Json(e.Property(u => u.Groups));
         });
+        modelBuilder.Entity<Approval>(e =>
+        {
+            e.HasIndex(a => new { a.Status, a.ExpiresAt });
+            e.HasIndex(a => a.Fingerprint);
+            e.Property(a => a.Kind).HasConversion<string>().HasMaxLength(20);
+            e.Property(a => a.Status).HasConversion<string>().HasMaxLength(20);
+            Json(e.Property(a => a.Statements));
+            Json(e.Property(a => a.Parameters));
+            e.HasMany(a => a.Votes).WithOne().HasForeignKey(v => v.ApprovalId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<ApprovalVote>(e => e.HasIndex(v => new { v.ApprovalId, v.Voter }).IsUnique());
         modelBuilder.Entity<ApiKey>(e =>
         {
             e.HasIndex(k => k.KeyHash).IsUnique();

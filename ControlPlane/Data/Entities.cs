@@ -18,6 +18,8 @@ public sealed class ConsoleUser
     /// Changes whenever what the user may do changes (password, role, disablement, sign-out): a cookie or console circuit issued under another stamp is no longer honoured.
     /// </summary>
     public string SecurityStamp { get; set; } = NewSecurityStamp();
+    /// <summary>Approver groups the user belongs to (a rule's <c>approval.group</c> names one).</summary>
+    public List<string> Groups { get; set; } = [];
 
     public static string NewSecurityStamp() => Guid.NewGuid().ToString("N");
 }
@@ -88,7 +90,7 @@ public sealed record RuleMatchData(List<string> Classes, List<string> Commands, 
 
 public sealed record MaskData(List<string> Columns, List<string> Detectors, string Strategy, int? KeepLast, string? Mode = null);
 
-public sealed record ApprovalData(string Mode, int Approvals, string? Group, int TimeoutSeconds);
+public sealed record ApprovalData(string Mode, int Approvals, string? Group, int TimeoutSeconds, int? WindowMinutes = null);
 
 public sealed class Target
 {
@@ -331,4 +333,81 @@ public sealed class SessionHead
     public long Seq { get; set; }
     public required string Hash { get; set; }
     public required byte[] Signature { get; set; }
+}
+
+/// <summary>What an approval request asks for.</summary>
+public enum ApprovalKind
+{
+    /// <summary>One statement (or the statements of one message), bound to its fingerprint.</summary>
+    Statement,
+    /// <summary>A time-boxed grant: extra rights (another role's) for an agent on a target.</summary>
+    Grant,
+}
+
+/// <summary>Where an approval request stands. Only <see cref="Pending"/> takes votes; the rest are final but for <see cref="Approved"/>, which a fail-fast run or a held execution may move to <see cref="Executed"/>.</summary>
+public enum ApprovalStatus
+{
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Executed,
+    /// <summary>An approved grant an Admin took back.</summary>
+    Revoked,
+}
+
+/// <summary>A just-in-time approval request: a held or refused statement, or a time-boxed grant.</summary>
+public sealed class Approval
+{
+    public long Id { get; set; }
+    public ApprovalKind Kind { get; set; }
+    public ApprovalStatus Status { get; set; }
+    /// <summary>The sidecar that raised a statement request (and waits for its decision); null for a grant.</summary>
+    public Guid? SidecarId { get; set; }
+    public Guid? SessionId { get; set; }
+    public required string Agent { get; set; }
+    /// <summary>The agent's owner when the request was raised: never an approver of it.</summary>
+    public required string AgentOwner { get; set; }
+    public required string Role { get; set; }
+    public required string Target { get; set; }
+    /// <summary>The person who asked (a grant's requester); null for a statement raised by a sidecar.</summary>
+    public string? RequestedBy { get; set; }
+    public List<string> Statements { get; set; } = [];
+    public List<string?> Parameters { get; set; } = [];
+    public string Classification { get; set; } = "";
+    public string Rule { get; set; } = "";
+    public string Fingerprint { get; set; } = "";
+    public string Mode { get; set; } = "";
+    public string? Group { get; set; }
+    public int Required { get; set; } = 1;
+    /// <summary>Fail-fast: minutes the approval covers re-runs (null: one run). Grant: its length in minutes.</summary>
+    public int? WindowMinutes { get; set; }
+    /// <summary>A grant's extra role.</summary>
+    public string? GrantRole { get; set; }
+    public string? Reason { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public DateTimeOffset? DecidedAt { get; set; }
+    public string? DecidedBy { get; set; }
+    public string? Comment { get; set; }
+    /// <summary>Fail-fast: the end of the window the approval covers; grant: when it lapses.</summary>
+    public DateTimeOffset? ValidUntil { get; set; }
+    /// <summary>How many runs an approval covered.</summary>
+    public int Uses { get; set; }
+    /// <summary>The sidecar acknowledged the decision (a held statement's wait ended with it).</summary>
+    public bool Settled { get; set; }
+    public string? Settlement { get; set; }
+    public List<ApprovalVote> Votes { get; set; } = [];
+}
+
+/// <summary>One person's vote on an approval request.</summary>
+public sealed class ApprovalVote
+{
+    public long Id { get; set; }
+    public long ApprovalId { get; set; }
+    public required string Voter { get; set; }
+    public bool Approve { get; set; }
+    public string? Comment { get; set; }
+    public DateTimeOffset At { get; set; }
 }

@@ -27,3 +27,14 @@ public static class AccessPolicies
     /// <summary>An enrolled, unrevoked sidecar.</summary>
     public const string Sidecar = "airlock:sidecar";
 }
+
+/// <summary>Approver group names: what a rule's <c>approval.group</c> and a user's groups hold.</summary>
+public static partial class ConsoleGroupName
+{
+    public const string Rule = "1–64 letters, digits, '.', '_' or '-'";
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+    private static partial System.Text.RegularExpressions.Regex Pattern();
+
+    public static bool IsValid(string name) => Pattern().IsMatch(name);
+}

@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Airlock.ControlPlane.Identity;
 
-public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt);
+public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt, IReadOnlyList<string> Groups);
 
 /// <summary>The outcome of a user change: the user, or the problems (with field paths), or not found / conflict.</summary>
 public sealed record UserChange(UserView? User, IReadOnlyList<PolicyError> Errors, int Status);
@@ -22,7 +22,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
     public async Task<IReadOnlyList<UserView>> ListAsync(CancellationToken ct) =>
         (await db.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync(ct)).Select(ToView).ToList();
 
-    public async Task<UserChange> CreateAsync(string? userName, string? password, string? role, bool disabled, string actor, CancellationToken ct)
+    public async Task<UserChange> CreateAsync(string? userName, string? password, string? role, bool disabled, string actor, CancellationToken ct, IReadOnlyList<string>? groups = null)
     {
         var errors = new List<PolicyError>();
         if (userName is null || !UserNamePattern().IsMatch(userName))
@@ -31,22 +31,23 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             errors.Add(new("password", weak));
         if (role is null || !ConsoleRoles.IsKnown(role))
             errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
+        ValidateGroups(groups, errors);
         if (errors.Count > 0)
             return new UserChange(null, errors, 400);
         if (await db.Users.AnyAsync(u => u.UserName == userName, ct))
             return new UserChange(null, [new("userName", $"user '{userName}' already exists")], 409);
 
         var now = time.GetUtcNow();
-        var user = new ConsoleUser { Id = Guid.NewGuid(), UserName = userName!, PasswordHash = "", Role = role!, Disabled = disabled, CreatedAt = now };
+        var user = new ConsoleUser { Id = Guid.NewGuid(), UserName = userName!, PasswordHash = "", Role = role!, Disabled = disabled, CreatedAt = now, Groups = [.. (groups ?? []).Distinct()] };
         user.PasswordHash = UserService.HashPassword(user, password!);
         db.Users.Add(user);
-        db.Record(now, actor, "create", "user", user.UserName, null, new { user.UserName, user.Role, user.Disabled, password = AuditLog.Redacted });
+        db.Record(now, actor, "create", "user", user.UserName, null, new { user.UserName, user.Role, user.Disabled, user.Groups, password = AuditLog.Redacted });
         await db.SaveChangesAsync(ct);
         return new UserChange(ToView(user), [], 201);
     }
 
     /// <summary>Changes the role, the disabled flag or the password (which also lifts a lockout); null leaves a field alone.</summary>
-    public async Task<UserChange> UpdateAsync(string userName, string? password, string? role, bool? disabled, string actor, CancellationToken ct)
+    public async Task<UserChange> UpdateAsync(string userName, string? password, string? role, bool? disabled, string actor, CancellationToken ct, IReadOnlyList<string>? groups = null)
     {
         var user = await db.Users.SingleOrDefaultAsync(u => u.UserName == userName, ct);
         if (user is null)
@@ -58,10 +59,11 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
         if (userName == actor && (disabled == true || (role is not null && role != ConsoleRoles.Admin && user.Role == ConsoleRoles.Admin)))
             errors.Add(new("userName", "you cannot disable or demote yourself; ask another Admin"));
+        ValidateGroups(groups, errors);
         if (errors.Count > 0)
             return new UserChange(null, errors, 400);
 
-        var before = new { user.UserName, user.Role, user.Disabled };
+        var before = new { user.UserName, user.Role, user.Disabled, Groups = user.Groups.ToList() };
         // What the user may do changes: every cookie and console tab issued before ends.
         if (password is not null || (disabled == true && !user.Disabled))
             user.SecurityStamp = ConsoleUser.NewSecurityStamp();
@@ -69,6 +71,8 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             throttle.Forget(user.UserName); // a reset password starts with a clean slate everywhere
         user.Role = role ?? user.Role;
         user.Disabled = disabled ?? user.Disabled;
+        if (groups is not null)
+            user.Groups = [.. groups.Distinct()];
         if (password is not null)
         {
             user.PasswordHash = UserService.HashPassword(user, password);
@@ -76,7 +80,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
             user.FailedSignIns = 0;
         }
         db.Record(time.GetUtcNow(), actor, "update", "user", user.UserName, before,
-            new { user.UserName, user.Role, user.Disabled, password = password is null ? null : AuditLog.Redacted });
+            new { user.UserName, user.Role, user.Disabled, user.Groups, password = password is null ? null : AuditLog.Redacted });
         await db.SaveChangesAsync(ct);
         return new UserChange(ToView(user), [], 200);
     }
@@ -108,5 +112,16 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         return new UserChange(null, [], 204);
     }
 
-    private UserView ToView(ConsoleUser u) => new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt);
+    private UserView ToView(ConsoleUser u) => new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt, u.Groups);
+
+    private static void ValidateGroups(IReadOnlyList<string>? groups, List<PolicyError> errors)
+    {
+        if (groups is null)
+            return;
+        if (groups.Count > 50)
+            errors.Add(new("groups", "at most 50 groups"));
+        for (var i = 0; i < groups.Count; i++)
+            if (groups[i] is null || !ConsoleGroupName.IsValid(groups[i]))
+                errors.Add(new($"groups[{i}]", ConsoleGroupName.Rule));
+    }
 }

@@ -163,8 +163,11 @@ public sealed class ApprovalSpecDoc
 {
     public string? Mode { get; set; }
     public int? Approvals { get; set; }
+    /// <summary>Console users of this group (with the Approver or Admin role) vote; null: any Approver or Admin.</summary>
     public string? Group { get; set; }
     public int? TimeoutSeconds { get; set; }
+    /// <summary>Fail-fast only: minutes after approval during which the identical statement runs; absent: once.</summary>
+    public int? WindowMinutes { get; set; }
 }
 
 public sealed class AgentSpec

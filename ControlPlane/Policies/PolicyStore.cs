@@ -233,7 +233,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         Match = new RuleMatchData([.. r.Match!.Classes!], [.. r.Match.Commands!], [.. r.Match.Tables!], r.Match.Pattern, [.. r.Match.Functions!], [.. r.Match.Flags!]),
         Message = r.Message,
         Mask = r.Mask is { } m ? new MaskData([.. m.Columns!], [.. m.Detectors!], m.Strategy!, m.KeepLast, m.Mode) : null,
-        Approval = r.Approval is { } a ? new ApprovalData(a.Mode!, a.Approvals!.Value, a.Group, a.TimeoutSeconds!.Value) : null,
+        Approval = r.Approval is { } a ? new ApprovalData(a.Mode!, a.Approvals!.Value, a.Group, a.TimeoutSeconds!.Value, a.WindowMinutes) : null,
     };
 
     // The export form of each entity. It is also the audit view, so it must never carry a secret.
@@ -276,7 +276,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             },
             Message = x.Message,
             Mask = x.Mask is { } m ? new MaskSpecDoc { Columns = [.. m.Columns], Detectors = [.. m.Detectors], Strategy = m.Strategy, KeepLast = m.KeepLast, Mode = m.Mode } : null,
-            Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds } : null,
+            Approval = x.Approval is { } a ? new ApprovalSpecDoc { Mode = a.Mode, Approvals = a.Approvals, Group = a.Group, TimeoutSeconds = a.TimeoutSeconds, WindowMinutes = a.WindowMinutes } : null,
         }).ToList(),
     };
 

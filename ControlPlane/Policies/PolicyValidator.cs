@@ -359,6 +359,12 @@ public static partial class PolicyValidator
                 errors.Add(new($"{path}.approval.approvals", "must be between 1 and 10"));
             if (approval.TimeoutSeconds is < 10 or > 86400)
                 errors.Add(new($"{path}.approval.timeoutSeconds", "must be between 10 and 86400"));
+            if (approval.Group is { } group && !Identity.ConsoleGroupName.IsValid(group))
+                errors.Add(new($"{path}.approval.group", Identity.ConsoleGroupName.Rule));
+            if (approval.WindowMinutes is not null && approval.Mode != ApprovalModes.FailFast)
+                errors.Add(new($"{path}.approval.windowMinutes", "is only allowed with mode 'fail-fast' (a held statement runs once, when approved)"));
+            if (approval.WindowMinutes is < 1 or > 1440)
+                errors.Add(new($"{path}.approval.windowMinutes", "must be between 1 and 1440"));
         }
         if (rule.Action == RuleActions.Block && string.IsNullOrWhiteSpace(rule.Message))
             rule.Message = null;

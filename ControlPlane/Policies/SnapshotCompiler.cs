@@ -189,7 +189,7 @@ public sealed class SnapshotCompiler(
                     new RuleMatch(r.Match.Classes, r.Match.Commands, r.Match.Tables, r.Match.Pattern, r.Match.Functions ?? [], r.Match.Flags ?? []),
                     r.Message,
                     r.Mask is { } m ? new MaskSpec(m.Columns, m.Detectors, m.Strategy, m.KeepLast, m.Mode) : null,
-                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds) : null)))
+                    r.Approval is { } a ? new ApprovalSpec(a.Mode, a.Approvals, a.Group, a.TimeoutSeconds, a.WindowMinutes) : null)))
             .ToList();
     }
 

@@ -8,11 +8,11 @@ using Microsoft.EntityFrameworkCore;
 namespace Airlock.ControlPlane.Sidecars;
 
 /// <summary>
-/// The sidecars' SignalR endpoint: presence, heartbeats and recording upload; approval requests
-/// arrive with their issue and are refused with a clear error until then.
+/// The sidecars' SignalR endpoint: presence, heartbeats, recording upload and approval requests
+/// (a connecting sidecar is sent again every decision on a statement it holds that it has not settled).
 /// </summary>
 [Authorize(Policy = AccessPolicies.Sidecar)]
-public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, TimeProvider time, ILogger<SidecarHub> logger)
+public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, Approvals.ApprovalService approvals, TimeProvider time, ILogger<SidecarHub> logger)
     : Hub<ISidecarClient>, ISidecarHub
 {
     public static string GroupFor(Guid sidecarId) => $"sidecar:{sidecarId}";
@@ -25,6 +25,8 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
         await TouchAsync(_ => { });
         logger.LogInformation("Sidecar {SidecarId} connected to the hub", id);
         await base.OnConnectedAsync();
+        foreach (var decision in await approvals.UnsettledDecisionsAsync(id, Context.ConnectionAborted))
+            await Clients.Caller.ApprovalDecided(decision);
     }
 
     public override Task OnDisconnectedAsync(Exception? exception)
@@ -60,8 +62,24 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
     public Task<RecordingAck> UploadRecording(RecordingBatch batch) =>
         ingest.IngestAsync(SidecarId, batch, Context.ConnectionAborted);
 
-    public Task<ApprovalTicket> RequestApproval(ApprovalRequest request) =>
-        throw new HubException("approvals are not available on this control plane version");
+    public async Task<ApprovalTicket> RequestApproval(ApprovalRequest request)
+    {
+        try
+        {
+            return await approvals.RaiseAsync(SidecarId, request, Context.ConnectionAborted);
+        }
+        catch (Approvals.ApprovalRefusedException e)
+        {
+            logger.LogWarning("Sidecar {SidecarId} raised an approval request that was refused: {Problem}", SidecarId, e.Message);
+            throw new HubException(e.Message);
+        }
+    }
+
+    public async Task ApprovalSettled(ApprovalSettlement settlement)
+    {
+        var name = Context.User?.Identity?.Name ?? "sidecar";
+        await approvals.SettleAsync(SidecarId, settlement, name.StartsWith("sidecar:", StringComparison.Ordinal) ? name["sidecar:".Length..] : name, Context.ConnectionAborted);
+    }
 
     private Guid SidecarId => Context.User?.SidecarId() ?? throw new HubException("sidecar credential required");
 

@@ -70,7 +70,10 @@ public sealed record RuleMatch(
 /// <param name="Mode">How far a masked column may be used (<see cref="Masking.MaskModes"/>): <c>default</c>, <c>strict</c> or <c>output_only</c>.</param>
 public sealed record MaskSpec(IReadOnlyList<string> Columns, IReadOnlyList<string> Detectors, string Strategy, int? KeepLast, string? Mode = null);
 
-public sealed record ApprovalSpec(string Mode, int Approvals, string? Group, int TimeoutSeconds);
+/// <param name="Approvals">How many approvers of <paramref name="Group"/> (any Approver or Admin when null) must approve.</param>
+/// <param name="TimeoutSeconds">How long a request waits for its decision.</param>
+/// <param name="WindowMinutes">Fail-fast only: how long after approval the identical statement runs (any number of times); null: once.</param>
+public sealed record ApprovalSpec(string Mode, int Approvals, string? Group, int TimeoutSeconds, int? WindowMinutes = null);
 
 public sealed record AgentPolicy(string Id, string Name, string Role, bool Enabled);
 
@@ -110,7 +113,14 @@ public static class MaskStrategies
     public static IReadOnlyList<string> All { get; } = ["redact", "partial", "hash", "null"];
 }
 
+/// <summary>The two ways a <c>require_approval</c> rule treats a statement.</summary>
 public static class ApprovalModes
 {
-    public static IReadOnlyList<string> All { get; } = ["hold", "fail-fast"];
+    /// <summary>The sidecar keeps the statement and runs it the moment it is approved.</summary>
+    public const string Hold = "hold";
+
+    /// <summary>An immediate error naming the request; the identical statement re-sent within the approval's window runs.</summary>
+    public const string FailFast = "fail-fast";
+
+    public static IReadOnlyList<string> All { get; } = [Hold, FailFast];
 }

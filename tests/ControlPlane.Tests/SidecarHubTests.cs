@@ -49,7 +49,7 @@ public sealed class SidecarHubTests : IAsyncLifetime
         var used = DateTimeOffset.UtcNow.AddMinutes(-1);
         await using (var db = _store!.Open())
         {
-            using var hub = new SidecarHub(db, new SidecarPresence(), new RecordingIngest(db, new SessionNotifier(), NullLogger<RecordingIngest>.Instance), TimeProvider.System, NullLogger<SidecarHub>.Instance)
+            using var hub = new SidecarHub(db, new SidecarPresence(), new RecordingIngest(db, new SessionNotifier(), NullLogger<RecordingIngest>.Instance), approvals: null!, TimeProvider.System, NullLogger<SidecarHub>.Instance) // a heartbeat touches no approval
             {
                 Context = new SidecarContext(_edge1),
             };

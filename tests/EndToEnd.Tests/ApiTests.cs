@@ -216,23 +216,6 @@ public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixtur
     }
 
     /// <summary>Signs in through the real form (with its antiforgery token); returns the client and the redirect.</summary>
-    private async Task<(HttpClient Client, string Location)> SignInAsync(string user, string password, string returnUrl = "/")
-    {
-        var handler = new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer() };
-        var client = new HttpClient(handler) { BaseAddress = new Uri(Cp.Url) };
-        var form = await client.GetStringAsync("/account/login");
-        var token = AntiforgeryField().Match(form).Groups[1].Value;
-        var response = await client.PostAsync("/account/login", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["userName"] = user,
-            ["password"] = password,
-            ["returnUrl"] = returnUrl,
-            ["__RequestVerificationToken"] = token,
-        }));
-        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-        return (client, response.Headers.Location!.OriginalString);
-    }
-
-    [GeneratedRegex("name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
-    private static partial Regex AntiforgeryField();
+    private Task<(HttpClient Client, string Location)> SignInAsync(string user, string password, string returnUrl = "/") =>
+        ConsoleSignIn.SignInAsync(Cp.Url, user, password, returnUrl);
 }

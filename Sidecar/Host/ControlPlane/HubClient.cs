@@ -7,17 +7,18 @@ using Microsoft.Extensions.Options;
 namespace Airlock.Sidecar.ControlPlane;
 
 /// <summary>
-/// The SignalR connection to the control plane's SidecarHub: presence and heartbeats now; recording
-/// upload and approvals use it in later issues. Reconnects forever with backoff.
+/// The SignalR connection to the control plane's SidecarHub: presence, heartbeats, recording upload,
+/// approval requests and their decisions. Reconnects forever with backoff.
 /// </summary>
 internal sealed class HubClient(
     SidecarIdentity identity,
     SnapshotStore store,
     Identity.AgentAuthenticator authenticator,
     Recording.LiveSessions liveSessions,
+    Approvals.ApprovalGate approvals,
     IOptions<SidecarOptions> options,
     TimeProvider time,
-    ILogger<HubClient> logger) : BackgroundService
+    ILogger<HubClient> logger) : BackgroundService, Approvals.IApprovalChannel
 {
     private HubConnection? _connection;
 
@@ -27,6 +28,16 @@ internal sealed class HubClient(
     public Task<RecordingAck> UploadRecordingAsync(RecordingBatch batch, CancellationToken ct) =>
         _connection is { State: HubConnectionState.Connected } connection
             ? connection.InvokeAsync<RecordingAck>(nameof(ISidecarHub.UploadRecording), batch, ct)
+            : throw new InvalidOperationException("not connected to the control plane");
+
+    public Task<ApprovalTicket> RequestAsync(ApprovalRequest request, CancellationToken ct) =>
+        _connection is { State: HubConnectionState.Connected } connection
+            ? connection.InvokeAsync<ApprovalTicket>(nameof(ISidecarHub.RequestApproval), request, ct)
+            : throw new InvalidOperationException("not connected to the control plane");
+
+    public Task SettleAsync(ApprovalSettlement settlement, CancellationToken ct) =>
+        _connection is { State: HubConnectionState.Connected } connection
+            ? connection.InvokeAsync(nameof(ISidecarHub.ApprovalSettled), settlement, ct)
             : throw new InvalidOperationException("not connected to the control plane");
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -47,7 +58,10 @@ internal sealed class HubClient(
                 logger.LogWarning("Terminate for session {Session}: not live on this sidecar", command.Session);
         });
         connection.On<ApprovalDecision>(nameof(ISidecarClient.ApprovalDecided), decision =>
-            logger.LogInformation("Approval request {Request} decided: {Outcome}", decision.RequestId, decision.Outcome));
+        {
+            logger.LogInformation("Approval request {Request} decided: {Outcome}", decision.RequestId, decision.Outcome);
+            approvals.Deliver(decision);
+        });
         connection.Reconnected += _ =>
         {
             logger.LogInformation("Reconnected to the sidecar hub");

@@ -56,6 +56,7 @@ internal static class SidecarHosting
         builder.Services.AddSingleton<SnapshotStore>();
         builder.Services.AddSingleton<Identity.AgentAuthenticator>();
         builder.Services.AddHostedService<PolicySyncClient>();
+        builder.Services.AddSingleton<Approvals.ApprovalGate>();
         builder.Services.AddSingleton<HubClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HubClient>());
         builder.Services.AddSingleton<Recording.LiveSessions>();

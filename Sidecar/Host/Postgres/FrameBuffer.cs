@@ -47,6 +47,14 @@ internal sealed class FrameBuffer(int initialSize = FrameBuffer.DefaultSize) : I
         return n;
     }
 
+    /// <summary>Adds bytes read elsewhere (while a held statement waited) after the unconsumed ones.</summary>
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        MakeRoom(Length + bytes.Length);
+        bytes.CopyTo(_array.AsSpan(_end));
+        _end += bytes.Length;
+    }
+
     public void Consume(int count)
     {
         _start += count;

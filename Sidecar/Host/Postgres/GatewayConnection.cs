@@ -198,6 +198,11 @@ internal sealed class GatewayConnection(
             services.Logger.LogInformation("Cancel request from {Client} matches no session; ignored", Remote);
             return;
         }
+        if (entry.Hold.TryCancel())
+        {
+            services.Logger.LogInformation("Cancel request from {Client} ended a wait for approval", Remote);
+            return;
+        }
         try
         {
             await services.Connector.CancelAsync(entry.Target, entry.ProcessId, entry.RealSecret, ct);
@@ -305,7 +310,7 @@ internal sealed class GatewayConnection(
         var session = Guid.CreateVersion7();
         var recording = new SessionRecording(services.Recorder, session, TimeSpan.FromSeconds(options.RecorderWaitSeconds));
         await using var upstreamStream = upstream.Stream;
-        var proxySecret = services.CancelKeys.Register(target, upstream.ProcessId, upstream.Secret, out var cancelRegistration);
+        var proxySecret = services.CancelKeys.Register(target, upstream.ProcessId, upstream.Secret, out var cancelRegistration, out var holdCancellation);
         using var cancelKey = cancelRegistration;
         try
         {
@@ -333,7 +338,8 @@ internal sealed class GatewayConnection(
         var masking = new SessionMasking(services.MaskCatalog, target, CurrentMaskRules(agent), new ValueMasker(SessionMasking.OpenKey(target, services.Identity)));
         var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking);
         guard.OnStartup(upstream.StartupMessages);
-        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking);
+        var approvals = new Approvals.SessionApprovals(services.Approvals, services.ApprovalChannel, recording, agent, target, holdCancellation, TimeProvider.System, services.Logger);
+        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking, approvals);
         using var live = services.LiveSessions.Register(session, reason =>
         {
             relay.End($"terminated: {reason}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {reason}"));
@@ -447,6 +453,10 @@ internal sealed record GatewayServices(
     public required FunctionCatalog Catalog { get; init; }
 
     public required MaskCatalog MaskCatalog { get; init; }
+
+    public required Approvals.ApprovalGate Approvals { get; init; }
+
+    public required Approvals.IApprovalChannel ApprovalChannel { get; init; }
 }
 
 /// <summary>One target's view of the <see cref="FunctionCatalog"/>, for a session's guard.</summary>

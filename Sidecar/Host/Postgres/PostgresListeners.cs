@@ -38,6 +38,7 @@ internal sealed class PostgresListeners : BackgroundService
 
     public PostgresListeners(SnapshotStore snapshots, AgentAuthenticator authenticator, UpstreamConnector connector, CancelKeys cancelKeys,
         SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, Hosting.SidecarMetrics metrics, Gateway.ConnectionLimits limits,
+        Approvals.ApprovalGate approvals, ControlPlane.HubClient hub,
         IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
     {
         _snapshots = snapshots;
@@ -49,6 +50,8 @@ internal sealed class PostgresListeners : BackgroundService
             SafeFunctions = gateway.SafeFunctions.Select(f => Protocols.Sql.SqlFunctions.Fold(f.Trim())).ToHashSet(StringComparer.Ordinal),
             Catalog = new FunctionCatalog(connector, logger, TimeProvider.System),
             MaskCatalog = new MaskCatalog(connector, logger, TimeProvider.System, TimeSpan.FromSeconds(gateway.MaskCatalogSeconds)),
+            Approvals = approvals,
+            ApprovalChannel = hub,
         };
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);

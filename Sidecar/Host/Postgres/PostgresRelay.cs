@@ -36,7 +36,8 @@ internal sealed class PostgresRelay(
     SessionRecording recording,
     PostgresGatewayOptions options,
     PostgresStatementGuard guard,
-    SessionMasking? masking = null)
+    SessionMasking? masking = null,
+    Approvals.SessionApprovals? approvals = null)
 {
     private readonly Lock _endLock = new();
     private readonly CancellationTokenSource _ended = new(); // not disposed: End() may still run after the loops
@@ -122,7 +123,7 @@ internal sealed class PostgresRelay(
             var needed = 0;
             while (!Ended)
             {
-                if (await input.FillAsync(client, needed, _ended.Token) == 0)
+                if (await FillFromClientAsync(input, needed) == 0)
                 {
                     End(input.Length == 0 ? "client disconnected" : "error: the client disconnected in the middle of a message", null);
                     return;
@@ -167,6 +168,26 @@ internal sealed class PostgresRelay(
                         try
                         {
                             var ruling = await guard.JudgeAsync(type, input.Memory.Slice(forwarded + 5, length - 4));
+                            if (ruling?.Approval is { } need && approvals is not null)
+                            {
+                                // Everything before the message goes now; the message and everything after it wait.
+                                if (forwarded > 0)
+                                {
+                                    rewritten?.Write(input.Span[sentUpTo..forwarded]);
+                                    if (!await TryWriteAsync(upstream.Stream, rewritten is null ? input.Memory[..forwarded] : rewritten.WrittenMemory, toClient: false))
+                                    {
+                                        End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
+                                        return;
+                                    }
+                                    input.Consume(forwarded);
+                                    forwarded = sentUpTo = 0;
+                                    rewritten = null;
+                                }
+                                ruling = await DecideApprovalAsync(ruling.Value, need, input);
+                                if (ruling is null)
+                                    return; // the session ended while the statement waited
+                                arrived = Stopwatch.GetTimestamp(); // its duration counts from when it may run
+                            }
                             InspectFrontend(input.Span.Slice(forwarded + 5, length - 4), type, arrived, ruling);
                             if (ruling?.Refusal is not null)
                             {
@@ -213,6 +234,115 @@ internal sealed class PostgresRelay(
         catch (ObjectDisposedException)
         {
             End("client connection lost", null);
+        }
+    }
+
+    // --- approvals ----------------------------------------------------------------------------
+    // A held statement waits in the agent→target loop, which stops reading the agent's messages as
+    // they are parsed; a watcher reads what the agent sends meanwhile into a side buffer (to notice a
+    // client that goes away), and hands it, and its read in flight, back to the loop afterwards.
+
+    private readonly byte[] _asideBuffer = new byte[4096];
+    private readonly ArrayBufferWriter<byte> _aside = new();
+    private Task<int>? _carriedRead;
+    private readonly SemaphoreSlim _clientWrite = new(1, 1);
+
+    /// <summary>Reads the agent's next bytes: first those of a read begun while a statement was held.</summary>
+    private async ValueTask<int> FillFromClientAsync(FrameBuffer input, int needed)
+    {
+        if (_carriedRead is not { } carried)
+            return await input.FillAsync(client, needed, _ended.Token);
+        _carriedRead = null;
+        var read = await carried;
+        input.Append(_asideBuffer.AsSpan(0, read));
+        return read;
+    }
+
+    /// <summary>Puts a statement to approvers: its final ruling (approved, or refused with the reason), or null when the session ended meanwhile.</summary>
+    private async Task<Ruling?> DecideApprovalAsync(Ruling ruling, Approvals.ApprovalNeed need, FrameBuffer input)
+    {
+        var raised = await approvals!.RaiseAsync(need);
+        if (raised.Refusal is { } refusal)
+            return ruling with { Refusal = refusal, Approval = null };
+        var ticket = raised.Ticket!;
+        if (ticket.Status == Contracts.Hubs.ApprovalOutcomes.Approved)
+            return ruling with { Refusal = null, Approval = null };
+
+        var notice = new ArrayBufferWriter<byte>();
+        PgWire.WriteError(notice, Approvals.SessionApprovals.HoldNotice(need, ticket), (byte)'N');
+        if (!await TryWriteAsync(client, notice.WrittenMemory, toClient: true))
+        {
+            End("client connection lost", null);
+            return null;
+        }
+        using var holdOver = new CancellationTokenSource();
+        var watcher = WatchClientAsync(holdOver.Token);
+        (Approvals.HoldEnd End, Contracts.Hubs.ApprovalDecision? Decision) outcome;
+        try
+        {
+            outcome = await approvals.WaitAsync(ticket, watcher, _ended.Token, KeepTargetAliveAsync);
+        }
+        finally
+        {
+            holdOver.Cancel();
+            await watcher.ContinueWith(_ => { }, TaskScheduler.Default);
+            input.Append(_aside.WrittenSpan);
+            _aside.ResetWrittenCount();
+        }
+        switch (outcome.End)
+        {
+            case Approvals.HoldEnd.Approved:
+                await approvals.ExecutedAsync(ticket.RequestId);
+                return ruling with { Refusal = null, Approval = null };
+            case Approvals.HoldEnd.ClientGone:
+                End("client disconnected while a statement waited for approval", null);
+                return null;
+            case Approvals.HoldEnd.SessionEnded:
+                return null;
+            default:
+                return ruling with { Refusal = Approvals.SessionApprovals.Refusal(need, ticket, outcome.End, outcome.Decision), Approval = null };
+        }
+    }
+
+    /// <summary>
+    /// A Flush to the target while a statement is held: it has no answer, and it keeps the server's idle
+    /// timeouts (armed only after ReadyForQuery) and anything idle-minded between the two from ending the session.
+    /// </summary>
+    private async ValueTask KeepTargetAliveAsync()
+    {
+        if (!await TryWriteAsync(upstream.Stream, FlushMessage, toClient: false))
+            End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
+    }
+
+    private static readonly byte[] FlushMessage = [(byte)'H', 0, 0, 0, 4];
+
+    /// <summary>Reads what the agent sends while a statement is held; completes when the agent is gone (or the hold is over).</summary>
+    private async Task WatchClientAsync(CancellationToken holdOver)
+    {
+        var over = Task.Delay(Timeout.Infinite, holdOver);
+        while (!holdOver.IsCancellationRequested)
+        {
+            if (_aside.WrittenCount > options.MaxMessageBytes)
+            {
+                await over.ContinueWith(_ => { }, TaskScheduler.Default); // enough kept: the agent waits (TCP back-pressure)
+                return;
+            }
+            _carriedRead ??= client.ReadAsync(_asideBuffer, _ended.Token).AsTask();
+            if (await Task.WhenAny(_carriedRead, over) == over)
+                return;
+            int read;
+            try
+            {
+                read = await _carriedRead;
+            }
+            catch (Exception)
+            {
+                return; // gone; the loop's next read fails the same way
+            }
+            if (read == 0)
+                return; // gone; _carriedRead stays, and the loop ends the session on it
+            _aside.Write(_asideBuffer.AsSpan(0, read));
+            _carriedRead = null;
         }
     }
 
@@ -478,8 +608,15 @@ internal sealed class PostgresRelay(
     /// <summary>False when the other side is gone, or stopped reading after the session ended.</summary>
     private async ValueTask<bool> TryWriteAsync(Stream destination, ReadOnlyMemory<byte> bytes, bool toClient)
     {
+        // The agent's side has a second writer only while a statement is held (its notice): whole messages either way.
+        var locked = false;
         try
         {
+            if (toClient && approvals is not null)
+            {
+                await _clientWrite.WaitAsync(_abandonWrites.Token);
+                locked = true;
+            }
             await destination.WriteAsync(bytes, _abandonWrites.Token);
             await destination.FlushAsync(_abandonWrites.Token);
             return true;
@@ -493,6 +630,11 @@ internal sealed class PostgresRelay(
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
         {
             return false;
+        }
+        finally
+        {
+            if (locked)
+                _clientWrite.Release();
         }
     }
 

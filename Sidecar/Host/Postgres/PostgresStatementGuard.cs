@@ -1,3 +1,4 @@
+using Airlock.Sidecar.Policy.Approvals;
 using Airlock.Sidecar.Policy.Guardrails;
 using Airlock.Sidecar.Policy.Masking;
 using Airlock.Sidecar.Protocols.Postgres;
@@ -9,7 +10,8 @@ namespace Airlock.Sidecar.Postgres;
 /// <summary>A statement-bearing message as judged: what the recording says, and the agent's error when it is refused.</summary>
 /// <param name="Text">The statement text of a Query or Parse, decoded once for the judge and the ledger.</param>
 /// <param name="Tag">For a Parse or Close: the token the ledger reports back when the server has settled it (<see cref="PostgresStatementGuard.OnSettled"/>).</param>
-internal readonly record struct Ruling(StatementVerdict? Verdict, PgError? Refusal, string? Text = null, object? Tag = null);
+/// <param name="Approval">A <c>require_approval</c> decision the gateway can put to approvers: the relay holds or refuses the message by it (<see cref="Refusal"/> is the answer when it cannot).</param>
+internal readonly record struct Ruling(StatementVerdict? Verdict, PgError? Refusal, string? Text = null, object? Tag = null, Approvals.ApprovalNeed? Approval = null);
 
 /// <summary>
 /// The decision on each statement-bearing message of one PostgreSQL session, before any byte of it
@@ -48,6 +50,8 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     public async ValueTask<Ruling?> JudgeAsync(byte type, ReadOnlyMemory<byte> body)
     {
         string? text = null, name = null, bound = null;
+        BindValues? values = null;
+        int[] parameterTypes = [];
         {
             var reader = new PgReader(body.Span);
             switch (type)
@@ -58,10 +62,14 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                 case (byte)'P':
                     name = reader.ReadCString();
                     text = reader.ReadCString();
+                    parameterTypes = new int[reader.ReadCount16()];
+                    for (var i = 0; i < parameterTypes.Length; i++)
+                        parameterTypes[i] = reader.ReadInt32();
                     break;
                 case (byte)'B':
                     reader.ReadCString(); // portal
                     bound = reader.ReadCString();
+                    values = new BindValues(body, body.Length - reader.Remaining);
                     break;
                 case (byte)'F':
                     return OnFunctionCall(reader.ReadInt32());
@@ -73,7 +81,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         }
         var masked = masking is null ? null : await masking.CurrentAsync();
         if (bound is not null)
-            return OnBind(bound);
+            return OnBind(bound, values);
         if (text is null)
             return null;
         var current = rules();
@@ -96,8 +104,43 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         if (masked is not null && judgement.Decision.Allowed && StaleExecute(judgement, masked) is { } stale)
             return Refused(Rule(judgement), stale) with { Text = text };
         if (name is null)
-            return Masked(Rule(judgement), judgement, text, masked, current) with { Text = text };
-        return Prepared(name, judgement, current, text, masked, out var tag) with { Text = text, Tag = tag };
+            return WithApproval(Masked(Rule(judgement), judgement, text, masked, current), judgement, text, null, []) with { Text = text };
+        var parsed = Prepared(name, judgement, current, text, masked, parameterTypes, out var tag) with { Text = text, Tag = tag };
+        // A Parse runs nothing: a statement that needs approval is put to approvers at its Bind, with the values it runs with.
+        return IsApprovalRequired(parsed, judgement) ? parsed with { Refusal = null } : parsed;
+    }
+
+    /// <summary>The parameter section of a Bind message (from <see cref="Offset"/> of its body): read only when the statement needs approval.</summary>
+    private readonly record struct BindValues(ReadOnlyMemory<byte> Body, int Offset);
+
+    private static bool IsApprovalRequired(Ruling ruling, Judgement judgement) =>
+        judgement.Decision.Action == DecisionAction.RequireApproval && ruling.Refusal is not null && ruling.Verdict?.Decision == Decision.Name(DecisionAction.RequireApproval);
+
+    /// <summary>A ruling refused by a <c>require_approval</c> rule (and by nothing else) carries what approvers need to decide it.</summary>
+    private Ruling WithApproval(Ruling ruling, Judgement judgement, string text, BindValues? values, int[] parameterTypes)
+    {
+        if (!IsApprovalRequired(ruling, judgement))
+            return ruling;
+        List<BoundValue> parameters = [];
+        List<string?> shown = [];
+        if (values is { } bind)
+        {
+            var reader = new PgReader(bind.Body.Span[bind.Offset..]);
+            var formatCount = reader.ReadCount16();
+            var formats = new short[formatCount];
+            for (var i = 0; i < formatCount; i++)
+                formats[i] = reader.ReadInt16();
+            var count = reader.ReadCount16();
+            for (var i = 0; i < count; i++)
+            {
+                var format = formatCount == 0 ? (short)0 : formatCount == 1 ? formats[0] : i < formatCount ? formats[i] : (short)0;
+                var value = reader.ReadValue(out var isNull);
+                var copy = isNull ? (ReadOnlyMemory<byte>?)null : value.ToArray();
+                parameters.Add(new BoundValue(format, copy));
+                shown.Add(isNull ? null : PgValueText.Render(value, format, i < parameterTypes.Length ? parameterTypes[i] : 0, 2000));
+            }
+        }
+        return ruling with { Approval = new Approvals.ApprovalNeed(judgement.Decision, text, StatementNames.Of(judgement.Class), parameters, shown, judge.StandardConformingStrings) };
     }
 
     /// <summary>
@@ -157,10 +200,10 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// <summary>A named Parse (<see cref="Statement"/> set) or Close (null) the server has not answered yet; the ledger's tag for it.</summary>
     private sealed record PendingName(string Name, PreparedStatement? Statement);
 
-    private Ruling Prepared(string name, Judgement judgement, RuleSet? current, string text, MaskedTarget? masked, out object? tag)
+    private Ruling Prepared(string name, Judgement judgement, RuleSet? current, string text, MaskedTarget? masked, int[] parameterTypes, out object? tag)
     {
         var ruling = Masked(Rule(judgement), judgement, text, masked, current);
-        var prepared = new PreparedStatement(judgement, current, ruling, text, masked);
+        var prepared = new PreparedStatement(judgement, current, ruling, text, masked, parameterTypes);
         lock (_statementsLock)
         {
             if (name.Length == 0)
@@ -180,7 +223,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     }
 
     /// <summary>A statement as parsed: its judgement, under which rules and masking, and the ruling then (reused at every Bind while they stay).</summary>
-    private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling, string Text, MaskedTarget? Masking);
+    private sealed record PreparedStatement(Judgement Judgement, RuleSet? Rules, Ruling Ruling, string Text, MaskedTarget? Masking, int[] ParameterTypes);
 
     /// <summary>A Close of a statement: the name goes when the server confirms it.</summary>
     public object OnClose(string name)
@@ -212,7 +255,9 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         }
     }
 
-    public Ruling OnBind(string statementName)
+    public Ruling OnBind(string statementName) => OnBind(statementName, null);
+
+    private Ruling OnBind(string statementName, BindValues? values)
     {
         List<PreparedStatement> candidates = [];
         lock (_statementsLock)
@@ -229,14 +274,21 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             return Rule(Judgement.Of(unknown, new Decision(DecisionAction.Block, null, $"prepared statement \"{statementName}\" was not prepared on this connection", BuiltIn: "unknown-statement"), ""));
         }
         Ruling? strictest = null;
-        var rulings = candidates.Select(Rejudged).ToList();
-        foreach (var ruling in rulings)
+        PreparedStatement? chosen = null;
+        var rulings = candidates.Select(c => (Prepared: c, Ruling: Rejudged(c, out var judgement), Judgement: judgement)).ToList();
+        foreach (var (prepared, ruling, judgement) in rulings)
             if (strictest is null || (ruling.Refusal is not null && strictest.Value.Refusal is null))
+            {
                 strictest = ruling;
-        if (strictest!.Value.Refusal is null && rulings.Count > 1 && rulings.Any(r => r.Verdict?.Masked == true))
+                chosen = prepared;
+            }
+        // Approval binds to one statement: only when the name cannot stand for another one.
+        if (rulings.Count == 1 && chosen is not null)
+            strictest = WithApproval(strictest!.Value, rulings[0].Judgement, chosen.Text, values, chosen.ParameterTypes);
+        if (strictest!.Value.Refusal is null && rulings.Count > 1 && rulings.Any(r => r.Ruling.Verdict?.Masked == true))
         {
             // The name may stand for any of them: mask as the most masked, and a COPY only if all agree how.
-            var copies = rulings.Select(r => r.Verdict?.Copy).Distinct().ToList();
+            var copies = rulings.Select(r => r.Ruling.Verdict?.Copy).Distinct().ToList();
             if (copies.Count > 1)
                 return Refused(strictest.Value, new Decision(DecisionAction.Block, masking?.Last?.Rules.FirstRule ?? "masking",
                     $"prepared statement \"{statementName}\" may stand for statements masked differently (a Parse of the name is not answered yet); wait for it"));
@@ -246,17 +298,21 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     }
 
     /// <summary>A prepared statement judged with today's rules (the policy may have changed since the Parse).</summary>
-    private Ruling Rejudged(PreparedStatement prepared)
+    private Ruling Rejudged(PreparedStatement prepared, out Judgement judgement)
     {
         var current = rules();
         var masked = masking?.Last;
+        judgement = prepared.Judgement;
         if (ReferenceEquals(current, prepared.Rules) && ReferenceEquals(masked, prepared.Masking))
             return prepared.Ruling;
         if (current is null)
-            return Rule(Judgement.Of(prepared.Judgement.Statements[0].Statement, NoRules, ""));
+        {
+            judgement = Judgement.Of(prepared.Judgement.Statements[0].Statement, NoRules, "");
+            return Rule(judgement);
+        }
         var statements = prepared.Judgement.Statements.Select(s => s with { Decision = judge.Decide(current, s.Statement, s.Normalized) }).ToList();
         var decision = statements.Select(s => s.Decision).Aggregate((a, b) => b.Action > a.Action ? b : a);
-        var judgement = new Judgement(statements, decision);
+        judgement = new Judgement(statements, decision);
         return Masked(Rule(judgement), judgement, prepared.Text, masked, current);
     }
 
@@ -325,7 +381,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
         var detail = statement is null ? null
             : $"The statement is {statement.Command} (class {StatementNames.Of(statement.Class)}{(statement.Flags == StatementFlags.None ? "" : ", " + string.Join(", ", StatementNames.Names(statement.Flags & ~StatementFlags.PasswordLiteral)))}).";
         var hint = decision.Action == DecisionAction.RequireApproval
-            ? "Approvals are not available on this gateway yet, so the statement was refused instead of held; ask an admin to change the rule."
+            ? "This kind of message cannot be put to approvers (a fastpath function call, or a prepared statement whose name may stand for several); send it as a query or with your driver's prepared statements."
             : decision.Rule is null && decision.BuiltIn is null
                 ? "Ask an admin to add a rule that allows it, or try it in the console's simulator."
                 : null;

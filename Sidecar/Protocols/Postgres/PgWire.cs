@@ -257,9 +257,11 @@ public static class SqlStates
     public const string InvalidCatalogName = "3D000";
     public const string FeatureNotSupported = "0A000";
     public const string ProgramLimitExceeded = "54000";
+    public const string QueryCanceled = "57014";
     public const string AdminShutdown = "57P01";
     public const string CannotConnectNow = "57P03";
     public const string InsufficientResources = "53000";
     public const string TooManyConnections = "53300";
     public const string InternalError = "XX000";
+    public const string SuccessfulCompletion = "00000";
 }

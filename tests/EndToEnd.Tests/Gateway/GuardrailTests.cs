@@ -49,7 +49,7 @@ public sealed class GuardrailFixture : IAsyncLifetime
             rules = new object[]
             {
                 new { name = "writes", action = "allow", match = new { classes = new[] { "write" } } },
-                new { name = "big-deletes-need-approval", action = "require_approval", match = new { commands = new[] { "DELETE" }, tables = new[] { "counter" } } },
+                new { name = "big-deletes-need-approval", action = "require_approval", match = new { commands = new[] { "DELETE" }, tables = new[] { "counter" } }, approval = new { mode = "fail-fast" } },
             },
         }));
         Put(await cp.Api.PutAsJsonAsync("/api/v1/agents/reader", new { role = "safe-reader", owner = "admin" }));
@@ -266,12 +266,13 @@ public sealed class GuardrailTests(GuardrailFixture fixture) : IClassFixture<Gua
     }
 
     [Fact]
-    public async Task Require_approval_is_refused_with_a_clear_error_until_approvals_exist()
+    public async Task A_fail_fast_approval_rule_refuses_at_once_naming_the_request_and_the_session_goes_on()
     {
         await using var writer = await OpenAsync(Writer);
         var e = await RefusedAsync(writer, "DELETE FROM counter WHERE n > 100");
-        Assert.Contains("approval required by rule \"big-deletes-need-approval\"", e.MessageText, StringComparison.Ordinal);
-        Assert.Contains("Approvals are not available", e.Hint ?? "", StringComparison.Ordinal);
+        Assert.Matches("^approval required by rule \"big-deletes-need-approval\": request #[0-9]+ was raised; nothing was run$", e.MessageText);
+        Assert.Contains("/approvals/", e.Hint ?? "", StringComparison.Ordinal);
+        Assert.Equal(1L, await ScalarAsync(writer, "SELECT count(*) FROM counter"));
     }
 
     /// <summary>Attack classes through psql, each a refusal (42501) in one session that carries on; the table stays whole.</summary>

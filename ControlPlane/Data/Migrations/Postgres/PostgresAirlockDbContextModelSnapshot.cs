@@ -110,6 +110,156 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.ToTable("ApiKeys");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.Approval", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Agent")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("AgentOwner")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Classification")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset?>("DecidedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("DecidedBy")
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("GrantRole")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Group")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Parameters")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("text");
+
+                    b.Property<string>("RequestedBy")
+                        .HasColumnType("text");
+
+                    b.Property<int>("Required")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Rule")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<Guid?>("SessionId")
+                        .HasColumnType("uuid");
+
+                    b.Property<bool>("Settled")
+                        .HasColumnType("boolean");
+
+                    b.Property<string>("Settlement")
+                        .HasColumnType("text");
+
+                    b.Property<Guid?>("SidecarId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Statements")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<string>("Target")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<int>("Uses")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset?>("ValidUntil")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int?>("WindowMinutes")
+                        .HasColumnType("integer");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Fingerprint");
+
+                    b.HasIndex("Status", "ExpiresAt");
+
+                    b.ToTable("Approvals");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.ApprovalVote", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("ApprovalId")
+                        .HasColumnType("bigint");
+
+                    b.Property<bool>("Approve")
+                        .HasColumnType("boolean");
+
+                    b.Property<DateTimeOffset>("At")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Voter")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ApprovalId", "Voter")
+                        .IsUnique();
+
+                    b.ToTable("ApprovalVotes");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.AuditEntry", b =>
                 {
                     b.Property<long>("Id")
@@ -164,6 +314,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
 
                     b.Property<int>("FailedSignIns")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Groups")
+                        .IsRequired()
+                        .HasColumnType("text");
 
                     b.Property<DateTimeOffset?>("LockedUntil")
                         .HasColumnType("timestamp with time zone");
@@ -995,6 +1149,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Navigation("Role");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.ApprovalVote", b =>
+                {
+                    b.HasOne("Airlock.ControlPlane.Data.Approval", null)
+                        .WithMany("Votes")
+                        .HasForeignKey("ApprovalId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Rule", b =>
                 {
                     b.HasOne("Airlock.ControlPlane.Data.Role", null)
@@ -1036,6 +1199,11 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Navigation("Application");
 
                     b.Navigation("Authorization");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.Approval", b =>
+                {
+                    b.Navigation("Votes");
                 });
 
             modelBuilder.Entity("Airlock.ControlPlane.Data.Role", b =>

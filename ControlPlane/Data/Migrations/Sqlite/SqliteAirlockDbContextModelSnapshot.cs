@@ -105,6 +105,152 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.ToTable("ApiKeys");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.Approval", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Agent")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("AgentOwner")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Classification")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("DecidedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("DecidedBy")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("GrantRole")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Group")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Parameters")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RequestedBy")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Required")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Rule")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("SessionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Settled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Settlement")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("SidecarId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Statements")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Target")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Uses")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("ValidUntil")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("WindowMinutes")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Fingerprint");
+
+                    b.HasIndex("Status", "ExpiresAt");
+
+                    b.ToTable("Approvals");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.ApprovalVote", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("ApprovalId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Approve")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Comment")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Voter")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ApprovalId", "Voter")
+                        .IsUnique();
+
+                    b.ToTable("ApprovalVotes");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.AuditEntry", b =>
                 {
                     b.Property<long>("Id")
@@ -157,6 +303,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
 
                     b.Property<int>("FailedSignIns")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Groups")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
 
                     b.Property<long?>("LockedUntil")
                         .HasColumnType("INTEGER");
@@ -984,6 +1134,15 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Navigation("Role");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.ApprovalVote", b =>
+                {
+                    b.HasOne("Airlock.ControlPlane.Data.Approval", null)
+                        .WithMany("Votes")
+                        .HasForeignKey("ApprovalId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Rule", b =>
                 {
                     b.HasOne("Airlock.ControlPlane.Data.Role", null)
@@ -1025,6 +1184,11 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Navigation("Application");
 
                     b.Navigation("Authorization");
+                });
+
+            modelBuilder.Entity("Airlock.ControlPlane.Data.Approval", b =>
+                {
+                    b.Navigation("Votes");
                 });
 
             modelBuilder.Entity("Airlock.ControlPlane.Data.Role", b =>

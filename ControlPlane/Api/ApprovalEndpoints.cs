@@ -1,0 +1,39 @@
+using Airlock.ControlPlane.Approvals;
+using Airlock.ControlPlane.Identity;
+
+namespace Airlock.ControlPlane.Api;
+
+public sealed record VoteRequest(string? Comment);
+
+/// <summary><c>/api/v1/approvals</c>: list and read requests; approve or deny (signed-in console users with the Approver or Admin role).</summary>
+internal static class ApprovalEndpoints
+{
+    public static RouteGroupBuilder MapApprovalEndpoints(this RouteGroupBuilder api)
+    {
+        api.MapGet("/approvals", (string? status, int? take, ApprovalService approvals, CancellationToken ct) =>
+            approvals.ListAsync(status, take ?? 100, ct))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet("/approvals/{id:long}", async (long id, ApprovalService approvals, CancellationToken ct) =>
+            await approvals.GetAsync(id, ct) is { } a ? Results.Ok(a) : ApiProblems.NotFound($"approval request #{id}"))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/approvals/{id:long}/approve", (long id, VoteRequest? body, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
+            VoteAsync(id, approve: true, body, approvals, http, ct))
+            .RequireAuthorization(AccessPolicies.Approver);
+        api.MapPost("/approvals/{id:long}/deny", (long id, VoteRequest? body, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
+            VoteAsync(id, approve: false, body, approvals, http, ct))
+            .RequireAuthorization(AccessPolicies.Approver);
+        return api;
+    }
+
+    private static async Task<IResult> VoteAsync(long id, bool approve, VoteRequest? body, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
+        ToResult(await approvals.VoteAsync(id, http.User.Actor(), approve, body?.Comment, ct));
+
+    internal static IResult ToResult(ApprovalChange change) => change.Status switch
+    {
+        200 => Results.Ok(change.Approval),
+        201 => Results.Created($"/api/v1/approvals/{change.Approval!.Id}", change.Approval),
+        404 => Results.Problem(statusCode: 404, title: "Not found", detail: change.Problem),
+        403 => Results.Problem(statusCode: 403, title: "Not yours to decide", detail: change.Problem),
+        _ => Results.Problem(statusCode: change.Status, title: change.Status == 409 ? "Not pending" : "Refused", detail: change.Problem),
+    };
+}

@@ -1,0 +1,70 @@
+using Airlock.ControlPlane.Data;
+using Airlock.ControlPlane.Sidecars;
+using Airlock.Contracts.Hubs;
+using Airlock.Sidecar.Policy;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Airlock.ControlPlane.Approvals;
+
+/// <summary>
+/// Tells everyone who waits on approvals: console circuits (<see cref="ApprovalChanged"/>: the board,
+/// the app bar's count, toasts) and the sidecar that holds a decided statement (through the sidecar
+/// hub's group, which the SignalR backplane carries to whichever replica the sidecar is connected to).
+/// </summary>
+public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> hub, ILogger<ApprovalBroadcaster> logger)
+{
+    /// <summary>A request was raised, voted on, decided, expired or settled (its id). Handlers must be quick.</summary>
+    public event Action<long>? ApprovalChanged;
+
+    public void Changed(long id)
+    {
+        try
+        {
+            ApprovalChanged?.Invoke(id);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "An approval listener failed");
+        }
+    }
+
+    /// <summary>Sends a decision on a held statement to the sidecar that holds it (best effort: it is sent again when the sidecar reconnects, until settled).</summary>
+    public async Task DecidedAsync(Approval approval, ApprovalDecision decision)
+    {
+        if (approval.SidecarId is not { } sidecar || approval.Mode != ApprovalModes.Hold)
+            return;
+        try
+        {
+            await hub.Clients.Group(SidecarHub.GroupFor(sidecar)).ApprovalDecided(decision);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Approval request {Request}: the decision could not be sent to its sidecar now ({Error}); it is sent again when the sidecar reconnects", approval.Id, e.Message);
+        }
+    }
+}
+
+/// <summary>Expires pending requests every second (the sidecar also ends a held wait at the expiry on its own).</summary>
+public sealed class ApprovalExpiry(IServiceScopeFactory scopes, ILogger<ApprovalExpiry> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<ApprovalService>().ExpireDueAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Expiring approval requests failed: {Error}", e.Message);
+            }
+        }
+    }
+}

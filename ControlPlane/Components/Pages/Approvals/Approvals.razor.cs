@@ -1,0 +1,113 @@
+using Airlock.ControlPlane.Approvals;
+using Airlock.ControlPlane.Identity;
+using Microsoft.AspNetCore.Components;
+using MudBlazor;
+
+namespace Airlock.ControlPlane.Components.Pages.Approvals;
+
+/// <summary>
+/// Pending requests as cards (readable on a phone), with Approve and Deny; recent decisions below.
+/// New requests, votes and decisions appear without a reload (<see cref="ApprovalBroadcaster"/>).
+/// </summary>
+public partial class Approvals : ComponentBase, IDisposable
+{
+    [Parameter] public long? Id { get; set; }
+
+    [Inject] private IServiceScopeFactory Scopes { get; set; } = default!;
+    [Inject] private ApprovalBroadcaster Broadcaster { get; set; } = default!;
+    [Inject] private ConsoleActor Actor { get; set; } = default!;
+    [Inject] private ISnackbar Snackbar { get; set; } = default!;
+
+    private IReadOnlyList<ApprovalView>? _approvals;
+    private readonly Dictionary<long, string?> _comments = [];
+    private string? _error;
+    private bool _busy;
+    private readonly CancellationTokenSource _disposed = new();
+
+    protected override async Task OnInitializedAsync()
+    {
+        Broadcaster.ApprovalChanged += OnChanged;
+        await LoadAsync();
+    }
+
+    protected override Task OnParametersSetAsync() => _approvals is null ? Task.CompletedTask : LoadAsync();
+
+    private async Task LoadAsync()
+    {
+        using var scope = Scopes.CreateScope();
+        var service = scope.ServiceProvider.GetRequiredService<ApprovalService>();
+        var list = (await service.ListAsync(null, 200, _disposed.Token)).ToList();
+        if (Id is { } id && list.All(a => a.Id != id) && await service.GetAsync(id, _disposed.Token) is { } one)
+            list.Insert(0, one);
+        foreach (var a in list)
+            _comments.TryAdd(a.Id, null);
+        _approvals = list;
+    }
+
+    private async Task VoteAsync(long id, bool approve)
+    {
+        _busy = true;
+        try
+        {
+            var actor = await Actor.AuthorizeAsync([ConsoleRoles.Admin, ConsoleRoles.Approver]);
+            if (actor is null)
+            {
+                _error = ConsoleActor.Refusal + " (Voting needs the Approver or Admin role.)";
+                return;
+            }
+            using var scope = Scopes.CreateScope();
+            var change = await scope.ServiceProvider.GetRequiredService<ApprovalService>()
+                .VoteAsync(id, actor, approve, _comments.GetValueOrDefault(id), _disposed.Token);
+            if (change.Problem is not null)
+                _error = $"#{id}: {change.Problem}";
+            else
+            {
+                _error = null;
+                Snackbar.Add($"#{id}: your {(approve ? "approval" : "denial")} is recorded ({change.Approval!.Status})", approve ? Severity.Success : Severity.Info);
+            }
+            await LoadAsync();
+        }
+        finally
+        {
+            _busy = false;
+        }
+    }
+
+    private void OnChanged(long id) => _ = InvokeAsync(async () =>
+    {
+        try
+        {
+            await LoadAsync();
+            StateHasChanged();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            // page closed
+        }
+    });
+
+    private static Color StatusColor(string status) => status switch
+    {
+        "pending" => Color.Warning,
+        "approved" or "executed" => Color.Success,
+        "denied" => Color.Error,
+        _ => Color.Default,
+    };
+
+    private static string RunStyle(string kind) => kind switch
+    {
+        SqlHighlight.Keyword => "color: #1565c0; font-weight: 600",
+        SqlHighlight.Literal => "color: #2e7d32",
+        SqlHighlight.Number or SqlHighlight.Parameter => "color: #6a1b9a",
+        SqlHighlight.Comment => "color: #757575; font-style: italic",
+        _ => "",
+    };
+
+    public void Dispose()
+    {
+        Broadcaster.ApprovalChanged -= OnChanged;
+        _disposed.Cancel();
+        _disposed.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
