@@ -204,6 +204,24 @@ public sealed class ApprovalTests(ApprovalFixture fixture) : IClassFixture<Appro
             Assert.Equal(1, await after.ExecuteScalarAsync());
         await PolicySyncTests.Eventually(async () => (await RequestAsync(id)).GetProperty("status").GetString() == "executed");
         Assert.Equal(HttpStatusCode.Conflict, (await VoteAsync("bob", id, approve: true)).StatusCode);
+
+        // Every step is in the session's hash chain, before the statement it let run, and the chain verifies.
+        var session = pending.GetProperty("session").GetGuid();
+        string[] steps = [];
+        await PolicySyncTests.Eventually(async () =>
+        {
+            using var events = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{session}/events"));
+            steps = events.RootElement.EnumerateArray()
+                .Where(e => e.GetProperty("type").GetString() is "approval" or "statement")
+                .Select(e => e.GetProperty("type").GetString() == "approval"
+                    ? $"{e.GetProperty("payload").GetProperty("outcome").GetString()}:{e.GetProperty("payload").GetProperty("requestId").GetInt64()}"
+                    : $"statement:{e.GetProperty("payload").GetProperty("text").GetString()}:{e.GetProperty("payload").GetProperty("decision").GetString()}")
+                .ToArray();
+            return steps.Contains("statement:SELECT 1:allow");
+        });
+        Assert.Equal([$"raised:{id}", $"vote:{id}", $"approved:{id}", $"executed:{id}", "statement:DELETE FROM orders WHERE id = $1:require_approval", "statement:SELECT 1:allow"], steps);
+        using var verdict = JsonDocument.Parse(await (await H.ControlPlane.Api.PostAsync($"/api/v1/sessions/{session}/verify", null)).Content.ReadAsStringAsync());
+        Assert.True(verdict.RootElement.GetProperty("brokenAt").ValueKind == JsonValueKind.Null, verdict.RootElement.ToString());
     }
 
     [Fact]
