@@ -5,7 +5,13 @@ namespace Airlock.ControlPlane.Api;
 
 public sealed record VoteRequest(string? Comment);
 
-/// <summary><c>/api/v1/approvals</c>: list and read requests; approve or deny (signed-in console users with the Approver or Admin role).</summary>
+/// <summary>A time-boxed grant: <see cref="Agent"/> is judged on <see cref="Target"/> by <see cref="Role"/>'s rules for <see cref="Minutes"/> once approved.</summary>
+public sealed record GrantRequest(string? Agent, string? Target, string? Role, int? Minutes, string? Reason);
+
+/// <summary>
+/// <c>/api/v1/approvals</c>: list and read requests; approve or deny (signed-in console users with the
+/// Approver or Admin role). <c>/api/v1/grants</c>: ask for a time-boxed grant (the agent's owner), list, revoke (Admin).
+/// </summary>
 internal static class ApprovalEndpoints
 {
     public static RouteGroupBuilder MapApprovalEndpoints(this RouteGroupBuilder api)
@@ -22,6 +28,14 @@ internal static class ApprovalEndpoints
         api.MapPost("/approvals/{id:long}/deny", (long id, VoteRequest? body, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
             VoteAsync(id, approve: false, body, approvals, http, ct))
             .RequireAuthorization(AccessPolicies.Approver);
+        api.MapGet("/grants", (bool? active, ApprovalService approvals, CancellationToken ct) => approvals.GrantsAsync(active ?? false, ct))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/grants", async (GrantRequest body, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
+            ToResult(await approvals.RequestGrantAsync(http.User.Actor(), body.Agent, body.Target, body.Role, body.Minutes, body.Reason, ct)))
+            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapPost("/grants/{id:long}/revoke", async (long id, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
+            ToResult(await approvals.RevokeGrantAsync(id, http.User.Actor(), ct)))
+            .RequireAuthorization(AccessPolicies.Admin);
         return api;
     }
 
@@ -33,7 +47,8 @@ internal static class ApprovalEndpoints
         200 => Results.Ok(change.Approval),
         201 => Results.Created($"/api/v1/approvals/{change.Approval!.Id}", change.Approval),
         404 => Results.Problem(statusCode: 404, title: "Not found", detail: change.Problem),
-        403 => Results.Problem(statusCode: 403, title: "Not yours to decide", detail: change.Problem),
+        400 => Results.Problem(statusCode: 400, title: "Invalid request", detail: change.Problem),
+        403 => Results.Problem(statusCode: 403, title: "Not allowed", detail: change.Problem),
         _ => Results.Problem(statusCode: change.Status, title: change.Status == 409 ? "Not pending" : "Refused", detail: change.Problem),
     };
 }

@@ -66,9 +66,15 @@ public sealed class ApprovalRefusedException(string message) : Exception(message
 public sealed partial class ApprovalService(
     AirlockDbContext db,
     ApprovalBroadcaster broadcaster,
+    Policies.PolicyChangeNotifier policyChanged,
     IOptions<AgentTokenOptions> issuer,
     TimeProvider time)
 {
+    /// <summary>How long a grant request waits for its decision.</summary>
+    public static readonly TimeSpan GrantRequestExpiry = TimeSpan.FromHours(1);
+
+    public const int MaxGrantMinutes = 1440;
+
     public const int MaxStatements = 50;
     public const int MaxStatementChars = 64 * 1024;
     public const int MaxParameterChars = 2000;
@@ -218,8 +224,92 @@ public sealed partial class ApprovalService(
         var after = await db.Approvals.AsNoTracking().Include(a => a.Votes).SingleAsync(a => a.Id == id, ct);
         if (decided is not null)
             await broadcaster.DecidedAsync(after, ToDecision(after));
+        if (decided == ApprovalStatus.Approved && after.Kind == ApprovalKind.Grant)
+            policyChanged.Publish(); // the grant reaches its target's sidecar in the next snapshot
         broadcaster.Changed(id);
         return new ApprovalChange(ToView(after), 200);
+    }
+
+    /// <summary>
+    /// A person asks for a time-boxed grant: <paramref name="agent"/> is judged on <paramref name="target"/>
+    /// by <paramref name="role"/>'s rules for <paramref name="minutes"/> once someone else approves. Only
+    /// the agent's owner (or an Admin) asks; neither the asker nor the owner approves.
+    /// </summary>
+    public async Task<ApprovalChange> RequestGrantAsync(string requester, string? agent, string? target, string? role, int? minutes, string? reason, CancellationToken ct)
+    {
+        var person = await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == requester, ct);
+        if (person is null || person.Disabled)
+            return new ApprovalChange(null, 403, "only a signed-in console user asks for a grant (an API key cannot)");
+        var problems = new List<string>();
+        var agentRow = agent is null ? null : await db.Agents.AsNoTracking().SingleOrDefaultAsync(a => a.Name == agent, ct);
+        if (agentRow is null)
+            problems.Add($"agent: '{agent}' does not exist");
+        if (target is null || !await db.Targets.AsNoTracking().AnyAsync(t => t.Name == target, ct))
+            problems.Add($"target: '{target}' does not exist");
+        if (role is null || !await db.Roles.AsNoTracking().AnyAsync(r => r.Name == role, ct))
+            problems.Add($"role: '{role}' does not exist");
+        if (minutes is not (>= 1 and <= MaxGrantMinutes))
+            problems.Add($"minutes: must be between 1 and {MaxGrantMinutes}");
+        if (reason is { Length: > 500 })
+            problems.Add("reason: at most 500 characters");
+        if (problems.Count > 0)
+            return new ApprovalChange(null, 400, string.Join("; ", problems));
+        if (agentRow!.Owner != requester && person.Role != ConsoleRoles.Admin)
+            return new ApprovalChange(null, 403, $"only the owner of agent '{agent}' ({agentRow.Owner}) or an Admin asks for its grants");
+        var now = time.GetUtcNow();
+        var approval = new Approval
+        {
+            Kind = ApprovalKind.Grant,
+            Status = ApprovalStatus.Pending,
+            Agent = agentRow.Name,
+            AgentOwner = agentRow.Owner,
+            Role = role!,
+            GrantRole = role,
+            Target = target!,
+            RequestedBy = requester,
+            Statements = [$"grant: agent {agentRow.Name} is judged by role {role} on target {target} for {minutes} minutes"],
+            Classification = "grant",
+            Rule = "grant",
+            Mode = "grant",
+            Required = 1,
+            WindowMinutes = minutes,
+            Reason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(),
+            CreatedAt = now,
+            ExpiresAt = now + GrantRequestExpiry,
+        };
+        db.Approvals.Add(approval);
+        await db.SaveChangesAsync(ct);
+        db.Record(now, requester, "grant.requested", "approval", approval.Id.ToString(), null, new { approval.Agent, approval.Target, role, minutes, approval.Reason });
+        await db.SaveChangesAsync(ct);
+        broadcaster.Changed(approval.Id);
+        return new ApprovalChange(ToView(approval), 201);
+    }
+
+    /// <summary>An Admin ends an approved grant at once.</summary>
+    public async Task<ApprovalChange> RevokeGrantAsync(long id, string actor, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var changed = await db.Approvals.Where(a => a.Id == id && a.Kind == ApprovalKind.Grant && (a.Status == ApprovalStatus.Approved || a.Status == ApprovalStatus.Pending))
+            .ExecuteUpdateAsync(u => u.SetProperty(a => a.Status, ApprovalStatus.Revoked).SetProperty(a => a.ValidUntil, now).SetProperty(a => a.DecidedAt, a => a.DecidedAt ?? now), ct);
+        if (changed == 0)
+            return await db.Approvals.AsNoTracking().AnyAsync(a => a.Id == id && a.Kind == ApprovalKind.Grant, ct)
+                ? new ApprovalChange(await GetAsync(id, ct), 409, $"grant #{id} is not in force")
+                : new ApprovalChange(null, 404, $"grant #{id} does not exist");
+        db.Record(now, actor, "grant.revoked", "approval", id.ToString(), null, null);
+        await db.SaveChangesAsync(ct);
+        policyChanged.Publish(); // sidecars drop it with the next snapshot, within a second
+        broadcaster.Changed(id);
+        return new ApprovalChange(await GetAsync(id, ct), 200);
+    }
+
+    /// <summary>Grants, newest first: all, or only those in force now.</summary>
+    public async Task<IReadOnlyList<ApprovalView>> GrantsAsync(bool activeOnly, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var query = db.Approvals.AsNoTracking().Include(a => a.Votes).Where(a => a.Kind == ApprovalKind.Grant);
+        if (activeOnly)
+            query = query.Where(a => a.Status == ApprovalStatus.Approved && a.ValidUntil > now);
+        return (await query.OrderByDescending(a => a.Id).Take(200).ToListAsync(ct)).Select(ToView).ToList();
     }
 
     /// <summary>Pending requests past their expiry become expired (each by one replica only); returns how many.</summary>

@@ -133,9 +133,26 @@ public sealed class SnapshotCompiler(
             roleReach.Add(new RolePolicy(role.Name, reached, rules));
         }
 
+        // Approved time-boxed grants on this sidecar's targets, each with its elevated role's rules for its target.
+        var now = time.GetUtcNow();
+        var served = targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var grantRows = await db.Approvals.AsNoTracking()
+            .Where(a => a.Kind == ApprovalKind.Grant && a.Status == ApprovalStatus.Approved && a.ValidUntil > now)
+            .OrderBy(a => a.Id).ToListAsync(ct);
+        var grants = new List<TemporaryGrant>();
+        foreach (var g in grantRows.Where(g => served.Contains(g.Target)))
+        {
+            var agent = agents.FirstOrDefault(a => a.Name == g.Agent);
+            var elevated = roles.FirstOrDefault(r => r.Name == g.GrantRole);
+            if (agent is null || elevated is null)
+                continue; // renamed or removed since: the grant lapses with them
+            grants.Add(new TemporaryGrant(g.Id, agent.Id.ToString(), agent.Name, g.Target, elevated.Name, g.ValidUntil!.Value, RulesFor(elevated, [g.Target])));
+        }
+
         var reachingRoles = roleReach.Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
+        var granted = grants.Select(g => g.AgentId).ToHashSet(StringComparer.Ordinal);
         var agentPolicies = agents
-            .Where(a => a.Role is not null && reachingRoles.Contains(a.Role.Name))
+            .Where(a => a.Role is not null && (reachingRoles.Contains(a.Role.Name) || granted.Contains(a.Id.ToString())))
             .Select(a => new AgentPolicy(a.Id.ToString(), a.Name, a.Role!.Name, a.Enabled))
             .ToList();
 
@@ -146,7 +163,8 @@ public sealed class SnapshotCompiler(
             roleReach,
             agentPolicies,
             await keys.GetPublishedKeysAsync(ct),
-            await CompileIdentityAsync(agentPolicies, ct));
+            await CompileIdentityAsync(agentPolicies, ct),
+            grants.Count == 0 ? null : grants);
     }
 
     /// <summary>Airlock's JWKS, and each trusted issuer with its keys and the bindings to agents this sidecar knows.</summary>

@@ -17,7 +17,13 @@ public sealed record SidecarReach(IReadOnlySet<string> Targets, IReadOnlySet<str
         var targets = await db.Targets.AsNoTracking().Where(t => t.SidecarId == sidecarId).ToListAsync(ct);
         var roles = await db.Roles.AsNoTracking().ToListAsync(ct);
         var reaching = roles.Where(r => targets.Any(t => r.Grants.Any(g => SnapshotCompiler.Grants(g, t)))).Select(r => r.Id).ToList();
-        var agents = await db.Agents.AsNoTracking().Where(a => reaching.Contains(a.RoleId)).Select(a => new { a.Id, a.Name }).ToListAsync(ct);
+        // Agents a time-boxed grant lets in (until a day after it lapses, so a session it opened is still theirs to report).
+        var since = DateTimeOffset.UtcNow.AddDays(-1);
+        var names = targets.Select(t => t.Name).ToList();
+        var granted = await db.Approvals.AsNoTracking()
+            .Where(a => a.Kind == ApprovalKind.Grant && (a.Status == ApprovalStatus.Approved || a.Status == ApprovalStatus.Revoked) && a.ValidUntil > since && names.Contains(a.Target))
+            .Select(a => a.Agent).ToListAsync(ct);
+        var agents = await db.Agents.AsNoTracking().Where(a => reaching.Contains(a.RoleId) || granted.Contains(a.Name)).Select(a => new { a.Id, a.Name }).ToListAsync(ct);
         return new SidecarReach(
             targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal),
             agents.Select(a => a.Name).ToHashSet(StringComparer.Ordinal),

@@ -12,7 +12,30 @@ public sealed record PolicySnapshot(
     IReadOnlyList<RolePolicy> Roles,
     IReadOnlyList<AgentPolicy> Agents,
     IReadOnlyList<SnapshotKey> SnapshotKeys,
-    Identity.IdentityPolicy? Identity = null);
+    Identity.IdentityPolicy? Identity = null,
+    IReadOnlyList<TemporaryGrant>? Grants = null);
+
+/// <summary>
+/// An approved, time-boxed elevation: until <see cref="ExpiresAt"/> the agent reaches
+/// <see cref="Target"/> and its statements there are judged by <see cref="Rules"/> (the elevated
+/// role's) instead of its own role's. The sidecar enforces the expiry by its own clock; masking
+/// stays its own role's.
+/// </summary>
+public sealed record TemporaryGrant(long RequestId, string AgentId, string Agent, string Target, string Role, DateTimeOffset ExpiresAt, IReadOnlyList<RulePolicy> Rules)
+{
+    /// <summary>The grant of <paramref name="agentId"/> on <paramref name="target"/> in force at <paramref name="now"/> (the longest-lasting), or null.</summary>
+    public static TemporaryGrant? Active(PolicySnapshot policy, string agentId, string target, DateTimeOffset now)
+    {
+        TemporaryGrant? active = null;
+        foreach (var g in policy.Grants ?? [])
+            if (g.AgentId == agentId && g.Target == target && g.ExpiresAt > now && (active is null || g.ExpiresAt > active.ExpiresAt))
+                active = g;
+        return active;
+    }
+
+    /// <summary>The grant as a role the rule set compiles (its rules, on its one target).</summary>
+    public RolePolicy AsRole() => new($"{Role} (grant #{RequestId})", [Target], Rules);
+}
 
 /// <summary>A target served by this sidecar.</summary>
 /// <param name="ListenPort">Port of the sidecar's listener for this target.</param>

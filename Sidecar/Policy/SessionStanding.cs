@@ -8,7 +8,8 @@ namespace Airlock.Sidecar.Policy;
 public static class SessionStanding
 {
     /// <summary>Why the session of agent <paramref name="agentId"/> on <paramref name="target"/> must end; null when it may go on.</summary>
-    public static string? Check(PolicySnapshot policy, string agentId, string target)
+    /// <param name="now">When a temporary grant must still be in force (its expiry is kept by the caller's clock).</param>
+    public static string? Check(PolicySnapshot policy, string agentId, string target, DateTimeOffset? now = null)
     {
         if (!policy.Targets.Any(t => t.Name == target))
             return $"target \"{target}\" is no longer served by this sidecar";
@@ -18,7 +19,7 @@ public static class SessionStanding
         if (!agent.Enabled)
             return $"agent \"{agent.Name}\" was disabled";
         var role = policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
-        if (role is null || !role.Targets.Contains(target, StringComparer.Ordinal))
+        if ((role is null || !role.Targets.Contains(target, StringComparer.Ordinal)) && TemporaryGrant.Active(policy, agentId, target, now ?? DateTimeOffset.UtcNow) is null)
             return $"agent \"{agent.Name}\" (role \"{agent.Role}\") is no longer granted target \"{target}\"";
         return null;
     }

@@ -255,7 +255,11 @@ internal sealed class GatewayConnection(
         if (!string.Equals(user, agent.Name, StringComparison.Ordinal))
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidAuthorization,
                 $"user \"{Shown(user ?? "")}\" is not the token's agent \"{agent.Name}\"", $"connect with user={agent.Name}"));
-        var role = services.Snapshots.Current?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+        var policy = services.Snapshots.Current?.Policy;
+        var role = policy?.Roles.FirstOrDefault(r => r.Name == agent.Role);
+        // A temporary grant in force judges the session's statements by its elevated role's rules.
+        if (policy is not null && TemporaryGrant.Active(policy, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } grant)
+            role = grant.AsRole();
         if (role is null || !role.Targets.Contains(target.Name, StringComparer.Ordinal))
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
         if (!services.Recorder.HasRoom)
@@ -350,12 +354,20 @@ internal sealed class GatewayConnection(
         // in case a snapshot arrived since): a session does not outlive its target, agent or grant.
         void Recheck(PolicySnapshot policy)
         {
-            if (SessionStanding.Check(policy, agent.Id, target.Name) is { } withdrawn)
+            if (SessionStanding.Check(policy, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } withdrawn)
                 relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
         }
         using var onPolicy = services.Listeners.OnPolicyApplied(Recheck);
         if (services.Snapshots.Current is { } current)
             Recheck(current.Policy);
+        // A session that only a temporary grant lets in ends when the grant does, by this sidecar's clock.
+        using var grantLapse = new Timer(_ =>
+        {
+            if (services.Snapshots.Current is { } now)
+                Recheck(now.Policy);
+        });
+        if (services.Snapshots.Current?.Policy is { } opened && TemporaryGrant.Active(opened, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } lapsing)
+            grantLapse.Change(Clamp(lapsing.ExpiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(50)), Timeout.InfiniteTimeSpan);
         var reason = await relay.RunAsync();
         if (relay.Failure is { } failure)
             services.Logger.LogError(failure, "Session {Session}: the gateway failed and ended it", session);
@@ -381,22 +393,31 @@ internal sealed class GatewayConnection(
     }
 
     /// <summary>The agent's role's rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
+    /// <summary>
+    /// The rules the agent's statements are judged by now: its role's, or a temporary grant's while it
+    /// is in force (looked up again when the snapshot changes or the grant lapses, by this sidecar's clock).
+    /// </summary>
     private Func<RuleSet?> CurrentRules(AgentPolicy agent)
     {
         object? seen = null;
         RuleSet? rules = null;
+        var until = DateTimeOffset.MaxValue;
         return () =>
         {
             var snapshot = services.Snapshots.Current;
-            if (!ReferenceEquals(snapshot, seen))
+            if (!ReferenceEquals(snapshot, seen) || (until != DateTimeOffset.MaxValue && DateTimeOffset.UtcNow >= until))
             {
-                var role = snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+                var grant = snapshot is null ? null : TemporaryGrant.Active(snapshot.Policy, agent.Id, target.Name, DateTimeOffset.UtcNow);
+                var role = grant?.AsRole() ?? snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
                 rules = role is null ? null : RuleSet.For(role, target.Name);
+                until = grant?.ExpiresAt ?? DateTimeOffset.MaxValue; // grants arrive with snapshots: only an expiry moves the rules between two
                 seen = snapshot;
             }
             return rules;
         };
     }
+
+    private static TimeSpan Clamp(TimeSpan due) => due < TimeSpan.Zero ? TimeSpan.Zero : due > TimeSpan.FromDays(2) ? TimeSpan.FromDays(2) : due;
 
     /// <summary>The agent's role's masking rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
     private Func<MaskRules> CurrentMaskRules(AgentPolicy agent)

@@ -54,6 +54,11 @@ public sealed class ApprovalFixture : IAsyncLifetime
                 new { name = "job-inserts-for-five-minutes", action = "require_approval", match = new { commands = new[] { "INSERT" }, tables = new[] { "jobs" } }, approval = new { mode = "fail-fast", windowMinutes = 5 } },
             },
         }));
+        // What a time-boxed grant elevates the deployer to: schema changes, nothing else (it grants no target itself).
+        Ok(await cp.Api.PutAsJsonAsync("/api/v1/roles/schema-changer", new
+        {
+            rules = new object[] { new { name = "ddl", action = "allow", match = new { classes = new[] { "ddl" } } } },
+        }));
         Ok(await cp.Api.PutAsJsonAsync("/api/v1/agents/deployer", new { role = "deployer", owner = "olivia" }));
         Token = await GatewayHarness.TokenAsync(cp, "deployer");
         await Harness.Sidecar.WaitForVersionAsync(version + 1);
@@ -371,5 +376,65 @@ public sealed class ApprovalTests(ApprovalFixture fixture) : IClassFixture<Appro
         var approval = await RequestAsync(id);
         Assert.Equal(("approved", 3), (approval.GetProperty("status").GetString(), approval.GetProperty("uses").GetInt32()));
         Assert.True(approval.GetProperty("validUntil").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(4));
+    }
+
+    [Fact]
+    public async Task A_time_boxed_grant_elevates_the_agent_once_approved_until_revoked_or_expired()
+    {
+        var connection = await OpenAsync();
+        await using var closing = Quietly(connection);
+        async Task<string?> CreateAsync(string table)
+        {
+            try
+            {
+                await using var create = new NpgsqlCommand($"CREATE TABLE {table} (x int)", connection);
+                await create.ExecuteNonQueryAsync();
+                return null;
+            }
+            catch (PostgresException e)
+            {
+                return $"{e.SqlState}: {e.MessageText}";
+            }
+        }
+        Assert.StartsWith("42501", await CreateAsync("grant_probe_0"));
+
+        var olivia = await fixture.PersonAsync("olivia");
+        var refused = await (await fixture.PersonAsync("carol")).PostAsJsonAsync("/api/v1/grants", new { agent = "deployer", target = "pg", role = "schema-changer", minutes = 1 });
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode); // only the owner (or an Admin) asks
+        var bad = await olivia.PostAsJsonAsync("/api/v1/grants", new { agent = "deployer", target = "pg", role = "nobody", minutes = 0 });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("role: 'nobody' does not exist; minutes: must be between 1 and 1440", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        async Task<long> GrantAsync(string reason)
+        {
+            var asked = await olivia.PostAsJsonAsync("/api/v1/grants", new { agent = "deployer", target = "pg", role = "schema-changer", minutes = 1, reason });
+            Assert.Equal(HttpStatusCode.Created, asked.StatusCode);
+            var id = JsonDocument.Parse(await asked.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetInt64();
+            Assert.Equal(HttpStatusCode.Forbidden, (await VoteAsync("olivia", id, approve: true)).StatusCode); // her own request, her own agent
+            Assert.Equal(HttpStatusCode.OK, (await VoteAsync("alice", id, approve: true, "for the migration")).StatusCode);
+            return id;
+        }
+
+        // Approved: it reaches the sidecar with the next snapshot, and an Admin takes it back at once.
+        var first = await GrantAsync("run the migration");
+        var n = 1;
+        await PolicySyncTests.Eventually(async () => await CreateAsync($"grant_probe_{n++}") is null, seconds: 10);
+        Assert.Equal(HttpStatusCode.OK, (await H.ControlPlane.Api.PostAsync($"/api/v1/grants/{first}/revoke", null)).StatusCode);
+        await PolicySyncTests.Eventually(async () => await CreateAsync($"grant_probe_{n++}") is not null, seconds: 10);
+        Assert.Equal("revoked", (await RequestAsync(first)).GetProperty("status").GetString());
+
+        // Another: it ends by itself at its minute, by the sidecar's clock (no new snapshot is sent for it).
+        var second = await GrantAsync("one more table");
+        await PolicySyncTests.Eventually(async () => await CreateAsync($"grant_probe_{n++}") is null, seconds: 10);
+        var until = (await RequestAsync(second)).GetProperty("validUntil").GetDateTimeOffset();
+        var (_, ready) = await H.Sidecar.ReadyAsync();
+        var version = ready.GetProperty("version").GetInt64();
+        await Task.Delay(until - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(300));
+        var lapsed = await CreateAsync("grant_probe_after");
+        Assert.NotNull(lapsed);
+        Assert.StartsWith("42501", lapsed);
+        Assert.Equal(version, (await H.Sidecar.ReadyAsync()).Body.GetProperty("version").GetInt64());
+        var active = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/grants?active=true")).RootElement;
+        Assert.Equal(0, active.GetArrayLength());
     }
 }
