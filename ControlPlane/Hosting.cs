@@ -78,6 +78,11 @@ internal static class Hosting
         builder.Services.AddScoped<Approvals.ApprovalService>();
         builder.Services.AddSingleton<Approvals.ApprovalBroadcaster>();
         builder.Services.AddHostedService<Approvals.ApprovalExpiry>();
+        builder.Services.AddScoped<Approvals.WebhookService>();
+        builder.Services.AddOptions<Approvals.WebhookOptions>().Bind(builder.Configuration.GetSection("Airlock:Webhooks")).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddHttpClient(Approvals.WebhookDispatcher.HttpClientName, c => c.Timeout = Timeout.InfiniteTimeSpan);
+        builder.Services.AddSingleton<Approvals.WebhookDispatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Approvals.WebhookDispatcher>());
         builder.Services.AddScoped<SidecarService>();
         return builder;
     }

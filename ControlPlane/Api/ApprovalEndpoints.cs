@@ -5,6 +5,10 @@ namespace Airlock.ControlPlane.Api;
 
 public sealed record VoteRequest(string? Comment);
 
+/// <param name="Format"><c>json</c> (default) or <c>slack</c>.</param>
+/// <param name="Secret">The HMAC secret; left out, a random one is made and returned once.</param>
+public sealed record WebhookRequest(string? Name, string? Url, string? Format, string? Secret);
+
 /// <summary>A time-boxed grant: <see cref="Agent"/> is judged on <see cref="Target"/> by <see cref="Role"/>'s rules for <see cref="Minutes"/> once approved.</summary>
 public sealed record GrantRequest(string? Agent, string? Target, string? Role, int? Minutes, string? Reason);
 
@@ -35,6 +39,20 @@ internal static class ApprovalEndpoints
             .RequireAuthorization(AccessPolicies.Viewer);
         api.MapPost("/grants/{id:long}/revoke", async (long id, ApprovalService approvals, HttpContext http, CancellationToken ct) =>
             ToResult(await approvals.RevokeGrantAsync(id, http.User.Actor(), ct)))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapGet("/webhooks", (WebhookService webhooks, CancellationToken ct) => webhooks.ListAsync(ct))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapPost("/webhooks", async (WebhookRequest body, WebhookService webhooks, HttpContext http, CancellationToken ct) =>
+        {
+            var (created, problem, status) = await webhooks.CreateAsync(body.Name, body.Url, body.Format, body.Secret, http.User.Actor(), ct);
+            return created is not null
+                ? Results.Created($"/api/v1/webhooks/{created.Webhook.Name}", created)
+                : Results.Problem(statusCode: status, title: status == 409 ? "Conflict" : "Invalid webhook", detail: problem);
+        }).RequireAuthorization(AccessPolicies.Admin);
+        api.MapDelete("/webhooks/{name}", async (string name, WebhookService webhooks, HttpContext http, CancellationToken ct) =>
+            await webhooks.DeleteAsync(name, http.User.Actor(), ct) ? Results.NoContent() : ApiProblems.NotFound($"webhook '{name}'"))
+            .RequireAuthorization(AccessPolicies.Admin);
+        api.MapGet("/webhooks/deliveries", (string? webhook, int? take, WebhookService webhooks, CancellationToken ct) => webhooks.DeliveriesAsync(webhook, take ?? 100, ct))
             .RequireAuthorization(AccessPolicies.Admin);
         return api;
     }

@@ -11,13 +11,16 @@ namespace Airlock.ControlPlane.Approvals;
 /// the app bar's count, toasts) and the sidecar that holds a decided statement (through the sidecar
 /// hub's group, which the SignalR backplane carries to whichever replica the sidecar is connected to).
 /// </summary>
-public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> hub, ILogger<ApprovalBroadcaster> logger)
+public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> hub, WebhookDispatcher webhooks, ILogger<ApprovalBroadcaster> logger)
 {
     /// <summary>A request was raised, voted on, decided, expired or settled (its id). Handlers must be quick.</summary>
     public event Action<long>? ApprovalChanged;
 
-    public void Changed(long id)
+    /// <param name="webhooksDue">Webhook deliveries were enqueued with the change: send them now.</param>
+    public void Changed(long id, bool webhooksDue = false)
     {
+        if (webhooksDue)
+            webhooks.Wake();
         try
         {
             ApprovalChanged?.Invoke(id);

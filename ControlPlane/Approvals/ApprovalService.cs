@@ -133,8 +133,9 @@ public sealed partial class ApprovalService(
         await db.SaveChangesAsync(ct);
         db.Record(now, $"sidecar:{sidecar.Name}", "approval.raised", "approval", approval.Id.ToString(), null,
             new { approval.Agent, approval.Target, approval.Rule, approval.Mode, approval.Required, approval.Group, approval.Fingerprint, session = approval.SessionId });
+        var notify = await WebhookService.EnqueueAsync(db, WebhookEvents.Requested, ToView(approval), ConsoleUrl(approval.Id), now, ct);
         await db.SaveChangesAsync(ct);
-        broadcaster.Changed(approval.Id);
+        broadcaster.Changed(approval.Id, notify);
         return new ApprovalTicket(approval.Id, approval.ExpiresAt, ApprovalOutcomes.Pending, ConsoleUrl(approval.Id));
     }
 
@@ -219,6 +220,9 @@ public sealed partial class ApprovalService(
                 new { votes = approval.Votes.Select(v => new { v.Voter, v.Approve }).ToList(), validUntil });
             await db.SaveChangesAsync(ct);
         }
+        var decidedView = decided is null ? null : await GetAsync(id, ct);
+        var notify = decidedView is not null && await WebhookService.EnqueueAsync(db, WebhookEvents.Decided, decidedView, ConsoleUrl(id), now, ct);
+        await db.SaveChangesAsync(ct);
         await transaction.CommitAsync(ct);
         db.ChangeTracker.Clear();
         var after = await db.Approvals.AsNoTracking().Include(a => a.Votes).SingleAsync(a => a.Id == id, ct);
@@ -226,7 +230,7 @@ public sealed partial class ApprovalService(
             await broadcaster.DecidedAsync(after, ToDecision(after));
         if (decided == ApprovalStatus.Approved && after.Kind == ApprovalKind.Grant)
             policyChanged.Publish(); // the grant reaches its target's sidecar in the next snapshot
-        broadcaster.Changed(id);
+        broadcaster.Changed(id, notify);
         return new ApprovalChange(ToView(after), 200);
     }
 
@@ -280,8 +284,9 @@ public sealed partial class ApprovalService(
         db.Approvals.Add(approval);
         await db.SaveChangesAsync(ct);
         db.Record(now, requester, "grant.requested", "approval", approval.Id.ToString(), null, new { approval.Agent, approval.Target, role, minutes, approval.Reason });
+        var notify = await WebhookService.EnqueueAsync(db, WebhookEvents.Requested, ToView(approval), ConsoleUrl(approval.Id), now, ct);
         await db.SaveChangesAsync(ct);
-        broadcaster.Changed(approval.Id);
+        broadcaster.Changed(approval.Id, notify);
         return new ApprovalChange(ToView(approval), 201);
     }
 
@@ -320,14 +325,18 @@ public sealed partial class ApprovalService(
         var expired = 0;
         foreach (var id in due)
         {
+            // The status, its audit entry and its webhook deliveries commit together.
+            await using var transaction = await db.Database.BeginTransactionAsync(ct);
             if (await db.Approvals.Where(a => a.Id == id && a.Status == ApprovalStatus.Pending)
                     .ExecuteUpdateAsync(u => u.SetProperty(a => a.Status, ApprovalStatus.Expired).SetProperty(a => a.DecidedAt, now), ct) == 0)
                 continue;
             db.Record(now, "airlock", "approval.expired", "approval", id.ToString(), null, null);
-            await db.SaveChangesAsync(ct);
             var approval = await db.Approvals.AsNoTracking().Include(a => a.Votes).SingleAsync(a => a.Id == id, ct);
+            var notify = await WebhookService.EnqueueAsync(db, WebhookEvents.Decided, ToView(approval), ConsoleUrl(id), now, ct);
+            await db.SaveChangesAsync(ct);
+            await transaction.CommitAsync(ct);
             await broadcaster.DecidedAsync(approval, ToDecision(approval));
-            broadcaster.Changed(id);
+            broadcaster.Changed(id, notify);
             expired++;
         }
         return expired;

@@ -34,6 +34,8 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<Approval> Approvals => Set<Approval>();
     public DbSet<ApprovalVote> ApprovalVotes => Set<ApprovalVote>();
+    public DbSet<Webhook> Webhooks => Set<Webhook>();
+    public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -57,6 +59,17 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
             e.HasMany(a => a.Votes).WithOne().HasForeignKey(v => v.ApprovalId).OnDelete(DeleteBehavior.Cascade);
         });
         modelBuilder.Entity<ApprovalVote>(e => e.HasIndex(v => new { v.ApprovalId, v.Voter }).IsUnique());
+        modelBuilder.Entity<Webhook>(e =>
+        {
+            e.HasIndex(w => w.Name).IsUnique();
+            e.Property(w => w.Name).HasMaxLength(100);
+        });
+        modelBuilder.Entity<WebhookDelivery>(e =>
+        {
+            e.HasIndex(d => new { d.Status, d.NextAttemptAt });
+            e.HasIndex(d => d.WebhookId);
+            e.Property(d => d.Status).HasConversion<string>().HasMaxLength(20);
+        });
         modelBuilder.Entity<ApiKey>(e =>
         {
             e.HasIndex(k => k.KeyHash).IsUnique();

@@ -411,3 +411,43 @@ public sealed class ApprovalVote
     public string? Comment { get; set; }
     public DateTimeOffset At { get; set; }
 }
+
+/// <summary>An outgoing webhook: approval events are POSTed to <see cref="Url"/>, signed with its secret.</summary>
+public sealed class Webhook
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public required string Url { get; set; }
+    /// <summary><c>json</c> (Airlock's own payload, HMAC-signed) or <c>slack</c> (a Slack-compatible message, signed the same way).</summary>
+    public string Format { get; set; } = "json";
+    /// <summary>The HMAC secret, protected at rest like a credential.</summary>
+    public required string SecretProtected { get; set; }
+    public bool Enabled { get; set; } = true;
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>One event for one webhook: sent, retried with backoff, and kept as the delivery log.</summary>
+public sealed class WebhookDelivery
+{
+    public long Id { get; set; }
+    public Guid WebhookId { get; set; }
+    public required string Event { get; set; }
+    public long ApprovalId { get; set; }
+    /// <summary>The exact body sent (and signed).</summary>
+    public required string Payload { get; set; }
+    public WebhookDeliveryStatus Status { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset NextAttemptAt { get; set; }
+    public int? LastStatusCode { get; set; }
+    public string? LastError { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? DeliveredAt { get; set; }
+}
+
+public enum WebhookDeliveryStatus
+{
+    Pending,
+    Delivered,
+    /// <summary>Every attempt failed; kept in the log.</summary>
+    Failed,
+}
