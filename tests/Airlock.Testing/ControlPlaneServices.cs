@@ -33,6 +33,14 @@ public static class ControlPlaneServices
         services.AddScoped<Airlock.ControlPlane.Identity.UserAdministration>();
         services.AddScoped<Airlock.ControlPlane.Identity.AgentCredentials>();
         services.AddOpenIddict().AddCore(o => o.UseEntityFrameworkCore().UseDbContext<AirlockDbContext>());
+        // Approvals as the control plane wires them (a SignalR hub context with no sidecar connected).
+        services.AddSignalR();
+        services.AddHttpClient();
+        services.AddOptions<Airlock.ControlPlane.Approvals.WebhookOptions>();
+        services.AddSingleton<Airlock.ControlPlane.Approvals.WebhookDispatcher>();
+        services.AddSingleton<Airlock.ControlPlane.Approvals.ApprovalBroadcaster>();
+        services.AddScoped<Airlock.ControlPlane.Approvals.ApprovalService>();
+        services.AddScoped<Airlock.ControlPlane.Approvals.WebhookService>();
         return services;
     }
 

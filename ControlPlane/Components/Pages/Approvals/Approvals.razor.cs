@@ -23,6 +23,9 @@ public partial class Approvals : ComponentBase, IDisposable
     private string? _error;
     private bool _busy;
     private readonly CancellationTokenSource _disposed = new();
+    private IReadOnlyList<ApprovalView> _grants = [];
+    private string? _grantAgent, _grantTarget, _grantRole, _grantReason;
+    private int _grantMinutes = 30;
 
     protected override async Task OnInitializedAsync()
     {
@@ -42,6 +45,7 @@ public partial class Approvals : ComponentBase, IDisposable
         foreach (var a in list)
             _comments.TryAdd(a.Id, null);
         _approvals = list;
+        _grants = await service.GrantsAsync(activeOnly: false, _disposed.Token);
     }
 
     private async Task VoteAsync(long id, bool approve)
@@ -72,6 +76,54 @@ public partial class Approvals : ComponentBase, IDisposable
             _busy = false;
         }
     }
+
+    private async Task RequestGrantAsync()
+    {
+        _busy = true;
+        try
+        {
+            var actor = await Actor.AuthorizeAsync(ConsoleRoles.All);
+            if (actor is null)
+            {
+                _error = ConsoleActor.Refusal;
+                return;
+            }
+            using var scope = Scopes.CreateScope();
+            var change = await scope.ServiceProvider.GetRequiredService<ApprovalService>()
+                .RequestGrantAsync(actor, Trimmed(_grantAgent), Trimmed(_grantTarget), Trimmed(_grantRole), _grantMinutes, _grantReason, _disposed.Token);
+            _error = change.Problem;
+            if (change.Approval is { } asked)
+                Snackbar.Add($"Grant #{asked.Id} asked for; someone else approves it", Severity.Info);
+            await LoadAsync();
+        }
+        finally
+        {
+            _busy = false;
+        }
+    }
+
+    private async Task RevokeAsync(long id)
+    {
+        var actor = await Actor.AuthorizeAsync([ConsoleRoles.Admin]);
+        if (actor is null)
+        {
+            _error = ConsoleActor.Refusal;
+            return;
+        }
+        using var scope = Scopes.CreateScope();
+        var change = await scope.ServiceProvider.GetRequiredService<ApprovalService>().RevokeGrantAsync(id, actor, _disposed.Token);
+        _error = change.Problem;
+        if (change.Problem is null)
+            Snackbar.Add($"Grant #{id} revoked; sidecars drop it with the next snapshot", Severity.Success);
+        await LoadAsync();
+    }
+
+    private static string? Trimmed(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+
+    private static bool IsInForce(ApprovalView grant) => grant.Status == "approved" && grant.ValidUntil > DateTimeOffset.UtcNow;
+
+    private static string GrantStatus(ApprovalView grant) =>
+        grant.Status == "approved" && !IsInForce(grant) ? "lapsed" : grant.Status == "approved" ? "in force" : grant.Status;
 
     private void OnChanged(long id) => _ = InvokeAsync(async () =>
     {
