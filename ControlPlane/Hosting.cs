@@ -53,6 +53,8 @@ internal static class Hosting
     {
         builder.Services.AddDataProtection().SetApplicationName("Airlock").PersistKeysToDbContext<AirlockDbContext>()
             .ProtectKeyRing(builder.Configuration, stateDirectory, productionStore: DataExtensions.IsPostgres(builder.Configuration.GetConnectionString("Airlock") ?? ""));
+        builder.Services.AddSingleton<Replicas.ReplicaSignals>();
+        builder.Services.AddHostedService<Replicas.ReplicaSignalsConnector>();
         builder.Services.AddSingleton<PolicyChangeNotifier>();
         builder.Services.AddScoped<PolicyStore>();
         builder.Services.AddScoped<Simulator>();
@@ -66,7 +68,15 @@ internal static class Hosting
         builder.Services.AddGrpc();
         // Recording batches are up to ~1 MiB; SignalR's 32 KiB default would cut them off.
         // MessagePack for sidecars (binary payloads, no base64); browsers' circuits keep JSON.
-        builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024).AddMessagePackProtocol();
+        var signalR = builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = 8 * 1024 * 1024).AddMessagePackProtocol();
+        // Several replicas on one store: the SignalR backplane (sidecar groups, console circuits) and the
+        // replicas' own signals go through one Redis server.
+        if (builder.Configuration["Airlock:Redis"] is { Length: > 0 } redis)
+            signalR.AddStackExchangeRedis(redis, o =>
+            {
+                o.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal("airlock");
+                o.Configuration.AbortOnConnectFail = false;
+            });
         builder.Services.AddScoped<Sessions.RecordingIngest>();
         builder.Services.AddScoped<Sessions.SessionQueries>();
         builder.Services.AddScoped<Sessions.SessionControl>();

@@ -15,14 +15,25 @@ public sealed class StartupException(string message, Exception? inner = null) : 
 /// </summary>
 internal static class StartupChecks
 {
-    private static readonly string[] Values = ["StateDirectory", "PublicUrl", "PublicGrpcUrl"];
+    private static readonly string[] Values = ["StateDirectory", "PublicUrl", "PublicGrpcUrl", "Redis"];
 
     private static readonly (string Name, Type Options)[] Sections =
         [("Snapshots", typeof(SnapshotOptions)), ("Identity", typeof(AgentTokenOptions)), ("Recordings", typeof(RecordingOptions)),
-         ("KeyRing", typeof(Data.KeyRingOptions)), ("Console", typeof(ConsoleOptions))];
+         ("KeyRing", typeof(Data.KeyRingOptions)), ("Console", typeof(ConsoleOptions)), ("Webhooks", typeof(Approvals.WebhookOptions))];
 
     public static void CheckAirlockSection(IConfiguration configuration)
     {
+        if (configuration["Airlock:Redis"] is { Length: > 0 } redis)
+        {
+            try
+            {
+                StackExchange.Redis.ConfigurationOptions.Parse(redis);
+            }
+            catch (ArgumentException e)
+            {
+                throw new StartupException($"Airlock:Redis '{redis}' is not a Redis configuration (host:port[,option=value…]): {e.Message}", e);
+            }
+        }
         foreach (var child in configuration.GetSection("Airlock").GetChildren())
         {
             if (Values.Contains(child.Key, StringComparer.OrdinalIgnoreCase))

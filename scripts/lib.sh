@@ -56,3 +56,21 @@ start_postgres() {
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null
 }
+
+# A private Redis on loopback (no persistence): the control planes' SignalR backplane in the replica tests.
+start_redis() {
+  local dir="$1" port="$2"
+  mkdir -p "$dir"
+  if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> starting Redis on 127.0.0.1:$port ($dir)"
+  redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir" --save "" --appendonly no \
+    --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" --protected-mode yes
+  for _ in $(seq 1 100); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "error: Redis did not start on 127.0.0.1:$port; see $dir/redis.log" >&2
+  exit 1
+}

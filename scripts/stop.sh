@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what scripts/run.sh started.
+# Stops what scripts/run.sh started, and the PostgreSQL and Redis the test command left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -15,4 +15,14 @@ for p in sidecar controlplane; do
 done
 if [ -f "$DEMO_PG_DIR/postmaster.pid" ]; then
   as_pg_user "$(pg_bin)/pg_ctl" -D "$DEMO_PG_DIR" stop -m fast >/dev/null && echo "stopped the demo PostgreSQL"
+fi
+# What the test command (scripts/test.sh) leaves running: its PostgreSQL and Redis.
+TEST_PG_DIR="${AIRLOCK_TEST_PG_DIR:-/tmp/airlock-test-postgres}"
+if [ -f "$TEST_PG_DIR/postmaster.pid" ]; then
+  as_pg_user "$(pg_bin)/pg_ctl" -D "$TEST_PG_DIR" stop -m fast >/dev/null && echo "stopped the test PostgreSQL"
+fi
+TEST_REDIS_PORT="${AIRLOCK_TEST_REDIS_PORT:-56379}"
+if command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p "$TEST_REDIS_PORT" ping >/dev/null 2>&1; then
+  redis-cli -h 127.0.0.1 -p "$TEST_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  echo "stopped the test Redis"
 fi

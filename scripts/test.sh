@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine (idempotent):
 #   1. installs what the suite needs (PostgreSQL server and clients incl. pgbench, Chromium, Node.js
-#      and npm) from Debian packages, and node-postgres from npm into tests/node,
-#   2. starts a private PostgreSQL on 127.0.0.1:${AIRLOCK_TEST_PG_PORT:-55432},
+#      and npm, Redis) from Debian packages, and node-postgres from npm into tests/node,
+#   2. starts a private PostgreSQL on 127.0.0.1:${AIRLOCK_TEST_PG_PORT:-55432} and a private Redis on
+#      127.0.0.1:${AIRLOCK_TEST_REDIS_PORT:-56379} (the control planes' backplane in the replica tests); both
+#      keep running afterwards (scripts/stop.sh stops them),
 #   3. restores, builds and runs every test project in ControlPlane.sln.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,7 @@ source scripts/lib.sh
 
 ensure_dotnet
 ensure_packages "/usr/lib/postgresql/*/bin/initdb:postgresql" "psql:postgresql-client" "pgbench:postgresql-contrib" \
-  "chromium:chromium" "runuser:util-linux" "node:nodejs" "npm:npm"
+  "chromium:chromium" "runuser:util-linux" "node:nodejs" "npm:npm" "redis-server:redis-server"
 echo "==> npm packages for the node-postgres tests"
 (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 
@@ -18,6 +20,9 @@ PG_PORT="${AIRLOCK_TEST_PG_PORT:-55432}"
 PG_DIR="${AIRLOCK_TEST_PG_DIR:-/tmp/airlock-test-postgres}"
 start_postgres "$PG_DIR" "$PG_PORT"
 export AIRLOCK_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Include Error Detail=true"
+REDIS_PORT="${AIRLOCK_TEST_REDIS_PORT:-56379}"
+start_redis "${AIRLOCK_TEST_REDIS_DIR:-/tmp/airlock-test-redis}" "$REDIS_PORT"
+export AIRLOCK_TEST_REDIS="127.0.0.1:$REDIS_PORT"
 export AIRLOCK_CHROMIUM="${AIRLOCK_CHROMIUM:-/usr/bin/chromium}"
 
 echo "==> building"

@@ -11,8 +11,24 @@ namespace Airlock.ControlPlane.Approvals;
 /// the app bar's count, toasts) and the sidecar that holds a decided statement (through the sidecar
 /// hub's group, which the SignalR backplane carries to whichever replica the sidecar is connected to).
 /// </summary>
-public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> hub, WebhookDispatcher webhooks, ILogger<ApprovalBroadcaster> logger)
+public sealed class ApprovalBroadcaster
 {
+    private readonly IHubContext<SidecarHub, ISidecarClient> _hub;
+    private readonly WebhookDispatcher _webhooks;
+    private readonly Replicas.ReplicaSignals _signals;
+    private readonly ILogger<ApprovalBroadcaster> _logger;
+
+    public ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> hub, WebhookDispatcher webhooks, Replicas.ReplicaSignals signals, ILogger<ApprovalBroadcaster> logger)
+    {
+        (_hub, _webhooks, _signals, _logger) = (hub, webhooks, signals, logger);
+        // Every replica's console hears of every request, whichever replica stored the change.
+        signals.On(Replicas.ReplicaChannels.Approvals, payload =>
+        {
+            if (long.TryParse(payload, out var id))
+                Raise(id);
+        });
+    }
+
     /// <summary>A request was raised, voted on, decided, expired or settled (its id). Handlers must be quick.</summary>
     public event Action<long>? ApprovalChanged;
 
@@ -20,14 +36,19 @@ public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> 
     public void Changed(long id, bool webhooksDue = false)
     {
         if (webhooksDue)
-            webhooks.Wake();
+            _webhooks.Wake();
+        _signals.Publish(Replicas.ReplicaChannels.Approvals, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private void Raise(long id)
+    {
         try
         {
             ApprovalChanged?.Invoke(id);
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "An approval listener failed");
+            _logger.LogWarning(e, "An approval listener failed");
         }
     }
 
@@ -38,11 +59,11 @@ public sealed class ApprovalBroadcaster(IHubContext<SidecarHub, ISidecarClient> 
             return;
         try
         {
-            await hub.Clients.Group(SidecarHub.GroupFor(sidecar)).ApprovalDecided(decision);
+            await _hub.Clients.Group(SidecarHub.GroupFor(sidecar)).ApprovalDecided(decision);
         }
         catch (Exception e)
         {
-            logger.LogWarning("Approval request {Request}: the decision could not be sent to its sidecar now ({Error}); it is sent again when the sidecar reconnects", approval.Id, e.Message);
+            _logger.LogWarning("Approval request {Request}: the decision could not be sent to its sidecar now ({Error}); it is sent again when the sidecar reconnects", approval.Id, e.Message);
         }
     }
 }

@@ -5,10 +5,25 @@ namespace Airlock.ControlPlane.Policies;
 /// sidecar's snapshot. A generation counter plus a task that completes on the next change lets a
 /// stream wait without missing a change that happens between two waits.
 /// </summary>
-/// <remarks>In-process only: with several control-plane replicas this needs a shared signal
-/// (PostgreSQL LISTEN/NOTIFY); the streams' periodic refresh bounds the delay meanwhile.</remarks>
+/// <remarks>
+/// A change made on any replica reaches the streams of every replica (<see cref="Replicas.ReplicaSignals"/>,
+/// over Redis when several replicas share a store); the streams' periodic refresh bounds the delay if a
+/// signal is lost.
+/// </remarks>
 public sealed class PolicyChangeNotifier
 {
+    private readonly Replicas.ReplicaSignals? _signals;
+
+    public PolicyChangeNotifier() : this(null)
+    {
+    }
+
+    public PolicyChangeNotifier(Replicas.ReplicaSignals? signals)
+    {
+        _signals = signals;
+        signals?.On(Replicas.ReplicaChannels.Policy, _ => Fire());
+    }
+
     private readonly Lock _gate = new();
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _generation;
@@ -19,6 +34,14 @@ public sealed class PolicyChangeNotifier
     }
 
     public void Publish()
+    {
+        if (_signals is null)
+            Fire();
+        else
+            _signals.Publish(Replicas.ReplicaChannels.Policy);
+    }
+
+    private void Fire()
     {
         TaskCompletionSource fired;
         lock (_gate)

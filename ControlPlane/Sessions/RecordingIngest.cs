@@ -245,10 +245,29 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
     private static string Cut(string value) => value.Length <= 200 ? value : value[..200];
 }
 
-/// <summary>Tells live console views which sessions got new events.</summary>
+/// <summary>Tells live console views which sessions got new events — on every replica (<see cref="Replicas.ReplicaSignals"/>).</summary>
 public sealed class SessionNotifier
 {
+    private readonly Replicas.ReplicaSignals? _signals;
+
+    public SessionNotifier() : this(null)
+    {
+    }
+
+    public SessionNotifier(Replicas.ReplicaSignals? signals)
+    {
+        _signals = signals;
+        signals?.On(Replicas.ReplicaChannels.Sessions, payload =>
+            Changed?.Invoke(payload.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(id => Guid.TryParse(id, out var g) ? g : Guid.Empty).Where(g => g != Guid.Empty).ToList()));
+    }
+
     public event Action<IReadOnlyCollection<Guid>>? Changed;
 
-    public void Publish(IReadOnlyCollection<Guid> sessions) => Changed?.Invoke(sessions);
+    public void Publish(IReadOnlyCollection<Guid> sessions)
+    {
+        if (_signals is null)
+            Changed?.Invoke(sessions);
+        else
+            _signals.Publish(Replicas.ReplicaChannels.Sessions, string.Join(',', sessions.Take(1000)));
+    }
 }

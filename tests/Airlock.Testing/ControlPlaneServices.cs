@@ -20,6 +20,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
         services.AddDataProtection().SetApplicationName("Airlock.Tests").UseEphemeralDataProtectionProvider();
         services.AddScoped<AirlockDbContext>(_ => store.Open());
+        services.AddSingleton<Airlock.ControlPlane.Replicas.ReplicaSignals>(); // in-process: no Redis in these tests
         services.AddSingleton<PolicyChangeNotifier>();
         services.AddSingleton<SidecarPresence>();
         services.AddOptions<SnapshotOptions>();

@@ -108,15 +108,17 @@ public sealed class GatewayHarness : IAsyncDisposable
 
     public string SidecarLibpq => $"host=127.0.0.1 port={Port} dbname={Database} user=ci sslmode=require";
 
+    /// <param name="storeConnectionString">The control plane's store (null: its embedded SQLite file).</param>
+    /// <param name="controlPlaneArgs">More options for the control plane.</param>
     public static async Task<GatewayHarness> StartAsync(string upstreamUser = ScramUser, string credentialYaml = "password: " + ScramPassword, string tls = "prefer",
-        IEnumerable<string>? sidecarArgs = null, int? sidecarFileDescriptorLimit = null)
+        IEnumerable<string>? sidecarArgs = null, int? sidecarFileDescriptorLimit = null, string? storeConnectionString = null, IEnumerable<string>? controlPlaneArgs = null)
     {
         // The listen ports were free a moment ago; another test's server may take one before the sidecar
         // binds it (then that server would answer this harness's connections). Start again on new ports.
         string? problem = null;
         for (var attempt = 1; attempt <= 3; attempt++)
         {
-            var harness = await StartOnFreePortsAsync(upstreamUser, credentialYaml, tls, sidecarArgs, sidecarFileDescriptorLimit);
+            var harness = await StartOnFreePortsAsync(upstreamUser, credentialYaml, tls, sidecarArgs, sidecarFileDescriptorLimit, storeConnectionString, controlPlaneArgs);
             problem = await harness.ListenerProblemAsync();
             if (problem is null)
                 return harness;
@@ -125,7 +127,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         throw new InvalidOperationException($"the sidecar could not listen on the harness's ports three times: {problem}");
     }
 
-    private static async Task<GatewayHarness> StartOnFreePortsAsync(string upstreamUser, string credentialYaml, string tls, IEnumerable<string>? sidecarArgs, int? fileDescriptorLimit)
+    private static async Task<GatewayHarness> StartOnFreePortsAsync(string upstreamUser, string credentialYaml, string tls, IEnumerable<string>? sidecarArgs, int? fileDescriptorLimit,
+        string? storeConnectionString, IEnumerable<string>? controlPlaneArgs)
     {
         await EnsureLoginRolesAsync();
         var database = await CreateDatabaseAsync();
@@ -134,7 +137,7 @@ public sealed class GatewayHarness : IAsyncDisposable
         var (downPort, badPasswordPort, md5Port, clearPort, loopbackPort) = (FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next(), FreePort.Next());
         var closed = new ClosedPort(); // pg-down's upstream: refused for the harness's lifetime
         var closedPort = closed.Port;
-        var cp = await ControlPlaneProcess.StartAsync();
+        var cp = await ControlPlaneProcess.StartAsync(storeConnectionString, extraArgs: controlPlaneArgs);
         var sidecar = SidecarProcess.Start(cp.Url, await cp.CreateSidecarAsync("edge-1"), extraArgs:
         [
             $"--Sidecar:Postgres:CertificatePath={Path.Combine(certificates, "server.pem")}",
