@@ -8,6 +8,7 @@ return args.FirstOrDefault() switch
     "gateway" => await GatewayThroughput.RunAsync(args[1..]),
     "guardrails" => await GuardrailCost.RunAsync(args[1..]),
     "masking" => await MaskingCost.RunAsync(args[1..]),
+    "approvals" => await ApprovalRoundTrip.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -44,6 +45,12 @@ static int Usage()
               Masking cost per row and per value (each strategy, each content detector); then one
               sidecar, two agents reading the same rows with and without a masked column: pgbench
               TPS, a 1,000,000-row SELECT and COPY in MB/s with the sidecar's peak RSS, as ratios.
+
+          approvals [--runs 200] [--warmup 20]
+              Approval round trip: from the approval being stored to the held statement running at
+              the target, p50/p90/p99, with one control plane and with two replicas (PostgreSQL store,
+              Redis backplane; the vote goes to the replica the sidecar is not connected to).
+              Needs AIRLOCK_TEST_POSTGRES and AIRLOCK_TEST_REDIS (scripts/test.sh starts both).
         """);
     return 2;
 }
