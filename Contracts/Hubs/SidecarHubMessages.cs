@@ -40,6 +40,7 @@ public sealed record RecordingAck(IReadOnlyDictionary<Guid, long> StoredThrough,
 /// <param name="Fingerprint">Lower-case hex SHA-256 over the normalized statement, its parameter values, agent and target (<c>ApprovalFingerprint</c>).</param>
 /// <param name="Mode"><c>hold</c> or <c>fail-fast</c> (as the sidecar's snapshot says; the control plane uses its own rule).</param>
 /// <param name="Parameters">The bound parameter values as text, for approvers to read (cut when long).</param>
+/// <param name="Grant">The time-boxed grant whose role's rules judged the statement, when one was in force (the rule is that role's).</param>
 public sealed record ApprovalRequest(
     Guid Session,
     string Agent,
@@ -50,7 +51,8 @@ public sealed record ApprovalRequest(
     string Rule,
     string Fingerprint,
     string Mode,
-    IReadOnlyList<string?>? Parameters = null);
+    IReadOnlyList<string?>? Parameters = null,
+    long? Grant = null);
 
 /// <summary>
 /// The control plane's answer to <see cref="ApprovalRequest"/>: the request's number and expiry, and its

@@ -75,6 +75,12 @@ public sealed partial class ApprovalService(
 
     public const int MaxGrantMinutes = 1440;
 
+    /// <summary>Pending requests one agent may have at a time.</summary>
+    public const int MaxPendingPerAgent = 20;
+
+    /// <summary>How far a sidecar's clock may run ahead of the control plane's when it names a grant that just lapsed.</summary>
+    private static readonly TimeSpan GrantClockSkew = TimeSpan.FromSeconds(30);
+
     public const int MaxStatements = 50;
     public const int MaxStatementChars = 64 * 1024;
     public const int MaxParameterChars = 2000;
@@ -99,13 +105,27 @@ public sealed partial class ApprovalService(
         if (reach.Problem(sidecar.Name, request.Agent, request.Target) is { } problem)
             throw new ApprovalRefusedException(problem);
         var agent = await db.Agents.AsNoTracking().Include(a => a.Role).ThenInclude(r => r!.Rules).SingleAsync(a => a.Name == request.Agent, ct);
-        var rule = agent.Role!.Rules.FirstOrDefault(r => r.Name == request.Rule && r.Action == RuleActions.RequireApproval && r.Approval is not null)
-            ?? throw new ApprovalRefusedException($"role '{agent.Role.Name}' of agent '{agent.Name}' has no require_approval rule named '{request.Rule}'");
-        var spec = rule.Approval!;
         var now = time.GetUtcNow();
+        // The rule is the role's that judged the statement: the agent's own, or a time-boxed grant's in force.
+        var role = agent.Role!;
+        if (request.Grant is { } grantId)
+        {
+            var grant = await db.Approvals.AsNoTracking().SingleOrDefaultAsync(a => a.Id == grantId && a.Kind == ApprovalKind.Grant && a.Status == ApprovalStatus.Approved
+                && a.Agent == agent.Name && a.Target == request.Target, ct);
+            if (grant is null || !(grant.ValidUntil > now - GrantClockSkew))
+                throw new ApprovalRefusedException($"grant #{grantId} of agent '{agent.Name}' on target '{request.Target}' is not in force");
+            role = await db.Roles.AsNoTracking().Include(r => r.Rules).SingleOrDefaultAsync(r => r.Name == grant.GrantRole, ct)
+                ?? throw new ApprovalRefusedException($"role '{grant.GrantRole}' of grant #{grantId} no longer exists");
+        }
+        var rule = role.Rules.FirstOrDefault(r => r.Name == request.Rule && r.Action == RuleActions.RequireApproval && r.Approval is not null)
+            ?? throw new ApprovalRefusedException($"role '{role.Name}' {(request.Grant is null ? $"of agent '{agent.Name}'" : $"(granted by #{request.Grant})")} has no require_approval rule named '{request.Rule}'");
+        var spec = rule.Approval!;
 
-        if (await ReuseAsync(request, spec, now, ct) is { } reused)
+        if (await ReuseAsync(request, rule.Name, spec, now, ct) is { } reused)
             return reused;
+        // An agent cannot flood approvers: its pending requests are capped.
+        if (await db.Approvals.CountAsync(a => a.Agent == agent.Name && a.Status == ApprovalStatus.Pending && a.ExpiresAt > now, ct) >= MaxPendingPerAgent)
+            throw new ApprovalRefusedException($"agent '{agent.Name}' already has {MaxPendingPerAgent} approval requests waiting; wait for them to be decided");
 
         var approval = new Approval
         {
@@ -115,7 +135,7 @@ public sealed partial class ApprovalService(
             SessionId = request.Session,
             Agent = agent.Name,
             AgentOwner = agent.Owner,
-            Role = agent.Role.Name,
+            Role = role.Name,
             Target = request.Target,
             Statements = [.. request.Statements],
             Parameters = [.. (request.Parameters ?? []).Select(p => p is { Length: > MaxParameterChars } ? p[..MaxParameterChars] + "…" : p)],
@@ -143,7 +163,7 @@ public sealed partial class ApprovalService(
     /// The same statement again: a pending request of it is the one to wait for (not a second one); a
     /// fail-fast approval whose window is open covers this run (claimed here, so "once" means once).
     /// </summary>
-    private async Task<ApprovalTicket?> ReuseAsync(ApprovalRequest request, ApprovalData spec, DateTimeOffset now, CancellationToken ct)
+    private async Task<ApprovalTicket?> ReuseAsync(ApprovalRequest request, string rule, ApprovalData spec, DateTimeOffset now, CancellationToken ct)
     {
         var same = await db.Approvals.AsNoTracking()
             .Where(a => a.Kind == ApprovalKind.Statement && a.Fingerprint == request.Fingerprint && a.Agent == request.Agent && a.Target == request.Target
@@ -151,6 +171,9 @@ public sealed partial class ApprovalService(
             .OrderByDescending(a => a.Id).ToListAsync(ct);
         foreach (var a in same)
         {
+            // Only under the same rule as it stands now: a rule made stricter since does not honour older approvals.
+            if (a.Rule != rule || a.Required < spec.Approvals || a.Group != spec.Group || a.WindowMinutes != spec.WindowMinutes)
+                continue;
             if (a.Status == ApprovalStatus.Pending && a.ExpiresAt > now && a.Mode == spec.Mode && spec.Mode == ApprovalModes.FailFast)
                 return new ApprovalTicket(a.Id, a.ExpiresAt, ApprovalOutcomes.Pending, ConsoleUrl(a.Id));
             if (a.Status != ApprovalStatus.Approved || a.Mode != ApprovalModes.FailFast || !(a.ValidUntil > now))
@@ -186,8 +209,11 @@ public sealed partial class ApprovalService(
         var now = time.GetUtcNow();
         if (approval.Status != ApprovalStatus.Pending || approval.ExpiresAt <= now)
             return new ApprovalChange(ToView(approval), 409, $"approval request #{id} is {Name(approval.ExpiresAt <= now && approval.Status == ApprovalStatus.Pending ? ApprovalStatus.Expired : approval.Status)}; it takes no more votes");
-        if (string.Equals(approval.AgentOwner, voter, StringComparison.Ordinal))
+        var ownerNow = await db.Agents.AsNoTracking().Where(a => a.Name == approval.Agent).Select(a => a.Owner).SingleOrDefaultAsync(ct);
+        if (string.Equals(approval.AgentOwner, voter, StringComparison.Ordinal) || string.Equals(ownerNow, voter, StringComparison.Ordinal))
             return new ApprovalChange(ToView(approval), 403, $"you own agent '{approval.Agent}'; a request raised by an agent you own is decided by someone else");
+        if (approval.Kind == ApprovalKind.Grant && user.Role != ConsoleRoles.Admin)
+            return new ApprovalChange(ToView(approval), 403, "a grant changes what an agent may do: an Admin decides it");
         if (string.Equals(approval.RequestedBy, voter, StringComparison.Ordinal))
             return new ApprovalChange(ToView(approval), 403, "you asked for this; it is decided by someone else");
         if (approval.Group is { } group && !user.Groups.Contains(group, StringComparer.Ordinal))
@@ -196,11 +222,22 @@ public sealed partial class ApprovalService(
             return new ApprovalChange(ToView(approval), 409, "you have already voted on this request");
 
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        // Votes on one request take turns: this update locks its row (PostgreSQL) or the store (SQLite)
+        // until the transaction ends, so the count below sees every vote committed before it.
+        if (await db.Approvals.Where(a => a.Id == id && a.Status == ApprovalStatus.Pending).ExecuteUpdateAsync(u => u.SetProperty(a => a.Status, ApprovalStatus.Pending), ct) == 0)
+            return new ApprovalChange(null, 409, $"approval request #{id} was decided meanwhile");
         var vote = new ApprovalVote { ApprovalId = id, Voter = voter, Approve = approve, Comment = comment, At = now };
         approval.Votes.Add(vote);
         db.Record(now, voter, "approval.vote", "approval", id.ToString(), null, new { approve, comment });
-        await db.SaveChangesAsync(ct);
-        var approvals = approval.Votes.Count(v => v.Approve);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            return new ApprovalChange(null, 409, "you have already voted on this request"); // the same person, twice at once
+        }
+        var approvals = await db.ApprovalVotes.CountAsync(v => v.ApprovalId == id && v.Approve, ct);
         ApprovalStatus? decided = !approve ? ApprovalStatus.Denied : approvals >= approval.Required ? ApprovalStatus.Approved : null;
         if (decided is { } status)
         {

@@ -9,8 +9,11 @@ public readonly record struct HighlightedRun(string Text, string Kind);
 /// Splits SQL text into runs for display, with the gateway's own lexer: keywords, strings, numbers,
 /// parameters, comments and the rest. Text that does not lex is shown as it is, in one run.
 /// </summary>
-public static class SqlHighlight
+public static partial class SqlHighlight
 {
+    [System.Text.RegularExpressions.GeneratedRegex("[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]")]
+    private static partial System.Text.RegularExpressions.Regex BidiControls();
+
     public const string Keyword = "keyword", Literal = "literal", Number = "number", Parameter = "parameter", Comment = "comment", Plain = "plain";
 
     private static readonly HashSet<string> Keywords = new(StringComparer.OrdinalIgnoreCase)
@@ -24,6 +27,8 @@ public static class SqlHighlight
 
     public static IReadOnlyList<HighlightedRun> Runs(string text)
     {
+        // Direction controls would let a statement read differently from what runs: show them as escapes.
+        text = BidiControls().Replace(text, m => $"\\u{(int)m.Value[0]:X4}");
         List<SqlToken> tokens;
         try
         {

@@ -190,7 +190,10 @@ public abstract class ApprovalServiceTests(StoreProvider provider) : IAsyncLifet
         Assert.Equal(201, asked.Status);
         var id = asked.Approval!.Id;
         Assert.Equal(403, (await VoteAsync(id, "olivia")).Status);
-        var approved = await VoteAsync(id, "carol"); // a grant names no group
+        var approver = await VoteAsync(id, "carol"); // an Approver does not decide a grant: it changes what the agent may do
+        Assert.Equal(403, approver.Status);
+        Assert.Contains("an Admin decides it", approver.Problem, StringComparison.Ordinal);
+        var approved = await VoteAsync(id, "bob");
         Assert.Equal(_time.GetUtcNow().AddMinutes(30), approved.Approval!.ValidUntil);
         Assert.Single(await WithAsync(s => s.GrantsAsync(activeOnly: true, default)));
         Assert.Equal(200, (await WithAsync(s => s.RevokeGrantAsync(id, "bob", default))).Status);

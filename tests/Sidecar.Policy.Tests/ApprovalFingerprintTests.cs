@@ -8,7 +8,7 @@ public sealed class ApprovalFingerprintTests
 {
     private static BoundValue Text(string value) => new(0, Encoding.UTF8.GetBytes(value));
 
-    private static string Of(string sql, params BoundValue[] values) => ApprovalFingerprint.Of(sql, values, "ci", "orders");
+    private static string Of(string sql, params BoundValue[] values) => ApprovalFingerprint.Of(sql, values, [], "ci", "orders");
 
     private static readonly string Base = Of("DELETE FROM t WHERE id = $1", Text("5"));
 
@@ -39,8 +39,18 @@ public sealed class ApprovalFingerprintTests
     [MemberData(nameof(Different))]
     public void Anything_else_is_another_statement(string why, string sql, BoundValue[] values, string agent, string target)
     {
-        Assert.NotEqual(Base, ApprovalFingerprint.Of(sql, values, agent, target));
+        Assert.NotEqual(Base, ApprovalFingerprint.Of(sql, values, [], agent, target));
         Assert.False(string.IsNullOrEmpty(why));
+    }
+
+    [Fact]
+    public void The_same_bytes_under_another_declared_type_are_another_value()
+    {
+        BoundValue[] two = [new BoundValue(1, new byte[] { 0x40, 0, 0, 0, 0, 0, 0, 0 })]; // 2.0 as float8; 4611686018427387904 as int8
+        Assert.NotEqual(ApprovalFingerprint.Of("DELETE FROM t WHERE id < $1", two, [701], "ci", "orders"),
+            ApprovalFingerprint.Of("DELETE FROM t WHERE id < $1", two, [20], "ci", "orders"));
+        Assert.NotEqual(ApprovalFingerprint.Of("DELETE FROM t WHERE id < $1", two, [701], "ci", "orders"),
+            ApprovalFingerprint.Of("DELETE FROM t WHERE id < $1", two, [], "ci", "orders"));
     }
 
     [Fact]

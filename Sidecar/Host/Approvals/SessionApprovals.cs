@@ -4,17 +4,20 @@ using Airlock.Sidecar.Policy;
 using Airlock.Sidecar.Policy.Approvals;
 using Airlock.Sidecar.Postgres;
 using Airlock.Sidecar.Protocols.Postgres;
+using Airlock.Sidecar.Protocols.Sql;
 using Airlock.Sidecar.Recording;
 
 namespace Airlock.Sidecar.Approvals;
 
 /// <summary>A statement a <c>require_approval</c> rule decided: the rule, the exact text, and (for a Bind) the parameter values it runs with.</summary>
+/// <param name="ParameterTypes">The parameter types the statement's Parse declared (0: the server infers): the same bytes mean another value under another type.</param>
 /// <param name="Shown">The parameter values as text, for approvers to read.</param>
 internal sealed record ApprovalNeed(
     Policy.Guardrails.Decision Decision,
     string Text,
     string Classification,
     IReadOnlyList<BoundValue> Parameters,
+    IReadOnlyList<int> ParameterTypes,
     IReadOnlyList<string?> Shown,
     bool StandardConformingStrings)
 {
@@ -40,6 +43,7 @@ internal enum HoldEnd
     SessionEnded,
 }
 
+/// <param name="activeGrant">The time-boxed grant whose rules judge the session now, if any (the control plane checks the rule against its role).</param>
 /// <summary>
 /// One session's approvals: raises a request for a statement, waits for its decision while the relay
 /// holds the statement, and writes every step (raised, each vote, the decision, executed or
@@ -53,6 +57,7 @@ internal sealed class SessionApprovals(
     AgentPolicy agent,
     TargetPolicy target,
     HoldCancellation cancel,
+    Func<long?> activeGrant,
     TimeProvider time,
     ILogger logger)
 {
@@ -65,8 +70,10 @@ internal sealed class SessionApprovals(
     public async Task<Raised> RaiseAsync(ApprovalNeed need)
     {
         var spec = need.Spec;
-        var fingerprint = ApprovalFingerprint.Of(need.Text, need.Parameters, agent.Name, target.Name, need.StandardConformingStrings);
-        var request = new ApprovalRequest(recording.Session, agent.Name, agent.Role, target.Name, [need.Text], need.Classification, need.Rule, fingerprint, spec.Mode, need.Shown);
+        var fingerprint = ApprovalFingerprint.Of(need.Text, need.Parameters, need.ParameterTypes, agent.Name, target.Name, need.StandardConformingStrings);
+        // Approvers (and webhooks) read the text with password literals redacted; the fingerprint is the real text's.
+        var shown = SqlRedaction.Redact(need.Text, need.StandardConformingStrings);
+        var request = new ApprovalRequest(recording.Session, agent.Name, agent.Role, target.Name, [shown], need.Classification, need.Rule, fingerprint, spec.Mode, need.Shown, activeGrant());
         ApprovalTicket ticket;
         try
         {
@@ -119,6 +126,8 @@ internal sealed class SessionApprovals(
                 return await EndAsync(ticket, HoldEnd.Expired, null);
             var tick = Task.Delay(left < KeepAliveEvery ? left : KeepAliveEvery);
             var first = await Task.WhenAny(decided, clientGone, cancelledTask, endedTask, tick);
+            if (first == decided && cancelled.IsCancellationRequested)
+                return await EndAsync(ticket, HoldEnd.Cancelled, null); // the client's cancel came as the decision did: it wins
             if (first == decided)
             {
                 var decision = await decided;
@@ -159,6 +168,13 @@ internal sealed class SessionApprovals(
         await RecordAsync(new ApprovalPayload(ticket.RequestId, outcome, null, detail));
         await SettleAsync(ticket.RequestId, outcome, detail);
         return (end, decision);
+    }
+
+    /// <summary>An approved statement that did not run after all (the rules changed while it waited).</summary>
+    public async Task NotRunAsync(long requestId, string why)
+    {
+        await RecordAsync(new ApprovalPayload(requestId, ApprovalOutcomes.Cancelled, null, why));
+        await SettleAsync(requestId, ApprovalOutcomes.Cancelled, why);
     }
 
     /// <summary>The held statement was sent to the target.</summary>

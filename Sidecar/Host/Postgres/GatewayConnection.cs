@@ -198,11 +198,10 @@ internal sealed class GatewayConnection(
             services.Logger.LogInformation("Cancel request from {Client} matches no session; ignored", Remote);
             return;
         }
+        // A statement held for approval stops waiting; the cancel still goes upstream, for what the session
+        // sent before it (still running there, perhaps) — the server ignores it when nothing runs.
         if (entry.Hold.TryCancel())
-        {
             services.Logger.LogInformation("Cancel request from {Client} ended a wait for approval", Remote);
-            return;
-        }
         try
         {
             await services.Connector.CancelAsync(entry.Target, entry.ProcessId, entry.RealSecret, ct);
@@ -342,7 +341,9 @@ internal sealed class GatewayConnection(
         var masking = new SessionMasking(services.MaskCatalog, target, CurrentMaskRules(agent), new ValueMasker(SessionMasking.OpenKey(target, services.Identity)));
         var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking);
         guard.OnStartup(upstream.StartupMessages);
-        var approvals = new Approvals.SessionApprovals(services.Approvals, services.ApprovalChannel, recording, agent, target, holdCancellation, TimeProvider.System, services.Logger);
+        var approvals = new Approvals.SessionApprovals(services.Approvals, services.ApprovalChannel, recording, agent, target, holdCancellation,
+            () => services.Snapshots.Current?.Policy is { } now ? TemporaryGrant.Active(now, agent.Id, target.Name, DateTimeOffset.UtcNow)?.RequestId : null,
+            TimeProvider.System, services.Logger);
         var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking, approvals);
         using var live = services.LiveSessions.Register(session, reason =>
         {
@@ -352,22 +353,26 @@ internal sealed class GatewayConnection(
         using var onStop = stopping.Register(() => relay.End("sidecar shutting down", PgError.Fatal(SqlStates.AdminShutdown, "the Airlock sidecar is shutting down")));
         // Access was checked at connect; it is checked again whenever the policy changes (and once now,
         // in case a snapshot arrived since): a session does not outlive its target, agent or grant.
-        void Recheck(PolicySnapshot policy)
-        {
-            if (SessionStanding.Check(policy, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } withdrawn)
-                relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
-        }
-        using var onPolicy = services.Listeners.OnPolicyApplied(Recheck);
-        if (services.Snapshots.Current is { } current)
-            Recheck(current.Policy);
-        // A session that only a temporary grant lets in ends when the grant does, by this sidecar's clock.
-        using var grantLapse = new Timer(_ =>
+        // A session that only a temporary grant lets in ends when the grant does, by this sidecar's clock:
+        // each check arms a timer for the expiry of the grant in force then, which checks again.
+        Timer? grantLapse = null;
+        grantLapse = new Timer(_ =>
         {
             if (services.Snapshots.Current is { } now)
                 Recheck(now.Policy);
         });
-        if (services.Snapshots.Current?.Policy is { } opened && TemporaryGrant.Active(opened, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } lapsing)
-            grantLapse.Change(Clamp(lapsing.ExpiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(50)), Timeout.InfiniteTimeSpan);
+        using var lapseTimer = grantLapse;
+        void Recheck(PolicySnapshot policy)
+        {
+            var now = DateTimeOffset.UtcNow;
+            if (SessionStanding.Check(policy, agent.Id, target.Name, now) is { } withdrawn)
+                relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
+            else if (TemporaryGrant.Active(policy, agent.Id, target.Name, now) is { } lapsing)
+                grantLapse?.Change(Clamp(lapsing.ExpiresAt - now + TimeSpan.FromMilliseconds(50)), Timeout.InfiniteTimeSpan);
+        }
+        using var onPolicy = services.Listeners.OnPolicyApplied(Recheck);
+        if (services.Snapshots.Current is { } current)
+            Recheck(current.Policy);
         var reason = await relay.RunAsync();
         if (relay.Failure is { } failure)
             services.Logger.LogError(failure, "Session {Session}: the gateway failed and ended it", session);
@@ -409,7 +414,10 @@ internal sealed class GatewayConnection(
             {
                 var grant = snapshot is null ? null : TemporaryGrant.Active(snapshot.Policy, agent.Id, target.Name, DateTimeOffset.UtcNow);
                 var role = grant?.AsRole() ?? snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
-                rules = role is null ? null : RuleSet.For(role, target.Name);
+                // Neither the role nor a grant reaches the target (a grant lapsed): nothing is allowed.
+                rules = role is null ? null
+                    : role.Targets.Contains(target.Name, StringComparer.Ordinal) ? RuleSet.For(role, target.Name)
+                    : RuleSet.Compile(role.Name, []);
                 until = grant?.ExpiresAt ?? DateTimeOffset.MaxValue; // grants arrive with snapshots: only an expiry moves the rules between two
                 seen = snapshot;
             }

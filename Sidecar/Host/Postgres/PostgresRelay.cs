@@ -183,7 +183,10 @@ internal sealed class PostgresRelay(
                                     forwarded = sentUpTo = 0;
                                     rewritten = null;
                                 }
-                                ruling = await DecideApprovalAsync(ruling.Value, need, input);
+                                var messageType = type;
+                                var messageLength = length;
+                                ruling = await DecideApprovalAsync(ruling.Value, need, input,
+                                    () => guard.JudgeAsync(messageType, input.Memory.Slice(5, messageLength - 4))); // the message is first in the input now
                                 if (ruling is null)
                                     return; // the session ended while the statement waited
                                 arrived = Stopwatch.GetTimestamp(); // its duration counts from when it may run
@@ -243,23 +246,29 @@ internal sealed class PostgresRelay(
     // client that goes away), and hands it, and its read in flight, back to the loop afterwards.
 
     private readonly byte[] _asideBuffer = new byte[4096];
-    private readonly ArrayBufferWriter<byte> _aside = new();
+    private ArrayBufferWriter<byte> _aside = new();
     private Task<int>? _carriedRead;
     private readonly SemaphoreSlim _clientWrite = new(1, 1);
 
     /// <summary>Reads the agent's next bytes: first those of a read begun while a statement was held.</summary>
-    private async ValueTask<int> FillFromClientAsync(FrameBuffer input, int needed)
+    private ValueTask<int> FillFromClientAsync(FrameBuffer input, int needed) =>
+        _carriedRead is null ? input.FillAsync(client, needed, _ended.Token) : CarriedAsync(input);
+
+    private async ValueTask<int> CarriedAsync(FrameBuffer input)
     {
-        if (_carriedRead is not { } carried)
-            return await input.FillAsync(client, needed, _ended.Token);
+        var carried = _carriedRead!;
         _carriedRead = null;
         var read = await carried;
         input.Append(_asideBuffer.AsSpan(0, read));
         return read;
     }
 
-    /// <summary>Puts a statement to approvers: its final ruling (approved, or refused with the reason), or null when the session ended meanwhile.</summary>
-    private async Task<Ruling?> DecideApprovalAsync(Ruling ruling, Approvals.ApprovalNeed need, FrameBuffer input)
+    /// <summary>
+    /// Puts a statement to approvers: its final ruling (approved, or refused with the reason), or null when
+    /// the session ended meanwhile. An approved statement is judged again before it runs (<paramref name="rejudge"/>):
+    /// the rules may have changed while it waited.
+    /// </summary>
+    private async Task<Ruling?> DecideApprovalAsync(Ruling ruling, Approvals.ApprovalNeed need, FrameBuffer input, Func<ValueTask<Ruling?>> rejudge)
     {
         var raised = await approvals!.RaiseAsync(need);
         if (raised.Refusal is { } refusal)
@@ -276,7 +285,7 @@ internal sealed class PostgresRelay(
             return null;
         }
         using var holdOver = new CancellationTokenSource();
-        var watcher = WatchClientAsync(holdOver.Token);
+        var watcher = WatchClientAsync(input.Length, holdOver.Token);
         (Approvals.HoldEnd End, Contracts.Hubs.ApprovalDecision? Decision) outcome;
         try
         {
@@ -287,11 +296,21 @@ internal sealed class PostgresRelay(
             holdOver.Cancel();
             await watcher.ContinueWith(_ => { }, TaskScheduler.Default);
             input.Append(_aside.WrittenSpan);
+            _aside = _aside.Capacity > FrameBuffer.DefaultSize ? new ArrayBufferWriter<byte>() : _aside; // a long hold's bytes are not kept for the session's life
             _aside.ResetWrittenCount();
         }
         switch (outcome.End)
         {
             case Approvals.HoldEnd.Approved:
+                if (await rejudge() is { } now && now.Refusal is not null && now.Approval?.Decision.DecidedBy != need.Decision.DecidedBy)
+                {
+                    await approvals.NotRunAsync(ticket.RequestId, "the rules changed while it waited");
+                    return ruling with
+                    {
+                        Refusal = now.Refusal with { Message = $"approval request #{ticket.RequestId} was approved, but the rules changed while the statement waited and now refuse it: {now.Refusal.Message}" },
+                        Approval = null,
+                    };
+                }
                 await approvals.ExecutedAsync(ticket.RequestId);
                 return ruling with { Refusal = null, Approval = null };
             case Approvals.HoldEnd.ClientGone:
@@ -316,13 +335,17 @@ internal sealed class PostgresRelay(
 
     private static readonly byte[] FlushMessage = [(byte)'H', 0, 0, 0, 4];
 
-    /// <summary>Reads what the agent sends while a statement is held; completes when the agent is gone (or the hold is over).</summary>
-    private async Task WatchClientAsync(CancellationToken holdOver)
+    /// <summary>
+    /// Reads what the agent sends while a statement is held; completes when the agent is gone (or the hold
+    /// is over). What it keeps, with what the loop holds already (<paramref name="held"/>), stays within one
+    /// message's limit: beyond it the agent waits (TCP back-pressure), hold after hold.
+    /// </summary>
+    private async Task WatchClientAsync(int held, CancellationToken holdOver)
     {
         var over = Task.Delay(Timeout.Infinite, holdOver);
         while (!holdOver.IsCancellationRequested)
         {
-            if (_aside.WrittenCount > options.MaxMessageBytes)
+            if (held + _aside.WrittenCount > options.MaxMessageBytes)
             {
                 await over.ContinueWith(_ => { }, TaskScheduler.Default); // enough kept: the agent waits (TCP back-pressure)
                 return;

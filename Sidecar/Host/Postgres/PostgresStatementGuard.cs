@@ -101,13 +101,33 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
             if (judgement.Decision.Allowed && judgement.Class is StatementClass.Ddl or StatementClass.Dcl or StatementClass.Admin or StatementClass.Unknown)
                 catalog?.Forget();
         }
-        if (masked is not null && judgement.Decision.Allowed && StaleExecute(judgement, masked) is { } stale)
+        if (masked is not null && (judgement.Decision.Allowed || judgement.Decision.Action == DecisionAction.RequireApproval) && StaleExecute(judgement, masked) is { } stale)
             return Refused(Rule(judgement), stale) with { Text = text };
         if (name is null)
             return WithApproval(Masked(Rule(judgement), judgement, text, masked, current), judgement, text, null, []) with { Text = text };
+        if (name.Length > 0 && judgement.Decision.Action == DecisionAction.RequireApproval && IsApprovalRequired(Masked(Rule(judgement), judgement, text, masked, current), judgement))
+            return NamedParseRefused(judgement, text);
         var parsed = Prepared(name, judgement, current, text, masked, parameterTypes, out var tag) with { Text = text, Tag = tag };
-        // A Parse runs nothing: a statement that needs approval is put to approvers at its Bind, with the values it runs with.
+        // A Parse runs nothing: a statement that needs approval is put to approvers at its Bind, with the
+        // values it runs with. Only the unnamed statement, which SQL (EXECUTE) cannot reach.
         return IsApprovalRequired(parsed, judgement) ? parsed with { Refusal = null } : parsed;
+    }
+
+    /// <summary>
+    /// A statement that needs approval is not prepared under a name: the server's name space is shared with
+    /// SQL-level PREPARE and EXECUTE, so a named statement waiting for its Bind could be reached around it.
+    /// </summary>
+    private static Ruling NamedParseRefused(Judgement judgement, string text)
+    {
+        var refused = Rule(judgement);
+        return refused with
+        {
+            Text = text,
+            Refusal = refused.Refusal! with
+            {
+                Hint = "A statement that needs approval is put to approvers with its parameter values when it runs: send it without preparing it under a name (the unnamed statement, as drivers do by default), or as a plain query.",
+            },
+        };
     }
 
     /// <summary>The parameter section of a Bind message (from <see cref="Offset"/> of its body): read only when the statement needs approval.</summary>
@@ -140,7 +160,7 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
                 shown.Add(isNull ? null : PgValueText.Render(value, format, i < parameterTypes.Length ? parameterTypes[i] : 0, 2000));
             }
         }
-        return ruling with { Approval = new Approvals.ApprovalNeed(judgement.Decision, text, StatementNames.Of(judgement.Class), parameters, shown, judge.StandardConformingStrings) };
+        return ruling with { Approval = new Approvals.ApprovalNeed(judgement.Decision, text, StatementNames.Of(judgement.Class), parameters, parameterTypes, shown, judge.StandardConformingStrings) };
     }
 
     /// <summary>
@@ -173,8 +193,17 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// <summary>The ruling with masking applied: refused, or marked (errors withheld, a COPY's rows masked), or as it was.</summary>
     private Ruling Masked(Ruling ruling, Judgement judgement, string text, MaskedTarget? target, RuleSet? current)
     {
-        if (target is null || ruling.Refusal is not null || ruling.Verdict is null)
+        if (target is null || ruling.Verdict is null)
             return ruling;
+        if (ruling.Refusal is not null)
+        {
+            // A statement waiting for approval runs, once approved, masked as an allowed one would; one that
+            // masking refuses is refused outright (nothing to approve).
+            if (judgement.Decision.Action != DecisionAction.RequireApproval)
+                return ruling;
+            var asAllowed = Masked(ruling with { Refusal = null }, judgement, text, target, current);
+            return asAllowed.Refusal is not null ? asAllowed : asAllowed with { Refusal = ruling.Refusal };
+        }
         if (_maskMemos.TryGetValue(judgement, out var memo) && ReferenceEquals(memo.Target, target) && memo.Text == text)
             return memo.Ruling;
         var verdict = MaskingJudge.Judge(target, current?.Role ?? "", text, judgement.Statements.Select(s => s.Statement).ToList(), judge.StandardConformingStrings);

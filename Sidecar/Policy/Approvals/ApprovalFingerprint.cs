@@ -10,8 +10,9 @@ public readonly record struct BoundValue(short Format, ReadOnlyMemory<byte>? Val
 
 /// <summary>
 /// What an approval is bound to: SHA-256 over the statement's normalized text (comments and spacing
-/// dropped, keywords in one case, literals exactly as written), every parameter value (format, length
-/// and bytes; NULL distinct from empty), the agent and the target, each length-prefixed so no two
+/// dropped, keywords in one case, literals exactly as written), the parameter types its Parse declared,
+/// every parameter value (format, length and bytes; NULL distinct from empty), the agent and the
+/// target, each length-prefixed so no two
 /// different inputs share an encoding. Approving <c>DELETE … WHERE id = $1</c> with 5 approves
 /// nothing with 6; the same text re-sent with other spacing or comments is the same statement.
 /// </summary>
@@ -20,7 +21,8 @@ public static class ApprovalFingerprint
     private static readonly byte[] Domain = "airlock-approval-v1"u8.ToArray();
 
     /// <param name="standardConformingStrings">How the session reads <c>'…\'…'</c> (the text is normalized as the server reads it).</param>
-    public static string Of(string text, IReadOnlyList<BoundValue> parameters, string agent, string target, bool standardConformingStrings = true)
+    /// <param name="parameterTypes">The types the statement's Parse declared for its parameters (0 or missing: inferred by the server).</param>
+    public static string Of(string text, IReadOnlyList<BoundValue> parameters, IReadOnlyList<int> parameterTypes, string agent, string target, bool standardConformingStrings = true)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         Field(hash, Domain);
@@ -30,6 +32,13 @@ public static class ApprovalFingerprint
         Span<byte> header = stackalloc byte[8];
         BinaryPrimitives.WriteInt32BigEndian(header, parameters.Count);
         hash.AppendData(header[..4]);
+        BinaryPrimitives.WriteInt32BigEndian(header, parameterTypes.Count);
+        hash.AppendData(header[..4]);
+        foreach (var type in parameterTypes)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(header, type);
+            hash.AppendData(header[..4]);
+        }
         foreach (var p in parameters)
         {
             BinaryPrimitives.WriteInt16BigEndian(header, p.Format);

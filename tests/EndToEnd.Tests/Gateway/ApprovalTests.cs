@@ -38,6 +38,7 @@ public sealed class ApprovalFixture : IAsyncLifetime
         var cp = Harness.ControlPlane;
         foreach (var (name, groups) in new[] { ("alice", new[] { "dba" }), ("bob", new[] { "dba" }), ("olivia", new[] { "dba" }), ("carol", Array.Empty<string>()) })
             Ok(await cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = name, password = Password, role = "Approver", groups }));
+        Ok(await cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "ada", password = Password, role = "Admin" })); // decides grants
         var (_, ready) = await Harness.Sidecar.ReadyAsync();
         var version = ready.GetProperty("version").GetInt64();
         Ok(await cp.Api.PutAsJsonAsync("/api/v1/roles/deployer", new
@@ -230,6 +231,19 @@ public sealed class ApprovalTests(ApprovalFixture fixture) : IClassFixture<Appro
     }
 
     [Fact]
+    public async Task A_statement_needing_approval_cannot_be_prepared_under_a_name_and_raises_nothing()
+    {
+        await using var connection = await OpenAsync();
+        await using var delete = new NpgsqlCommand("DELETE FROM orders WHERE id = $1", connection) { Parameters = { new() { Value = 9 } } };
+        var e = await Assert.ThrowsAsync<PostgresException>(() => delete.PrepareAsync());
+        Assert.Equal("42501", e.SqlState);
+        Assert.Contains("without preparing it under a name", e.Hint ?? "", StringComparison.Ordinal);
+        Assert.Equal(1L, await DirectScalarAsync("SELECT count(*) FROM orders WHERE id = 9"));
+        await using var after = new NpgsqlCommand("SELECT count(*) FROM orders WHERE id = 9", connection);
+        Assert.Equal(1L, await after.ExecuteScalarAsync());
+    }
+
+    [Fact]
     public async Task A_denied_statement_fails_with_the_approvers_reason_and_nothing_runs()
     {
         var connection = await OpenAsync();
@@ -411,7 +425,8 @@ public sealed class ApprovalTests(ApprovalFixture fixture) : IClassFixture<Appro
             Assert.Equal(HttpStatusCode.Created, asked.StatusCode);
             var id = JsonDocument.Parse(await asked.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetInt64();
             Assert.Equal(HttpStatusCode.Forbidden, (await VoteAsync("olivia", id, approve: true)).StatusCode); // her own request, her own agent
-            Assert.Equal(HttpStatusCode.OK, (await VoteAsync("alice", id, approve: true, "for the migration")).StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, (await VoteAsync("alice", id, approve: true)).StatusCode); // an Approver: a grant is an Admin's to decide
+            Assert.Equal(HttpStatusCode.OK, (await VoteAsync("ada", id, approve: true, "for the migration")).StatusCode);
             return id;
         }
 

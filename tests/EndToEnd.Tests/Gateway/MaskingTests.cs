@@ -71,6 +71,7 @@ public sealed class MaskingFixture : IAsyncLifetime
             rules = new object[]
             {
                 new { name = "writes", action = "allow", match = new { classes = new[] { "write" } } },
+                new { name = "order-deletes-need-approval", action = "require_approval", match = new { commands = new[] { "DELETE" }, tables = new[] { "orders" } }, approval = new { mode = "fail-fast" } },
                 new { name = "pii-hash", action = "mask", mask = new { columns = new[] { "customers.email", "orders.email" }, strategy = "hash" } },
                 new { name = "pii-partial", action = "mask", mask = new { columns = new[] { "public.customers.card" }, strategy = "partial", keepLast = 4 } },
                 new { name = "pii-redact", action = "mask", mask = new { columns = new[] { "customers.ssn", "customers.balance", "people.ssn", "people.tax_id" }, strategy = "redact" } },
@@ -216,6 +217,36 @@ public sealed class MaskingTests(MaskingFixture fixture) : IClassFixture<Masking
         var returned = await RowsAsync(connection, "UPDATE customers SET name = 'Alice' WHERE id = 1 RETURNING email, ssn, balance");
         Assert.Equal("****", returned[0][1]);
         Assert.Equal(0, returned[0][2]);
+        await transaction.RollbackAsync();
+        AssertNoSecretReachedTheAgent();
+    }
+
+    [Fact]
+    public async Task A_statement_approved_to_run_runs_masked_and_one_masking_refuses_raises_no_request()
+    {
+        await using var connection = await OpenAsync();
+        // Masking refuses it outright: there is nothing to approve.
+        await using (var leak = new NpgsqlCommand("DELETE FROM orders WHERE id = 11 RETURNING lower(email)", connection))
+        {
+            var e = await Assert.ThrowsAsync<PostgresException>(() => leak.ExecuteNonQueryAsync());
+            Assert.Contains("masking rule \"pii-hash\"", e.MessageText, StringComparison.Ordinal);
+            Assert.DoesNotContain("request #", e.MessageText, StringComparison.Ordinal);
+        }
+        const string delete = "DELETE FROM orders WHERE id = 12 RETURNING email";
+        await using (var first = new NpgsqlCommand(delete, connection))
+        {
+            var e = await Assert.ThrowsAsync<PostgresException>(() => first.ExecuteNonQueryAsync());
+            var id = long.Parse(System.Text.RegularExpressions.Regex.Match(e.MessageText, "request #([0-9]+) was raised").Groups[1].Value);
+            Assert.Equal(System.Net.HttpStatusCode.Created, (await H.ControlPlane.Api.PostAsJsonAsync("/api/v1/users",
+                new { userName = "mask-approver", password = "mask-approver-password", role = "Approver" })).StatusCode);
+            var (approver, _) = await ConsoleSignIn.SignInAsync(H.ControlPlane.Url, "mask-approver", "mask-approver-password");
+            using (approver)
+                Assert.Equal(System.Net.HttpStatusCode.OK, (await approver.PostAsJsonAsync($"/api/v1/approvals/{id}/approve", new { })).StatusCode);
+        }
+        // Approved, it runs — and its RETURNING email is masked like any plain output column.
+        await using var transaction = await connection.BeginTransactionAsync();
+        var returned = await RowsAsync(connection, delete);
+        Assert.Matches("^h_", (string)Assert.Single(returned)[0]!);
         await transaction.RollbackAsync();
         AssertNoSecretReachedTheAgent();
     }

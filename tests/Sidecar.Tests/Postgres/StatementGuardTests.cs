@@ -35,6 +35,81 @@ public sealed class StatementGuardTests
         return body.WrittenSpan.ToArray();
     }
 
+    private static readonly RuleSet Approving = RuleSet.Compile("deployer", [.. Baselines.AgentSafeRules,
+        new RulePolicy("writes", RuleActions.Allow, [], new RuleMatch(["write"], [], [], null), null, null, null),
+        new RulePolicy("approve-deletes", RuleActions.RequireApproval, [], new RuleMatch([], ["DELETE"], [], null), null, null, new ApprovalSpec("hold", 1, null, 60))]);
+
+    private static byte[] ParseTyped(string name, string sql, params int[] types)
+    {
+        var body = new System.Buffers.ArrayBufferWriter<byte>();
+        PgWire.WriteCString(body, name);
+        PgWire.WriteCString(body, sql);
+        body.Write<byte>([0, (byte)types.Length]);
+        foreach (var t in types)
+            PgWire.WriteInt32(body, t);
+        return body.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A Bind of the unnamed portal to <paramref name="name"/> with text parameter values (null: NULL).</summary>
+    private static byte[] BindValues(string name, params string?[] values)
+    {
+        var body = new System.Buffers.ArrayBufferWriter<byte>();
+        PgWire.WriteCString(body, "");
+        PgWire.WriteCString(body, name);
+        body.Write<byte>([0, 0, 0, (byte)values.Length]);
+        foreach (var v in values)
+        {
+            if (v is null)
+            {
+                PgWire.WriteInt32(body, -1);
+                continue;
+            }
+            var bytes = System.Text.Encoding.UTF8.GetBytes(v);
+            PgWire.WriteInt32(body, bytes.Length);
+            body.Write(bytes);
+        }
+        body.Write<byte>([0, 0]);
+        return body.WrittenSpan.ToArray();
+    }
+
+    [Fact]
+    public async Task A_statement_needing_approval_passes_its_unnamed_parse_and_is_put_to_approvers_at_its_bind_with_its_values_and_types()
+    {
+        var guard = new PostgresStatementGuard(new SqlSessionJudge(false), () => Approving);
+        var parse = await guard.JudgeAsync((byte)'P', ParseTyped("", "DELETE FROM t WHERE id = $1 AND note = $2", 23, 25));
+        Assert.Null(parse!.Value.Refusal);
+        Assert.Null(parse.Value.Approval);
+        Assert.Equal("require_approval", parse.Value.Verdict!.Decision);
+
+        var bind = await guard.JudgeAsync((byte)'B', BindValues("", "5", null));
+        var need = bind!.Value.Approval!;
+        Assert.NotNull(bind.Value.Refusal); // the answer if it cannot be put to approvers
+        Assert.Equal(("approve-deletes", "DELETE FROM t WHERE id = $1 AND note = $2"), (need.Rule, need.Text));
+        Assert.Equal([23, 25], need.ParameterTypes);
+        Assert.Equal(["5", null], need.Shown);
+        Assert.Equal([(short)0, (short)0], need.Parameters.Select(p => p.Format));
+        Assert.Null(need.Parameters[1].Value);
+
+        // A simple query carries its text and no values.
+        var query = await guard.JudgeAsync((byte)'Q', System.Text.Encoding.UTF8.GetBytes("DELETE FROM t WHERE id = 6\0"));
+        Assert.Equal(("DELETE FROM t WHERE id = 6", 0), (query!.Value.Approval!.Text, query.Value.Approval.Parameters.Count));
+        // Allowed and blocked statements carry no approval.
+        Assert.Null((await guard.JudgeAsync((byte)'Q', System.Text.Encoding.UTF8.GetBytes("UPDATE t SET a = 1 WHERE id = 1\0")))!.Value.Approval);
+        Assert.Null((await guard.JudgeAsync((byte)'Q', System.Text.Encoding.UTF8.GetBytes("DROP TABLE t\0")))!.Value.Approval);
+    }
+
+    [Fact]
+    public async Task A_statement_needing_approval_is_not_prepared_under_a_name_which_sql_execute_could_reach()
+    {
+        var guard = new PostgresStatementGuard(new SqlSessionJudge(false), () => Approving);
+        var parse = await guard.JudgeAsync((byte)'P', ParseTyped("s1", "DELETE FROM t WHERE id = $1", 23));
+        Assert.Equal(SqlStates.InsufficientPrivilege, parse!.Value.Refusal?.SqlState);
+        Assert.Contains("without preparing it under a name", parse.Value.Refusal!.Hint, StringComparison.Ordinal);
+        Assert.Null(parse.Value.Approval);
+        // The name was never the DELETE's: a Bind of it is refused as unknown.
+        Assert.NotNull((await guard.JudgeAsync((byte)'B', BindValues("s1", "5")))!.Value.Refusal);
+    }
+
     private static byte[] Close(string name)
     {
         var body = new System.Buffers.ArrayBufferWriter<byte>();
