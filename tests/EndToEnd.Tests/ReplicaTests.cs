@@ -13,7 +13,8 @@ namespace Airlock.EndToEnd.Tests;
 /// Two control-plane processes on one PostgreSQL store with the Redis backplane (the test command
 /// starts Redis), and a sidecar connected to replica A only. Through replica B: a policy change reaches
 /// the sidecar within a second, an approver watching B sees a statement held through A appear and
-/// approves it there, and a live session is terminated.
+/// approves it there, a live session recorded through A grows on B's page and B terminates it, and a
+/// decision made on B while A is down reaches the sidecar when A is back.
 /// </summary>
 public sealed class ReplicaTests : BrowserTest
 {
@@ -56,6 +57,7 @@ public sealed class ReplicaTests : BrowserTest
             })).StatusCode);
             await harness.Sidecar.WaitForVersionAsync(version + 1, TimeSpan.FromSeconds(30));
             var propagation = changed.Elapsed;
+            Console.WriteLine($"replicas: a policy change through B reached the sidecar on A in {propagation.TotalMilliseconds:F0} ms");
             Assert.True(propagation < TimeSpan.FromSeconds(3), $"a change through replica B took {propagation.TotalMilliseconds:F0} ms to reach the sidecar on replica A");
             Assert.Equal(HttpStatusCode.OK, (await apiB.PutAsJsonAsync("/api/v1/agents/deployer", new { role = "deployer", owner = "admin" })).StatusCode);
             var token = await GatewayHarness.TokenAsync(a, "deployer");
@@ -93,9 +95,16 @@ public sealed class ReplicaTests : BrowserTest
             await page.GetByTestId($"approve-{id}").ClickAsync();
             Assert.Equal(1, await held.WaitAsync(TimeSpan.FromSeconds(20)));
 
-            // The session is live on A's sidecar; B terminates it.
+            // The session is live on A's sidecar (its recording goes to A); B's console shows it grow, and B terminates it.
             var session = JsonDocument.Parse(await apiB.GetStringAsync($"/api/v1/approvals/{id}")).RootElement.GetProperty("session").GetGuid();
             await PolicySyncTests.Eventually(async () => (await apiB.GetAsync($"/api/v1/sessions/{session}")).IsSuccessStatusCode);
+            var live = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = b.Url });
+            await live.Context.AddCookiesAsync(await page.Context.CookiesAsync());
+            await live.GotoAsync($"/sessions/{session}");
+            await live.Locator("[data-interactive=true]").WaitForAsync();
+            await using (var marker = new NpgsqlCommand("SELECT 'seen live on replica B'", agent))
+                await marker.ExecuteScalarAsync();
+            await Assertions.Expect(live.GetByTestId("timeline")).ToContainTextAsync("seen live on replica B", new() { Timeout = 20000 });
             Assert.Equal(HttpStatusCode.Accepted, (await apiB.PostAsJsonAsync($"/api/v1/sessions/{session}/terminate", new { reason = "replica test" })).StatusCode);
             // The command reaches the sidecar through A over the backplane: the session ends with the reason.
             Exception? ended = null;
