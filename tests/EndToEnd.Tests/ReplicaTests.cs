@@ -45,8 +45,7 @@ public sealed class ReplicaTests : BrowserTest
             // A policy change made through B reaches the sidecar streaming from A within a second.
             var (_, ready) = await harness.Sidecar.ReadyAsync();
             var version = ready.GetProperty("version").GetInt64();
-            var changed = Stopwatch.StartNew();
-            Assert.Equal(HttpStatusCode.OK, (await apiB.PutAsJsonAsync("/api/v1/roles/deployer", new
+            var put = await apiB.PutAsJsonAsync("/api/v1/roles/deployer", new
             {
                 grants = new[] { new { target = "pg" } },
                 rules = new object[]
@@ -54,11 +53,13 @@ public sealed class ReplicaTests : BrowserTest
                     new { name = "reads", action = "allow", match = new { classes = new[] { "read" } } },
                     new { name = "deletes-need-approval", action = "require_approval", match = new { commands = new[] { "DELETE" } }, approval = new { mode = "hold", timeoutSeconds = 120 } },
                 },
-            })).StatusCode);
+            });
+            var changed = Stopwatch.StartNew(); // from the change committed (the PUT answered), as the policy-propagation benchmark measures
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
             await harness.Sidecar.WaitForVersionAsync(version + 1, TimeSpan.FromSeconds(30));
             var propagation = changed.Elapsed;
             Console.WriteLine($"replicas: a policy change through B reached the sidecar on A in {propagation.TotalMilliseconds:F0} ms");
-            Assert.True(propagation < TimeSpan.FromSeconds(3), $"a change through replica B took {propagation.TotalMilliseconds:F0} ms to reach the sidecar on replica A");
+            Assert.True(propagation < TimeSpan.FromSeconds(1), $"a change through replica B took {propagation.TotalMilliseconds:F0} ms to reach the sidecar on replica A");
             Assert.Equal(HttpStatusCode.OK, (await apiB.PutAsJsonAsync("/api/v1/agents/deployer", new { role = "deployer", owner = "admin" })).StatusCode);
             var token = await GatewayHarness.TokenAsync(a, "deployer");
             await PolicySyncTests.Eventually(async () =>
@@ -98,13 +99,11 @@ public sealed class ReplicaTests : BrowserTest
             // The session is live on A's sidecar (its recording goes to A); B's console shows it grow, and B terminates it.
             var session = JsonDocument.Parse(await apiB.GetStringAsync($"/api/v1/approvals/{id}")).RootElement.GetProperty("session").GetGuid();
             await PolicySyncTests.Eventually(async () => (await apiB.GetAsync($"/api/v1/sessions/{session}")).IsSuccessStatusCode);
-            var live = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = b.Url });
-            await live.Context.AddCookiesAsync(await page.Context.CookiesAsync());
-            await live.GotoAsync($"/sessions/{session}");
-            await live.Locator("[data-interactive=true]").WaitForAsync();
+            await page.GotoAsync($"/sessions/{session}");
+            await page.Locator("[data-interactive=true]").WaitForAsync();
             await using (var marker = new NpgsqlCommand("SELECT 'seen live on replica B'", agent))
                 await marker.ExecuteScalarAsync();
-            await Assertions.Expect(live.GetByTestId("timeline")).ToContainTextAsync("seen live on replica B", new() { Timeout = 20000 });
+            await Assertions.Expect(page.GetByTestId("timeline")).ToContainTextAsync("seen live on replica B", new() { Timeout = 20000 });
             Assert.Equal(HttpStatusCode.Accepted, (await apiB.PostAsJsonAsync($"/api/v1/sessions/{session}/terminate", new { reason = "replica test" })).StatusCode);
             // The command reaches the sidecar through A over the backplane: the session ends with the reason.
             Exception? ended = null;
@@ -127,6 +126,8 @@ public sealed class ReplicaTests : BrowserTest
 
             // The sidecar's replica goes down while a statement is held; the decision is made on B meanwhile
             // (no replica can reach the sidecar) and delivered when the sidecar is back on A — once.
+            await page.GotoAsync("/approvals");
+            await page.Locator("[data-interactive=true]").WaitForAsync();
             await using var again = new NpgsqlConnection(harness.SidecarConnectionStringFor(token, "deployer"));
             await again.OpenAsync();
             await using var second = new NpgsqlCommand("DELETE FROM orders WHERE id = 4", again);
