@@ -62,6 +62,22 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
         return cp;
     }
 
+    /// <summary>
+    /// A second replica of this control plane: the same PostgreSQL store (<paramref name="store"/>), the same
+    /// key-ring certificate and the same Redis; this one's API key works at it (the store holds it).
+    /// </summary>
+    public async Task<(ControlPlaneProcess Replica, HttpClient Api)> StartReplicaAsync(string store, string redis)
+    {
+        var replica = await StartAsync(store, extraArgs: [$"--Airlock:Redis={redis}", $"--Airlock:KeyRing:CertificatePath={Path.Combine(StateDirectory, "keyring.pfx")}"]);
+        var api = new HttpClient { BaseAddress = new Uri(replica.Url), Timeout = TimeSpan.FromSeconds(30) };
+        api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
+        return (replica, api);
+    }
+
+    /// <summary>The Redis server the test command starts for the replica tests (<c>AIRLOCK_TEST_REDIS</c>).</summary>
+    public static string TestRedis => Environment.GetEnvironmentVariable("AIRLOCK_TEST_REDIS")
+        ?? throw new InvalidOperationException("AIRLOCK_TEST_REDIS is not set: run with scripts/test.sh, which starts Redis on loopback and sets it");
+
     /// <summary>Stops (SIGKILL) and starts the same control plane again on the same ports and store.</summary>
     public async Task RestartAsync()
     {

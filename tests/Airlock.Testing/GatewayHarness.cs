@@ -230,6 +230,25 @@ public sealed class GatewayHarness : IAsyncDisposable
         throw new TimeoutException($"the sidecar did not serve every target within 30 s. Output:\n{Sidecar.Process.Output}");
     }
 
+    /// <summary>Waits until an agent can log in with <paramref name="connectionString"/> (its role's snapshot has reached the sidecar).</summary>
+    public static async Task WaitUntilAgentConnectsAsync(string connectionString, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(connectionString);
+                await connection.OpenAsync();
+                return;
+            }
+            catch (PostgresException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
     /// <summary>A token for an agent from Airlock's token endpoint (client secret).</summary>
     public static async Task<string> TokenAsync(ControlPlaneProcess cp, string agent)
     {

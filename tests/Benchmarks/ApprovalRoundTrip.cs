@@ -20,16 +20,16 @@ internal static partial class ApprovalRoundTrip
     {
         var runs = Args.Int(args, "--runs", 200);
         var warmup = Args.Int(args, "--warmup", 20);
-        var redis = Environment.GetEnvironmentVariable("AIRLOCK_TEST_REDIS")
-            ?? throw new InvalidOperationException("AIRLOCK_TEST_REDIS is not set: scripts/test.sh starts Redis on loopback (or set it to host:port)");
+        var redis = ControlPlaneProcess.TestRedis;
         Console.WriteLine($"approval round trip: {runs} runs (+{warmup} warm-up) per setup, {Environment.ProcessorCount} cores");
         var store = await TestPostgres.CreateDatabaseAsync("airlock_bench_approvals");
         try
         {
             await using var harness = await GatewayHarness.StartAsync(storeConnectionString: store, controlPlaneArgs: [$"--Airlock:Redis={redis}"]);
             var a = harness.ControlPlane;
-            await using var b = await ControlPlaneProcess.StartAsync(store, extraArgs:
-                [$"--Airlock:Redis={redis}", $"--Airlock:KeyRing:CertificatePath={Path.Combine(a.StateDirectory, "keyring.pfx")}"]);
+            var (b, replicaApi) = await a.StartReplicaAsync(store, redis);
+            await using var replica = b;
+            replicaApi.Dispose();
             var token = await SetUpAsync(harness);
             var one = await MeasureAsync(harness, token, a.Url, runs, warmup);
             var two = await MeasureAsync(harness, token, b.Url, runs, warmup);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Airlock.Testing;
@@ -18,21 +17,17 @@ namespace Airlock.EndToEnd.Tests;
 /// </summary>
 public sealed class ReplicaTests : BrowserTest
 {
-    private static string Redis => Environment.GetEnvironmentVariable("AIRLOCK_TEST_REDIS")
-        ?? throw new InvalidOperationException("AIRLOCK_TEST_REDIS is not set: run the suite with scripts/test.sh, which starts Redis on loopback and sets it");
-
     [Fact]
     public async Task Approvals_policy_changes_and_terminate_work_across_two_replicas()
     {
         var store = await TestPostgres.CreateDatabaseAsync("replicas");
         try
         {
-            await using var harness = await GatewayHarness.StartAsync(storeConnectionString: store, controlPlaneArgs: [$"--Airlock:Redis={Redis}"]);
+            await using var harness = await GatewayHarness.StartAsync(storeConnectionString: store, controlPlaneArgs: [$"--Airlock:Redis={ControlPlaneProcess.TestRedis}"]);
             var a = harness.ControlPlane;
-            await using var b = await ControlPlaneProcess.StartAsync(store, extraArgs:
-                [$"--Airlock:Redis={Redis}", $"--Airlock:KeyRing:CertificatePath={Path.Combine(a.StateDirectory, "keyring.pfx")}"]);
-            using var apiB = new HttpClient { BaseAddress = new Uri(b.Url), Timeout = TimeSpan.FromSeconds(30) };
-            apiB.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", a.ApiKey); // the store's key works at either
+            var (b, apiB) = await a.StartReplicaAsync(store, ControlPlaneProcess.TestRedis);
+            await using var replica = b;
+            using var replicaApi = apiB;
 
             await using (var direct = new NpgsqlConnection(harness.DirectConnectionString))
             {
@@ -62,19 +57,7 @@ public sealed class ReplicaTests : BrowserTest
             Assert.True(propagation < TimeSpan.FromSeconds(1), $"a change through replica B took {propagation.TotalMilliseconds:F0} ms to reach the sidecar on replica A");
             Assert.Equal(HttpStatusCode.OK, (await apiB.PutAsJsonAsync("/api/v1/agents/deployer", new { role = "deployer", owner = "admin" })).StatusCode);
             var token = await GatewayHarness.TokenAsync(a, "deployer");
-            await PolicySyncTests.Eventually(async () =>
-            {
-                try
-                {
-                    await using var probe = new NpgsqlConnection(harness.SidecarConnectionStringFor(token, "deployer"));
-                    await probe.OpenAsync();
-                    return true;
-                }
-                catch (PostgresException)
-                {
-                    return false;
-                }
-            }, seconds: 30);
+            await GatewayHarness.WaitUntilAgentConnectsAsync(harness.SidecarConnectionStringFor(token, "deployer"));
 
             // Alice watches replica B's console; the statement is held through the sidecar on A.
             var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = b.Url });

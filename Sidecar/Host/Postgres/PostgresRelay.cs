@@ -171,18 +171,10 @@ internal sealed class PostgresRelay(
                             if (ruling?.Approval is { } need && approvals is not null)
                             {
                                 // Everything before the message goes now; the message and everything after it wait.
-                                if (forwarded > 0)
-                                {
-                                    rewritten?.Write(input.Span[sentUpTo..forwarded]);
-                                    if (!await TryWriteAsync(upstream.Stream, rewritten is null ? input.Memory[..forwarded] : rewritten.WrittenMemory, toClient: false))
-                                    {
-                                        End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
-                                        return;
-                                    }
-                                    input.Consume(forwarded);
-                                    forwarded = sentUpTo = 0;
-                                    rewritten = null;
-                                }
+                                if (!await ForwardAsync(input, forwarded, sentUpTo, rewritten))
+                                    return;
+                                forwarded = sentUpTo = 0;
+                                rewritten = null;
                                 var messageType = type;
                                 var messageLength = length;
                                 ruling = await DecideApprovalAsync(ruling.Value, need, input,
@@ -209,16 +201,8 @@ internal sealed class PostgresRelay(
                     forwarded += 1 + length;
                     terminate = type == (byte)'X';
                 }
-                if (forwarded > 0)
-                {
-                    rewritten?.Write(input.Span[sentUpTo..forwarded]);
-                    if (!await TryWriteAsync(upstream.Stream, rewritten is null ? input.Memory[..forwarded] : rewritten.WrittenMemory, toClient: false))
-                    {
-                        End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
-                        return;
-                    }
-                    input.Consume(forwarded);
-                }
+                if (!await ForwardAsync(input, forwarded, sentUpTo, rewritten))
+                    return;
                 if (terminate)
                 {
                     End("client", null);
@@ -238,6 +222,25 @@ internal sealed class PostgresRelay(
         {
             End("client connection lost", null);
         }
+    }
+
+    /// <summary>
+    /// Sends the first <paramref name="upTo"/> bytes of the input upstream — as they came, or as rewritten
+    /// (stand-ins in place of refused messages; <paramref name="sentUpTo"/> is where the rewrite stopped) —
+    /// and consumes them. False when the target is gone (the session is ended).
+    /// </summary>
+    private async ValueTask<bool> ForwardAsync(FrameBuffer input, int upTo, int sentUpTo, ArrayBufferWriter<byte>? rewritten)
+    {
+        if (upTo == 0)
+            return true;
+        rewritten?.Write(input.Span[sentUpTo..upTo]);
+        if (!await TryWriteAsync(upstream.Stream, rewritten is null ? input.Memory[..upTo] : rewritten.WrittenMemory, toClient: false))
+        {
+            End("target closed the connection", PgError.Fatal(SqlStates.ConnectionFailure, "the target closed the connection"));
+            return false;
+        }
+        input.Consume(upTo);
+        return true;
     }
 
     // --- approvals ----------------------------------------------------------------------------

@@ -63,19 +63,7 @@ public sealed class ApprovalFixture : IAsyncLifetime
         Ok(await cp.Api.PutAsJsonAsync("/api/v1/agents/deployer", new { role = "deployer", owner = "olivia" }));
         Token = await GatewayHarness.TokenAsync(cp, "deployer");
         await Harness.Sidecar.WaitForVersionAsync(version + 1);
-        await PolicySyncTests.Eventually(async () =>
-        {
-            try
-            {
-                await using var connection = new NpgsqlConnection(ConnectionString);
-                await connection.OpenAsync();
-                return true;
-            }
-            catch (PostgresException)
-            {
-                return false;
-            }
-        }, seconds: 30);
+        await GatewayHarness.WaitUntilAgentConnectsAsync(ConnectionString);
     }
 
     public string ConnectionString => Harness.SidecarConnectionStringFor(Token, "deployer") + ";Include Error Detail=true";

@@ -85,19 +85,7 @@ public sealed class MaskingFixture : IAsyncLifetime
         Token = await GatewayHarness.TokenAsync(cp, "masker");
         await Harness.Sidecar.WaitForVersionAsync(version + 1);
         Tap = new ByteTap(Harness.Ports["pg-loopback"]);
-        await PolicySyncTests.Eventually(async () =>
-        {
-            try
-            {
-                await using var connection = new NpgsqlConnection(ConnectionString);
-                await connection.OpenAsync();
-                return true;
-            }
-            catch (PostgresException)
-            {
-                return false;
-            }
-        }, seconds: 30);
+        await GatewayHarness.WaitUntilAgentConnectsAsync(ConnectionString);
     }
 
     /// <summary>Npgsql through the tap, without TLS (the sidecar allows cleartext tokens on loopback for this target).</summary>
