@@ -25,6 +25,7 @@ start_redis "${AIRLOCK_TEST_REDIS_DIR:-/tmp/airlock-test-redis}" "$REDIS_PORT"
 export AIRLOCK_TEST_REDIS="127.0.0.1:$REDIS_PORT"
 export AIRLOCK_CHROMIUM="${AIRLOCK_CHROMIUM:-/usr/bin/chromium}"
 
+echo "==> $("$AIRLOCK_CHROMIUM" --version 2>/dev/null || echo "no Chromium at $AIRLOCK_CHROMIUM"), $(df -h /dev/shm 2>/dev/null | awk 'NR == 2 {print "/dev/shm " $2}')"
 echo "==> building"
 dotnet build ControlPlane.sln -c Release -nologo -v quiet
 echo "==> testing"

@@ -90,16 +90,27 @@ public sealed class ControlPlaneProcess : IAsyncDisposable
 
     public async Task<string> CreateSidecarAsync(string name, int? tokenTtlMinutes = null)
     {
-        (await Api.PostAsJsonAsync("/api/v1/sidecars", new { name })).EnsureSuccessStatusCode();
+        await EnsureSuccessAsync(await Api.PostAsJsonAsync("/api/v1/sidecars", new { name }));
         return await CreateEnrollmentTokenAsync(name, tokenTtlMinutes);
     }
 
     public async Task<string> CreateEnrollmentTokenAsync(string name, int? ttlMinutes = null)
     {
         var response = await Api.PostAsJsonAsync($"/api/v1/sidecars/{name}/enrollment-tokens", new { ttlMinutes });
-        response.EnsureSuccessStatusCode();
+        await EnsureSuccessAsync(response);
         using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return body.RootElement.GetProperty("token").GetString()!;
+    }
+
+    /// <summary>Like EnsureSuccessStatusCode, but the failure names the answer and ends with the control plane's recent output (its log says why).</summary>
+    public async Task EnsureSuccessAsync(HttpResponseMessage response)
+    {
+        if (response.IsSuccessStatusCode)
+            return;
+        var body = await response.Content.ReadAsStringAsync();
+        var output = _process.Output.Split('\n');
+        throw new HttpRequestException($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.PathAndQuery} answered {(int)response.StatusCode}: {body}\n" +
+            $"control plane output (last lines):\n{string.Join('\n', output.TakeLast(40))}");
     }
 
     public Task<HttpResponseMessage> PutPolicyAsync(string yaml) =>

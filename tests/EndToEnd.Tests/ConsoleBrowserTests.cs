@@ -21,7 +21,8 @@ public abstract class BrowserTest : IAsyncLifetime
         {
             ExecutablePath = Environment.GetEnvironmentVariable("AIRLOCK_CHROMIUM") ?? "/usr/bin/chromium",
             Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            // --disable-dev-shm-usage: containers often give /dev/shm 64 MB, where Chromium's renderers crash.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
         });
     }
 
