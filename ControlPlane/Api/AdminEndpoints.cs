@@ -75,7 +75,9 @@ internal static class AdminEndpoints
         {
             if (string.IsNullOrWhiteSpace(body.Name) || body.Name.Length > 100)
                 return ApiProblems.Validation([new("name", "is required, at most 100 characters")], "The API key is invalid");
-            var role = body.Role ?? ConsoleRoles.Admin;
+            // No default: a key made without thinking about its role must not be an Admin key.
+            if (body.Role is not { } role)
+                return ApiProblems.Validation([new("role", $"is required: one of {string.Join(", ", ConsoleRoles.All)}")], "The API key is invalid");
             if (!ConsoleRoles.IsKnown(role))
                 return ApiProblems.Validation([new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}")], "The API key is invalid");
             var secret = Secrets.New(Secrets.ApiKeyPrefix);

@@ -62,6 +62,15 @@ public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task An_api_key_names_its_role_there_is_no_admin_by_default()
+    {
+        var response = await Cp.Api.PostAsJsonAsync("/api/v1/api-keys", new { name = "no-role" });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("role: is required: one of Admin, Approver, Auditor", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.DoesNotContain("no-role", await Cp.Api.GetStringAsync("/api/v1/api-keys"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_revoked_api_key_stops_working()
     {
         var key = await CreateKeyAsync("Admin");
