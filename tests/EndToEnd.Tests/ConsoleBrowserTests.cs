@@ -129,4 +129,61 @@ public sealed class SessionPagesBrowserTests : BrowserTest
         await Assertions.Expect(page.GetByTestId("message")).ToContainTextAsync("The chain of 42 events verifies");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Path.GetTempPath(), "airlock-session-page.png"), FullPage = false });
     }
+
+    [Fact]
+    public async Task An_admin_terminates_a_live_session_only_after_confirming_with_a_reason()
+    {
+        await using var harness = await GatewayHarness.StartAsync();
+        await using var agent = new Npgsql.NpgsqlConnection(harness.SidecarConnectionString);
+        await agent.OpenAsync();
+        await using (var first = new Npgsql.NpgsqlCommand("SELECT 1", agent))
+            await first.ExecuteScalarAsync();
+        string? id = null;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var live = System.Text.Json.JsonDocument.Parse(await harness.ControlPlane.Api.GetStringAsync("/api/v1/sessions?status=live")).RootElement;
+            id = live.GetArrayLength() > 0 ? live[0].GetProperty("id").GetString() : null;
+            return id is not null;
+        });
+
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = harness.ControlPlane.Url });
+        await page.GotoAsync($"/account/login?returnUrl=%2Fsessions%2F{id}");
+        await page.FillAsync("input[name=userName]", "admin");
+        await page.FillAsync("input[name=password]", ControlPlaneProcess.AdminPassword);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => url.EndsWith($"/sessions/{id}", StringComparison.Ordinal));
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+
+        // A click asks first; keeping it running changes nothing.
+        await page.GetByTestId("terminate").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("terminate-now")).ToBeDisabledAsync();
+        await page.GetByTestId("terminate-cancel").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("terminate-confirm")).ToHaveCountAsync(0);
+        await using (var still = new Npgsql.NpgsqlCommand("SELECT 2", agent))
+            Assert.Equal(2, await still.ExecuteScalarAsync());
+
+        await page.GetByTestId("terminate").ClickAsync();
+        await page.GetByTestId("terminate-reason").FillAsync("runaway job, see ticket 42");
+        await page.GetByTestId("terminate-now").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("message")).ToContainTextAsync("Termination sent to the sidecar.");
+        Exception? ended = null;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            try
+            {
+                await using var after = new Npgsql.NpgsqlCommand("SELECT 3", agent);
+                await after.ExecuteScalarAsync();
+                return false;
+            }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException)
+            {
+                ended = e;
+                return true;
+            }
+        });
+        Assert.Contains("runaway job, see ticket 42", (ended as Npgsql.PostgresException)?.MessageText ?? ended!.Message, StringComparison.Ordinal);
+        var audit = await harness.ControlPlane.Api.GetStringAsync("/api/v1/audit?take=20&entityType=session");
+        Assert.Contains("runaway job, see ticket 42", audit, StringComparison.Ordinal);
+        await Assertions.Expect(page.GetByTestId("session-status")).Not.ToHaveTextAsync("live", new() { Timeout = 20000 });
+    }
 }

@@ -111,16 +111,25 @@ public partial class SessionDetail : ComponentBase, IDisposable
         await LoadAsync();
     }
 
+    private bool _confirmingTerminate;
+    private string? _terminateReason;
+
+    /// <summary>Ends the live session, once confirmed with a reason.</summary>
     private async Task TerminateAsync()
     {
+        if (string.IsNullOrWhiteSpace(_terminateReason))
+            return;
         if (await Actor.AuthorizeAsync([ConsoleRoles.Admin]) is not { } actor)
         {
             _message = ConsoleActor.Refusal;
             return;
         }
+        var reason = _terminateReason.Trim();
         using var scope = Scopes.CreateScope();
-        var sent = await scope.ServiceProvider.GetRequiredService<SessionControl>().TerminateAsync(Id, "terminated by an administrator", actor, _disposed.Token);
+        var sent = await scope.ServiceProvider.GetRequiredService<SessionControl>().TerminateAsync(Id, reason.Length <= 200 ? reason : reason[..200], actor, _disposed.Token);
         _message = sent ? "Termination sent to the sidecar." : "The session's sidecar is not connected; it cannot be terminated now.";
+        _confirmingTerminate = false;
+        _terminateReason = null;
     }
 
     private static T? Decode<T>(JsonElement payload) where T : class
