@@ -85,6 +85,31 @@ public sealed class UserService(AirlockDbContext db, TimeProvider time, SignInTh
         }
     }
 
+    /// <summary>Where a console user's own password change is throttled from: like a sign-in, wrong current passwords count.</summary>
+    public const string PasswordChangeSource = "console:password-change";
+
+    /// <summary>
+    /// A signed-in user changes their own password: the current one is checked as a sign-in is (throttled,
+    /// failures counted), the new one must be valid and different. Every session of the user then ends
+    /// (new security stamp), this one too. Null on success; otherwise what is wrong, for the form.
+    /// </summary>
+    public async Task<string?> ChangeOwnPasswordAsync(string userName, string? current, string? next, CancellationToken ct)
+    {
+        if (ValidatePassword(next) is { } weak)
+            return $"new password: {weak}";
+        if (string.Equals(current, next, StringComparison.Ordinal))
+            return "new password: choose one different from the current password";
+        var check = await SignInAsync(userName, current ?? "", PasswordChangeSource, ct);
+        if (check.Outcome != SignInOutcome.Success)
+            return "current password: not correct (after five wrong tries this form is shut for 15 minutes)";
+        var user = await db.Users.SingleAsync(u => u.UserName == userName, ct);
+        user.PasswordHash = HashPassword(user, next!);
+        user.SecurityStamp = ConsoleUser.NewSecurityStamp(); // every session of the user ends, in every browser
+        db.Record(time.GetUtcNow(), userName, "password-change", "user", userName, null, new { password = AuditLog.Redacted });
+        await db.SaveChangesAsync(ct);
+        return null;
+    }
+
     /// <summary>The same work as a real check, so that timing does not tell unknown, disabled or throttled accounts apart.</summary>
     private static void SpendAsMuchAsACheck(string password) =>
         _hasher.VerifyHashedPassword(new ConsoleUser { UserName = "", PasswordHash = "", Role = "" }, _dummyHash, password);

@@ -97,6 +97,57 @@ public sealed class ConsoleBrowserTests : BrowserTest
     }
 }
 
+/// <summary>A signed-in person changes their own password in the console.</summary>
+public sealed class PasswordPageBrowserTests : BrowserTest
+{
+    [Fact]
+    public async Task A_user_changes_their_own_password_after_proving_the_current_one_and_every_session_ends()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync();
+        Assert.Equal(System.Net.HttpStatusCode.Created, (await cp.Api.PostAsync("/api/v1/users",
+            System.Net.Http.Json.JsonContent.Create(new { userName = "paula", password = "paula-long-password", role = "Auditor" }))).StatusCode);
+        var (otherBrowser, _) = await ConsoleSignIn.SignInAsync(cp.Url, "paula", "paula-long-password");
+        using var other = otherBrowser;
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await other.GetAsync("/api/v1/sessions")).StatusCode);
+
+        var page = await Browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = cp.Url });
+        await page.GotoAsync("/account/login?returnUrl=%2Fsessions");
+        await page.FillAsync("input[name=userName]", "paula");
+        await page.FillAsync("input[name=password]", "paula-long-password");
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => url.EndsWith("/sessions", StringComparison.Ordinal));
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+        await page.GetByTestId("account-password").ClickAsync();
+        await page.WaitForURLAsync(url => url.EndsWith("/account/password", StringComparison.Ordinal));
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+
+        async Task TryAsync(string current, string next, string repeat, string error)
+        {
+            await page.GetByTestId("current-password").FillAsync(current);
+            await page.GetByTestId("new-password").FillAsync(next);
+            await page.GetByTestId("repeat-password").FillAsync(repeat);
+            await page.GetByTestId("change-password").ClickAsync();
+            await Assertions.Expect(page.GetByTestId("password-error")).ToContainTextAsync(error);
+        }
+        await TryAsync("paula-long-password", "a-new-long-password", "a-new-long-passw0rd", "the two entries differ");
+        await TryAsync("paula-long-password", "short", "short", "at least 12 characters");
+        await TryAsync("not-her-password", "a-new-long-password", "a-new-long-password", "current password: not correct");
+        await page.GetByTestId("current-password").FillAsync("paula-long-password");
+        await page.GetByTestId("new-password").FillAsync("a-new-long-password");
+        await page.GetByTestId("repeat-password").FillAsync("a-new-long-password");
+        await page.GetByTestId("change-password").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("password-changed")).ToBeVisibleAsync();
+
+        // Her other browser's session has ended; the old password no longer signs in, the new one does.
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await other.GetAsync("/api/v1/sessions")).StatusCode);
+        Assert.Contains("error=invalid", (await ConsoleSignIn.SignInAsync(cp.Url, "paula", "paula-long-password")).Location, StringComparison.Ordinal);
+        Assert.Equal("/", (await ConsoleSignIn.SignInAsync(cp.Url, "paula", "a-new-long-password")).Location);
+        var audit = await cp.Api.GetStringAsync("/api/v1/audit?take=20&entityType=user");
+        Assert.Contains("password-change", audit, StringComparison.Ordinal);
+        Assert.DoesNotContain("a-new-long-password", audit, StringComparison.Ordinal);
+    }
+}
+
 /// <summary>The session replay in the browser: the timeline, the verification badge, and events arriving live.</summary>
 public sealed class SessionPagesBrowserTests : BrowserTest
 {
