@@ -154,9 +154,10 @@ cat <<INFO
   Policy         curl -H "Authorization: Bearer $AIRLOCK_BOOTSTRAP_API_KEY" "$URL/api/v1/policy?format=yaml"
   Demo target    PostgreSQL 'demo' on 127.0.0.1:$DEMO_PG_PORT, served by the sidecar on 127.0.0.1:$DEMO_LISTEN
 
-  Connect as the demo agent through the sidecar (fetches a fresh 15-minute token, then runs psql):
+  Connect as the demo agent through the sidecar (fetches a fresh 15-minute token, then runs psql;
+  a failed token request is reported, not handed to psql as an empty password):
 
-    PGPASSWORD="\$(curl -s -d grant_type=client_credentials -d client_id=demo-agent -d client_secret=$DEMO_SECRET $URL/connect/token | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')" psql "host=127.0.0.1 port=$DEMO_LISTEN dbname=demo user=demo-agent sslmode=require"
+    TOKEN="\$(curl -fsS -d grant_type=client_credentials -d client_id=demo-agent -d client_secret=$DEMO_SECRET $URL/connect/token | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')"; if [ -z "\$TOKEN" ]; then echo "no token from $URL/connect/token: is Airlock running (scripts/run.sh)?" >&2; else PGPASSWORD="\$TOKEN" psql "host=127.0.0.1 port=$DEMO_LISTEN dbname=demo user=demo-agent sslmode=require"; fi
 
   Logs           $STATE/logs/   State: $STATE   Stop: Ctrl+C here, or scripts/stop.sh
 
