@@ -3,7 +3,8 @@
 #   the control plane on its embedded SQLite store, one sidecar enrolled to it, and a demo
 #   PostgreSQL target (a throw-away cluster in the state directory) with a demo agent that may use it.
 # Prints the console URL, the bootstrap admin credentials and a ready-to-paste psql line through the
-# sidecar, then follows the logs; Ctrl+C stops everything.
+# sidecar, then follows the logs; Ctrl+C stops everything. With AIRLOCK_DETACH=1 (or output that is not
+# a terminal) it returns once everything is up; scripts/stop.sh stops it.
 #
 #   AIRLOCK_STATE           state directory (default: ./.state)
 #   AIRLOCK_PORT            console/REST port (default 5080; PolicySync gRPC uses +1, the sidecar's health port 5090)
