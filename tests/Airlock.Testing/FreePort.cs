@@ -5,12 +5,27 @@ namespace Airlock.Testing;
 
 public static class FreePort
 {
-    /// <summary>A loopback TCP port that was free a moment ago.</summary>
+    private static readonly HashSet<int> _given = [];
+
+    /// <summary>
+    /// A loopback TCP port that was free a moment ago, and not handed out before in this process: the
+    /// system may give a port it just released again at once, and two targets asked for together must
+    /// not get the same one.
+    /// </summary>
     public static int Next()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            int port;
+            using (var listener = new TcpListener(IPAddress.Loopback, 0))
+            {
+                listener.Start();
+                port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            }
+            lock (_given)
+                if (_given.Add(port))
+                    return port;
+        }
     }
 }
 
