@@ -95,12 +95,13 @@ public sealed class ListenerFloodTests
     [Fact]
     public async Task Running_out_of_file_descriptors_keeps_the_listener_and_agents_are_served_once_the_flood_ends()
     {
-        // Limits high enough that the flood exhausts the process's 600 file descriptors first (the
-        // runtime itself holds about 300: two per loaded assembly).
-        await using var h = await GatewayHarness.StartAsync(sidecarFileDescriptorLimit: 600,
+        // Limits high enough that the flood exhausts the process's 800 file descriptors first (the
+        // runtime itself holds about 300: two per loaded assembly; with 600 the sidecar once ran out
+        // while starting, before any flood).
+        await using var h = await GatewayHarness.StartAsync(sidecarFileDescriptorLimit: 800,
             sidecarArgs: ["--Sidecar:Limits:MaxPendingStartups=100000", "--Sidecar:Limits:MaxPendingStartupsPerAddress=100000", "--Sidecar:Limits:StartupTimeoutSeconds=120"]);
         await SelectOneAsync(h.SidecarConnectionString);
-        var flood = await FloodAsync(h.Port, 500, IPAddress.Parse("127.0.0.2"));
+        var flood = await FloodAsync(h.Port, 700, IPAddress.Parse("127.0.0.2"));
         try
         {
             await h.Sidecar.Process.WaitForOutputAsync("accepting connections on port", TimeSpan.FromSeconds(30));
