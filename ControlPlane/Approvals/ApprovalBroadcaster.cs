@@ -71,8 +71,12 @@ public sealed class ApprovalBroadcaster
 /// <summary>Expires pending requests every second (the sidecar also ends a held wait at the expiry on its own).</summary>
 public sealed class ApprovalExpiry(IServiceScopeFactory scopes, ILogger<ApprovalExpiry> logger) : BackgroundService
 {
+    /// <summary>The pollers keep out of the store while the control plane starts (its first requests come then).</summary>
+    public static readonly TimeSpan StartupQuiet = TimeSpan.FromSeconds(5);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await Task.Delay(StartupQuiet, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {

@@ -358,7 +358,7 @@ public sealed partial class ApprovalService(
     public async Task<int> ExpireDueAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var due = await db.Approvals.AsNoTracking().Where(a => a.Status == ApprovalStatus.Pending && a.ExpiresAt <= now).Select(a => a.Id).Take(500).ToListAsync(ct);
+        var due = await db.Approvals.AsNoTracking().Where(a => a.Status == ApprovalStatus.Pending && a.ExpiresAt <= now).OrderBy(a => a.Id).Select(a => a.Id).Take(500).ToListAsync(ct);
         var expired = 0;
         foreach (var id in due)
         {
