@@ -43,13 +43,13 @@ internal enum HoldEnd
     SessionEnded,
 }
 
-/// <param name="activeGrant">The time-boxed grant whose rules judge the session now, if any (the control plane checks the rule against its role).</param>
 /// <summary>
 /// One session's approvals: raises a request for a statement, waits for its decision while the relay
 /// holds the statement, and writes every step (raised, each vote, the decision, executed or
 /// cancelled) into the session's chain. The relay decides what the agent hears; this class decides
 /// nothing else.
 /// </summary>
+/// <param name="activeGrant">The time-boxed grant whose rules judge the session now, if any (the control plane checks the rule against its role).</param>
 internal sealed class SessionApprovals(
     ApprovalGate gate,
     IApprovalChannel channel,
