@@ -16,6 +16,21 @@ internal static class ApiProblems
             type: "https://airlock.dev/problems/validation",
             extensions: new Dictionary<string, object?> { ["errors"] = errors });
 
+    /// <summary>409 for an edit based on a version of the object that is no longer the stored one, saying who changed it.</summary>
+    public static IResult Conflict(PolicyEdit edit, PolicyObjectVersion current) =>
+        Results.Problem(
+            statusCode: StatusCodes.Status409Conflict,
+            title: "Changed since you read it",
+            detail: $"{edit.Kind.Noun()} '{edit.Name}' is no longer the version your change was based on ({edit.BasedOn}): {current.Describe()}. Read it again and redo your change.",
+            type: "https://airlock.dev/problems/edit-conflict",
+            extensions: new Dictionary<string, object?>
+            {
+                ["currentVersion"] = current.Version,
+                ["changedBy"] = current.Actor,
+                ["changedAt"] = current.At,
+                ["change"] = current.Action,
+            });
+
     public static IResult NotFound(string what) =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not found", detail: $"{what} does not exist");
 }
@@ -38,6 +53,30 @@ internal sealed class ApiProblemExceptionHandler(IProblemDetailsService problems
 
 internal static class RequestBody
 {
+    /// <summary>Reads a JSON Merge Patch body (RFC 7396): a JSON object.</summary>
+    public static async Task<(System.Text.Json.Nodes.JsonObject? Patch, IResult? Problem)> ReadMergePatchAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (PolicyFormat.IsYaml(request.ContentType))
+            return (null, Results.Problem(statusCode: 415, title: "PATCH takes JSON",
+                detail: "send a JSON merge patch (application/merge-patch+json); PUT takes YAML"));
+        if (request.ContentLength > MaxDocumentBytes)
+            return (null, Results.Problem(statusCode: 413, title: "Document too large", detail: $"at most {MaxDocumentBytes} bytes"));
+        using var reader = new StreamReader(request.Body);
+        var text = await reader.ReadToEndAsync(ct);
+        if (text.Length > MaxDocumentBytes)
+            return (null, Results.Problem(statusCode: 413, title: "Document too large", detail: $"at most {MaxDocumentBytes} bytes"));
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(text) is System.Text.Json.Nodes.JsonObject patch
+                ? (patch, null)
+                : (null, ApiProblems.Validation([new PolicyError("$", "a merge patch is a JSON object")], "The patch cannot be parsed; nothing was applied"));
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            return (null, ApiProblems.Validation([new PolicyError("$", e.Message)], "The patch cannot be parsed; nothing was applied"));
+        }
+    }
+
     public const long MaxDocumentBytes = 4 * 1024 * 1024;
 
     /// <summary>Reads a JSON or YAML body (by Content-Type) into <typeparamref name="T"/>, reporting syntax errors with their position.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Airlock.ControlPlane.Identity;
 using Airlock.ControlPlane.Policies;
 
@@ -5,8 +6,9 @@ namespace Airlock.ControlPlane.Api;
 
 /// <summary>
 /// <c>/api/v1/policy</c> (the whole document) and the per-entity endpoints for targets, roles,
-/// rules and agents. Every write goes through <see cref="PolicyStore.ApplyAsync"/>: one validator,
-/// one audit trail, one notification path.
+/// rules and agents. Every write goes through <see cref="PolicyStore.ApplyAsync"/> (a document) or
+/// <see cref="PolicyStore.EditAsync"/> (one object, in one transaction): one validator, one audit
+/// trail, one notification path — the console's forms call the same two.
 /// </summary>
 internal static class PolicyEndpoints
 {
@@ -16,6 +18,7 @@ internal static class PolicyEndpoints
         {
             var yaml = WantsYaml(request);
             var doc = await store.ExportAsync(ct);
+            request.HttpContext.Response.Headers.ETag = EntityTag(await store.DocumentVersionAsync(ct));
             return Results.Text(PolicyFormat.Write(doc, yaml), yaml ? PolicyFormat.YamlMediaType : PolicyFormat.JsonMediaType);
         }).RequireAuthorization(AccessPolicies.Viewer);
 
@@ -24,16 +27,30 @@ internal static class PolicyEndpoints
             var (doc, problem) = await RequestBody.ReadAsync<PolicyDocument>(request, ct);
             if (problem is not null)
                 return problem;
-            var result = await store.ApplyAsync(doc!, request.HttpContext.User.Actor(), dryRun ?? false, ct);
-            return result.Succeeded
-                ? Results.Ok(new { dryRun = dryRun ?? false, changed = result.Changes.Count, changes = result.Changes })
-                : ApiProblems.Validation(result.Errors);
+            long? basedOn = null;
+            if (request.Headers.IfMatch.Count > 0)
+            {
+                if (ParseEntityTag(request.Headers.IfMatch.ToString()) is not { } version)
+                    return Results.Problem(statusCode: 400, title: "Bad If-Match", detail: "If-Match must be the ETag GET /api/v1/policy returned, such as \"42\"");
+                basedOn = version;
+            }
+            var (result, conflict) = await store.ApplyAsync(doc!, request.HttpContext.User.Actor(), dryRun ?? false, basedOn, ct);
+            if (conflict is not null)
+                return Results.Problem(statusCode: 409, title: "Changed since you read it",
+                    detail: $"the policy is no longer the version your document was based on ({basedOn}): {conflict.Describe()}. Export it again and redo your change.",
+                    type: "https://airlock.dev/problems/edit-conflict",
+                    extensions: new Dictionary<string, object?> { ["currentVersion"] = conflict.Version, ["changedBy"] = conflict.Actor, ["changedAt"] = conflict.At });
+            if (!result!.Succeeded)
+                return ApiProblems.Validation(result.Errors);
+            if (!(dryRun ?? false))
+                request.HttpContext.Response.Headers.ETag = EntityTag(await store.DocumentVersionAsync(ct));
+            return Results.Ok(new { dryRun = dryRun ?? false, changed = result.Changes.Count, changes = result.Changes });
         }).RequireAuthorization(AccessPolicies.Admin);
 
-        MapEntity(api, "targets", "target", d => d.Targets!, s => s.Name);
-        MapEntity(api, "roles", "role", d => d.Roles!, s => s.Name);
-        MapEntity(api, "agents", "agent", d => d.Agents!, s => s.Name);
-        MapEntity(api, "trusted-issuers", "trusted issuer", d => d.TrustedIssuers!, s => s.Name);
+        MapEntity(api, PolicyObjectKind.Target, d => d.Targets!, s => s.Name);
+        MapEntity(api, PolicyObjectKind.Role, d => d.Roles!, s => s.Name);
+        MapEntity(api, PolicyObjectKind.Agent, d => d.Agents!, s => s.Name);
+        MapEntity(api, PolicyObjectKind.TrustedIssuer, d => d.TrustedIssuers!, s => s.Name);
         MapRules(api);
         MapAgentCredentials(api);
         api.MapPost("/simulate", async (SimulateRequest body, Simulator simulator, CancellationToken ct) =>
@@ -55,32 +72,41 @@ internal static class PolicyEndpoints
         string.Equals(request.Query["format"], "yaml", StringComparison.OrdinalIgnoreCase)
         || PolicyFormat.IsYaml(request.Headers.Accept.ToString());
 
-    /// <summary>GET list, GET one, POST create (409 when it exists), PUT upsert, DELETE — for one list of the document.</summary>
-    private static void MapEntity<TSpec>(RouteGroupBuilder api, string collection, string singular, Func<PolicyDocument, List<TSpec>> list, Func<TSpec, string?> nameOf)
+    /// <summary>
+    /// GET list, GET one (with its version as the ETag), POST create (409 when it exists), PUT
+    /// replace, PATCH (JSON merge patch), DELETE — for one list of the document. A write that sends
+    /// <c>If-Match</c> applies only to that version of the object; otherwise it gets 409.
+    /// </summary>
+    private static void MapEntity<TSpec>(RouteGroupBuilder api, PolicyObjectKind kind, Func<PolicyDocument, List<TSpec>> list, Func<TSpec, string?> nameOf)
         where TSpec : class
     {
+        var collection = kind == PolicyObjectKind.TrustedIssuer ? "trusted-issuers" : kind.Collection();
+        var singular = kind.Noun();
         api.MapGet($"/{collection}", async (PolicyStore store, CancellationToken ct) => Results.Ok(list(await store.ExportAsync(ct))))
             .RequireAuthorization(AccessPolicies.Viewer);
 
-        api.MapGet($"/{collection}/{{name}}", async (string name, PolicyStore store, CancellationToken ct) =>
-            list(await store.ExportAsync(ct)).FirstOrDefault(s => nameOf(s) == name) is { } spec
-                ? Results.Ok(spec)
-                : ApiProblems.NotFound($"{singular} '{name}'"))
-            .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet($"/{collection}/{{name}}", async (string name, HttpResponse response, PolicyStore store, CancellationToken ct) =>
+        {
+            if (list(await store.ExportAsync(ct)).FirstOrDefault(s => nameOf(s) == name) is not { } spec)
+                return ApiProblems.NotFound($"{singular} '{name}'");
+            response.Headers.ETag = EntityTag(await store.VersionOfAsync(kind, name, ct));
+            return Results.Ok(spec);
+        }).RequireAuthorization(AccessPolicies.Viewer);
 
         api.MapPost($"/{collection}", async (HttpRequest request, PolicyStore store, CancellationToken ct) =>
         {
             var (spec, problem) = await RequestBody.ReadAsync<TSpec>(request, ct);
             if (problem is not null)
                 return problem;
-            var name = nameOf(spec!);
-            return await EditAsync(request, store, collection, list, doc =>
+            if (nameOf(spec!) is not { Length: > 0 } name)
+                return ApiProblems.Validation([new PolicyError("name", $"is required: the {singular}'s name")], "The change is invalid; nothing was applied");
+            return await EditAsync(request, store, new PolicyEdit(kind, name, null, doc =>
             {
-                if (name is not null && list(doc).Any(s => nameOf(s) == name))
-                    return Results.Problem(statusCode: 409, title: "Already exists", detail: $"{singular} '{name}' already exists; use PUT to change it");
+                if (list(doc).Any(s => nameOf(s) == name))
+                    return new EditRefusal(EditRefusalKind.AlreadyExists, $"{singular} '{name}' already exists; use PUT or PATCH to change it");
                 list(doc).Add(spec!);
                 return null;
-            }, created: $"/api/v1/{collection}/{name}", ct);
+            }), created: $"/api/v1/{collection}/{name}", ct);
         }).RequireAuthorization(AccessPolicies.Admin);
 
         api.MapPut($"/{collection}/{{name}}", async (string name, HttpRequest request, PolicyStore store, CancellationToken ct) =>
@@ -91,7 +117,7 @@ internal static class PolicyEndpoints
             if (nameOf(spec!) is { } bodyName && bodyName != name)
                 return Results.Problem(statusCode: 400, title: "Name mismatch", detail: $"the body names '{bodyName}' but the URL names '{name}'; renaming is delete + create");
             typeof(TSpec).GetProperty("Name")!.SetValue(spec, name);
-            return await EditAsync(request, store, collection, list, doc =>
+            return await EditAsync(request, store, new PolicyEdit(kind, name, null, doc =>
             {
                 var items = list(doc);
                 var index = items.FindIndex(s => nameOf(s) == name);
@@ -100,12 +126,35 @@ internal static class PolicyEndpoints
                 else
                     items[index] = spec!;
                 return null;
-            }, created: null, ct);
+            }), created: null, ct);
+        }).RequireAuthorization(AccessPolicies.Admin);
+
+        api.MapPatch($"/{collection}/{{name}}", async (string name, HttpRequest request, PolicyStore store, CancellationToken ct) =>
+        {
+            var (patch, problem) = await RequestBody.ReadMergePatchAsync(request, ct);
+            if (problem is not null)
+                return problem;
+            if (patch!["name"] is { } patchedName && patchedName.GetValueKind() == JsonValueKind.String && patchedName.GetValue<string>() != name)
+                return Results.Problem(statusCode: 400, title: "Name mismatch", detail: $"the patch renames '{name}'; renaming is delete + create");
+            return await EditAsync(request, store, new PolicyEdit(kind, name, null, doc =>
+            {
+                var items = list(doc);
+                var index = items.FindIndex(s => nameOf(s) == name);
+                if (index < 0)
+                    return new EditRefusal(EditRefusalKind.NotFound, $"{singular} '{name}' does not exist");
+                var merged = MergePatch.Apply(JsonSerializer.SerializeToNode(items[index], PolicyFormat.Json), patch);
+                var (spec, error) = PolicyFormat.Parse<TSpec>(merged?.ToJsonString() ?? "null", yaml: false);
+                if (error is not null)
+                    return new EditRefusal(EditRefusalKind.Malformed, $"{error.Path}: {error.Message}");
+                typeof(TSpec).GetProperty("Name")!.SetValue(spec, name);
+                items[index] = spec!;
+                return null;
+            }), created: null, ct);
         }).RequireAuthorization(AccessPolicies.Admin);
 
         api.MapDelete($"/{collection}/{{name}}", async (string name, HttpRequest request, PolicyStore store, CancellationToken ct) =>
-            await EditAsync(request, store, collection, list, doc =>
-                list(doc).RemoveAll(s => nameOf(s) == name) == 0 ? ApiProblems.NotFound($"{singular} '{name}'") : null,
+            await EditAsync(request, store, new PolicyEdit(kind, name, null, doc =>
+                list(doc).RemoveAll(s => nameOf(s) == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"{singular} '{name}' does not exist") : null),
                 created: null, ct))
             .RequireAuthorization(AccessPolicies.Admin);
     }
@@ -124,24 +173,24 @@ internal static class PolicyEndpoints
             if (problem is not null)
                 return problem;
             rule!.Name = name;
-            return await EditAsync(request, store, "roles", d => d.Roles!, doc =>
+            return await EditAsync(request, store, new PolicyEdit(PolicyObjectKind.Role, role, null, doc =>
             {
                 if (doc.Roles!.FirstOrDefault(r => r.Name == role) is not { } spec)
-                    return ApiProblems.NotFound($"role '{role}'");
+                    return new EditRefusal(EditRefusalKind.NotFound, $"role '{role}' does not exist");
                 var index = spec.Rules!.FindIndex(r => r.Name == name);
                 if (index < 0)
                     spec.Rules.Add(rule);
                 else
                     spec.Rules[index] = rule;
                 return null;
-            }, created: null, ct);
+            }), created: null, ct);
         }).RequireAuthorization(AccessPolicies.Admin);
 
         api.MapDelete("/roles/{role}/rules/{name}", async (string role, string name, HttpRequest request, PolicyStore store, CancellationToken ct) =>
-            await EditAsync(request, store, "roles", d => d.Roles!, doc =>
-                doc.Roles!.FirstOrDefault(r => r.Name == role) is not { } spec ? ApiProblems.NotFound($"role '{role}'")
-                : spec.Rules!.RemoveAll(r => r.Name == name) == 0 ? ApiProblems.NotFound($"rule '{name}' of role '{role}'")
-                : null,
+            await EditAsync(request, store, new PolicyEdit(PolicyObjectKind.Role, role, null, doc =>
+                doc.Roles!.FirstOrDefault(r => r.Name == role) is not { } spec ? new EditRefusal(EditRefusalKind.NotFound, $"role '{role}' does not exist")
+                : spec.Rules!.RemoveAll(r => r.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"rule '{name}' of role '{role}' does not exist")
+                : null),
                 created: null, ct))
             .RequireAuthorization(AccessPolicies.Admin);
     }
@@ -176,18 +225,52 @@ internal static class PolicyEndpoints
             .RequireAuthorization(AccessPolicies.Admin);
     }
 
-    /// <summary>Exports the document, lets <paramref name="edit"/> change it (or refuse), then applies it whole.</summary>
-    private static async Task<IResult> EditAsync<TSpec>(
-        HttpRequest request, PolicyStore store, string collection, Func<PolicyDocument, List<TSpec>> list,
-        Func<PolicyDocument, IResult?> edit, string? created, CancellationToken ct)
+    /// <summary>
+    /// Runs one object's edit through <see cref="PolicyStore.EditAsync"/>, based on the version the
+    /// request's <c>If-Match</c> names (when it names one), and answers with the object's new ETag.
+    /// </summary>
+    private static async Task<IResult> EditAsync(HttpRequest request, PolicyStore store, PolicyEdit edit, string? created, CancellationToken ct)
     {
-        var doc = await store.ExportAsync(ct);
-        if (edit(doc) is { } refused)
-            return refused;
-        var result = await store.ApplyAsync(doc, request.HttpContext.User.Actor(), dryRun: false, ct);
-        if (!result.Succeeded)
-            return ApiProblems.Validation(result.Errors, "The change is invalid; nothing was applied");
-        var body = new { changed = result.Changes.Count, changes = result.Changes };
+        if (request.Headers.IfMatch.Count > 0)
+        {
+            if (ParseEntityTag(request.Headers.IfMatch.ToString()) is not { } basedOn)
+                return Results.Problem(statusCode: 400, title: "Bad If-Match",
+                    detail: $"If-Match must be the ETag a GET of the {edit.Kind.Noun()} returned, such as \"42\"");
+            edit = edit with { BasedOn = basedOn };
+        }
+        var result = await store.EditAsync(edit, request.HttpContext.User.Actor(), ct);
+        switch (result.Status)
+        {
+            case EditStatus.Refused:
+                return result.Refusal!.Kind switch
+                {
+                    EditRefusalKind.NotFound => Results.Problem(statusCode: 404, title: "Not found", detail: result.Refusal.Detail),
+                    EditRefusalKind.AlreadyExists => Results.Problem(statusCode: 409, title: "Already exists", detail: result.Refusal.Detail),
+                    _ => ApiProblems.Validation([new PolicyError("$", result.Refusal.Detail)], "The patch cannot be applied; nothing was applied"),
+                };
+            case EditStatus.Conflict:
+                return ApiProblems.Conflict(edit, result.Version);
+            case EditStatus.Invalid:
+                return ApiProblems.Validation(result.Errors, HttpMethods.IsPut(request.Method)
+                    ? "The change is invalid; nothing was applied (PUT replaces the whole object: to change some fields, PATCH them)"
+                    : "The change is invalid; nothing was applied");
+        }
+        request.HttpContext.Response.Headers.ETag = EntityTag(result.Version);
+        var body = new { changed = result.Changes.Count, changes = result.Changes, version = result.Version.Version };
         return created is null ? Results.Ok(body) : Results.Created(created, body);
+    }
+
+    private static string EntityTag(PolicyObjectVersion version) =>
+        $"\"{version.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}\"";
+
+    /// <summary><c>"42"</c> (or <c>W/"42"</c>, or a bare 42) → 42; anything else is not one of ours.</summary>
+    internal static long? ParseEntityTag(string value)
+    {
+        var tag = value.Trim();
+        if (tag.StartsWith("W/", StringComparison.Ordinal))
+            tag = tag[2..];
+        if (tag.Length >= 2 && tag[0] == '"' && tag[^1] == '"')
+            tag = tag[1..^1];
+        return long.TryParse(tag, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) ? version : null;
     }
 }

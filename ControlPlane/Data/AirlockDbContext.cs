@@ -112,7 +112,13 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         });
         modelBuilder.Entity<EnrollmentToken>(e => e.HasIndex(t => t.TokenHash).IsUnique());
         modelBuilder.Entity<SnapshotVersion>(e => e.HasIndex(v => new { v.SidecarId, v.Version }).IsUnique());
-        modelBuilder.Entity<AuditEntry>(e => e.HasIndex(a => a.At));
+        modelBuilder.Entity<AuditEntry>(e =>
+        {
+            e.HasIndex(a => a.At);
+            // An object's version is its latest entry; the audit page filters by object and by actor.
+            e.HasIndex(a => new { a.EntityType, a.EntityName, a.Id });
+            e.HasIndex(a => new { a.Actor, a.Id });
+        });
         modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
         modelBuilder.Entity<RecordedSession>(e =>
         {

@@ -40,7 +40,109 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     }
 
     /// <summary>Validates the whole document, then applies it atomically; nothing is applied when any error is found.</summary>
-    public async Task<ApplyResult> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, CancellationToken ct)
+    public async Task<ApplyResult> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, CancellationToken ct) =>
+        (await ApplyAsync(doc, actor, dryRun, basedOn: null, ct)).Result!;
+
+    /// <summary>
+    /// As <see cref="ApplyAsync(PolicyDocument, string, bool, CancellationToken)"/>, but when
+    /// <paramref name="basedOn"/> is given only if no policy object changed since that
+    /// <see cref="DocumentVersionAsync">document version</see>; otherwise the latest change comes back instead.
+    /// </summary>
+    public async Task<(ApplyResult? Result, PolicyObjectVersion? Conflict)> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, long? basedOn, CancellationToken ct)
+    {
+        await using var tx = await BeginWriteAsync(ct);
+        if (basedOn is { } expected && await DocumentVersionAsync(ct) is var current && current.Version != expected)
+            return (null, current);
+        var result = await ApplyInTransactionAsync(doc, actor, dryRun, ct);
+        await FinishAsync(tx, result, dryRun, ct);
+        return (result, null);
+    }
+
+    private static readonly string[] _policyAuditTypes = Enum.GetValues<PolicyObjectKind>().Select(k => k.AuditType()).ToArray();
+
+    /// <summary>The latest change to any policy object: the version of the whole document.</summary>
+    public async Task<PolicyObjectVersion> DocumentVersionAsync(CancellationToken ct) =>
+        await db.AuditLog.AsNoTracking()
+            .Where(a => _policyAuditTypes.Contains(a.EntityType))
+            .OrderByDescending(a => a.Id)
+            .Select(a => new PolicyObjectVersion(a.Id, a.Actor, a.At, a.Action))
+            .FirstOrDefaultAsync(ct) ?? PolicyObjectVersion.None;
+
+    /// <summary>
+    /// Applies one change to one object in one transaction: the document is read, edited and written
+    /// while other policy writers wait, and an edit based on an older version of the object than the
+    /// stored one is refused as a conflict naming who changed it — never a silent overwrite.
+    /// </summary>
+    public async Task<EditResult> EditAsync(PolicyEdit edit, string actor, CancellationToken ct)
+    {
+        await using var tx = await BeginWriteAsync(ct);
+        if (edit.BasedOn is { } basedOn && await VersionOfAsync(edit.Kind, edit.Name, ct) is var current && current.Version != basedOn)
+            return EditResult.Conflict(current);
+        var doc = await ExportAsync(ct);
+        if (edit.Change(doc) is { } refusal)
+            return EditResult.Refused(refusal);
+        var result = await ApplyInTransactionAsync(doc, actor, dryRun: false, ct);
+        if (!result.Succeeded)
+            return EditResult.Invalid(PolicyErrorPaths.ForObject(result.Errors, doc, edit.Kind, edit.Name));
+        await FinishAsync(tx, result, dryRun: false, ct);
+        return EditResult.Applied(result.Changes, await VersionOfAsync(edit.Kind, edit.Name, ct));
+    }
+
+    /// <summary>The latest change of one object (its version), or <see cref="PolicyObjectVersion.None"/>.</summary>
+    public async Task<PolicyObjectVersion> VersionOfAsync(PolicyObjectKind kind, string name, CancellationToken ct)
+    {
+        var type = kind.AuditType();
+        var latest = await db.AuditLog.AsNoTracking()
+            .Where(a => a.EntityType == type && a.EntityName == name)
+            .OrderByDescending(a => a.Id)
+            .Select(a => new PolicyObjectVersion(a.Id, a.Actor, a.At, a.Action))
+            .FirstOrDefaultAsync(ct);
+        return latest ?? PolicyObjectVersion.None;
+    }
+
+    /// <summary>The version of every object of <paramref name="kind"/> that has one, by name.</summary>
+    public async Task<IReadOnlyDictionary<string, long>> VersionsAsync(PolicyObjectKind kind, CancellationToken ct)
+    {
+        var type = kind.AuditType();
+        return await db.AuditLog.AsNoTracking()
+            .Where(a => a.EntityType == type)
+            .GroupBy(a => a.EntityName)
+            .Select(g => new { Name = g.Key, Version = g.Max(a => a.Id) })
+            .ToDictionaryAsync(x => x.Name, x => x.Version, StringComparer.Ordinal, ct);
+    }
+
+    /// <summary>
+    /// A transaction in which this writer is the only policy writer: SQLite's transactions are
+    /// <c>BEGIN IMMEDIATE</c> (one writer at a time); on PostgreSQL an advisory lock held until
+    /// commit makes concurrent writers — on any replica — take turns.
+    /// </summary>
+    private async Task<Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction> BeginWriteAsync(CancellationToken ct)
+    {
+        var tx = await db.Database.BeginTransactionAsync(ct);
+        if (db.Database.ProviderName == PostgresProvider)
+            await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({PolicyWriterLock})", ct);
+        return tx;
+    }
+
+    private const string PostgresProvider = "Npgsql.EntityFrameworkCore.PostgreSQL";
+
+    /// <summary>An arbitrary constant naming the policy writers' advisory lock.</summary>
+    private const long PolicyWriterLock = 0x41_69_72_6C_6F_63_6B; // "Airlock"
+
+    private async Task FinishAsync(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx, ApplyResult result, bool dryRun, CancellationToken ct)
+    {
+        if (!result.Succeeded || dryRun)
+        {
+            await tx.RollbackAsync(ct);
+            db.ChangeTracker.Clear();
+            return;
+        }
+        await tx.CommitAsync(ct);
+        if (result.Changes.Count > 0)
+            notifier.Publish();
+    }
+
+    private async Task<ApplyResult> ApplyInTransactionAsync(PolicyDocument doc, string actor, bool dryRun, CancellationToken ct)
     {
         var context = new PolicyContext(
             (await db.Sidecars.Where(s => s.RevokedAt == null).Select(s => s.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
@@ -50,7 +152,6 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         if (errors.Count > 0)
             return new ApplyResult(errors, []);
 
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
         var now = time.GetUtcNow();
         var changes = new List<PolicyChange>();
         var sidecars = await db.Sidecars.Where(s => s.RevokedAt == null).ToDictionaryAsync(s => s.Name, ct);
@@ -203,19 +304,13 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             Audit(existing is null ? "create" : "update", "trusted-issuer", issuer.Name, before, ToSpec(issuer));
         }
 
-        if (dryRun)
+        if (!dryRun)
         {
-            await tx.RollbackAsync(ct);
-            db.ChangeTracker.Clear();
-            return new ApplyResult([], changes);
+            // A deleted agent's token-endpoint credentials go with it, in the same transaction: a new
+            // agent of the same name must not inherit them.
+            await credentials.RemoveOrphansAsync(agents.Keys.Where(a => !wantedAgents.Contains(a)), ct);
         }
-        // A deleted agent's token-endpoint credentials go with it, in the same transaction: a new agent
-        // of the same name must not inherit them.
-        await credentials.RemoveOrphansAsync(agents.Keys.Where(a => !wantedAgents.Contains(a)), ct);
         await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        if (changes.Count > 0)
-            notifier.Publish();
         return new ApplyResult([], changes);
     }
 

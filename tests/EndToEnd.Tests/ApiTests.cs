@@ -143,6 +143,97 @@ public sealed partial class ApiTests(ControlPlaneFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task Patch_changes_one_field_and_errors_point_inside_the_object()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/sidecars", new { name = "patch-edge" })).StatusCode);
+        var target = new { name = "patch-db", sidecar = "patch-edge", listenPort = 17101, labels = new { env = "dev" }, upstream = new { host = "127.0.0.1", database = "app", credential = "env:PATCH_PW" } };
+        Assert.Equal(HttpStatusCode.Created, (await Cp.Api.PostAsJsonAsync("/api/v1/targets", target)).StatusCode);
+
+        var patched = await Cp.Api.PatchAsync("/api/v1/targets/patch-db", new StringContent("""{"upstream":{"port":6543}}""", Encoding.UTF8, "application/merge-patch+json"));
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        var stored = JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/targets/patch-db")).RootElement;
+        Assert.Equal(6543, stored.GetProperty("upstream").GetProperty("port").GetInt32());
+        Assert.Equal("app", stored.GetProperty("upstream").GetProperty("database").GetString());
+        Assert.Equal("dev", stored.GetProperty("labels").GetProperty("env").GetString());
+
+        var bad = await Cp.Api.PatchAsync("/api/v1/targets/patch-db", new StringContent("""{"upstream":{"port":70000}}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        var error = JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")[0];
+        Assert.Equal("upstream.port", error.GetProperty("path").GetString());
+
+        // PUT replaces the whole object; one field is not enough, and the answer says what to do.
+        var put = await Cp.Api.PutAsJsonAsync("/api/v1/targets/patch-db", new { listenPort = 17102 });
+        Assert.Equal(HttpStatusCode.BadRequest, put.StatusCode);
+        var putBody = await put.Content.ReadAsStringAsync();
+        Assert.Contains("PATCH", putBody, StringComparison.Ordinal);
+        Assert.DoesNotContain("targets[", putBody, StringComparison.Ordinal);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await Cp.Api.PatchAsync("/api/v1/agents/nobody", new StringContent("{}", Encoding.UTF8, "application/json"))).StatusCode);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, (await Cp.Api.PatchAsync("/api/v1/targets/patch-db", new StringContent("upstream: {port: 1}", Encoding.UTF8, "application/yaml"))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Cp.Api.PatchAsync("/api/v1/targets/patch-db", new StringContent("""{"upstream":{"prot":1}}""", Encoding.UTF8, "application/json"))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.DeleteAsync("/api/v1/targets/patch-db")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stale_edit_gets_409_naming_who_changed_the_object_and_a_fresh_one_applies()
+    {
+        using var bob = Client(await CreateKeyAsync("Admin"));
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync("/api/v1/roles/etag-role", new { description = "v1" })).StatusCode);
+        var read = await Cp.Api.GetAsync("/api/v1/roles/etag-role");
+        var etag = read.Headers.ETag!;
+
+        // Bob changes the role in between.
+        using var bobPatch = new HttpRequestMessage(HttpMethod.Patch, "/api/v1/roles/etag-role") { Content = new StringContent("""{"description":"bob's"}""", Encoding.UTF8, "application/json") };
+        bobPatch.Headers.IfMatch.Add(etag);
+        var bobs = await bob.SendAsync(bobPatch);
+        Assert.Equal(HttpStatusCode.OK, bobs.StatusCode);
+        Assert.NotEqual(etag, bobs.Headers.ETag);
+
+        using var stale = new HttpRequestMessage(HttpMethod.Put, "/api/v1/roles/etag-role") { Content = JsonContent.Create(new { description = "admin's" }) };
+        stale.Headers.IfMatch.Add(etag);
+        var conflict = await Cp.Api.SendAsync(stale);
+        Assert.Equal(HttpStatusCode.Conflict, conflict.StatusCode);
+        var problem = JsonDocument.Parse(await conflict.Content.ReadAsStringAsync()).RootElement;
+        var bobName = problem.GetProperty("changedBy").GetString()!;
+        Assert.StartsWith("apikey:Admin-", bobName, StringComparison.Ordinal);
+        Assert.Contains($"{bobName} changed it at", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("bob's", JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/roles/etag-role")).RootElement.GetProperty("description").GetString());
+
+        using var fresh = new HttpRequestMessage(HttpMethod.Put, "/api/v1/roles/etag-role") { Content = JsonContent.Create(new { description = "admin's" }) };
+        fresh.Headers.IfMatch.Add(bobs.Headers.ETag!);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.SendAsync(fresh)).StatusCode);
+
+        using var garbage = new HttpRequestMessage(HttpMethod.Delete, "/api/v1/roles/etag-role");
+        garbage.Headers.TryAddWithoutValidation("If-Match", "\"not-a-version\"");
+        Assert.Equal(HttpStatusCode.BadRequest, (await Cp.Api.SendAsync(garbage)).StatusCode);
+
+        // The whole document carries a version too.
+        var export = await Cp.Api.GetAsync("/api/v1/policy");
+        var document = await export.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, (await bob.PatchAsync("/api/v1/roles/etag-role", new StringContent("""{"description":"bob again"}""", Encoding.UTF8, "application/json"))).StatusCode);
+        using var staleDocument = new HttpRequestMessage(HttpMethod.Put, "/api/v1/policy") { Content = new StringContent(document, Encoding.UTF8, "application/json") };
+        staleDocument.Headers.IfMatch.Add(export.Headers.ETag!);
+        Assert.Equal(HttpStatusCode.Conflict, (await Cp.Api.SendAsync(staleDocument)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Cp.Api.DeleteAsync("/api/v1/roles/etag-role")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Parallel_api_edits_of_different_objects_do_not_lose_each_others_changes()
+    {
+        const int Count = 12;
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(async i =>
+            Assert.Equal(HttpStatusCode.OK, (await Cp.Api.PutAsJsonAsync($"/api/v1/roles/par-{i}", new { description = "v1" })).StatusCode)));
+        var answers = await Task.WhenAll(Enumerable.Range(0, Count).Select(i =>
+            Cp.Api.PatchAsync($"/api/v1/roles/par-{i}", new StringContent($$"""{"description":"edited {{i}}"}""", Encoding.UTF8, "application/json"))));
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        var roles = JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/roles")).RootElement.EnumerateArray()
+            .ToDictionary(r => r.GetProperty("name").GetString()!, r => r.GetProperty("description").GetString());
+        for (var i = 0; i < Count; i++)
+            Assert.Equal($"edited {i}", roles[$"par-{i}"]);
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(i => Cp.Api.DeleteAsync($"/api/v1/roles/par-{i}")));
+    }
+
+    [Fact]
     public async Task Users_are_created_with_a_role_and_the_audit_log_never_holds_a_password()
     {
         var response = await Cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "audrey", password = "audrey-long-password", role = "Auditor" });

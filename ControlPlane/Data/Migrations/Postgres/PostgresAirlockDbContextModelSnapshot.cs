@@ -297,6 +297,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
 
                     b.HasIndex("At");
 
+                    b.HasIndex("Actor", "Id");
+
+                    b.HasIndex("EntityType", "EntityName", "Id");
+
                     b.ToTable("AuditLog");
                 });
 

@@ -286,6 +286,10 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
 
                     b.HasIndex("At");
 
+                    b.HasIndex("Actor", "Id");
+
+                    b.HasIndex("EntityType", "EntityName", "Id");
+
                     b.ToTable("AuditLog");
                 });
 
