@@ -7,6 +7,9 @@ namespace Airlock.ControlPlane.Policies;
 
 public sealed record PolicyChange(string Action, string EntityType, string Name);
 
+/// <summary>An agent as the Agents page lists it.</summary>
+public sealed record AgentRow(string Name, string Description, string Owner, string Role, bool Enabled, DateTimeOffset? LastUsedAt);
+
 public sealed record ApplyResult(IReadOnlyList<PolicyError> Errors, IReadOnlyList<PolicyChange> Changes)
 {
     public bool Succeeded => Errors.Count == 0;
@@ -60,10 +63,16 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
 
     private static readonly string[] _policyAuditTypes = Enum.GetValues<PolicyObjectKind>().Select(k => k.AuditType()).ToArray();
 
+    /// <summary>
+    /// The audit actions that change a policy object itself. Others logged against one (an agent's
+    /// secret rotated, its keys replaced) leave its version alone: they do not touch what an edit edits.
+    /// </summary>
+    private static readonly string[] _policyActions = ["create", "update", "delete"];
+
     /// <summary>The latest change to any policy object: the version of the whole document.</summary>
     public async Task<PolicyObjectVersion> DocumentVersionAsync(CancellationToken ct) =>
         await db.AuditLog.AsNoTracking()
-            .Where(a => _policyAuditTypes.Contains(a.EntityType))
+            .Where(a => _policyAuditTypes.Contains(a.EntityType) && _policyActions.Contains(a.Action))
             .OrderByDescending(a => a.Id)
             .Select(a => new PolicyObjectVersion(a.Id, a.Actor, a.At, a.Action))
             .FirstOrDefaultAsync(ct) ?? PolicyObjectVersion.None;
@@ -93,7 +102,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     {
         var type = kind.AuditType();
         var latest = await db.AuditLog.AsNoTracking()
-            .Where(a => a.EntityType == type && a.EntityName == name)
+            .Where(a => a.EntityType == type && a.EntityName == name && _policyActions.Contains(a.Action))
             .OrderByDescending(a => a.Id)
             .Select(a => new PolicyObjectVersion(a.Id, a.Actor, a.At, a.Action))
             .FirstOrDefaultAsync(ct);
@@ -105,7 +114,7 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     {
         var type = kind.AuditType();
         return await db.AuditLog.AsNoTracking()
-            .Where(a => a.EntityType == type)
+            .Where(a => a.EntityType == type && _policyActions.Contains(a.Action))
             .GroupBy(a => a.EntityName)
             .Select(g => new { Name = g.Key, Version = g.Max(a => a.Id) })
             .ToDictionaryAsync(x => x.Name, x => x.Version, StringComparer.Ordinal, ct);
@@ -312,6 +321,26 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         }
         await db.SaveChangesAsync(ct);
         return new ApplyResult([], changes);
+    }
+
+    /// <summary>
+    /// One page of agents, filtered in the database by a term in the name, owner, role or
+    /// description (case-insensitive), with the total that match: the Agents page's list.
+    /// </summary>
+    public async Task<(IReadOnlyList<AgentRow> Rows, int Total)> SearchAgentsAsync(string? term, int skip, int take, CancellationToken ct)
+    {
+        var query = db.Agents.AsNoTracking();
+        if (!string.IsNullOrWhiteSpace(term))
+        {
+            var t = term.Trim().ToLowerInvariant();
+            query = query.Where(a => a.Name.ToLower().Contains(t) || a.Owner.ToLower().Contains(t)
+                || a.Role!.Name.ToLower().Contains(t) || a.Description.ToLower().Contains(t));
+        }
+        var total = await query.CountAsync(ct);
+        var rows = await query.OrderBy(a => a.Name).Skip(skip).Take(take)
+            .Select(a => new AgentRow(a.Name, a.Description, a.Owner, a.Role!.Name, a.Enabled, a.LastUsedAt))
+            .ToListAsync(ct);
+        return (rows, total);
     }
 
     private static bool Same(object a, object b) =>

@@ -167,6 +167,17 @@ public sealed class SnapshotCompiler(
             grants.Count == 0 ? null : grants);
     }
 
+    /// <summary>
+    /// The identity part of a snapshot as a sidecar serving every agent would get it, with those
+    /// agents: what the console's "test a token" box validates a pasted token against.
+    /// </summary>
+    public async Task<(IdentityPolicy Identity, IReadOnlyList<AgentPolicy> Agents)> CompileIdentityForEveryAgentAsync(CancellationToken ct)
+    {
+        var agents = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name)
+            .Select(a => new AgentPolicy(a.Id.ToString(), a.Name, a.Role!.Name, a.Enabled)).ToListAsync(ct);
+        return (await CompileIdentityAsync(agents, ct), agents);
+    }
+
     /// <summary>Airlock's JWKS, and each trusted issuer with its keys and the bindings to agents this sidecar knows.</summary>
     private async Task<IdentityPolicy> CompileIdentityAsync(List<AgentPolicy> agents, CancellationToken ct)
     {
@@ -188,7 +199,6 @@ public sealed class SnapshotCompiler(
         return new IdentityPolicy(o.Issuer!, o.Audience, await keys.GetTokenJwksAsync(ct), trusted);
     }
 
-    /// <summary>A grant reaches a target by name, or by a selector whose every label matches.</summary>
     /// <summary>
     /// The rules of <paramref name="role"/> as a snapshot carries them for the targets it reaches: its
     /// baseline's rules first, then its own in order (a rule narrowed to targets applies only to those).
@@ -211,6 +221,7 @@ public sealed class SnapshotCompiler(
             .ToList();
     }
 
+    /// <summary>A grant reaches a target by name, or by a selector whose every label matches.</summary>
     public static bool Grants(GrantData grant, Target target) =>
         grant.Target is not null
             ? string.Equals(grant.Target, target.Name, StringComparison.Ordinal)

@@ -1,0 +1,138 @@
+using Airlock.ControlPlane.Policies;
+using Airlock.Sidecar.Policy;
+using Microsoft.AspNetCore.Components;
+using MudBlazor;
+
+namespace Airlock.ControlPlane.Components.Pages.Roles;
+
+/// <summary>
+/// Roles edited in forms — grants, rules, the baseline — with the validator's messages at the
+/// fields, the YAML the form amounts to, and the saved rules tried against SQL beside them.
+/// Writes go through <see cref="PolicyStore.EditAsync"/>, based on the version the form opened on.
+/// </summary>
+public partial class Roles : PolicyPage
+{
+    [Inject] private IDialogService Dialogs { get; set; } = default!;
+
+    protected override PolicyObjectKind Kind => PolicyObjectKind.Role;
+
+    protected override IReadOnlyCollection<string> FormFields => ["name", "description", "baseline", "grants", "rules"];
+
+    /// <summary>The rule fields that show their own message; any other message of a rule is listed under it.</summary>
+    private static readonly string[] RuleFieldPaths =
+    [
+        "name", "targets", "message", "match.classes", "match.commands", "match.tables", "match.pattern", "match.functions", "match.flags",
+        "mask.columns", "mask.detectors", "mask.keepLast", "approval.approvals", "approval.timeoutSeconds", "approval.windowMinutes",
+    ];
+
+    private RoleForm? _form;
+    private long _basedOn;
+    private string? _simTarget;
+    private string? _simSql;
+    private SimulateResponse? _simResult;
+    private string? _simProblem;
+
+    private void StartNew()
+    {
+        ClearProblems();
+        _form = RoleForm.New();
+        _basedOn = 0;
+        _simResult = null;
+    }
+
+    private void StartEdit(string name)
+    {
+        ClearProblems();
+        if (Document!.Roles!.FirstOrDefault(r => r.Name == name) is not { } spec)
+            return;
+        _form = RoleForm.From(spec);
+        _basedOn = VersionOf(name);
+        _simResult = null;
+        _simTarget ??= Document.Targets!.FirstOrDefault()?.Name;
+    }
+
+    private async Task ReloadEditingAsync()
+    {
+        var name = _form?.Name;
+        await ReloadAsync();
+        ClearProblems();
+        if (name is not null && Document!.Roles!.Any(r => r.Name == name))
+            StartEdit(name);
+        else
+            _form = null;
+    }
+
+    private void Cancel()
+    {
+        _form = null;
+        ClearProblems();
+    }
+
+    private void AddRule() => _form!.Rules.Add(new RuleRow { Name = $"rule-{_form.Rules.Count + 1}", Action = RuleActions.Block });
+
+    private string PreviewYaml()
+    {
+        var (spec, errors) = _form!.ToSpec();
+        return spec is null ? string.Join("\n", errors.Select(e => $"# {e.Path}: {e.Message}")) : PolicyFormat.Write(spec, yaml: true);
+    }
+
+    private async Task SaveAsync()
+    {
+        var (spec, formErrors) = _form!.ToSpec();
+        if (spec is null)
+        {
+            Errors = new Shared.FieldErrors(formErrors, FormFields);
+            return;
+        }
+        var existing = _form.Existing;
+        var name = spec.Name ?? "";
+        var saved = await EditAsync(name, existing ? _basedOn : null, doc =>
+        {
+            var index = doc.Roles!.FindIndex(r => r.Name == name);
+            if (!existing && index >= 0)
+                return new EditRefusal(EditRefusalKind.AlreadyExists, $"role '{name}' already exists");
+            if (existing && index < 0)
+                return new EditRefusal(EditRefusalKind.NotFound, $"role '{name}' was deleted meanwhile");
+            if (index >= 0)
+                doc.Roles[index] = spec;
+            else
+                doc.Roles.Add(spec);
+            return null;
+        }, existing ? $"Role {name} saved" : $"Role {name} created");
+        if (saved)
+            StartEdit(name); // stay on it, now based on the saved version, to try it in the simulator
+    }
+
+    private async Task DeleteAsync(string name)
+    {
+        if (await Dialogs.ShowMessageBoxAsync("Delete role", $"Delete role '{name}'? A role an agent still has cannot be deleted.",
+                yesText: "Delete", cancelText: "Keep it") != true)
+            return;
+        if (await EditAsync(name, VersionOf(name), doc =>
+                doc.Roles!.RemoveAll(r => r.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"role '{name}' does not exist") : null,
+                $"Role {name} deleted") && _form?.Name == name)
+            _form = null;
+        if (Errors.Any)
+        {
+            // A deletion the validator refuses (agents still have the role) has no form to show it in.
+            Problem = string.Join("; ", Errors.All.Select(e => $"{e.Path}: {e.Message}"));
+            Errors = Shared.FieldErrors.None;
+        }
+    }
+
+    private async Task SimulateAsync()
+    {
+        _simProblem = null;
+        _simResult = null;
+        try
+        {
+            using var scope = Scopes.CreateScope();
+            _simResult = await scope.ServiceProvider.GetRequiredService<Policies.Simulator>()
+                .SimulateAsync(new SimulateRequest(null, _form!.Name, _simTarget, _simSql), CancellationToken.None);
+        }
+        catch (SimulationException e)
+        {
+            _simProblem = e.Message;
+        }
+    }
+}
