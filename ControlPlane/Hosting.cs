@@ -59,6 +59,8 @@ internal static class Hosting
         builder.Services.AddScoped<PolicyStore>();
         builder.Services.AddScoped<Simulator>();
         builder.Services.AddScoped<SnapshotCompiler>();
+        builder.Services.AddScoped<Data.AuditQueries>();
+        builder.Services.AddScoped<Sessions.DashboardQueries>();
         builder.Services.AddScoped<SnapshotSigningKeys>();
         return builder;
     }

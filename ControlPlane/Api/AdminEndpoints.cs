@@ -100,49 +100,25 @@ internal static class AdminEndpoints
         }).RequireAuthorization(AccessPolicies.Admin);
 
         // --- snapshot signing keys ---------------------------------------------------------------
-        api.MapGet("/signing-keys", async (AirlockDbContext db, CancellationToken ct) =>
-            (await db.SigningKeys.AsNoTracking().ToListAsync(ct)).OrderBy(k => k.ActivatesAt).Select(k => new { k.Id, k.Purpose, k.Algorithm, k.CreatedAt, k.ActivatesAt }))
+        api.MapGet("/signing-keys", (KeysAndIssuers keys, CancellationToken ct) => keys.SigningKeysAsync(ct))
             .RequireAuthorization(AccessPolicies.Viewer);
-        api.MapPost("/signing-keys/rotate", async (int? overlapMinutes, string? purpose, string? algorithm, SnapshotSigningKeys keys, PolicyChangeNotifier notifier, HttpContext http, CancellationToken ct) =>
+        api.MapPost("/signing-keys/rotate", async (int? overlapMinutes, string? purpose, string? algorithm, KeysAndIssuers keys, HttpContext http, CancellationToken ct) =>
         {
-            purpose ??= SigningKeyPurposes.Snapshot;
-            var overlap = overlapMinutes is { } m ? TimeSpan.FromMinutes(m) : SnapshotSigningKeys.DefaultOverlap;
-            if (overlap < TimeSpan.Zero)
-                return ApiProblems.Validation([new("overlapMinutes", "must not be negative")], "Invalid rotation");
-            if (purpose is not (SigningKeyPurposes.Snapshot or SigningKeyPurposes.Token))
-                return ApiProblems.Validation([new("purpose", "must be 'snapshot' or 'token'")], "Invalid rotation");
-            if (algorithm is not (null or "RS256" or "ES256") || (purpose == SigningKeyPurposes.Snapshot && algorithm is "RS256"))
-                return ApiProblems.Validation([new("algorithm", "RS256 or ES256 for token keys; snapshot keys are ES256")], "Invalid rotation");
-            var key = await keys.RotateAsync(overlap, http.User.Actor(), ct, purpose, algorithm);
-            notifier.Publish(); // publish the new key to every sidecar now
-            http.RequestServices.GetRequiredService<TokenSigningSetup>().Recheck(); // an immediate token key signs from now on
-            return Results.Ok(new { key.Id, key.ActivatesAt });
+            var (key, errors) = await keys.RotateAsync(purpose, algorithm, overlapMinutes, http.User.Actor(), ct);
+            return key is null ? ApiProblems.Validation(errors, "Invalid rotation") : Results.Ok(new { key.Id, key.ActivatesAt });
         }).RequireAuthorization(AccessPolicies.Admin);
 
         // --- trusted issuers: key status (their definition is part of the policy document) ---------
-        api.MapGet("/trusted-issuer-status", async (AirlockDbContext db, CancellationToken ct) =>
-            (await db.TrustedIssuers.AsNoTracking().OrderBy(t => t.Name).ToListAsync(ct)).Select(t => new
-            {
-                t.Name,
-                t.Issuer,
-                t.Kind,
-                source = t.Kind == TrustedIssuerKinds.Saml ? "certificate" : t.StaticJwks is null ? "discovery" : "static",
-                keys = Jwks.Parse(t.StaticJwks ?? t.FetchedJwks).Select(k => k.Kid),
-                status = t.StaticJwks is not null || t.Kind == TrustedIssuerKinds.Saml ? "ok" : t.LastError is not null ? (t.FetchedJwks is null ? "unreachable" : "stale") : t.FetchedAt is null ? "pending" : "ok",
-                t.FetchedAt,
-                t.LastAttemptAt,
-                t.LastError,
-                bindings = t.Bindings.Select(b => new { b.Name, b.Agent }),
-            }))
+        api.MapGet("/trusted-issuer-status", (KeysAndIssuers keys, CancellationToken ct) => keys.IssuerStatusAsync(ct))
             .RequireAuthorization(AccessPolicies.Viewer);
 
         // --- audit log -----------------------------------------------------------------------
-        api.MapGet("/audit", async (int? take, string? entityType, AirlockDbContext db, CancellationToken ct) =>
+        api.MapGet("/audit", async (int? take, int? skip, string? entityType, string? entityName, string? actor, DateTimeOffset? since, DateTimeOffset? until,
+            AuditQueries audit, HttpResponse response, CancellationToken ct) =>
         {
-            var query = db.AuditLog.AsNoTracking();
-            if (entityType is not null)
-                query = query.Where(a => a.EntityType == entityType);
-            return await query.OrderByDescending(a => a.Id).Take(Math.Clamp(take ?? 100, 1, 1000)).ToListAsync(ct);
+            var (entries, total) = await audit.SearchAsync(new AuditFilter(actor, entityType, entityName, since, until), skip ?? 0, take ?? 100, ct);
+            response.Headers["X-Total-Count"] = total.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return entries;
         }).RequireAuthorization(AccessPolicies.Viewer);
 
         return api;

@@ -24,6 +24,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<SnapshotVersion> SnapshotVersions => Set<SnapshotVersion>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
+    public DbSet<StatementStat> StatementStats => Set<StatementStat>();
     public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
     public DbSet<UsedAssertion> UsedAssertions => Set<UsedAssertion>();
     public DbSet<RecordedSession> Sessions => Set<RecordedSession>();
@@ -120,6 +121,7 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
             e.HasIndex(a => new { a.Actor, a.Id });
         });
         modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
+        modelBuilder.Entity<StatementStat>(e => e.HasKey(s => new { s.Hour, s.Outcome }));
         modelBuilder.Entity<RecordedSession>(e =>
         {
             e.HasIndex(s => s.StartedAt);

@@ -279,6 +279,27 @@ public sealed class RecordedSession
     public string? AttributionProblem { get; set; }
 }
 
+/// <summary>What a recorded statement came to, for the dashboard's tally.</summary>
+public enum StatementOutcome
+{
+    /// <summary>Ran, nothing masked.</summary>
+    Allowed,
+    /// <summary>Ran, with values masked in its result.</summary>
+    Masked,
+    /// <summary>Refused by a rule.</summary>
+    Blocked,
+    /// <summary>Held or refused for approval (counted once per approval request raised).</summary>
+    Held,
+}
+
+/// <summary>How many recorded statements of one hour (Unix hours) came to one outcome.</summary>
+public sealed class StatementStat
+{
+    public long Hour { get; set; }
+    public StatementOutcome Outcome { get; set; }
+    public long Count { get; set; }
+}
+
 public static class SessionStatuses
 {
     public const string Live = "live";

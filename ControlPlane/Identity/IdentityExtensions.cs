@@ -23,6 +23,7 @@ public static class IdentityExtensions
         builder.Services.AddScoped<UserAdministration>();
         builder.Services.AddScoped<AgentCredentials>();
         builder.Services.AddScoped<TokenTester>();
+        builder.Services.AddScoped<KeysAndIssuers>();
         builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddHostedService<TrustedIssuerRefresher>();
         builder.Services.AddScoped<Bootstrapper>();

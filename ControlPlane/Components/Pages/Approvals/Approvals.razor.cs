@@ -148,10 +148,11 @@ public partial class Approvals : ComponentBase, IDisposable
 
     private static string RunStyle(string kind) => kind switch
     {
-        SqlHighlight.Keyword => "color: #1565c0; font-weight: 600",
-        SqlHighlight.Literal => "color: #2e7d32",
-        SqlHighlight.Number or SqlHighlight.Parameter => "color: #6a1b9a",
-        SqlHighlight.Comment => "color: #757575; font-style: italic",
+        // Theme colours, so the highlighting reads in dark mode too.
+        SqlHighlight.Keyword => "color: var(--mud-palette-primary); font-weight: 600",
+        SqlHighlight.Literal => "color: var(--mud-palette-success-darken)",
+        SqlHighlight.Number or SqlHighlight.Parameter => "color: var(--mud-palette-secondary)",
+        SqlHighlight.Comment => "color: var(--mud-palette-text-secondary); font-style: italic",
         _ => "",
     };
 

@@ -764,6 +764,22 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.ToTable("SnapshotVersions");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.StatementStat", b =>
+                {
+                    b.Property<long>("Hour")
+                        .HasColumnType("bigint");
+
+                    b.Property<int>("Outcome")
+                        .HasColumnType("integer");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Hour", "Outcome");
+
+                    b.ToTable("StatementStats");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Target", b =>
                 {
                     b.Property<Guid>("Id")

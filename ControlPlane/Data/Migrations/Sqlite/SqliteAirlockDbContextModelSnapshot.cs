@@ -751,6 +751,22 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.ToTable("SnapshotVersions");
                 });
 
+            modelBuilder.Entity("Airlock.ControlPlane.Data.StatementStat", b =>
+                {
+                    b.Property<long>("Hour")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Outcome")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Hour", "Outcome");
+
+                    b.ToTable("StatementStats");
+                });
+
             modelBuilder.Entity("Airlock.ControlPlane.Data.Target", b =>
                 {
                     b.Property<Guid>("Id")
