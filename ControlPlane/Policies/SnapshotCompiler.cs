@@ -173,8 +173,9 @@ public sealed class SnapshotCompiler(
     /// </summary>
     public async Task<(IdentityPolicy Identity, IReadOnlyList<AgentPolicy> Agents)> CompileIdentityForEveryAgentAsync(CancellationToken ct)
     {
-        var agents = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name)
-            .Select(a => new AgentPolicy(a.Id.ToString(), a.Name, a.Role!.Name, a.Enabled)).ToListAsync(ct);
+        var rows = await db.Agents.AsNoTracking().Include(a => a.Role).OrderBy(a => a.Name).ToListAsync(ct);
+        // Ids formatted here, as the snapshot does (in SQL a provider may format a GUID otherwise).
+        var agents = rows.Select(a => new AgentPolicy(a.Id.ToString(), a.Name, a.Role!.Name, a.Enabled)).ToList();
         return (await CompileIdentityAsync(agents, ct), agents);
     }
 
