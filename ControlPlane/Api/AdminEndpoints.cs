@@ -112,6 +112,10 @@ internal static class AdminEndpoints
         api.MapGet("/trusted-issuer-status", (KeysAndIssuers keys, CancellationToken ct) => keys.IssuerStatusAsync(ct))
             .RequireAuthorization(AccessPolicies.Viewer);
 
+        // --- the endpoint index: every route this control plane serves, with who may call it ----------
+        api.MapGet("/endpoints", (EndpointDataSource endpoints) => EndpointIndex.Of(endpoints))
+            .RequireAuthorization(AccessPolicies.Admin);
+
         // --- audit log -----------------------------------------------------------------------
         api.MapGet("/audit", async (int? take, int? skip, string? entityType, string? entityName, string? actor, DateTimeOffset? since, DateTimeOffset? until,
             AuditQueries audit, HttpResponse response, CancellationToken ct) =>

@@ -84,7 +84,11 @@ public static class IdentityExtensions
 
     private static Task RedirectOrStatus(RedirectContext<CookieAuthenticationOptions> ctx, int status)
     {
-        if (ctx.Request.Path.StartsWithSegments("/api"))
+        // Only a browser asking for a page is sent to the sign-in (or "denied") page; the API, the
+        // sidecars' hub and gRPC, and any other caller get the status code.
+        var wantsPage = (HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method))
+            && ctx.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase);
+        if (!wantsPage || ctx.Request.Path.StartsWithSegments("/api"))
         {
             ctx.Response.StatusCode = status;
             return Task.CompletedTask;
