@@ -85,6 +85,28 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     }
 
     [Fact]
+    public async Task Statements_are_tallied_by_outcome_once_however_often_they_are_uploaded()
+    {
+        var events = Events(4); // four allowed statements
+        RecordingEvent last = events[^2];
+        events.RemoveAt(events.Count - 1);
+        void Add(string type, object payload) => events.Add(last = EventChain.Next(last, _session, DateTimeOffset.UtcNow, type, RecordingJson.Encode(payload)));
+        Add(RecordingEventTypes.Statement, new StatementPayload("DROP TABLE t", [], "ddl", "block", "no-ddl", 0, null, null));
+        Add(RecordingEventTypes.Statement, new StatementPayload("SELECT email", [], "read", "allow", null, 1, 1, null, null, new Dictionary<string, long> { ["users.email"] = 1 }));
+        Add(RecordingEventTypes.Approval, new ApprovalPayload(7, "raised", null, null));
+        await IngestAsync(_sidecar, events.Take(4).ToList());
+        await IngestAsync(_sidecar, events);
+        await IngestAsync(_sidecar, events); // a repeated upload adds nothing
+
+        await using var db = _store!.Open();
+        var counts = await db.StatementStats.GroupBy(s => s.Outcome).Select(g => new { g.Key, Count = g.Sum(s => s.Count) }).ToDictionaryAsync(x => x.Key, x => x.Count);
+        Assert.Equal(4, counts[StatementOutcome.Allowed]);
+        Assert.Equal(1, counts[StatementOutcome.Blocked]);
+        Assert.Equal(1, counts[StatementOutcome.Masked]);
+        Assert.Equal(1, counts[StatementOutcome.Held]);
+    }
+
+    [Fact]
     public async Task Batches_in_any_split_and_duplicates_store_each_event_once()
     {
         var events = Events(10);

@@ -18,10 +18,44 @@ public sealed class SidecarsPageTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _store = await TestStore.CreateAsync(StoreProvider.Sqlite);
+        await using (var db = _store.Open())
+        {
+            db.Users.Add(new ConsoleUser { Id = Guid.NewGuid(), UserName = "root-admin", PasswordHash = "", Role = Identity.ConsoleRoles.Admin, CreatedAt = DateTimeOffset.UtcNow, SecurityStamp = "stamp" });
+            await db.SaveChangesAsync();
+        }
         _bunit = new BunitContext();
         _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
         _bunit.Services.AddMudServices();
         _bunit.Services.AddControlPlaneCore(_store);
+        _bunit.Services.AddScoped<Identity.ConsoleActor>();
+        var auth = _bunit.AddAuthorization();
+        auth.SetAuthorized("root-admin");
+        auth.SetRoles(Identity.ConsoleRoles.Admin);
+        auth.SetPolicies(Identity.AccessPolicies.Admin, Identity.AccessPolicies.Viewer);
+        auth.SetClaims(new System.Security.Claims.Claim(Identity.IdentityExtensions.SecurityStampClaim, "stamp"));
+        _bunit.Render<MudBlazor.MudPopoverProvider>();
+    }
+
+    [Fact]
+    public async Task An_admin_creates_a_sidecar_and_gets_a_ready_to_run_enrollment_command_once()
+    {
+        var page = _bunit!.Render<SidecarsPage>();
+        page.Find("[data-testid=new-sidecar-name]").Change("edge-9");
+        page.Find("[data-testid=create-sidecar]").Click();
+        page.WaitForAssertion(() => Assert.Equal("not enrolled", page.Find("[data-testid=state-edge-9]").TextContent));
+        page.Find("[data-testid=enroll-edge-9]").Click();
+        var command = page.WaitForElement("[data-testid=enrollment-command]").TextContent;
+        Assert.Matches(@"^dotnet Sidecar\.dll --control-plane http://localhost --enrollment-token et_\S+ --state-dir /var/lib/airlock-sidecar$", command);
+        await using var db = _store!.Open();
+        var token = await db.EnrollmentTokens.SingleAsync();
+        Assert.DoesNotContain(token.TokenHash, command, StringComparison.Ordinal);
+        Assert.Equal(["create sidecar edge-9", "create enrollment-token edge-9"],
+            await db.AuditLog.OrderBy(a => a.Id).Select(a => a.Action + " " + a.EntityType + " " + a.EntityName).ToListAsync());
+
+        // A bad name is refused with the service's own message.
+        page.Find("[data-testid=new-sidecar-name]").Change("Bad Name");
+        page.Find("[data-testid=create-sidecar]").Click();
+        page.WaitForAssertion(() => Assert.Contains("lower-case letters", page.Find("[data-testid=sidecar-problem]").TextContent, StringComparison.Ordinal));
     }
 
     public async Task DisposeAsync()
