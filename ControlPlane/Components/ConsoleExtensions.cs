@@ -18,6 +18,7 @@ internal static class ConsoleExtensions
         builder.Services.AddMudServices();
         builder.Services.AddScoped<Microsoft.AspNetCore.Components.Authorization.AuthenticationStateProvider, ConsoleAuthenticationStateProvider>();
         builder.Services.AddScoped<ConsoleActor>();
+        builder.Services.AddHttpContextAccessor(); // the layout reads the dark-mode cookie
         return builder;
     }
 

@@ -20,6 +20,9 @@ public partial class Home : ComponentBase, IDisposable
     [Inject] private SessionNotifier Sessions { get; set; } = default!;
 
     private Dashboard? _dashboard;
+
+    /// <summary>allowed, masked, blocked, held: readable on light and dark.</summary>
+    private readonly ChartOptions _chartOptions = new() { ChartPalette = ["#43a047", "#1e88e5", "#e53935", "#fb8c00"] };
     private int _reloadPending;
     private readonly CancellationTokenSource _disposed = new();
 
