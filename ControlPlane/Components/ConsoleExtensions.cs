@@ -55,6 +55,7 @@ internal static class ConsoleExtensions
             await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
             return Results.LocalRedirect("/account/login");
         });
+        app.MapConsoleSso(app.Services.GetRequiredService<ConsoleSsoOptions>(), SafeReturnUrl);
         return app;
     }
 

@@ -48,6 +48,8 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
             e.Property(u => u.UserName).HasMaxLength(100);
             e.Property(u => u.Role).HasMaxLength(20);
             Json(e.Property(u => u.Groups));
+            e.Ignore(u => u.SingleSignOn);
+            e.HasIndex(u => new { u.ExternalIssuer, u.ExternalSubject }).IsUnique();
         });
         modelBuilder.Entity<Approval>(e =>
         {

@@ -20,6 +20,11 @@ public sealed class ConsoleUser
     public string SecurityStamp { get; set; } = NewSecurityStamp();
     /// <summary>Approver groups the user belongs to (a rule's <c>approval.group</c> names one).</summary>
     public List<string> Groups { get; set; } = [];
+    /// <summary>For a person who signs in through single sign-on: the provider's issuer and their subject there. Such an account has no password.</summary>
+    public string? ExternalIssuer { get; set; }
+    public string? ExternalSubject { get; set; }
+
+    public bool SingleSignOn => ExternalIssuer is not null;
 
     public static string NewSecurityStamp() => Guid.NewGuid().ToString("N");
 }

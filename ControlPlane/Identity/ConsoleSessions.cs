@@ -28,11 +28,17 @@ public static class ConsoleSessionCheck
 }
 
 /// <summary>Section <c>Airlock:Console</c>.</summary>
-public sealed class ConsoleOptions
+public sealed class ConsoleOptions : System.ComponentModel.DataAnnotations.IValidatableObject
 {
     /// <summary>How often an open console tab re-checks its user (1–30 s).</summary>
     [System.ComponentModel.DataAnnotations.Range(1, 30)]
     public int RevalidationSeconds { get; set; } = 30;
+
+    /// <summary>Single sign-on for people (<c>Airlock:Console:Oidc</c>); off by default.</summary>
+    public ConsoleSsoOptions Oidc { get; set; } = new();
+
+    public IEnumerable<System.ComponentModel.DataAnnotations.ValidationResult> Validate(System.ComponentModel.DataAnnotations.ValidationContext validationContext) =>
+        Oidc.Validate(validationContext);
 }
 
 /// <summary>

@@ -27,6 +27,9 @@ public static class IdentityExtensions
         builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
         builder.Services.AddHostedService<TrustedIssuerRefresher>();
         builder.Services.AddScoped<Bootstrapper>();
+        builder.Services.AddScoped<SsoUsers>();
+        var sso = builder.Configuration.GetSection("Airlock:Console:Oidc").Get<ConsoleSsoOptions>() ?? new ConsoleSsoOptions();
+        builder.Services.AddSingleton(sso);
         builder.Services
             .AddAuthentication(Smart)
             .AddPolicyScheme(Smart, "cookie or bearer", o => o.ForwardDefaultSelector = ctx =>
@@ -47,7 +50,8 @@ public static class IdentityExtensions
                 o.Events.OnRedirectToAccessDenied = ctx => RedirectOrStatus(ctx, StatusCodes.Status403Forbidden);
                 o.Events.OnValidatePrincipal = RevalidateUserAsync;
             })
-            .AddScheme<AuthenticationSchemeOptions, BearerSecretHandler>(BearerSecretHandler.SchemeName, null);
+            .AddScheme<AuthenticationSchemeOptions, BearerSecretHandler>(BearerSecretHandler.SchemeName, null)
+            .AddConsoleSso(sso);
 
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(AccessPolicies.Admin, p => p.RequireRole(ConsoleRoles.Admin))

@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Airlock.ControlPlane.Identity;
 
-public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt, IReadOnlyList<string> Groups);
+public sealed record UserView(string UserName, string Role, bool Disabled, bool LockedOut, DateTimeOffset CreatedAt, IReadOnlyList<string> Groups, string? SingleSignOn = null);
 
 /// <summary>The outcome of a user change: the user, or the problems (with field paths), or not found / conflict.</summary>
 public sealed record UserChange(UserView? User, IReadOnlyList<PolicyError> Errors, int Status);
@@ -53,7 +53,9 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         if (user is null)
             return new UserChange(null, [new("userName", $"user '{userName}' does not exist")], 404);
         var errors = new List<PolicyError>();
-        if (password is not null && UserService.ValidatePassword(password) is { } weak)
+        if (password is not null && user.SingleSignOn)
+            errors.Add(new("password", "this account signs in with single sign-on and has no password"));
+        else if (password is not null && UserService.ValidatePassword(password) is { } weak)
             errors.Add(new("password", weak));
         if (role is not null && !ConsoleRoles.IsKnown(role))
             errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
@@ -112,7 +114,7 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         return new UserChange(null, [], 204);
     }
 
-    private UserView ToView(ConsoleUser u) => new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt, u.Groups);
+    private UserView ToView(ConsoleUser u) => new(u.UserName, u.Role, u.Disabled, u.LockedUntil > time.GetUtcNow(), u.CreatedAt, u.Groups, u.ExternalIssuer);
 
     private static void ValidateGroups(IReadOnlyList<string>? groups, List<PolicyError> errors)
     {

@@ -43,7 +43,8 @@ public sealed class UserService(AirlockDbContext db, TimeProvider time, SignInTh
         try
         {
             var user = await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == userName, ct);
-            if (user is null || user.Disabled)
+            // A single sign-on account has no password: it signs in only through its provider.
+            if (user is null || user.Disabled || user.SingleSignOn)
             {
                 SpendAsMuchAsACheck(password);
                 return new SignInResult(SignInOutcome.Refused, null);
@@ -95,6 +96,8 @@ public sealed class UserService(AirlockDbContext db, TimeProvider time, SignInTh
     /// </summary>
     public async Task<string?> ChangeOwnPasswordAsync(string userName, string? current, string? next, CancellationToken ct)
     {
+        if (await db.Users.AsNoTracking().AnyAsync(u => u.UserName == userName && u.ExternalIssuer != null, ct))
+            return "you sign in with single sign-on: change your password at your identity provider";
         if (ValidatePassword(next) is { } weak)
             return $"new password: {weak}";
         if (string.Equals(current, next, StringComparison.Ordinal))

@@ -509,8 +509,12 @@ internal sealed class PostgresRelay(
 
         // The agent hears why, at a message boundary (nothing else is written to it after this).
         PgError? error;
+        string? reason;
         lock (_endLock)
-            error = _endError;
+            (error, reason) = (_endError, _endReason);
+        // What was still running upstream goes into the recording as not finished, with why.
+        lock (ledger)
+            ledger.AbandonPending(PgError.Error(SqlStates.AdminShutdown, $"not finished: the session ended ({reason ?? "the target stopped answering"})"), Stopwatch.GetTimestamp());
         try
         {
             await RecordCompletedAsync();

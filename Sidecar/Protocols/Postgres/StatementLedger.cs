@@ -133,6 +133,25 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
 
     public bool HasCompleted => _completed.Count > 0;
 
+    /// <summary>
+    /// The session ended with statements sent upstream and not answered (a terminate, the agent or
+    /// the target going away): each is completed with <paramref name="why"/>, so the recording shows
+    /// what was running — it may have run in part or whole — instead of leaving it out.
+    /// </summary>
+    public void AbandonPending(PgError why, long timestamp)
+    {
+        while (_pending.TryDequeue(out var request))
+        {
+            Settle(request, done: false);
+            DropAwaitingBind(request);
+            if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute)
+            {
+                request.Error ??= why;
+                Complete(request, timestamp);
+            }
+        }
+    }
+
     /// <summary>Requests sent and not yet answered.</summary>
     public int Pending => _pending.Count;
 

@@ -118,6 +118,39 @@ public sealed class HostileRecordingTests(GatewayFixture fixture) : IClassFixtur
         Assert.Contains("the target sent an invalid message ('N'", events[^1].GetProperty("payload").GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_statement_running_when_an_admin_terminates_the_session_is_in_the_recording_as_not_finished()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        await using var connection = new NpgsqlConnection(H.SidecarConnectionString);
+        await connection.OpenAsync();
+        await Scalar(connection, $"SELECT 'before-{marker}'");
+        var running = Scalar(connection, $"SELECT pg_sleep(60), 'running-{marker}'");
+
+        // The live session, found by its first statement; terminated while pg_sleep runs upstream.
+        string? id = null;
+        await PolicySyncTests.Eventually(async () =>
+        {
+            var list = JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/sessions?agent=ci&status=live&take=200")).RootElement;
+            foreach (var item in (list.ValueKind == JsonValueKind.Array ? list : list.GetProperty("items")).EnumerateArray())
+                if ((await H.ControlPlane.Api.GetStringAsync($"/api/v1/sessions/{item.GetProperty("id").GetString()}/events?take=3")).Contains("before-" + marker, StringComparison.Ordinal))
+                    id = item.GetProperty("id").GetString();
+            return id is not null;
+        });
+        await Task.Delay(300); // pg_sleep is on its way upstream
+        var terminate = await H.ControlPlane.Api.PostAsync($"/api/v1/sessions/{id}/terminate", System.Net.Http.Json.JsonContent.Create(new { reason = "runaway query" }));
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, terminate.StatusCode);
+        await Assert.ThrowsAnyAsync<Exception>(() => running);
+
+        var (_, events) = await StoredSessionAsync(marker);
+        var statement = events.Single(e => e.GetProperty("type").GetString() == RecordingEventTypes.Statement
+            && e.GetProperty("payload").GetProperty("text").GetString()!.Contains("running-" + marker, StringComparison.Ordinal)).GetProperty("payload");
+        var error = statement.GetProperty("error").GetString()!;
+        Assert.True(error.StartsWith("57P01: not finished: the session ended (terminated: terminated by apikey:bootstrap", StringComparison.Ordinal), error);
+        Assert.Contains("runaway query", error, StringComparison.Ordinal);
+        Assert.Equal(RecordingEventTypes.SessionEnd, events[^1].GetProperty("type").GetString());
+    }
+
     private static async Task Exec(NpgsqlConnection connection, string sql)
     {
         await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 120 };

@@ -54,6 +54,30 @@ public sealed class StatementLedgerTests
     }
 
     [Fact]
+    public void Statements_still_running_when_the_session_ends_are_recorded_as_not_finished_with_why()
+    {
+        Send('Q', new MessageBody().Str("SELECT pg_sleep(60)"));
+        Receive('T', Columns(("pg_sleep", 2278, 0)));
+        Send('P', new MessageBody().Str("").Str("UPDATE t SET a = $1").U16(0));
+        Send('B', new MessageBody().Str("").Str("").U16(0).U16(1).Value(Encoding.UTF8.GetBytes("7")).U16(0));
+        Send('E', new MessageBody().Str("").I32(0));
+        Send('S');
+        Assert.False(_ledger.HasCompleted);
+
+        var why = PgError.Error(SqlStates.AdminShutdown, "not finished: the session ended (terminated by admin: x)");
+        _ledger.AbandonPending(why, _clock += 1000);
+        var statements = _ledger.TakeCompleted();
+        Assert.Equal(["SELECT pg_sleep(60)", "UPDATE t SET a = $1"], statements.Select(s => s.Text));
+        Assert.All(statements, s => Assert.Equal(why, s.Error));
+        Assert.Equal(["7"], statements[1].Parameters);
+        Assert.Equal(0, _ledger.Pending);
+
+        // Nothing pending: nothing recorded.
+        _ledger.AbandonPending(why, _clock += 1000);
+        Assert.False(_ledger.HasCompleted);
+    }
+
+    [Fact]
     public void A_name_stands_for_the_statement_the_server_kept_and_a_portal_for_its_binds_ruling()
     {
         var copy = new StatementVerdict(Sidecar.Protocols.Sql.StatementClass.Read, "allow", "r", "COPY", default, Masked: true,

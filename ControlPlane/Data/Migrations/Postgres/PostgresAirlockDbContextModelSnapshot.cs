@@ -316,6 +316,12 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.Property<bool>("Disabled")
                         .HasColumnType("boolean");
 
+                    b.Property<string>("ExternalIssuer")
+                        .HasColumnType("text");
+
+                    b.Property<string>("ExternalSubject")
+                        .HasColumnType("text");
+
                     b.Property<int>("FailedSignIns")
                         .HasColumnType("integer");
 
@@ -347,6 +353,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Postgres
                     b.HasKey("Id");
 
                     b.HasIndex("UserName")
+                        .IsUnique();
+
+                    b.HasIndex("ExternalIssuer", "ExternalSubject")
                         .IsUnique();
 
                     b.ToTable("Users");

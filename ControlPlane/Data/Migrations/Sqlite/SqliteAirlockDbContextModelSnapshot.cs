@@ -305,6 +305,12 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.Property<bool>("Disabled")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("ExternalIssuer")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ExternalSubject")
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("FailedSignIns")
                         .HasColumnType("INTEGER");
 
@@ -336,6 +342,9 @@ namespace Airlock.ControlPlane.Data.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.HasIndex("UserName")
+                        .IsUnique();
+
+                    b.HasIndex("ExternalIssuer", "ExternalSubject")
                         .IsUnique();
 
                     b.ToTable("Users");
