@@ -61,6 +61,7 @@ internal static class Hosting
         builder.Services.AddScoped<SnapshotCompiler>();
         builder.Services.AddScoped<Data.AuditQueries>();
         builder.Services.AddScoped<Sessions.DashboardQueries>();
+        builder.Services.AddScoped<Sidecars.TargetTests>();
         builder.Services.AddScoped<SnapshotSigningKeys>();
         return builder;
     }

@@ -20,6 +20,9 @@ public interface ISidecarHub
 
     /// <summary>What became of a decided (or undecided) request at the sidecar; also acknowledges the decision's delivery.</summary>
     Task ApprovalSettled(ApprovalSettlement settlement);
+
+    /// <summary>The result of a connection test the control plane asked for (<see cref="ISidecarClient.TestTarget"/>).</summary>
+    Task TargetTested(TargetTestResult result);
 }
 
 /// <summary>Methods the control plane calls on a connected sidecar.</summary>
@@ -30,6 +33,9 @@ public interface ISidecarClient
 
     /// <summary>An admin terminated a live session; the sidecar closes it with a FATAL naming the reason.</summary>
     Task TerminateSession(TerminateSessionCommand command);
+
+    /// <summary>An admin asks whether the sidecar can reach and log in to one of its targets; it answers with <see cref="ISidecarHub.TargetTested"/>.</summary>
+    Task TestTarget(TargetTestRequest request);
 }
 
 public static class SidecarHubPaths

@@ -1,7 +1,28 @@
 namespace Airlock.Contracts.Hubs;
 
 /// <param name="AgentLastUse">Agent id → when a token of that agent was last accepted, since the previous heartbeat.</param>
-public sealed record SidecarHeartbeat(string SoftwareVersion, long AppliedVersion, DateTimeOffset SentAt, IReadOnlyDictionary<string, DateTimeOffset>? AgentLastUse = null);
+/// <param name="Refusals">Connections refused at startup since the previous heartbeat (at most 100).</param>
+/// <param name="RefusalsNotReported">Refusals the sidecar counted but could not keep for reporting (its queue was full).</param>
+/// <param name="Statements">What the statements recorded since the previous heartbeat came to (the dashboard's tally).</param>
+public sealed record SidecarHeartbeat(
+    string SoftwareVersion, long AppliedVersion, DateTimeOffset SentAt, IReadOnlyDictionary<string, DateTimeOffset>? AgentLastUse = null,
+    IReadOnlyList<RefusedConnectionReport>? Refusals = null, long RefusalsNotReported = 0, StatementCounts? Statements = null);
+
+/// <summary>
+/// Statements by what they came to: ran (<paramref name="Allowed"/>), ran with values masked
+/// (<paramref name="Masked"/>), refused by a rule (<paramref name="Blocked"/>), held or refused for an
+/// approval request (<paramref name="Held"/>, once per request raised).
+/// </summary>
+public sealed record StatementCounts(long Allowed, long Masked, long Blocked, long Held)
+{
+    public bool IsEmpty => Allowed == 0 && Masked == 0 && Blocked == 0 && Held == 0;
+}
+
+/// <summary>
+/// A connection a sidecar refused before a session began. <paramref name="Agent"/> is the user name
+/// the client gave (unverified: the refusal may be exactly that it is not who it claims).
+/// </summary>
+public sealed record RefusedConnectionReport(DateTimeOffset At, string Target, string? Agent, string Client, string SqlState, string Reason);
 
 /// <summary>One recording event as the sidecar spooled it: hashes are lower-case hex SHA-256.</summary>
 public sealed record RecordingEvent(
@@ -89,3 +110,9 @@ public static class ApprovalOutcomes
 }
 
 public sealed record TerminateSessionCommand(Guid Session, string Reason, string RequestedBy);
+
+/// <summary>Test the connection to <paramref name="Target"/> from the sidecar: reach it, TLS as its policy says, log in with its credential.</summary>
+public sealed record TargetTestRequest(long RequestId, string Target);
+
+/// <summary>How the test went: <paramref name="Detail"/> says what worked, or the first thing that failed.</summary>
+public sealed record TargetTestResult(long RequestId, bool Succeeded, string Detail, double Milliseconds);

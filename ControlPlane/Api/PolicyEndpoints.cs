@@ -52,6 +52,11 @@ internal static class PolicyEndpoints
         MapEntity(api, PolicyObjectKind.Agent, d => d.Agents!, s => s.Name);
         MapEntity(api, PolicyObjectKind.TrustedIssuer, d => d.TrustedIssuers!, s => s.Name);
         MapRules(api);
+        api.MapPost("/targets/{name}/test", async (string name, Sidecars.TargetTests tests, HttpContext http, CancellationToken ct) =>
+            await tests.TestAsync(name, http.User.Actor(), ct) is { } outcome
+                ? Results.Ok(outcome)
+                : ApiProblems.NotFound($"target '{name}'"))
+            .RequireAuthorization(AccessPolicies.Admin);
         MapAgentCredentials(api);
         api.MapPost("/simulate", async (SimulateRequest body, Simulator simulator, CancellationToken ct) =>
         {

@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using Airlock.ControlPlane.Identity;
 using Airlock.ControlPlane.Sessions;
 
@@ -13,6 +14,17 @@ internal static class SessionEndpoints
         api.MapGet("/sessions", (string? agent, string? target, string? status, DateTimeOffset? from, DateTimeOffset? to, int? take, SessionQueries q, CancellationToken ct) =>
             q.ListAsync(new SessionFilter(agent, target, status, from, to, take ?? 100), ct))
             .RequireAuthorization(AccessPolicies.Viewer);
+        api.MapGet("/refused-connections", async (string? target, string? agent, DateTimeOffset? since, int? take, Data.AirlockDbContext db, CancellationToken ct) =>
+        {
+            var query = db.RefusedConnections.AsNoTracking();
+            if (!string.IsNullOrEmpty(target))
+                query = query.Where(r => r.Target == target);
+            if (!string.IsNullOrEmpty(agent))
+                query = query.Where(r => r.Agent == agent);
+            if (since is { } from)
+                query = query.Where(r => r.At >= from);
+            return await query.OrderByDescending(r => r.Id).Take(Math.Clamp(take ?? 100, 1, 1000)).ToListAsync(ct);
+        }).RequireAuthorization(AccessPolicies.Viewer);
         api.MapGet("/sessions/{id:guid}", async (Guid id, SessionQueries q, CancellationToken ct) =>
             await q.GetAsync(id, ct) is { } s ? Results.Ok(s) : ApiProblems.NotFound($"session {id}"))
             .RequireAuthorization(AccessPolicies.Viewer);

@@ -25,6 +25,8 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<AuditEntry> AuditLog => Set<AuditEntry>();
     public DbSet<StatementStat> StatementStats => Set<StatementStat>();
+    public DbSet<RefusedConnection> RefusedConnections => Set<RefusedConnection>();
+    public DbSet<TargetConnectionTest> TargetConnectionTests => Set<TargetConnectionTest>();
     public DbSet<TrustedIssuer> TrustedIssuers => Set<TrustedIssuer>();
     public DbSet<UsedAssertion> UsedAssertions => Set<UsedAssertion>();
     public DbSet<RecordedSession> Sessions => Set<RecordedSession>();
@@ -124,6 +126,21 @@ public abstract class AirlockDbContext(DbContextOptions options) : DbContext(opt
         });
         modelBuilder.Entity<SigningKey>(e => e.HasIndex(k => k.Purpose));
         modelBuilder.Entity<StatementStat>(e => e.HasKey(s => new { s.Hour, s.Outcome }));
+        modelBuilder.Entity<TargetConnectionTest>(e =>
+        {
+            e.Property(t => t.Target).HasMaxLength(100);
+            e.Property(t => t.Detail).HasMaxLength(1000);
+        });
+        modelBuilder.Entity<RefusedConnection>(e =>
+        {
+            e.HasIndex(r => r.At);
+            e.Property(r => r.SidecarName).HasMaxLength(63);
+            e.Property(r => r.Target).HasMaxLength(100);
+            e.Property(r => r.Agent).HasMaxLength(100);
+            e.Property(r => r.Client).HasMaxLength(64);
+            e.Property(r => r.SqlState).HasMaxLength(5);
+            e.Property(r => r.Reason).HasMaxLength(500);
+        });
         modelBuilder.Entity<RecordedSession>(e =>
         {
             e.HasIndex(s => s.StartedAt);

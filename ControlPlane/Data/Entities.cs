@@ -284,6 +284,35 @@ public sealed class RecordedSession
     public string? AttributionProblem { get; set; }
 }
 
+/// <summary>A connection test of a target, asked of its sidecar, and its result once the sidecar answered.</summary>
+public sealed class TargetConnectionTest
+{
+    public long Id { get; set; }
+    public required string Target { get; set; }
+    public Guid SidecarId { get; set; }
+    public required string RequestedBy { get; set; }
+    public DateTimeOffset RequestedAt { get; set; }
+    public DateTimeOffset? CompletedAt { get; set; }
+    public bool? Succeeded { get; set; }
+    public string? Detail { get; set; }
+    public double? Milliseconds { get; set; }
+}
+
+/// <summary>A connection a sidecar refused at startup, as the sidecar reported it (its fields capped).</summary>
+public sealed class RefusedConnection
+{
+    public long Id { get; set; }
+    public Guid SidecarId { get; set; }
+    public string SidecarName { get; set; } = "";
+    public DateTimeOffset At { get; set; }
+    public string Target { get; set; } = "";
+    /// <summary>The user name the client gave: unverified.</summary>
+    public string? Agent { get; set; }
+    public string Client { get; set; } = "";
+    public string SqlState { get; set; } = "";
+    public string Reason { get; set; } = "";
+}
+
 /// <summary>What a recorded statement came to, for the dashboard's tally.</summary>
 public enum StatementOutcome
 {

@@ -16,6 +16,8 @@ public sealed record HourTally(DateTimeOffset Hour, long Allowed, long Masked, l
 
 public sealed record Dashboard(
     IReadOnlyList<ChecklistStep> Checklist,
+    int RefusedLast24Hours,
+    IReadOnlyList<RefusedConnection> LatestRefused,
     int LiveSessions,
     IReadOnlyList<LiveSessionRow> RecentLive,
     int PendingApprovals,
@@ -39,7 +41,10 @@ public sealed class DashboardQueries(AirlockDbContext db, SidecarService sidecar
         var pending = await db.Approvals.AsNoTracking().CountAsync(a => a.Status == ApprovalStatus.Pending, ct);
         var sidecarViews = await sidecars.ListAsync(ct);
         var audit = await db.AuditLog.AsNoTracking().OrderByDescending(a => a.Id).Take(8).ToListAsync(ct);
-        return new Dashboard(await ChecklistAsync(sidecarViews, ct), live, recent, pending, await TallyAsync(now, ct), sidecarViews, audit);
+        var since = now.AddHours(-24);
+        var refused = await db.RefusedConnections.AsNoTracking().CountAsync(r => r.At >= since, ct);
+        var latestRefused = await db.RefusedConnections.AsNoTracking().Where(r => r.At >= since).OrderByDescending(r => r.Id).Take(5).ToListAsync(ct);
+        return new Dashboard(await ChecklistAsync(sidecarViews, ct), refused, latestRefused, live, recent, pending, await TallyAsync(now, ct), sidecarViews, audit);
     }
 
     /// <summary>The last 24 whole and current hours, oldest first; hours with nothing are zeros.</summary>

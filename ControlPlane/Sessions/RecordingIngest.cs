@@ -43,7 +43,6 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         var storedThrough = new Dictionary<Guid, long>();
         var refused = new Dictionary<Guid, string>();
         SidecarReach? reach = null;
-        var tally = new StatementTally();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var sessionIds = batch.Segments.Select(s => s.Session).Concat(batch.Heads.Select(h => h.Session)).Distinct().ToList();
         // One query for every session of the batch; entities are added without per-add change detection.
@@ -79,7 +78,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
             var store = new SegmentWriter(id);
             foreach (var segment in segments)
             {
-                if (Append(session, segment.Records, store, headSeqs, added, tally) is { } problem)
+                if (Append(session, segment.Records, store, headSeqs, added) is { } problem)
                 {
                     MarkBroken(session, session.LastSeq + 1, problem);
                     refused[id] = problem;
@@ -120,7 +119,6 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
         }
         db.ChangeTracker.DetectChanges();
         await db.SaveChangesAsync(ct);
-        await tally.SaveAsync(db, ct);
         await tx.CommitAsync(ct);
         Observability.ControlPlaneMetrics.Uploads.Add(1);
         Observability.ControlPlaneMetrics.EventsStored.Add(stored);
@@ -137,7 +135,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
     /// <paramref name="store"/>; returns why the session's ingest stops at an event that cannot be
     /// accepted, or null (a gap simply ends the segment: the rest arrives with a later batch).
     /// </summary>
-    private static string? Append(RecordedSession session, byte[] records, SegmentWriter store, HashSet<long> headSeqs, Dictionary<long, string> added, StatementTally tally)
+    private static string? Append(RecordedSession session, byte[] records, SegmentWriter store, HashSet<long> headSeqs, Dictionary<long, string> added)
     {
         Span<byte> last = stackalloc byte[32];
         if (Convert.FromHexString(session.LastHash, last, out _, out var lastLength) != System.Buffers.OperationStatus.Done || lastLength != 32)
@@ -167,9 +165,7 @@ public sealed class RecordingIngest(AirlockDbContext db, SessionNotifier notifie
                     return $"event {e.Seq} is larger than {MaxPayloadBytes} bytes";
                 store.Add(record, e.Seq);
                 // A type this version does not know (a newer sidecar) is stored and shown as it is.
-                var type = RecordingEventTypes.Find(e.Type);
-                Apply(session, e.Seq, type, e.Payload, e.Time);
-                tally.Add(type, e.Payload, e.Time);
+                Apply(session, e.Seq, RecordingEventTypes.Find(e.Type), e.Payload, e.Time);
                 e.Hash.CopyTo(last);
                 session.LastSeq = e.Seq;
                 if (headSeqs.Contains(e.Seq))

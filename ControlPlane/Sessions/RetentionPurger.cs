@@ -50,6 +50,10 @@ public sealed class RetentionPurger(IServiceScopeFactory scopes, IOptions<Record
         var cutoff = time.GetUtcNow().AddDays(-options.Value.RetentionDays);
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<AirlockDbContext>();
+        // Refused connections and the statement tally are kept as long as recordings.
+        await db.RefusedConnections.Where(r => r.At < cutoff).ExecuteDeleteAsync(ct);
+        var cutoffHour = StatementTally.HourOf(cutoff);
+        await db.StatementStats.Where(s => s.Hour < cutoffHour).ExecuteDeleteAsync(ct);
         var expired = await db.Sessions.Where(s => s.EndedAt != null && s.EndedAt < cutoff).Select(s => s.Id).Take(1000).ToListAsync(ct);
         if (expired.Count == 0)
             return 0;

@@ -12,7 +12,7 @@ namespace Airlock.ControlPlane.Sidecars;
 /// (a connecting sidecar is sent again every decision on a statement it holds that it has not settled).
 /// </summary>
 [Authorize(Policy = AccessPolicies.Sidecar)]
-public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, Approvals.ApprovalService approvals, TimeProvider time, ILogger<SidecarHub> logger)
+public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Sessions.RecordingIngest ingest, Approvals.ApprovalService approvals, TargetTests targetTests, TimeProvider time, ILogger<SidecarHub> logger)
     : Hub<ISidecarClient>, ISidecarHub
 {
     public static string GroupFor(Guid sidecarId) => $"sidecar:{sidecarId}";
@@ -43,6 +43,9 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
             s.SoftwareVersion = heartbeat.SoftwareVersion.Length <= 50 ? heartbeat.SoftwareVersion : heartbeat.SoftwareVersion[..50];
             s.AppliedVersion = Math.Max(s.AppliedVersion, heartbeat.AppliedVersion);
         });
+        await StoreRefusalsAsync(heartbeat);
+        if (heartbeat.Statements is { IsEmpty: false } counts)
+            await Sessions.StatementTally.AddAsync(db, Sessions.StatementTally.HourOf(time.GetUtcNow()), counts, Context.ConnectionAborted);
         if (heartbeat.AgentLastUse is not { Count: > 0 } uses)
             return;
         // A sidecar reports uses, never sets them in the future: clamp to now.
@@ -58,6 +61,36 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
         }
         await db.SaveChangesAsync();
     }
+
+    /// <summary>
+    /// Keeps the connections the sidecar says it refused, for the console. The sidecar's word, capped:
+    /// at most 100 a heartbeat, each field cut to its column, the time clamped to now.
+    /// </summary>
+    public const int MaxRefusalsPerHeartbeat = 100;
+
+    private async Task StoreRefusalsAsync(SidecarHeartbeat heartbeat)
+    {
+        if (heartbeat.Refusals is not { Count: > 0 } && heartbeat.RefusalsNotReported <= 0)
+            return;
+        var now = time.GetUtcNow();
+        var name = (await db.Sidecars.AsNoTracking().Where(s => s.Id == SidecarId).Select(s => s.Name).SingleAsync(Context.ConnectionAborted));
+        static string Cut(string? value, int max) => value is null ? "" : value.Length <= max ? value : value[..max];
+        foreach (var r in (heartbeat.Refusals ?? []).Take(MaxRefusalsPerHeartbeat))
+            db.RefusedConnections.Add(new RefusedConnection
+            {
+                SidecarId = SidecarId, SidecarName = name, At = r.At > now ? now : r.At, Target = Cut(r.Target, 100),
+                Agent = r.Agent is null ? null : Cut(r.Agent, 100), Client = Cut(r.Client, 64), SqlState = Cut(r.SqlState, 5), Reason = Cut(r.Reason, 500),
+            });
+        if (heartbeat.RefusalsNotReported > 0)
+            db.RefusedConnections.Add(new RefusedConnection
+            {
+                SidecarId = SidecarId, SidecarName = name, At = now, Target = "", Client = "", SqlState = "",
+                Reason = $"{heartbeat.RefusalsNotReported} more refused connections were not reported (the sidecar's report queue was full)",
+            });
+        await db.SaveChangesAsync(Context.ConnectionAborted);
+    }
+
+    public Task TargetTested(TargetTestResult result) => targetTests.RecordAsync(SidecarId, result, Context.ConnectionAborted);
 
     public Task<RecordingAck> UploadRecording(RecordingBatch batch) =>
         ingest.IngestAsync(SidecarId, batch, Context.ConnectionAborted);

@@ -319,7 +319,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         await Run("SELECT pg_reload_conf()");
     }
 
-    private static async Task<string> CreateDatabaseAsync()
+    /// <summary>A fresh database on the test server, owned by the SCRAM login role.</summary>
+    public static async Task<string> CreateDatabaseAsync()
     {
         var name = $"gw_{Guid.NewGuid():N}"[..30];
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(TestPostgres.ServerConnectionString) { Database = "postgres", Pooling = false }.ConnectionString);

@@ -181,45 +181,6 @@ public sealed class AuditDiffTests
     }
 }
 
-public sealed class StatementTallyTests
-{
-    [Theory]
-    [InlineData("statement", """{"text":"select 1","parameters":[],"classification":"read","decision":"allow","rule":null}""", StatementOutcome.Allowed)]
-    [InlineData("statement", """{"text":"select email","decision":"allow","result":{"rows":[["x"]]},"masked":{"users.email":3}}""", StatementOutcome.Masked)]
-    [InlineData("statement", """{"text":"drop table t","decision":"block","rule":"no-ddl"}""", StatementOutcome.Blocked)]
-    [InlineData("approval", """{"requestId":7,"outcome":"raised"}""", StatementOutcome.Held)]
-    [InlineData("statement", """{"text":"{\"decision\":\"block\"}","decision":"allow"}""", StatementOutcome.Allowed)] // a value is not a member
-    [InlineData("statement", """{"result":{"decision":"block"},"decision":"allow"}""", StatementOutcome.Allowed)] // nested members are skipped
-    [InlineData("statement", """{"decision":"allow","masked":null}""", StatementOutcome.Allowed)]
-    public void An_event_counts_as_what_it_came_to(string type, string payload, StatementOutcome expected) =>
-        Assert.Equal(expected, StatementTally.Classify(type, Encoding.UTF8.GetBytes(payload)));
-
-    [Theory]
-    [InlineData("statement", """{"decision":"require_approval"}""")] // counted by its approval request instead
-    [InlineData("approval", """{"requestId":7,"outcome":"approved"}""")]
-    [InlineData("notice", """{"decision":"block"}""")]
-    [InlineData("statement", "not json")]
-    [InlineData("statement", "")]
-    [InlineData("statement", "[1,2]")]
-    [InlineData("statement", """{"decision":""")]
-    [InlineData(null, """{"decision":"allow"}""")]
-    public void Anything_else_counts_as_nothing(string? type, string payload) =>
-        Assert.Null(StatementTally.Classify(type, Encoding.UTF8.GetBytes(payload)));
-
-    [Fact]
-    public void Counts_are_kept_per_hour_and_outcome()
-    {
-        var tally = new StatementTally();
-        var at = new DateTimeOffset(2026, 12, 5, 10, 59, 59, TimeSpan.Zero);
-        var allow = """{"decision":"allow"}"""u8.ToArray();
-        tally.Add("statement", allow, at);
-        tally.Add("statement", allow, at);
-        tally.Add("statement", allow, at.AddSeconds(1));
-        Assert.Equal(2, tally.Counts[(StatementTally.HourOf(at), StatementOutcome.Allowed)]);
-        Assert.Equal(1, tally.Counts[(StatementTally.HourOf(at) + 1, StatementOutcome.Allowed)]);
-    }
-}
-
 public sealed class TokenTesterTests
 {
     private static readonly RSA _issuerKey = RSA.Create(2048);

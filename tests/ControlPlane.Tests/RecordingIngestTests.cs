@@ -85,25 +85,23 @@ public abstract class RecordingIngestTests(StoreProvider provider) : IAsyncLifet
     }
 
     [Fact]
-    public async Task Statements_are_tallied_by_outcome_once_however_often_they_are_uploaded()
+    public async Task Heartbeat_counts_add_up_per_hour_and_outcome_and_negative_ones_are_ignored()
     {
-        var events = Events(4); // four allowed statements
-        RecordingEvent last = events[^2];
-        events.RemoveAt(events.Count - 1);
-        void Add(string type, object payload) => events.Add(last = EventChain.Next(last, _session, DateTimeOffset.UtcNow, type, RecordingJson.Encode(payload)));
-        Add(RecordingEventTypes.Statement, new StatementPayload("DROP TABLE t", [], "ddl", "block", "no-ddl", 0, null, null));
-        Add(RecordingEventTypes.Statement, new StatementPayload("SELECT email", [], "read", "allow", null, 1, 1, null, null, new Dictionary<string, long> { ["users.email"] = 1 }));
-        Add(RecordingEventTypes.Approval, new ApprovalPayload(7, "raised", null, null));
-        await IngestAsync(_sidecar, events.Take(4).ToList());
-        await IngestAsync(_sidecar, events);
-        await IngestAsync(_sidecar, events); // a repeated upload adds nothing
-
-        await using var db = _store!.Open();
-        var counts = await db.StatementStats.GroupBy(s => s.Outcome).Select(g => new { g.Key, Count = g.Sum(s => s.Count) }).ToDictionaryAsync(x => x.Key, x => x.Count);
-        Assert.Equal(4, counts[StatementOutcome.Allowed]);
-        Assert.Equal(1, counts[StatementOutcome.Blocked]);
-        Assert.Equal(1, counts[StatementOutcome.Masked]);
-        Assert.Equal(1, counts[StatementOutcome.Held]);
+        var hour = Sessions.StatementTally.HourOf(DateTimeOffset.UtcNow);
+        await using (var db = _store!.Open())
+        {
+            await Sessions.StatementTally.AddAsync(db, hour, new StatementCounts(4, 1, 1, 0), default);
+            await Sessions.StatementTally.AddAsync(db, hour, new StatementCounts(2, 0, -50, 1), default); // a second sidecar, the same hour
+            await Sessions.StatementTally.AddAsync(db, hour + 1, new StatementCounts(7, 0, 0, 0), default);
+        }
+        await using var read = _store!.Open();
+        var counts = await read.StatementStats.ToDictionaryAsync(s => (s.Hour, s.Outcome), s => s.Count);
+        Assert.Equal(6, counts[(hour, StatementOutcome.Allowed)]);
+        Assert.Equal(1, counts[(hour, StatementOutcome.Masked)]);
+        Assert.Equal(1, counts[(hour, StatementOutcome.Blocked)]);
+        Assert.Equal(1, counts[(hour, StatementOutcome.Held)]);
+        Assert.Equal(7, counts[(hour + 1, StatementOutcome.Allowed)]);
+        Assert.Equal(5, counts.Count);
     }
 
     [Fact]

@@ -49,10 +49,7 @@ public sealed class SidecarHubTests : IAsyncLifetime
         var used = DateTimeOffset.UtcNow.AddMinutes(-1);
         await using (var db = _store!.Open())
         {
-            using var hub = new SidecarHub(db, new SidecarPresence(), new RecordingIngest(db, new SessionNotifier(), NullLogger<RecordingIngest>.Instance), approvals: null!, TimeProvider.System, NullLogger<SidecarHub>.Instance) // a heartbeat touches no approval
-            {
-                Context = new SidecarContext(_edge1),
-            };
+            using var hub = Hub(db);
             await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, new Dictionary<string, DateTimeOffset>
             {
                 [_ownAgent.ToString()] = used,
@@ -62,6 +59,36 @@ public sealed class SidecarHubTests : IAsyncLifetime
         await using var check = _store!.Open();
         Assert.NotNull((await check.Agents.SingleAsync(a => a.Id == _ownAgent)).LastUsedAt);
         Assert.Null((await check.Agents.SingleAsync(a => a.Id == _otherAgent)).LastUsedAt);
+    }
+
+    /// <summary>The hub as edge-1 calls it; a heartbeat touches no approval and no connection test.</summary>
+    private SidecarHub Hub(AirlockDbContext db) =>
+        new(db, new SidecarPresence(), new RecordingIngest(db, new SessionNotifier(), NullLogger<RecordingIngest>.Instance), approvals: null!, targetTests: null!, TimeProvider.System, NullLogger<SidecarHub>.Instance)
+        {
+            Context = new SidecarContext(_edge1),
+        };
+
+    [Fact]
+    public async Task A_heartbeat_brings_refused_connections_capped_and_statement_counts()
+    {
+        var future = DateTimeOffset.UtcNow.AddDays(1);
+        var refusals = Enumerable.Range(0, 150).Select(i => new RefusedConnectionReport(
+            i == 0 ? future : DateTimeOffset.UtcNow, "orders", i == 0 ? new string('a', 500) : "ci", "127.0.0.1:5000", "42501", i == 0 ? new string('r', 5000) : "not granted")).ToList();
+        await using (var db = _store!.Open())
+        {
+            using var hub = Hub(db);
+            await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, null, refusals, RefusalsNotReported: 12, Statements: new StatementCounts(5, 1, 2, 1)));
+        }
+        await using var check = _store!.Open();
+        var stored = await check.RefusedConnections.OrderBy(r => r.Id).ToListAsync();
+        Assert.Equal(SidecarHub.MaxRefusalsPerHeartbeat + 1, stored.Count); // 100, and a line for what was not reported
+        Assert.All(stored, r => Assert.Equal("edge-1", r.SidecarName));
+        Assert.True(stored[0].At <= DateTimeOffset.UtcNow, "a time in the future is clamped to now");
+        Assert.Equal(100, stored[0].Agent!.Length);
+        Assert.Equal(500, stored[0].Reason.Length);
+        Assert.Equal("12 more refused connections were not reported (the sidecar's report queue was full)", stored[^1].Reason);
+        var counts = await check.StatementStats.ToDictionaryAsync(s => s.Outcome, s => s.Count);
+        Assert.Equal((5L, 1L, 2L, 1L), (counts[StatementOutcome.Allowed], counts[StatementOutcome.Masked], counts[StatementOutcome.Blocked], counts[StatementOutcome.Held]));
     }
 
     private sealed class SidecarContext(Guid sidecar) : HubCallerContext

@@ -30,6 +30,7 @@ public sealed class AuthorizationMatrixTests(ControlPlaneFixture fixture) : ICla
         ["GET,POST /account/login"] = Access.Public,
         ["POST /account/login"] = Access.Public,
         ["POST /account/logout"] = Access.Public, // signs out whoever calls it; nobody signed in is a no-op
+        ["GET /account/sso"] = Access.Public, // off to the identity provider (404 when single sign-on is not configured)
         ["GET,POST /account/password"] = Access.Viewer,
         ["GET,POST /agents"] = Access.Viewer,
         ["GET,POST /agents/{Selected}"] = Access.Viewer,
@@ -93,6 +94,8 @@ public sealed class AuthorizationMatrixTests(ControlPlaneFixture fixture) : ICla
         ["POST /api/v1/grants"] = Access.ViewerPerson, // the agent's owner asks (or an Admin); the service checks who
         ["POST /api/v1/grants/{id:long}/revoke"] = Access.Admin,
         ["GET /api/v1/sessions"] = Access.Viewer,
+        ["GET /api/v1/refused-connections"] = Access.Viewer,
+        ["POST /api/v1/targets/{name}/test"] = Access.Admin,
         ["GET /api/v1/sessions/{id:guid}"] = Access.Viewer,
         ["GET /api/v1/sessions/{id:guid}/events"] = Access.Viewer,
         ["GET /api/v1/sessions/{id:guid}/export"] = Access.Viewer,

@@ -84,6 +84,9 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         await Assertions.Expect(page.GetByTestId("target-credential-shop-db")).ToHaveTextAsync("stored");
         await page.ScreenshotAsync(new() { Path = Screenshot("targets"), FullPage = true });
         Assert.DoesNotContain("upstream-secret-1", await page.ContentAsync(), StringComparison.Ordinal);
+        // A connection test, run from the sidecar: nothing listens there, and the page says so.
+        await page.GetByTestId("test-target-shop-db").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("target-test-result")).ToContainTextAsync("shop-db from sidecar edge-1: not reachable", new() { Timeout = 20000 });
         var target = JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/targets/shop-db")).RootElement;
         Assert.Equal("edge-1", target.GetProperty("sidecar").GetString());
         Assert.Equal(port, target.GetProperty("listenPort").GetInt32());

@@ -27,6 +27,27 @@ public sealed class EnrollmentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_health_port_in_use_stops_the_start_before_the_token_is_spent()
+    {
+        var token = await _cp!.CreateSidecarAsync("edge-busy");
+        using var busy = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        busy.Start();
+        var port = ((System.Net.IPEndPoint)busy.LocalEndpoint).Port;
+        await using (var blocked = SidecarProcess.Start(_cp.Url, token, extraArgs: [$"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{port}"]))
+        {
+            Assert.Equal(2, await blocked.Process.WaitForExitAsync());
+            Assert.Contains($"the health and metrics address 127.0.0.1:{port}", blocked.Process.Output, StringComparison.Ordinal);
+            Assert.Contains("an enrollment token is still unused", blocked.Process.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", blocked.Process.Output, StringComparison.Ordinal); // no stack trace
+        }
+        Assert.Equal("pending", (await _cp.GetSidecarAsync("edge-busy")).GetProperty("status").GetString());
+
+        // The same token then enrolls the sidecar on a free port.
+        await using var sidecar = SidecarProcess.Start(_cp.Url, token);
+        await sidecar.WaitForVersionAsync(1);
+    }
+
+    [Fact]
     public async Task A_used_token_cannot_enroll_a_second_sidecar()
     {
         var token = await _cp!.CreateSidecarAsync("edge-1");

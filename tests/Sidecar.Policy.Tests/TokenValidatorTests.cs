@@ -140,6 +140,7 @@ public sealed class TokenValidatorTests
         { "disabled agent", t => t.Rs(Claims(sub: "agent-3")), "agent 'retired-bot' is disabled" },
         { "disabled agent through a binding", t => t.Rs(GitHubClaims("acme/old"), "gh-1", t._github), "agent 'retired-bot' is disabled" },
         { "deleted agent", t => t.Rs(Claims(sub: "agent-404")), "agent 'agent-404' is unknown here" },
+        { "deleted agent, named in its token", t => t.Rs(With(Claims(sub: "agent-404"), "name", "old-bot")), "agent 'old-bot' (id agent-404) is unknown here" },
         { "JWE", t => "a.b.c.d.e", "encrypted tokens (JWE) are not accepted" },
         { "two parts", t => "a.b", "not a signed JWT" },
         { "garbage", t => "%%%.%%%.%%%", "not valid base64url JSON" },

@@ -91,6 +91,7 @@ internal sealed class SessionApprovals(
             null, null, need.Rule, spec.Mode, fingerprint));
         if (ticket.Status == ApprovalOutcomes.Approved)
             return new Raised(ticket, null, spec.Mode);
+        recording.Statements.AddHeld();
         if (spec.Mode == ApprovalModes.FailFast)
             return new Raised(ticket, new PgError("ERROR", SqlStates.InsufficientPrivilege,
                 $"approval required by rule \"{need.Rule}\": request #{ticket.RequestId} was raised; nothing was run",

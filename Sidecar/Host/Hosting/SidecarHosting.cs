@@ -65,6 +65,7 @@ internal static class SidecarHosting
         builder.Services.AddHostedService<Recording.RecordingUploader>();
         builder.Services.AddSingleton(new Gateway.ConnectionLimits(options.Limits));
         builder.Services.AddSingleton<SidecarMetrics>();
+        builder.Services.AddSingleton<Gateway.RefusalReports>();
         builder.Services.AddSingleton<Postgres.UpstreamConnector>();
         builder.Services.AddSingleton<Postgres.CancelKeys>();
         builder.Services.AddSingleton<Postgres.PostgresListeners>();

@@ -48,6 +48,9 @@ internal sealed class GatewayConnection(
 
     private IPEndPoint? Remote => socket.RemoteEndPoint as IPEndPoint;
 
+    /// <summary>The user name of the startup packet, once read: who the client says it is.</summary>
+    private string? _claimedUser;
+
     public async Task RunAsync(CancellationToken stopping)
     {
         var client = Remote?.ToString() ?? "unknown";
@@ -58,6 +61,7 @@ internal sealed class GatewayConnection(
             var startup = await ReadStartupAsync(startupTimeout.Token);
             if (startup is null)
                 return;
+            _claimedUser = startup["user"];
             var (agent, upstream, readOnly) = await AcceptAsync(startup, startupTimeout.Token);
             services.Metrics.ConnectionServed();
             startupLease.Dispose(); // served: no longer a connection in startup
@@ -67,6 +71,7 @@ internal sealed class GatewayConnection(
         {
             services.Metrics.ConnectionRefused();
             services.Logger.LogWarning("PostgreSQL connection from {Client} to target {Target} refused: {Reason}", client, target.Name, refusal.Error.Message);
+            services.Refusals.Report(target.Name, _claimedUser, client, refusal.Error.SqlState, refusal.Error.Message);
             await TryWriteErrorAsync(refusal.Error);
         }
         catch (OperationCanceledException)
@@ -486,6 +491,8 @@ internal sealed record GatewayServices(
     public required Approvals.ApprovalGate Approvals { get; init; }
 
     public required Approvals.IApprovalChannel ApprovalChannel { get; init; }
+
+    public required Gateway.RefusalReports Refusals { get; init; }
 }
 
 /// <summary>One target's view of the <see cref="FunctionCatalog"/>, for a session's guard.</summary>

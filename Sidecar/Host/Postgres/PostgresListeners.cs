@@ -38,7 +38,7 @@ internal sealed class PostgresListeners : BackgroundService
 
     public PostgresListeners(SnapshotStore snapshots, AgentAuthenticator authenticator, UpstreamConnector connector, CancelKeys cancelKeys,
         SessionRecorder recorder, LiveSessions liveSessions, SidecarIdentity identity, Hosting.SidecarMetrics metrics, Gateway.ConnectionLimits limits,
-        Approvals.ApprovalGate approvals, ControlPlane.HubClient hub,
+        Approvals.ApprovalGate approvals, ControlPlane.HubClient hub, Gateway.RefusalReports refusals,
         IOptions<Hosting.SidecarOptions> options, ILogger<PostgresListeners> logger)
     {
         _snapshots = snapshots;
@@ -52,6 +52,7 @@ internal sealed class PostgresListeners : BackgroundService
             MaskCatalog = new MaskCatalog(connector, logger, TimeProvider.System, TimeSpan.FromSeconds(gateway.MaskCatalogSeconds)),
             Approvals = approvals,
             ApprovalChannel = hub,
+            Refusals = refusals,
         };
         if (gateway.CertificatePath is not null)
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);

@@ -734,6 +734,7 @@ internal sealed class PostgresRelay(
             foreach (var statement in _completed)
             {
                 await recording.RecordAsync(RecordingEventTypes.Statement, new StatementEvent(statement));
+                recording.Statements.Add(statement);
             }
         }
         finally

@@ -12,6 +12,9 @@ internal sealed class SessionRecording(SessionRecorder recorder, Guid session, T
 {
     public Guid Session { get; } = session;
 
+    /// <summary>The sidecar's tally of what statements came to (see <see cref="StatementCounter"/>).</summary>
+    public StatementCounter Statements => recorder.Statements;
+
     public ValueTask RecordAsync(string type, byte[] payload) =>
         recorder.TryRecord(Session, type, payload) ? ValueTask.CompletedTask : RetryAsync(type, payload);
 

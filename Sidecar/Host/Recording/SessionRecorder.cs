@@ -28,6 +28,9 @@ public sealed class SessionRecorder : BackgroundService
 {
     public const string SpoolExtension = ".spool";
 
+    /// <summary>What the statements recorded through this recorder came to, for the heartbeat.</summary>
+    public StatementCounter Statements { get; } = new();
+
     private readonly Channel<Pending> _channel;
     private readonly int _capacity;
     private readonly ECDsa _signingKey;

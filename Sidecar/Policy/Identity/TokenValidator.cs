@@ -101,7 +101,9 @@ public static class TokenValidator
             var sub = String(claims, "sub");
             agent = agents.FirstOrDefault(a => string.Equals(a.Id, sub, StringComparison.Ordinal));
             if (agent is null)
-                return TokenCheck.Reject($"agent '{sub}' is unknown here (deleted, or its role does not reach this sidecar)");
+                return TokenCheck.Reject(String(claims, "name") is { Length: > 0 and <= 100 } name
+                    ? $"agent '{name}' (id {sub}) is unknown here (deleted, or its role does not reach this sidecar)"
+                    : $"agent '{sub}' is unknown here (deleted, or its role does not reach this sidecar)");
         }
         else
         {

@@ -62,6 +62,56 @@ public sealed class RefusalTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task A_refused_connection_reaches_the_control_plane_with_who_what_and_why()
+    {
+        var strangerToken = await GatewayHarness.TokenAsync(H.ControlPlane, "stranger");
+        var stranger = await RefusedAsync(H.SidecarConnectionStringFor(strangerToken, "stranger"));
+        Assert.Equal("42501", stranger.SqlState);
+
+        // The sidecar's next heartbeat (every second in tests) carries it to the control plane.
+        System.Text.Json.JsonElement refusal = default;
+        await Airlock.EndToEnd.Tests.PolicySyncTests.Eventually(async () =>
+        {
+            var list = System.Text.Json.JsonDocument.Parse(await H.ControlPlane.Api.GetStringAsync("/api/v1/refused-connections?agent=stranger&target=pg")).RootElement;
+            if (list.GetArrayLength() == 0)
+                return false;
+            refusal = list[0].Clone();
+            return true;
+        }, seconds: 30);
+        Assert.Equal("edge-1", refusal.GetProperty("sidecarName").GetString());
+        Assert.Equal("42501", refusal.GetProperty("sqlState").GetString());
+        Assert.Contains("agent \"stranger\" (role \"limited\") is not granted target \"pg\"", refusal.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("127.0.0.1:", refusal.GetProperty("client").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_connection_test_is_run_from_the_targets_sidecar_and_says_how_far_it_got()
+    {
+        async Task<System.Text.Json.JsonElement> TestAsync(string target)
+        {
+            var response = await H.ControlPlane.Api.PostAsync($"/api/v1/targets/{target}/test", null);
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            return System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+        }
+
+        var ok = await TestAsync("pg");
+        Assert.True(ok.GetProperty("succeeded").GetBoolean(), ok.ToString());
+        Assert.Equal("edge-1", ok.GetProperty("sidecar").GetString());
+        Assert.Contains($"logged in as \"{GatewayHarness.ScramUser}\" to database \"{H.Database}\"", ok.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        var down = await TestAsync("pg-down");
+        Assert.False(down.GetProperty("succeeded").GetBoolean());
+        Assert.Contains("pg-down", down.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        var badPassword = await TestAsync("pg-badpass");
+        Assert.False(badPassword.GetProperty("succeeded").GetBoolean());
+        Assert.Contains("password", badPassword.GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
+
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await H.ControlPlane.Api.PostAsync("/api/v1/targets/nope/test", null)).StatusCode);
+        Assert.Contains("test-connection", await H.ControlPlane.Api.GetStringAsync("/api/v1/audit?entityName=pg-badpass"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cleartext_from_loopback_is_accepted_only_where_the_target_allows_it()
     {
         // pg refuses it (above); pg-loopback has allowCleartextOnLoopback: true in its policy.

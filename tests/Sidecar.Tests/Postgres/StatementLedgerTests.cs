@@ -374,3 +374,29 @@ public sealed class ParameterFloodTests
         Assert.Contains("DELETE FROM t", System.Text.Encoding.UTF8.GetString(payload), StringComparison.Ordinal);
     }
 }
+
+/// <summary>The sidecar's tally of what recorded statements came to, sent with each heartbeat.</summary>
+public sealed class StatementCounterTests
+{
+    private static CompletedStatement Statement(string? decision, IReadOnlyDictionary<string, long>? masked = null) =>
+        new("SELECT 1", [], 1, 1, null, [], [], false, decision is null ? null : new StatementVerdict(Sidecar.Protocols.Sql.StatementClass.Read, decision, "r", "SELECT", default), masked);
+
+    [Fact]
+    public void Statements_count_by_what_they_came_to_and_a_take_starts_again_from_zero()
+    {
+        var counter = new Airlock.Sidecar.Recording.StatementCounter();
+        counter.Add(Statement("allow"));
+        counter.Add(Statement(null)); // judged nothing (a function call): it ran
+        counter.Add(Statement("allow", new Dictionary<string, long> { ["users.email"] = 3 }));
+        counter.Add(Statement("allow", new Dictionary<string, long>())); // nothing masked
+        counter.Add(Statement("block"));
+        counter.Add(Statement("require_approval")); // counted when its request is raised
+        counter.AddHeld();
+        Assert.Equal(new Airlock.Contracts.Hubs.StatementCounts(3, 1, 1, 1), counter.Take());
+        Assert.True(counter.Take().IsEmpty);
+
+        counter.PutBack(new Airlock.Contracts.Hubs.StatementCounts(1, 2, 3, 4)); // a heartbeat that did not arrive
+        counter.Add(Statement("block"));
+        Assert.Equal(new Airlock.Contracts.Hubs.StatementCounts(1, 2, 4, 4), counter.Take());
+    }
+}

@@ -16,6 +16,8 @@ public partial class Targets : PolicyPage
         ["name", "sidecar", "listenPort", "labels", "upstream.host", "upstream.port", "upstream.database", "upstream.username", "upstream.tls", "upstream.password", "upstream.credential"];
 
     private TargetForm? _form;
+    private string? _testing;
+    private TargetTestOutcome? _tested;
     private long _basedOn;
     private IReadOnlyList<string> _sidecars = [];
 
@@ -80,6 +82,30 @@ public partial class Targets : PolicyPage
         }, existing ? $"Target {name} saved" : $"Target {name} created");
         if (saved)
             _form = null;
+    }
+
+    /// <summary>Asks the target's sidecar to connect and log in; the answer (or why there is none) shows above the list.</summary>
+    private async Task TestAsync(string name)
+    {
+        ClearProblems();
+        _tested = null;
+        if (await Actor.AuthorizeAsync([Identity.ConsoleRoles.Admin]) is not { } actor)
+        {
+            Problem = Identity.ConsoleActor.Refusal;
+            return;
+        }
+        _testing = name;
+        StateHasChanged();
+        try
+        {
+            using var scope = Scopes.CreateScope();
+            _tested = await scope.ServiceProvider.GetRequiredService<TargetTests>().TestAsync(name, actor, CancellationToken.None)
+                ?? new TargetTestOutcome(name, "", false, $"target '{name}' no longer exists", null);
+        }
+        finally
+        {
+            _testing = null;
+        }
     }
 
     private async Task DeleteAsync(string name)

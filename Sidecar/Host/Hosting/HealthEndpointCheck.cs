@@ -1,0 +1,37 @@
+using System.Net;
+using System.Net.Sockets;
+using Airlock.Sidecar.ControlPlane;
+
+namespace Airlock.Sidecar.Hosting;
+
+/// <summary>
+/// The health and metrics endpoint's address is checked before anything else happens: found taken
+/// only when the host starts, it would end the sidecar after its one-time enrollment token was
+/// spent (say, a second sidecar started beside the demo's on the default 127.0.0.1:5090).
+/// </summary>
+public static class HealthEndpointCheck
+{
+    public const string UrlKey = "Kestrel:Endpoints:Http:Url";
+
+    public static void EnsureFree(IConfiguration configuration)
+    {
+        var url = configuration[UrlKey];
+        if (url is null || !Uri.TryCreate(url.Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri))
+            return; // Kestrel reports a URL it cannot read itself
+        var address = uri.Host == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(uri.Host.Trim('[', ']'), out var parsed) ? parsed : null;
+        if (address is null || uri.Port == 0)
+            return;
+        try
+        {
+            using var probe = new TcpListener(address, uri.Port);
+            probe.Start();
+            probe.Stop();
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied or SocketError.AddressNotAvailable)
+        {
+            throw new StartupException(
+                $"the health and metrics address {address}:{uri.Port} ({UrlKey}) cannot be used: {e.Message}. " +
+                $"Another sidecar may be running there; give this one another with --{UrlKey}=http://127.0.0.1:PORT. Nothing was enrolled: an enrollment token is still unused.");
+        }
+    }
+}
