@@ -32,6 +32,35 @@ public abstract class BrowserTest : IAsyncLifetime
             await _browser.DisposeAsync();
         _playwright?.Dispose();
     }
+
+    /// <summary>A new browser context signed in as <paramref name="user"/> through the form, on <paramref name="path"/> with its circuit live.</summary>
+    protected async Task<IPage> SignInAsync(string baseUrl, string user, string password, string path)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = baseUrl, ViewportSize = new() { Width = 1366, Height = 900 } });
+        var page = await context.NewPageAsync();
+        await page.GotoAsync($"/account/login?returnUrl={Uri.EscapeDataString(path)}");
+        await page.FillAsync("input[name=userName]", user);
+        await page.FillAsync("input[name=password]", password);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == path);
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+        return page;
+    }
+
+    /// <summary>Goes to a console page and waits for its live circuit.</summary>
+    protected static async Task GoAsync(IPage page, string path)
+    {
+        await page.GotoAsync(path);
+        await page.Locator("[data-interactive=true]").WaitForAsync();
+    }
+
+    /// <summary>Opens a MudSelect and picks the option with exactly this text.</summary>
+    protected static async Task ChooseAsync(IPage page, string testId, string option)
+    {
+        await page.GetByTestId(testId).Locator("xpath=ancestor::div[contains(@class,'mud-select')][1]").ClickAsync();
+        await page.Locator(".mud-popover-open .mud-list-item").Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex($"^\\s*{System.Text.RegularExpressions.Regex.Escape(option)}\\s*$") }).First.ClickAsync();
+        await page.Locator(".mud-popover-open").WaitForAsync(new() { State = WaitForSelectorState.Detached });
+    }
 }
 
 /// <summary>The console in headless Chromium (Debian's package) against a real control plane and sidecar.</summary>

@@ -28,32 +28,6 @@ public sealed class ConsoleJourneyTests : BrowserTest
         await page.ScreenshotAsync(new() { Path = Path.Combine(Shots, $"{++_shot:D2}-{name}.png"), FullPage = true });
     }
 
-    private async Task<IPage> SignInAsync(string url, string user, string password, string path)
-    {
-        var context = await Browser.NewContextAsync(new() { BaseURL = url, ViewportSize = new() { Width = 1366, Height = 900 } });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync($"/account/login?returnUrl={Uri.EscapeDataString(path)}");
-        await page.FillAsync("input[name=userName]", user);
-        await page.FillAsync("input[name=password]", password);
-        await page.ClickAsync("button[type=submit]");
-        await page.WaitForURLAsync(u => new Uri(u).AbsolutePath == path);
-        await page.Locator("[data-interactive=true]").WaitForAsync();
-        return page;
-    }
-
-    private static async Task GoAsync(IPage page, string path)
-    {
-        await page.GotoAsync(path);
-        await page.Locator("[data-interactive=true]").WaitForAsync();
-    }
-
-    private static async Task ChooseAsync(IPage page, string testId, string option)
-    {
-        await page.GetByTestId(testId).Locator("xpath=ancestor::div[contains(@class,'mud-select')][1]").ClickAsync();
-        await page.Locator(".mud-popover-open .mud-list-item").Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex($"^\\s*{System.Text.RegularExpressions.Regex.Escape(option)}") }).First.ClickAsync();
-        await page.Locator(".mud-popover-open").WaitForAsync(new() { State = WaitForSelectorState.Detached });
-    }
-
     [Fact]
     public async Task From_an_empty_store_to_an_approved_statement_and_a_verified_replay_by_clicking()
     {

@@ -38,26 +38,8 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
 {
     private ControlPlaneProcess Cp => fixture.Cp;
 
-    private async Task<IPage> SignInAsync(string user, string path, string password = ConsolePagesFixture.Password)
-    {
-        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = Cp.Url, ViewportSize = new() { Width = 1366, Height = 900 } });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync($"/account/login?returnUrl={Uri.EscapeDataString(path)}");
-        await page.FillAsync("input[name=userName]", user);
-        await page.FillAsync("input[name=password]", password);
-        await page.ClickAsync("button[type=submit]");
-        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == path);
-        await page.Locator("[data-interactive=true]").WaitForAsync();
-        return page;
-    }
-
-    /// <summary>Opens a MudSelect and picks the option with this text.</summary>
-    private static async Task ChooseAsync(IPage page, string testId, string option)
-    {
-        await page.GetByTestId(testId).Locator("xpath=ancestor::div[contains(@class,'mud-select')][1]").ClickAsync();
-        await page.Locator(".mud-popover-open .mud-list-item").Filter(new() { HasTextRegex = new System.Text.RegularExpressions.Regex($"^\\s*{System.Text.RegularExpressions.Regex.Escape(option)}\\s*$") }).First.ClickAsync();
-        await page.Locator(".mud-popover-open").WaitForAsync(new() { State = WaitForSelectorState.Detached });
-    }
+    private Task<IPage> SignInAsync(string user, string path, string password = ConsolePagesFixture.Password) =>
+        SignInAsync(Cp.Url, user, password, path);
 
     private static string Screenshot(string name) => Path.Combine(Path.GetTempPath(), "airlock-console", $"{name}.png");
 
@@ -92,8 +74,7 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         Assert.Equal(port, target.GetProperty("listenPort").GetInt32());
 
         // Role: from the agent-safe baseline, granting the target, with one rule of its own.
-        await page.GotoAsync("/roles");
-        await page.Locator("[data-interactive=true]").WaitForAsync();
+        await GoAsync(page, "/roles");
         await page.GetByTestId("new-role").ClickAsync();
         await page.GetByTestId("role-name").FillAsync("shop-reader");
         await ChooseAsync(page, "grant-target-0", "shop-db");
@@ -115,8 +96,7 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         await Assertions.Expect(page.GetByTestId("role-sim-decision")).ToContainTextAsync("block · no-orders");
 
         // Agent, and its secret: shown once, usable, never shown again.
-        await page.GotoAsync("/agents");
-        await page.Locator("[data-interactive=true]").WaitForAsync();
+        await GoAsync(page, "/agents");
         await page.GetByTestId("new-agent").ClickAsync();
         await page.GetByTestId("agent-name").FillAsync("shop-bot");
         await ChooseAsync(page, "agent-role", "shop-reader");
@@ -129,8 +109,7 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         await page.GetByTestId("agent-search").FillAsync("no-such-thing");
         await Assertions.Expect(page.GetByTestId("no-agents")).ToBeVisibleAsync();
 
-        await page.GotoAsync("/agents/shop-bot");
-        await page.Locator("[data-interactive=true]").WaitForAsync();
+        await GoAsync(page, "/agents/shop-bot");
         await page.GetByTestId("rotate-secret").ClickAsync();
         var secret = (await page.GetByTestId("new-secret-value").TextContentAsync())!.Trim();
         Assert.StartsWith("cs_", secret, StringComparison.Ordinal);
@@ -202,8 +181,7 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         var page = await SignInAsync("aud", "/targets");
         foreach (var (path, readable) in new[] { ("/targets", "targets"), ("/roles", "roles"), ("/agents", "agents-table"), ("/sidecars", "sidecars-table"), ("/settings", "signing-keys"), ("/audit", "audit-table") })
         {
-            await page.GotoAsync(path);
-            await page.Locator("[data-interactive=true]").WaitForAsync();
+            await GoAsync(page, path);
             await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Level = 4 })).ToBeVisibleAsync();
             foreach (var action in new[] { "new-target", "new-role", "new-agent", "create-sidecar", "rotate-snapshot-key", "new-issuer" })
                 Assert.Equal(0, await page.GetByTestId(action).CountAsync());

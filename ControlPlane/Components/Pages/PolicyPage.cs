@@ -57,6 +57,35 @@ public abstract class PolicyPage : ComponentBase
     }
 
     /// <summary>
+    /// Creates (<paramref name="existing"/> false) or replaces one object of the page's kind, based on
+    /// <paramref name="basedOn"/> when replacing; refused when a new one's name is taken or the one
+    /// being edited was deleted meanwhile.
+    /// </summary>
+    protected Task<bool> SaveObjectAsync<TSpec>(Func<PolicyDocument, List<TSpec>> list, Func<TSpec, string?> nameOf, TSpec spec, string name, bool existing, long basedOn) =>
+        EditAsync(name, existing ? basedOn : null, doc =>
+        {
+            var items = list(doc);
+            var index = items.FindIndex(s => nameOf(s) == name);
+            if (!existing && index >= 0)
+                return new EditRefusal(EditRefusalKind.AlreadyExists, $"{Kind.Noun()} '{name}' already exists");
+            if (existing && index < 0)
+                return new EditRefusal(EditRefusalKind.NotFound, $"{Kind.Noun()} '{name}' was deleted meanwhile");
+            if (index >= 0)
+                items[index] = spec;
+            else
+                items.Add(spec);
+            return null;
+        }, $"{Capitalized(Kind.Noun())} {name} {(existing ? "saved" : "created")}");
+
+    /// <summary>Deletes one object of the page's kind, based on the version shown.</summary>
+    protected Task<bool> DeleteObjectAsync<TSpec>(Func<PolicyDocument, List<TSpec>> list, Func<TSpec, string?> nameOf, string name) =>
+        EditAsync(name, VersionOf(name), doc =>
+            list(doc).RemoveAll(s => nameOf(s) == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"{Kind.Noun()} '{name}' does not exist") : null,
+            $"{Capitalized(Kind.Noun())} {name} deleted");
+
+    private static string Capitalized(string noun) => char.ToUpperInvariant(noun[0]) + noun[1..];
+
+    /// <summary>
     /// Applies one edit as the signed-in Admin (checked now, not when the page opened). True when
     /// it applied; otherwise <see cref="Errors"/> or <see cref="Problem"/> say why.
     /// </summary>

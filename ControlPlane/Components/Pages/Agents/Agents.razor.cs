@@ -108,20 +108,7 @@ public partial class Agents : PolicyPage
         var spec = _form!;
         var name = spec.Name?.Trim() ?? "";
         spec.Name = name.Length == 0 ? null : name;
-        var existing = _existing;
-        var saved = await EditAsync(name, existing ? _basedOn : null, doc =>
-        {
-            var index = doc.Agents!.FindIndex(a => a.Name == name);
-            if (!existing && index >= 0)
-                return new EditRefusal(EditRefusalKind.AlreadyExists, $"agent '{name}' already exists");
-            if (existing && index < 0)
-                return new EditRefusal(EditRefusalKind.NotFound, $"agent '{name}' was deleted meanwhile");
-            if (index >= 0)
-                doc.Agents[index] = spec;
-            else
-                doc.Agents.Add(spec);
-            return null;
-        }, existing ? $"Agent {name} saved" : $"Agent {name} created");
+        var saved = await SaveObjectAsync(d => d.Agents!, a => a.Name, spec, name, _existing, _basedOn);
         if (!saved)
             return;
         _form = null;
@@ -135,9 +122,7 @@ public partial class Agents : PolicyPage
                 yesText: "Delete", cancelText: "Keep it") != true)
             return;
         await ReloadAsync();
-        if (await EditAsync(name, VersionOf(name), doc =>
-                doc.Agents!.RemoveAll(a => a.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"agent '{name}' does not exist") : null,
-                $"Agent {name} deleted") && _table is not null)
+        if (await DeleteObjectAsync(d => d.Agents!, a => a.Name, name) && _table is not null)
             await _table.ReloadServerData();
     }
 

@@ -84,21 +84,8 @@ public partial class Roles : PolicyPage
             Errors = new Shared.FieldErrors(formErrors, FormFields);
             return;
         }
-        var existing = _form.Existing;
         var name = spec.Name ?? "";
-        var saved = await EditAsync(name, existing ? _basedOn : null, doc =>
-        {
-            var index = doc.Roles!.FindIndex(r => r.Name == name);
-            if (!existing && index >= 0)
-                return new EditRefusal(EditRefusalKind.AlreadyExists, $"role '{name}' already exists");
-            if (existing && index < 0)
-                return new EditRefusal(EditRefusalKind.NotFound, $"role '{name}' was deleted meanwhile");
-            if (index >= 0)
-                doc.Roles[index] = spec;
-            else
-                doc.Roles.Add(spec);
-            return null;
-        }, existing ? $"Role {name} saved" : $"Role {name} created");
+        var saved = await SaveObjectAsync(d => d.Roles!, r => r.Name, spec, name, _form.Existing, _basedOn);
         if (saved)
             StartEdit(name); // stay on it, now based on the saved version, to try it in the simulator
     }
@@ -108,9 +95,7 @@ public partial class Roles : PolicyPage
         if (await Dialogs.ShowMessageBoxAsync("Delete role", $"Delete role '{name}'? A role an agent still has cannot be deleted.",
                 yesText: "Delete", cancelText: "Keep it") != true)
             return;
-        if (await EditAsync(name, VersionOf(name), doc =>
-                doc.Roles!.RemoveAll(r => r.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"role '{name}' does not exist") : null,
-                $"Role {name} deleted") && _form?.Name == name)
+        if (await DeleteObjectAsync(d => d.Roles!, r => r.Name, name) && _form?.Name == name)
             _form = null;
         if (Errors.Any)
         {

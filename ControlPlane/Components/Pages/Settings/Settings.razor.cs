@@ -93,19 +93,7 @@ public partial class Settings : PolicyPage
             Errors = new Shared.FieldErrors([new PolicyError("name", $"stays '{name}'; to rename, create a new issuer and delete this one")], []);
             return;
         }
-        if (await EditAsync(name, existing ? _basedOn : null, doc =>
-            {
-                var index = doc.TrustedIssuers!.FindIndex(t => t.Name == name);
-                if (!existing && index >= 0)
-                    return new EditRefusal(EditRefusalKind.AlreadyExists, $"trusted issuer '{name}' already exists");
-                if (existing && index < 0)
-                    return new EditRefusal(EditRefusalKind.NotFound, $"trusted issuer '{name}' was deleted meanwhile");
-                if (index >= 0)
-                    doc.TrustedIssuers[index] = spec;
-                else
-                    doc.TrustedIssuers.Add(spec);
-                return null;
-            }, $"Trusted issuer {name} saved"))
+        if (await SaveObjectAsync(d => d.TrustedIssuers!, t => t.Name, spec, name, existing, _basedOn))
             _editing = null;
     }
 
@@ -113,9 +101,7 @@ public partial class Settings : PolicyPage
     {
         if (await Dialogs.ShowMessageBoxAsync("Delete trusted issuer", $"Delete '{name}'? Tokens it issues stop standing for agents.", yesText: "Delete", cancelText: "Keep it") != true)
             return;
-        await EditAsync(name, VersionOf(name), doc =>
-            doc.TrustedIssuers!.RemoveAll(t => t.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"trusted issuer '{name}' does not exist") : null,
-            $"Trusted issuer {name} deleted");
+        await DeleteObjectAsync(d => d.TrustedIssuers!, t => t.Name, name);
     }
 
     private async Task RotateAsync(string purpose)

@@ -65,21 +65,7 @@ public partial class Targets : PolicyPage
             Errors = new Shared.FieldErrors(formErrors, FormFields);
             return;
         }
-        var existing = _form.Existing;
-        var name = spec.Name ?? "";
-        var saved = await EditAsync(name, existing ? _basedOn : null, doc =>
-        {
-            var index = doc.Targets!.FindIndex(t => t.Name == name);
-            if (!existing && index >= 0)
-                return new EditRefusal(EditRefusalKind.AlreadyExists, $"target '{name}' already exists");
-            if (existing && index < 0)
-                return new EditRefusal(EditRefusalKind.NotFound, $"target '{name}' was deleted meanwhile");
-            if (index >= 0)
-                doc.Targets[index] = spec;
-            else
-                doc.Targets.Add(spec);
-            return null;
-        }, existing ? $"Target {name} saved" : $"Target {name} created");
+        var saved = await SaveObjectAsync(d => d.Targets!, t => t.Name, spec, spec.Name ?? "", _form.Existing, _basedOn);
         if (saved)
             _form = null;
     }
@@ -114,8 +100,6 @@ public partial class Targets : PolicyPage
             $"Delete target '{name}'? Agents lose access to it at once; its recordings stay.", yesText: "Delete", cancelText: "Keep it");
         if (confirmed != true)
             return;
-        await EditAsync(name, VersionOf(name), doc =>
-            doc.Targets!.RemoveAll(t => t.Name == name) == 0 ? new EditRefusal(EditRefusalKind.NotFound, $"target '{name}' does not exist") : null,
-            $"Target {name} deleted");
+        await DeleteObjectAsync(d => d.Targets!, t => t.Name, name);
     }
 }
