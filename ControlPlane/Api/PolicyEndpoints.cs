@@ -17,8 +17,9 @@ internal static class PolicyEndpoints
         api.MapGet("/policy", async (HttpRequest request, PolicyStore store, CancellationToken ct) =>
         {
             var yaml = WantsYaml(request);
+            var version = await store.DocumentVersionAsync(ct); // before the export, as above
             var doc = await store.ExportAsync(ct);
-            request.HttpContext.Response.Headers.ETag = EntityTag(await store.DocumentVersionAsync(ct));
+            request.HttpContext.Response.Headers.ETag = EntityTag(version);
             return Results.Text(PolicyFormat.Write(doc, yaml), yaml ? PolicyFormat.YamlMediaType : PolicyFormat.JsonMediaType);
         }).RequireAuthorization(AccessPolicies.Viewer);
 
@@ -92,9 +93,11 @@ internal static class PolicyEndpoints
 
         api.MapGet($"/{collection}/{{name}}", async (string name, HttpResponse response, PolicyStore store, CancellationToken ct) =>
         {
+            // The version first: a change between the two reads then makes a write based on it a harmless 409.
+            var version = await store.VersionOfAsync(kind, name, ct);
             if (list(await store.ExportAsync(ct)).FirstOrDefault(s => nameOf(s) == name) is not { } spec)
                 return ApiProblems.NotFound($"{singular} '{name}'");
-            response.Headers.ETag = EntityTag(await store.VersionOfAsync(kind, name, ct));
+            response.Headers.ETag = EntityTag(version);
             return Results.Ok(spec);
         }).RequireAuthorization(AccessPolicies.Viewer);
 

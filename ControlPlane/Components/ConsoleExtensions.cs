@@ -60,8 +60,10 @@ internal static class ConsoleExtensions
     }
 
     /// <summary>Only local paths: an open redirect after sign-in is a phishing tool.</summary>
-    private static string SafeReturnUrl(string? returnUrl) =>
-        returnUrl is { Length: > 0 } && returnUrl[0] == '/' && !returnUrl.StartsWith("//", StringComparison.Ordinal) && !returnUrl.StartsWith("/\\", StringComparison.Ordinal)
+    internal static string SafeReturnUrl(string? returnUrl) =>
+        returnUrl is { Length: > 0 } && returnUrl[0] == '/' && !returnUrl.StartsWith("//", StringComparison.Ordinal)
+            // No backslash and no control character anywhere: browsers drop a tab or newline, so "/\t/evil" is "//evil".
+            && !returnUrl.Any(c => c == '\\' || char.IsControl(c))
             ? returnUrl
             : "/";
 }

@@ -23,7 +23,13 @@ public static class ConsoleSessionCheck
             return null;
         // An empty stamp never matches: a cookie without one (or an account re-created under the same name) is no sign-in.
         var stamp = principal.FindFirstValue(IdentityExtensions.SecurityStampClaim);
-        return stamp is { Length: > 0 } && string.Equals(stamp, user.SecurityStamp, StringComparison.Ordinal) ? user : null;
+        if (stamp is not { Length: > 0 } || !string.Equals(stamp, user.SecurityStamp, StringComparison.Ordinal))
+            return null;
+        // A single sign-on session lasts as long as its provider's word: then the person signs in there again,
+        // and a person the provider no longer vouches for (or for less) gets no further.
+        if (user.SingleSignOn && !ConsoleSsoExtensions.StillVouchedFor(principal, DateTimeOffset.UtcNow))
+            return null;
+        return user;
     }
 }
 

@@ -60,8 +60,28 @@ public sealed class ConsoleSsoOptions : IValidatableObject
     }
 }
 
+/// <summary>Why a person the provider vouched for may not sign in; the sign-in page words each (never text from a link).</summary>
+public enum SsoRefusal { NoRole, NoUserName, NameTaken, Disabled, Provider }
+
 /// <summary>The console account of a person who signs in through the provider, or why they may not.</summary>
-public sealed record SsoSignIn(ConsoleUser? User, string? Refusal);
+public sealed record SsoSignIn(ConsoleUser? User, SsoRefusal? Refusal)
+{
+    /// <summary>What the sign-in page says for each refusal.</summary>
+    public static string Explain(SsoRefusal? refusal) => refusal switch
+    {
+        SsoRefusal.NoRole => "your groups at the identity provider give no Airlock role; ask an Airlock admin to map one of them",
+        SsoRefusal.NoUserName => "the identity provider gave no usable user name",
+        SsoRefusal.NameTaken => "an Airlock account with your name already exists and is not this identity provider's; an Airlock admin must rename or remove it first",
+        SsoRefusal.Disabled => "your Airlock account is disabled",
+        _ => "the identity provider's answer was refused",
+    };
+}
+
+/// <summary>A refusal carried from the token check to the failure handler.</summary>
+public sealed class SsoRefusedException(SsoRefusal refusal) : Exception(SsoSignIn.Explain(refusal))
+{
+    public SsoRefusal Refusal { get; } = refusal;
+}
 
 /// <summary>
 /// Maps a person the provider vouched for to their console account: found by issuer and subject
@@ -76,17 +96,19 @@ public sealed partial class SsoUsers(AirlockDbContext db, TimeProvider time)
     public async Task<SsoSignIn> SignInAsync(string issuer, string subject, string? userName, IReadOnlyList<string> groups, ConsoleSsoOptions options, CancellationToken ct)
     {
         if (options.RoleFor(groups) is not { } role)
-            return new(null, "your groups at the identity provider give no Airlock role; ask an Airlock admin to map one of them");
-        var approverGroups = groups.Where(ConsoleGroupName.IsValid).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            return new(null, SsoRefusal.NoRole);
+        var approverGroups = groups.Where(ConsoleGroupName.IsValid).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Take(50).ToList();
         var actor = $"sso:{issuer}";
         var now = time.GetUtcNow();
         var user = await db.Users.SingleOrDefaultAsync(u => u.ExternalIssuer == issuer && u.ExternalSubject == subject, ct);
         if (user is null)
         {
             if (userName is null || !UserNamePattern().IsMatch(userName))
-                return new(null, $"the identity provider gave no usable user name (claim '{options.UserNameClaim}': 1–100 letters, digits, '.', '_', '@' or '-')");
-            if (await db.Users.AnyAsync(u => u.UserName == userName, ct))
-                return new(null, $"an Airlock account named '{userName}' already exists and is not this identity provider's; an Airlock admin must rename or remove it first");
+                return new(null, SsoRefusal.NoUserName);
+            // Case aside too: "Admin" from the provider must not stand beside a local "admin".
+            var folded = userName.ToLowerInvariant();
+            if (await db.Users.AnyAsync(u => u.UserName.ToLower() == folded, ct))
+                return new(null, SsoRefusal.NameTaken);
             user = new ConsoleUser
             {
                 Id = Guid.NewGuid(), UserName = userName, PasswordHash = "", Role = role, CreatedAt = now, Groups = approverGroups,
@@ -98,7 +120,7 @@ public sealed partial class SsoUsers(AirlockDbContext db, TimeProvider time)
             return new(user, null);
         }
         if (user.Disabled)
-            return new(null, "your Airlock account is disabled");
+            return new(null, SsoRefusal.Disabled);
         if (user.Role != role || !user.Groups.SequenceEqual(approverGroups))
         {
             var before = new { user.UserName, user.Role, Groups = user.Groups.ToList() };
@@ -115,6 +137,19 @@ public static class ConsoleSsoExtensions
 {
     public const string Scheme = "oidc";
     public const string CallbackPath = "/signin-oidc";
+
+    /// <summary>When the provider last vouched for the person (Unix seconds), carried in the console's cookie.</summary>
+    public const string SignedInAtClaim = "airlock:sso_signed_in_at";
+
+    /// <summary>
+    /// How long a single sign-on session lasts, however busy: then the person signs in at the provider
+    /// again, so a person removed there, or moved to a group of less, loses the console within this.
+    /// </summary>
+    public static readonly TimeSpan SessionLifetime = TimeSpan.FromHours(8);
+
+    public static bool StillVouchedFor(ClaimsPrincipal principal, DateTimeOffset now) =>
+        long.TryParse(principal.FindFirstValue(SignedInAtClaim), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var at)
+        && now - DateTimeOffset.FromUnixTimeSeconds(at) < SessionLifetime;
 
     /// <summary>Adds the provider as a sign-in scheme whose result is the console's own cookie (same claims, stamp and revalidation as a local sign-in).</summary>
     public static AuthenticationBuilder AddConsoleSso(this AuthenticationBuilder auth, ConsoleSsoOptions sso)
@@ -145,7 +180,11 @@ public static class ConsoleSsoExtensions
             o.Events.OnTokenValidated = ctx => TokenValidatedAsync(ctx, sso);
             o.Events.OnRemoteFailure = ctx =>
             {
-                ctx.Response.Redirect($"/account/login?error=sso&detail={Uri.EscapeDataString(Short(ctx.Failure?.Message ?? "the identity provider's answer was refused"))}");
+                // A code, never the message: the sign-in page words it, so a link cannot put text there.
+                var refusal = (ctx.Failure as SsoRefusedException ?? ctx.Failure?.InnerException as SsoRefusedException)?.Refusal ?? SsoRefusal.Provider;
+                ctx.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ConsoleSsoExtensions))
+                    .LogWarning("Single sign-on refused: {Refusal}: {Detail}", refusal, ctx.Failure?.Message);
+                ctx.Response.Redirect($"/account/login?error=sso&reason={refusal}");
                 ctx.HandleResponse();
                 return Task.CompletedTask;
             };
@@ -162,33 +201,26 @@ public static class ConsoleSsoExtensions
             ctx.Fail("the identity provider's token has no subject");
             return;
         }
-        var groups = principal.FindAll(sso.GroupsClaim).SelectMany(c => c.Value.StartsWith('[') ? ParseArray(c.Value) : [c.Value]).ToList();
+        // One claim per group (the token handler splits a JSON array); a value is a name, never parsed again.
+        var groups = principal.FindAll(sso.GroupsClaim).Select(c => c.Value).Take(200).ToList();
         var users = ctx.HttpContext.RequestServices.GetRequiredService<SsoUsers>();
         var result = await users.SignInAsync(issuer, subject, principal.FindFirstValue(sso.UserNameClaim), groups, sso, ctx.HttpContext.RequestAborted);
         if (result.User is not { } user)
         {
-            ctx.Fail(result.Refusal!);
+            ctx.Fail(new SsoRefusedException(result.Refusal!.Value));
             return;
         }
         // The console's own principal: what a local sign-in issues, so every check after is the same.
         ctx.Principal = new ClaimsPrincipal(new ClaimsIdentity(
-            [new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role), new Claim(IdentityExtensions.SecurityStampClaim, user.SecurityStamp)],
+            [
+                new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role), new Claim(IdentityExtensions.SecurityStampClaim, user.SecurityStamp),
+                new Claim(SignedInAtClaim, DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ],
             CookieAuthenticationDefaults.AuthenticationScheme));
+        // The cookie ends with the single sign-on session, however it slides.
+        ctx.Properties!.ExpiresUtc = DateTimeOffset.UtcNow + SessionLifetime;
+        ctx.Properties.AllowRefresh = false;
     }
-
-    private static IEnumerable<string> ParseArray(string json)
-    {
-        try
-        {
-            return System.Text.Json.JsonSerializer.Deserialize<List<string>>(json) ?? [];
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return [json];
-        }
-    }
-
-    private static string Short(string message) => message.Length <= 300 ? message : message[..300];
 
     /// <summary><c>GET /account/sso?returnUrl=</c>: off to the provider, back to the page asked for.</summary>
     public static WebApplication MapConsoleSso(this WebApplication app, ConsoleSsoOptions sso, Func<string?, string> safeReturnUrl)

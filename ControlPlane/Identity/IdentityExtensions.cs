@@ -79,9 +79,10 @@ public static class IdentityExtensions
         }
         if (!context.Principal!.IsInRole(user.Role))
         {
-            context.ReplacePrincipal(new ClaimsPrincipal(new ClaimsIdentity(
-                [new Claim(ClaimTypes.Name, user.UserName), new Claim(ClaimTypes.Role, user.Role), new Claim(SecurityStampClaim, user.SecurityStamp)],
-                CookieAuthenticationDefaults.AuthenticationScheme)));
+            var claims = new List<Claim> { new(ClaimTypes.Name, user.UserName), new(ClaimTypes.Role, user.Role), new(SecurityStampClaim, user.SecurityStamp) };
+            if (context.Principal.FindFirst(ConsoleSsoExtensions.SignedInAtClaim) is { } signedInAt)
+                claims.Add(new Claim(ConsoleSsoExtensions.SignedInAtClaim, signedInAt.Value)); // a new role does not extend a single sign-on session
+            context.ReplacePrincipal(new ClaimsPrincipal(new ClaimsIdentity(claims, CookieAuthenticationDefaults.AuthenticationScheme)));
             context.ShouldRenew = true;
         }
     }

@@ -55,6 +55,8 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         var errors = new List<PolicyError>();
         if (password is not null && user.SingleSignOn)
             errors.Add(new("password", "this account signs in with single sign-on and has no password"));
+        if (user.SingleSignOn && ((role is not null && role != user.Role) || groups is not null))
+            errors.Add(new("role", "this account's role and groups come from its groups at the identity provider, at every sign-in: change them there (or disable the account here)"));
         else if (password is not null && UserService.ValidatePassword(password) is { } weak)
             errors.Add(new("password", weak));
         if (role is not null && !ConsoleRoles.IsKnown(role))

@@ -93,8 +93,10 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         var result = await ApplyInTransactionAsync(doc, actor, dryRun: false, ct);
         if (!result.Succeeded)
             return EditResult.Invalid(PolicyErrorPaths.ForObject(result.Errors, doc, edit.Kind, edit.Name));
+        // Read while this writer still holds the turn: after commit another's change could be taken for ours.
+        var version = await VersionOfAsync(edit.Kind, edit.Name, ct);
         await FinishAsync(tx, result, dryRun: false, ct);
-        return EditResult.Applied(result.Changes, await VersionOfAsync(edit.Kind, edit.Name, ct));
+        return EditResult.Applied(result.Changes, version);
     }
 
     /// <summary>The latest change of one object (its version), or <see cref="PolicyObjectVersion.None"/>.</summary>
@@ -168,6 +170,24 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         var roles = await db.Roles.Include(r => r.Rules).ToDictionaryAsync(r => r.Name, ct);
         var agents = await db.Agents.Include(a => a.Role).ToDictionaryAsync(a => a.Name, ct);
         var issuers = await db.TrustedIssuers.ToDictionaryAsync(t => t.Name, ct);
+
+        // A stored password goes only where it was stored for: moving the upstream (host, port) or
+        // weakening how it is sent (TLS, methods) takes the password again — else an Admin could point a
+        // target at a host of theirs, test the connection, and read the password off the wire.
+        var moved = new List<PolicyError>();
+        for (var i = 0; i < doc.Targets!.Count; i++)
+        {
+            var spec = doc.Targets[i];
+            if (!targets.TryGetValue(spec.Name!, out var existing) || existing.CredentialProtected is null || spec.Upstream!.Password is not null)
+                continue;
+            var upstream = spec.Upstream;
+            var auth = upstream.Auth is { } methods ? string.Join(',', methods) : "";
+            if (upstream.Host != existing.UpstreamHost || upstream.Port != existing.UpstreamPort || upstream.Tls != existing.UpstreamTlsMode || auth != existing.UpstreamAuth)
+                moved.Add(new PolicyError($"targets[{i}].upstream.password",
+                    "the upstream's host, port, TLS or methods changed: give the password again (a stored password is sent only where it was stored for)"));
+        }
+        if (moved.Count > 0)
+            return new ApplyResult(moved, []);
 
         void Audit(string action, string type, string name, object? before, object? after)
         {

@@ -14,10 +14,14 @@ public static class StatementTally
 {
     public static long HourOf(DateTimeOffset time) => time.ToUnixTimeSeconds() / 3600;
 
+    /// <summary>More statements than a sidecar can run between two heartbeats (10 s at a million a second).</summary>
+    public const long MaxPerHeartbeat = 10_000_000;
+
     /// <summary>
     /// Adds a heartbeat's counts to <paramref name="hour"/>, as upserts (the same SQL on SQLite and
-    /// PostgreSQL): two sidecars counting the same hour never collide on a new row. Negative counts
-    /// (a hostile sidecar) are ignored.
+    /// PostgreSQL): two sidecars counting the same hour never collide on a new row. A count is taken
+    /// as at most <see cref="MaxPerHeartbeat"/> and negative ones are ignored: a hostile sidecar can
+    /// neither overflow an hour's total nor wipe it.
     /// </summary>
     public static async Task AddAsync(AirlockDbContext db, long hour, StatementCounts counts, CancellationToken ct)
     {
@@ -29,8 +33,9 @@ public static class StatementTally
         {
             if (count <= 0)
                 continue;
+            var taken = Math.Min(count, MaxPerHeartbeat);
             await db.Database.ExecuteSqlInterpolatedAsync(
-                $"""INSERT INTO "StatementStats" ("Hour", "Outcome", "Count") VALUES ({hour}, {(int)outcome}, {count}) ON CONFLICT ("Hour", "Outcome") DO UPDATE SET "Count" = "StatementStats"."Count" + excluded."Count" """, ct);
+                $"""INSERT INTO "StatementStats" ("Hour", "Outcome", "Count") VALUES ({hour}, {(int)outcome}, {taken}) ON CONFLICT ("Hour", "Outcome") DO UPDATE SET "Count" = "StatementStats"."Count" + excluded."Count" """, ct);
         }
     }
 }

@@ -43,9 +43,15 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
             s.SoftwareVersion = heartbeat.SoftwareVersion.Length <= 50 ? heartbeat.SoftwareVersion : heartbeat.SoftwareVersion[..50];
             s.AppliedVersion = Math.Max(s.AppliedVersion, heartbeat.AppliedVersion);
         });
-        await StoreRefusalsAsync(heartbeat);
-        if (heartbeat.Statements is { IsEmpty: false } counts)
-            await Sessions.StatementTally.AddAsync(db, Sessions.StatementTally.HourOf(time.GetUtcNow()), counts, Context.ConnectionAborted);
+        // Refusals and counts land together or not at all: a heartbeat the sidecar sends again adds them once.
+        if (heartbeat.Refusals is { Count: > 0 } || heartbeat.RefusalsNotReported > 0 || heartbeat.Statements is { IsEmpty: false })
+        {
+            await using var tx = await db.Database.BeginTransactionAsync(Context.ConnectionAborted);
+            await StoreRefusalsAsync(heartbeat);
+            if (heartbeat.Statements is { IsEmpty: false } counts)
+                await Sessions.StatementTally.AddAsync(db, Sessions.StatementTally.HourOf(time.GetUtcNow()), counts, Context.ConnectionAborted);
+            await tx.CommitAsync(Context.ConnectionAborted);
+        }
         if (heartbeat.AgentLastUse is not { Count: > 0 } uses)
             return;
         // A sidecar reports uses, never sets them in the future: clamp to now.
@@ -67,15 +73,22 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
     /// at most 100 a heartbeat, each field cut to its column, the time clamped to now.
     /// </summary>
     public const int MaxRefusalsPerHeartbeat = 100;
+    public const int MaxRefusalsPerMinute = 1000;
 
     private async Task StoreRefusalsAsync(SidecarHeartbeat heartbeat)
     {
         if (heartbeat.Refusals is not { Count: > 0 } && heartbeat.RefusalsNotReported <= 0)
             return;
         var now = time.GetUtcNow();
+        // A sidecar that reports faster than heartbeats come is not believed past this a minute.
+        var lastMinute = now.AddMinutes(-1);
+        if (await db.RefusedConnections.CountAsync(r => r.SidecarId == SidecarId && r.At >= lastMinute, Context.ConnectionAborted) >= MaxRefusalsPerMinute)
+            return;
         var name = (await db.Sidecars.AsNoTracking().Where(s => s.Id == SidecarId).Select(s => s.Name).SingleAsync(Context.ConnectionAborted));
+        // Only refusals at this sidecar's own targets: it cannot pin refusals on another's.
+        var served = (await db.Targets.AsNoTracking().Where(t => t.SidecarId == SidecarId).Select(t => t.Name).ToListAsync(Context.ConnectionAborted)).ToHashSet(StringComparer.Ordinal);
         static string Cut(string? value, int max) => value is null ? "" : value.Length <= max ? value : value[..max];
-        foreach (var r in (heartbeat.Refusals ?? []).Take(MaxRefusalsPerHeartbeat))
+        foreach (var r in (heartbeat.Refusals ?? []).Take(MaxRefusalsPerHeartbeat).Where(r => served.Contains(r.Target)))
             db.RefusedConnections.Add(new RefusedConnection
             {
                 SidecarId = SidecarId, SidecarName = name, At = r.At > now ? now : r.At, Target = Cut(r.Target, 100),
@@ -85,7 +98,7 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
             db.RefusedConnections.Add(new RefusedConnection
             {
                 SidecarId = SidecarId, SidecarName = name, At = now, Target = "", Client = "", SqlState = "",
-                Reason = $"{heartbeat.RefusalsNotReported} more refused connections were not reported (the sidecar's report queue was full)",
+                Reason = $"{Math.Min(heartbeat.RefusalsNotReported, 1_000_000_000)} more refused connections were not reported (the sidecar's report queue was full)",
             });
         await db.SaveChangesAsync(Context.ConnectionAborted);
     }

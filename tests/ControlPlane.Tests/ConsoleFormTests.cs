@@ -260,3 +260,41 @@ public sealed class TokenTesterTests
         return new PublicJwk(kid, "RSA", "RS256", Base64Url.EncodeToString(p.Modulus), Base64Url.EncodeToString(p.Exponent), null, null, null);
     }
 }
+
+public sealed class SignInRulesTests
+{
+    [Theory]
+    [InlineData("/users", "/users")]
+    [InlineData("/sessions/1?x=y", "/sessions/1?x=y")]
+    [InlineData(null, "/")]
+    [InlineData("", "/")]
+    [InlineData("https://evil.example/", "/")]
+    [InlineData("//evil.example", "/")]
+    [InlineData("/\\evil.example", "/")]
+    [InlineData("/\t/evil.example", "/")] // a browser drops the tab: "//evil.example"
+    [InlineData("/\n/evil.example", "/")]
+    [InlineData("/a\\b", "/")]
+    public void Only_local_paths_are_returned_to_after_sign_in(string? returnUrl, string expected) =>
+        Assert.Equal(expected, Components.ConsoleExtensions.SafeReturnUrl(returnUrl));
+
+    [Fact]
+    public void A_single_sign_on_session_ends_after_its_lifetime_however_busy()
+    {
+        var now = DateTimeOffset.UtcNow;
+        System.Security.Claims.ClaimsPrincipal At(DateTimeOffset t) => new(new System.Security.Claims.ClaimsIdentity(
+            [new System.Security.Claims.Claim(ConsoleSsoExtensions.SignedInAtClaim, t.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture))]));
+        Assert.True(ConsoleSsoExtensions.StillVouchedFor(At(now.AddHours(-7)), now));
+        Assert.False(ConsoleSsoExtensions.StillVouchedFor(At(now.AddHours(-9)), now));
+        Assert.False(ConsoleSsoExtensions.StillVouchedFor(new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity()), now)); // no time: no session
+    }
+
+    [Theory]
+    [InlineData(new[] { "airlock-admins", "x" }, "Admin")]
+    [InlineData(new[] { "dba", "airlock-auditors" }, "Approver")]
+    [InlineData(new[] { "airlock-auditors" }, "Auditor")]
+    [InlineData(new[] { "[\"airlock-admins\"]" }, null)] // a name is a name, never parsed
+    [InlineData(new[] { "Airlock-Admins" }, null)]
+    [InlineData(new string[0], null)]
+    public void The_strongest_role_the_groups_give_applies(string[] groups, string? role) =>
+        Assert.Equal(role, new ConsoleSsoOptions { AdminGroups = ["airlock-admins"], ApproverGroups = ["dba"], AuditorGroups = ["airlock-auditors"] }.RoleFor(groups));
+}

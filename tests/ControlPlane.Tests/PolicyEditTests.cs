@@ -174,6 +174,25 @@ public abstract class PolicyEditTests(StoreProvider provider) : StoreTestBase(pr
     }
 
     [Fact]
+    public async Task A_stored_password_is_not_sent_to_a_moved_or_weakened_upstream_without_being_given_again()
+    {
+        await CreateSidecarAsync("edge-1");
+        Assert.True((await ApplyYamlAsync("targets:\n- {name: orders, sidecar: edge-1, listenPort: 6432, upstream: {host: db.internal, tls: require, password: s3cret-pw}}")).Succeeded);
+        Task<EditResult> EditTargetAsync(Action<UpstreamSpec> change) => WithScope(sp => sp.GetRequiredService<PolicyStore>().EditAsync(
+            new PolicyEdit(PolicyObjectKind.Target, "orders", null, doc => { change(doc.Targets!.Single().Upstream!); return null; }), "bob", default));
+
+        foreach (var change in new Action<UpstreamSpec>[] { u => u.Host = "attacker.example", u => u.Port = 6543, u => u.Tls = "disable", u => u.Auth = ["password"] })
+        {
+            var moved = await EditTargetAsync(change);
+            Assert.Equal(EditStatus.Invalid, moved.Status);
+            Assert.Equal("upstream.password", Assert.Single(moved.Errors).Path);
+        }
+        Assert.Equal(EditStatus.Applied, (await EditTargetAsync(u => u.Database = "orders2")).Status); // the same server: fine
+        Assert.Equal(EditStatus.Applied, (await EditTargetAsync(u => { u.Host = "db2.internal"; u.Password = "s3cret-pw"; })).Status);
+        Assert.Equal("db2.internal", (await ExportAsync()).Targets!.Single().Upstream!.Host);
+    }
+
+    [Fact]
     public async Task A_whole_document_based_on_an_old_version_is_refused()
     {
         await SeedAsync(1);

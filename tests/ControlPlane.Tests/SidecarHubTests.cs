@@ -74,21 +74,27 @@ public sealed class SidecarHubTests : IAsyncLifetime
         var future = DateTimeOffset.UtcNow.AddDays(1);
         var refusals = Enumerable.Range(0, 150).Select(i => new RefusedConnectionReport(
             i == 0 ? future : DateTimeOffset.UtcNow, "orders", i == 0 ? new string('a', 500) : "ci", "127.0.0.1:5000", "42501", i == 0 ? new string('r', 5000) : "not granted")).ToList();
+        // Refusals pinned on another sidecar's target are not believed.
+        refusals.Insert(1, new RefusedConnectionReport(DateTimeOffset.UtcNow, "billing", "billing-bot", "127.0.0.1:1", "28P01", "made up"));
         await using (var db = _store!.Open())
         {
             using var hub = Hub(db);
             await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, null, refusals, RefusalsNotReported: 12, Statements: new StatementCounts(5, 1, 2, 1)));
+            // A hostile count neither overflows the hour nor wipes it.
+            await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, Statements: new StatementCounts(long.MaxValue, -7, 0, 0)));
+            await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, Statements: new StatementCounts(long.MaxValue, 0, 0, 0)));
         }
         await using var check = _store!.Open();
         var stored = await check.RefusedConnections.OrderBy(r => r.Id).ToListAsync();
-        Assert.Equal(SidecarHub.MaxRefusalsPerHeartbeat + 1, stored.Count); // 100, and a line for what was not reported
+        Assert.Equal(SidecarHub.MaxRefusalsPerHeartbeat, stored.Count); // the first 100 less billing's, and a line for what was not reported
+        Assert.DoesNotContain(stored, r => r.Target == "billing");
         Assert.All(stored, r => Assert.Equal("edge-1", r.SidecarName));
         Assert.True(stored[0].At <= DateTimeOffset.UtcNow, "a time in the future is clamped to now");
         Assert.Equal(100, stored[0].Agent!.Length);
         Assert.Equal(500, stored[0].Reason.Length);
         Assert.Equal("12 more refused connections were not reported (the sidecar's report queue was full)", stored[^1].Reason);
         var counts = await check.StatementStats.ToDictionaryAsync(s => s.Outcome, s => s.Count);
-        Assert.Equal((5L, 1L, 2L, 1L), (counts[StatementOutcome.Allowed], counts[StatementOutcome.Masked], counts[StatementOutcome.Blocked], counts[StatementOutcome.Held]));
+        Assert.Equal((5 + 2 * StatementTally.MaxPerHeartbeat, 1L, 2L, 1L), (counts[StatementOutcome.Allowed], counts[StatementOutcome.Masked], counts[StatementOutcome.Blocked], counts[StatementOutcome.Held]));
     }
 
     private sealed class SidecarContext(Guid sidecar) : HubCallerContext

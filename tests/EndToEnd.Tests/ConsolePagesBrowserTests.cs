@@ -176,6 +176,35 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
     }
 
     [Fact]
+    public async Task The_policy_pages_work_from_the_keyboard()
+    {
+        var page = await SignInAsync("bea", "/roles");
+
+        // Tab to "New role" and press Enter; type into the form; Tab onward to Save and press Enter.
+        async Task TabToAsync(string testId)
+        {
+            for (var i = 0; i < 80; i++)
+            {
+                await page.Keyboard.PressAsync("Tab");
+                if (await page.EvaluateAsync<string?>("() => document.activeElement?.closest('[data-testid]')?.getAttribute('data-testid')") == testId)
+                    return;
+            }
+            Assert.Fail($"{testId} cannot be reached with Tab");
+        }
+        await TabToAsync("new-role");
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("role-form")).ToBeVisibleAsync();
+        await TabToAsync("role-name");
+        await page.Keyboard.TypeAsync("keyboard-role");
+        await TabToAsync("grant-remove-0"); // no grant yet: a role may reach nothing
+        await page.Keyboard.PressAsync("Enter");
+        await TabToAsync("role-save");
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("role-keyboard-role")).ToBeVisibleAsync();
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await Cp.Api.GetAsync("/api/v1/roles/keyboard-role")).StatusCode);
+    }
+
+    [Fact]
     public async Task An_auditor_reads_every_page_but_is_offered_no_change()
     {
         var page = await SignInAsync("aud", "/targets");

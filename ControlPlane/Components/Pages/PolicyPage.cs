@@ -39,8 +39,9 @@ public abstract class PolicyPage : ComponentBase
     {
         using var scope = Scopes.CreateScope();
         var store = scope.ServiceProvider.GetRequiredService<PolicyStore>();
-        Document = await store.ExportAsync(CancellationToken.None);
+        // Versions before the document: a change between the two reads makes a save a conflict, never an overwrite.
         Versions = await store.VersionsAsync(Kind, CancellationToken.None);
+        Document = await store.ExportAsync(CancellationToken.None);
         await OnReloadedAsync(scope.ServiceProvider);
     }
 

@@ -144,9 +144,10 @@ public sealed class StatementLedger(int captureBytes, int maxPending = Statement
         {
             Settle(request, done: false);
             DropAwaitingBind(request);
-            if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute)
+            // A refused one keeps its refusal (it never ran); a Parse or Bind refused is recorded too.
+            if (request.Kind is Kind.Query or Kind.FunctionCall or Kind.Execute || request.Blocked is not null)
             {
-                request.Error ??= why;
+                request.Error ??= request.Blocked ?? why;
                 Complete(request, timestamp);
             }
         }

@@ -75,6 +75,13 @@ public sealed class StatementLedgerTests
         // Nothing pending: nothing recorded.
         _ledger.AbandonPending(why, _clock += 1000);
         Assert.False(_ledger.HasCompleted);
+
+        // A refused Parse still pending (the agent pipelined it and left) is recorded with its refusal, not as not finished.
+        var refused = PgError.Error(SqlStates.InsufficientPrivilege, "no rule allows DROP (ddl)");
+        _ledger.OnFrontend((byte)'P', new MessageBody().Str("").Str("DROP TABLE t").U16(0).Bytes, _clock += 1000, blocked: refused, knownText: "DROP TABLE t");
+        _ledger.AbandonPending(why, _clock += 1000);
+        var blocked = Assert.Single(_ledger.TakeCompleted());
+        Assert.Equal(("DROP TABLE t", refused), (blocked.Text, blocked.Error));
     }
 
     [Fact]
