@@ -153,13 +153,28 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
             notifier.Publish();
     }
 
+    /// <summary>What the validator needs to know about the store.</summary>
+    private async Task<PolicyContext> ContextAsync(CancellationToken ct) => new(
+        (await db.Sidecars.Where(s => s.RevokedAt == null).Select(s => s.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
+        (await db.Users.Select(u => u.UserName).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
+        (await db.Targets.Where(t => t.CredentialProtected != null).Select(t => t.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal));
+
+    /// <summary>
+    /// The policy as one edit would leave it, validated and normalized, without storing anything: what
+    /// the Roles page's simulator judges an unsaved form with. Errors are told from the object's side.
+    /// </summary>
+    public async Task<(PolicyDocument? Document, IReadOnlyList<PolicyError> Errors)> PreviewAsync(PolicyEdit edit, CancellationToken ct)
+    {
+        var doc = await ExportAsync(ct);
+        if (edit.Change(doc) is { } refusal)
+            return (null, [new PolicyError("$", refusal.Detail)]);
+        var errors = PolicyValidator.ValidateAndNormalize(doc, await ContextAsync(ct));
+        return errors.Count > 0 ? (null, PolicyErrorPaths.ForObject(errors, doc, edit.Kind, edit.Name)) : (doc, []);
+    }
+
     private async Task<ApplyResult> ApplyInTransactionAsync(PolicyDocument doc, string actor, bool dryRun, CancellationToken ct)
     {
-        var context = new PolicyContext(
-            (await db.Sidecars.Where(s => s.RevokedAt == null).Select(s => s.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
-            (await db.Users.Select(u => u.UserName).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal),
-            (await db.Targets.Where(t => t.CredentialProtected != null).Select(t => t.Name).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal));
-        var errors = PolicyValidator.ValidateAndNormalize(doc, context);
+        var errors = PolicyValidator.ValidateAndNormalize(doc, await ContextAsync(ct));
         if (errors.Count > 0)
             return new ApplyResult(errors, []);
 
@@ -365,6 +380,21 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
 
     private static bool Same(object a, object b) =>
         JsonSerializer.Serialize(a, _compare) == JsonSerializer.Serialize(b, _compare);
+
+    /// <summary>
+    /// A role as the store would hold it, not stored: what the simulator judges a draft with. The spec
+    /// must be validated and normalized first.
+    /// </summary>
+    public static Role ToUnsavedEntity(RoleSpec spec)
+    {
+        var role = new Role
+        {
+            Id = Guid.NewGuid(), Name = spec.Name!, Description = spec.Description ?? "", Baseline = spec.Baseline,
+            Grants = spec.Grants!.Select(g => new GrantData(g.Target, g.Selector is null ? null : new Dictionary<string, string>(g.Selector))).ToList(),
+        };
+        role.Rules = spec.Rules!.Select((r, i) => ToEntity(r, role.Id, i)).ToList();
+        return role;
+    }
 
     private static Rule ToEntity(RuleSpec r, Guid roleId, int position) => new()
     {

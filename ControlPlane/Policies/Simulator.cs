@@ -88,7 +88,26 @@ public sealed class Simulator(AirlockDbContext db)
             ?? throw new SimulationException($"role '{roleName}' does not exist");
         var target = await db.Targets.AsNoTracking().FirstOrDefaultAsync(t => t.Name == request.Target, ct)
             ?? throw new SimulationException($"target '{request.Target}' does not exist");
+        return Judge(role, target, request.Sql);
+    }
 
+    /// <summary>
+    /// Judges SQL with a role that is not saved (the Roles page's form as it stands), against a stored
+    /// target. The draft must be valid: the caller validates it with the rest of the policy first.
+    /// </summary>
+    public async Task<SimulateResponse> SimulateDraftAsync(RoleSpec draft, string? targetName, string? sql, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(sql))
+            throw new SimulationException("give the SQL text to judge");
+        if (sql.Length > MaxSqlChars)
+            throw new SimulationException($"the SQL text is over {MaxSqlChars} characters");
+        var target = await db.Targets.AsNoTracking().FirstOrDefaultAsync(t => t.Name == targetName, ct)
+            ?? throw new SimulationException($"target '{targetName}' does not exist");
+        return Judge(PolicyStore.ToUnsavedEntity(draft), target, sql);
+    }
+
+    private static SimulateResponse Judge(Role role, Target target, string sql)
+    {
         const string Note = "Functions the classifier does not know are judged as volatile here (the sidecar asks the target's catalog); EXECUTE of a statement prepared earlier in a session is judged as unknown.";
         if (!role.Grants.Any(g => SnapshotCompiler.Grants(g, target)))
         {
@@ -98,14 +117,14 @@ public sealed class Simulator(AirlockDbContext db)
         var policyRules = SnapshotCompiler.RulesFor(role, [target.Name]);
         var rules = RuleSet.Compile(role.Name, policyRules);
         var judge = new SqlSessionJudge(readOnlySession: !rules.AllowsWrites);
-        var judgement = judge.Judge(rules, request.Sql);
+        var judgement = judge.Judge(rules, sql);
         // Masking as far as the rules' own names tell (the sidecar also resolves the target's catalog:
         // inheritance children, views and functions over masked tables).
         var maskRules = MaskRules.Compile(policyRules.Where(r => r.Targets.Count == 0 || r.Targets.Contains(target.Name)));
         var masked = maskRules.IsEmpty ? null : MaskedTarget.Build(maskRules, [], [], []);
         var statements = judgement.Statements.Select(s =>
         {
-            var text = request.Sql.Substring(s.Statement.Start, s.Statement.Length);
+            var text = sql.Substring(s.Statement.Start, s.Statement.Length);
             var decision = s.Decision;
             List<SimulatedMask>? columns = null;
             if (masked is not null && decision.Allowed)

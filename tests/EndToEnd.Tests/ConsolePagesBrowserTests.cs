@@ -94,6 +94,11 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         await page.GetByTestId("role-sim-sql").FillAsync("select * from orders");
         await page.GetByTestId("role-sim-run").ClickAsync();
         await Assertions.Expect(page.GetByTestId("role-sim-decision")).ToContainTextAsync("block · no-orders");
+        // The form as it stands, not saved: the rule now names another table, and the read is allowed.
+        await page.GetByTestId("rule-tables-0").FillAsync("invoices");
+        await page.GetByTestId("role-sim-run").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("role-sim-decision")).ToContainTextAsync("allow · agent-safe/reads");
+        Assert.Contains("orders", await Cp.Api.GetStringAsync("/api/v1/roles/shop-reader/rules"), StringComparison.Ordinal); // nothing was saved
 
         // Agent, and its secret: shown once, usable, never shown again.
         await GoAsync(page, "/agents");

@@ -38,6 +38,7 @@ public partial class Roles : PolicyPage
         _form = RoleForm.New();
         _basedOn = 0;
         _simResult = null;
+        _simTarget ??= Document?.Targets?.FirstOrDefault()?.Name;
     }
 
     private void StartEdit(string name)
@@ -105,15 +106,37 @@ public partial class Roles : PolicyPage
         }
     }
 
+    /// <summary>Judges the SQL with the form as it stands (saved or not), once it is a valid role.</summary>
     private async Task SimulateAsync()
     {
         _simProblem = null;
         _simResult = null;
+        var (spec, formErrors) = _form!.ToSpec();
+        if (spec is null)
+        {
+            _simProblem = string.Join("; ", formErrors.Select(e => $"{e.Path}: {e.Message}"));
+            return;
+        }
+        var name = spec.Name ?? "";
+        using var scope = Scopes.CreateScope();
+        var (doc, errors) = await scope.ServiceProvider.GetRequiredService<PolicyStore>().PreviewAsync(new PolicyEdit(Kind, name, null, d =>
+        {
+            var index = d.Roles!.FindIndex(r => r.Name == name);
+            if (index >= 0)
+                d.Roles[index] = spec;
+            else
+                d.Roles.Add(spec);
+            return null;
+        }), CancellationToken.None);
+        if (doc is null)
+        {
+            _simProblem = "fix the form first: " + string.Join("; ", errors.Select(e => $"{e.Path}: {e.Message}"));
+            return;
+        }
         try
         {
-            using var scope = Scopes.CreateScope();
             _simResult = await scope.ServiceProvider.GetRequiredService<Policies.Simulator>()
-                .SimulateAsync(new SimulateRequest(null, _form!.Name, _simTarget, _simSql), CancellationToken.None);
+                .SimulateDraftAsync(doc.Roles!.Single(r => r.Name == name), _simTarget, _simSql, CancellationToken.None);
         }
         catch (SimulationException e)
         {
