@@ -38,8 +38,10 @@ internal static class RecordingIngest
         var identity = await Enrollment.EnsureEnrolledAsync(options, null, NullLogger.Instance, default);
         var snapshots = new SnapshotStore(identity, new SidecarOptionsSnapshot(state), TimeProvider.System, NullLogger<SnapshotStore>.Instance);
         var live = new LiveSessions();
-        var hub = new HubClient(identity, snapshots, new AgentAuthenticator(snapshots, TimeProvider.System), live, new Airlock.Sidecar.Approvals.ApprovalGate(TimeProvider.System), Options.Create(options), TimeProvider.System, NullLogger<HubClient>.Instance);
         var recorder = new SessionRecorder(identity, new SidecarOptionsSnapshot(state), TimeProvider.System, NullLogger<SessionRecorder>.Instance);
+        var hub = new HubClient(identity, snapshots, new AgentAuthenticator(snapshots, TimeProvider.System), live, new Airlock.Sidecar.Approvals.ApprovalGate(TimeProvider.System),
+            new Airlock.Sidecar.Gateway.RefusalReports(TimeProvider.System), new Airlock.Sidecar.Postgres.UpstreamConnector(identity, Options.Create(options)), recorder,
+            Options.Create(options), TimeProvider.System, NullLogger<HubClient>.Instance);
         using var metrics = new Airlock.Sidecar.Hosting.SidecarMetrics(live, recorder, hub, new Airlock.Sidecar.Gateway.ConnectionLimits(new Airlock.Sidecar.Gateway.ConnectionLimitOptions()));
         var uploader = new RecordingUploader(recorder, hub, metrics, new SidecarOptionsSnapshot(state, RecordingUploadMilliseconds: Args.Int(args, "--upload-ms", 250)), NullLogger<RecordingUploader>.Instance);
 
