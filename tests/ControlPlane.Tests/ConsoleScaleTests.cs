@@ -56,11 +56,19 @@ public sealed class ScaleStoreFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Store.DisposeAsync();
 }
 
+/// <summary>Timed tests run alone: with the other test classes running beside them on two cores, they would time the machine.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimedTests
+{
+    public const string Name = "timed, alone";
+}
+
 /// <summary>
 /// Every list page of the console renders its data from the seeded store in under 300 ms of server
-/// time (the page's queries and its render, measured in process after one warm-up render): lists
-/// are paged and filtered in the database.
+/// time (the page's queries and its render, measured in process: the best of three renders after a
+/// warm-up): lists are paged and filtered in the database.
 /// </summary>
+[Collection(TimedTests.Name)]
 public sealed class ConsoleScaleTests(ScaleStoreFixture fixture, ITestOutputHelper output) : IClassFixture<ScaleStoreFixture>, IAsyncLifetime
 {
     private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(300);
@@ -88,16 +96,17 @@ public sealed class ConsoleScaleTests(ScaleStoreFixture fixture, ITestOutputHelp
 
     public async Task DisposeAsync() => await _bunit.DisposeAsync();
 
-    /// <summary>Renders the page until <paramref name="loaded"/> holds; the time of the second render (the first warms up).</summary>
+    /// <summary>Renders the page until <paramref name="loaded"/> holds; the best of three renders after one that warms up.</summary>
     private TimeSpan Measure<TPage>(Action<IRenderedComponent<TPage>> loaded) where TPage : IComponent
     {
-        TimeSpan elapsed = default;
-        for (var run = 0; run < 2; run++)
+        var elapsed = TimeSpan.MaxValue;
+        for (var run = 0; run < 4; run++)
         {
             var watch = Stopwatch.StartNew();
             var page = _bunit.Render<TPage>();
             page.WaitForAssertion(() => loaded(page), TimeSpan.FromSeconds(30));
-            elapsed = watch.Elapsed;
+            if (run > 0 && watch.Elapsed < elapsed)
+                elapsed = watch.Elapsed;
         }
         output.WriteLine($"{typeof(TPage).Name}: {elapsed.TotalMilliseconds:F0} ms");
         return elapsed;
