@@ -16,12 +16,15 @@ internal static class ApiProblems
             type: "https://airlock.dev/problems/validation",
             extensions: new Dictionary<string, object?> { ["errors"] = errors });
 
-    /// <summary>409 for an edit based on a version of the object that is no longer the stored one, saying who changed it.</summary>
-    public static IResult Conflict(PolicyEdit edit, PolicyObjectVersion current) =>
+    /// <summary>
+    /// 409 for a write based on a version that is no longer the stored one, saying who changed it:
+    /// <paramref name="what"/> names the object ("role 'reader'") or the whole policy.
+    /// </summary>
+    public static IResult Conflict(string what, long? basedOn, PolicyObjectVersion current, string redo) =>
         Results.Problem(
             statusCode: StatusCodes.Status409Conflict,
             title: "Changed since you read it",
-            detail: $"{edit.Kind.Noun()} '{edit.Name}' is no longer the version your change was based on ({edit.BasedOn}): {current.Describe()}. Read it again and redo your change.",
+            detail: $"{what} is no longer the version your change was based on ({basedOn}): {current.Describe()}. {redo}",
             type: "https://airlock.dev/problems/edit-conflict",
             extensions: new Dictionary<string, object?>
             {

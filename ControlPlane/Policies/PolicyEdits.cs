@@ -27,6 +27,9 @@ public static class PolicyObjectKinds
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
+    /// <summary>The REST collection: <c>/api/v1/{route}</c>.</summary>
+    public static string RoutePath(this PolicyObjectKind kind) => kind == PolicyObjectKind.TrustedIssuer ? "trusted-issuers" : kind.Collection();
+
     public static string Noun(this PolicyObjectKind kind) => kind switch
     {
         PolicyObjectKind.TrustedIssuer => "trusted issuer",

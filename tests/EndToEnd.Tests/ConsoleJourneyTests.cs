@@ -146,7 +146,7 @@ public sealed class ConsoleJourneyTests : BrowserTest
         await ShotAsync(paula, "approvals");
         await paula.GetByTestId($"approve-{id}").ClickAsync();
         var deleted = await held;
-        Assert.True(deleted.ExitCode == 0, deleted.Error);
+        Assert.True(deleted.ExitCode == 0, $"{deleted.Error}\ncontrol plane output (last lines):\n{string.Join('\n', cp.Process.Output.Split('\n').TakeLast(60))}");
         Assert.Contains("DELETE 1", deleted.Output + deleted.Error, StringComparison.Ordinal);
 
         // An auditor replays the session and sees it verify.
