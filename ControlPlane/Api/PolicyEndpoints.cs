@@ -28,23 +28,15 @@ internal static class PolicyEndpoints
             var (doc, problem) = await RequestBody.ReadAsync<PolicyDocument>(request, ct);
             if (problem is not null)
                 return problem;
-            long? basedOn = null;
-            if (request.Headers.IfMatch.Count > 0)
-            {
-                if (ParseEntityTag(request.Headers.IfMatch.ToString()) is not { } version)
-                    return Results.Problem(statusCode: 400, title: "Bad If-Match", detail: "If-Match must be the ETag GET /api/v1/policy returned, such as \"42\"");
-                basedOn = version;
-            }
-            var (result, conflict) = await store.ApplyAsync(doc!, request.HttpContext.User.Actor(), dryRun ?? false, basedOn, ct);
+            if (!TryReadIfMatch(request, "GET /api/v1/policy", out var basedOn, out var badIfMatch))
+                return badIfMatch!;
+            var (result, conflict, version) = await store.ApplyAsync(doc!, request.HttpContext.User.Actor(), dryRun ?? false, basedOn, ct);
             if (conflict is not null)
-                return Results.Problem(statusCode: 409, title: "Changed since you read it",
-                    detail: $"the policy is no longer the version your document was based on ({basedOn}): {conflict.Describe()}. Export it again and redo your change.",
-                    type: "https://airlock.dev/problems/edit-conflict",
-                    extensions: new Dictionary<string, object?> { ["currentVersion"] = conflict.Version, ["changedBy"] = conflict.Actor, ["changedAt"] = conflict.At });
+                return ApiProblems.Conflict("the policy", basedOn, conflict, "Export it again and redo your change.");
             if (!result!.Succeeded)
                 return ApiProblems.Validation(result.Errors);
             if (!(dryRun ?? false))
-                request.HttpContext.Response.Headers.ETag = EntityTag(await store.DocumentVersionAsync(ct));
+                request.HttpContext.Response.Headers.ETag = EntityTag(version);
             return Results.Ok(new { dryRun = dryRun ?? false, changed = result.Changes.Count, changes = result.Changes });
         }).RequireAuthorization(AccessPolicies.Admin);
 
@@ -86,7 +78,7 @@ internal static class PolicyEndpoints
     private static void MapEntity<TSpec>(RouteGroupBuilder api, PolicyObjectKind kind, Func<PolicyDocument, List<TSpec>> list, Func<TSpec, string?> nameOf)
         where TSpec : class
     {
-        var collection = kind == PolicyObjectKind.TrustedIssuer ? "trusted-issuers" : kind.Collection();
+        var collection = kind.RoutePath();
         var singular = kind.Noun();
         api.MapGet($"/{collection}", async (PolicyStore store, CancellationToken ct) => Results.Ok(list(await store.ExportAsync(ct))))
             .RequireAuthorization(AccessPolicies.Viewer);
@@ -239,13 +231,9 @@ internal static class PolicyEndpoints
     /// </summary>
     private static async Task<IResult> EditAsync(HttpRequest request, PolicyStore store, PolicyEdit edit, string? created, CancellationToken ct)
     {
-        if (request.Headers.IfMatch.Count > 0)
-        {
-            if (ParseEntityTag(request.Headers.IfMatch.ToString()) is not { } basedOn)
-                return Results.Problem(statusCode: 400, title: "Bad If-Match",
-                    detail: $"If-Match must be the ETag a GET of the {edit.Kind.Noun()} returned, such as \"42\"");
-            edit = edit with { BasedOn = basedOn };
-        }
+        if (!TryReadIfMatch(request, $"a GET of the {edit.Kind.Noun()}", out var basedOn, out var badIfMatch))
+            return badIfMatch!;
+        edit = edit with { BasedOn = basedOn };
         var result = await store.EditAsync(edit, request.HttpContext.User.Actor(), ct);
         switch (result.Status)
         {
@@ -257,7 +245,7 @@ internal static class PolicyEndpoints
                     _ => ApiProblems.Validation([new PolicyError("$", result.Refusal.Detail)], "The patch cannot be applied; nothing was applied"),
                 };
             case EditStatus.Conflict:
-                return ApiProblems.Conflict(edit, result.Version);
+                return ApiProblems.Conflict($"{edit.Kind.Noun()} '{edit.Name}'", edit.BasedOn, result.Version, "Read it again and redo your change.");
             case EditStatus.Invalid:
                 return ApiProblems.Validation(result.Errors, HttpMethods.IsPut(request.Method)
                     ? "The change is invalid; nothing was applied (PUT replaces the whole object: to change some fields, PATCH them)"
@@ -266,6 +254,18 @@ internal static class PolicyEndpoints
         request.HttpContext.Response.Headers.ETag = EntityTag(result.Version);
         var body = new { changed = result.Changes.Count, changes = result.Changes, version = result.Version.Version };
         return created is null ? Results.Ok(body) : Results.Created(created, body);
+    }
+
+    /// <summary>The version <c>If-Match</c> names (null without one), or a 400 naming where the ETag comes from.</summary>
+    private static bool TryReadIfMatch(HttpRequest request, string etagSource, out long? basedOn, out IResult? problem)
+    {
+        (basedOn, problem) = (null, null);
+        if (request.Headers.IfMatch.Count == 0)
+            return true;
+        basedOn = ParseEntityTag(request.Headers.IfMatch.ToString());
+        if (basedOn is null)
+            problem = Results.Problem(statusCode: 400, title: "Bad If-Match", detail: $"If-Match must be the ETag {etagSource} returned, such as \"42\"");
+        return problem is null;
     }
 
     private static string EntityTag(PolicyObjectVersion version) =>

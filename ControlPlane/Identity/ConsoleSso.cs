@@ -30,8 +30,8 @@ public sealed class ConsoleSsoOptions : IValidatableObject
     public List<string> AdminGroups { get; set; } = [];
     public List<string> ApproverGroups { get; set; } = [];
     public List<string> AuditorGroups { get; set; } = [];
-    /// <summary>Scopes asked for besides <c>openid</c>.</summary>
-    public List<string> Scopes { get; set; } = ["profile"];
+    /// <summary>Scopes asked for besides <c>openid</c>; none configured: <c>profile</c>. (Empty by default: configuration appends to a list, it would not replace a default.)</summary>
+    public List<string> Scopes { get; set; } = [];
     /// <summary>Only for a provider on loopback in tests and labs: its metadata over plain HTTP.</summary>
     public bool RequireHttpsMetadata { get; set; } = true;
 
@@ -175,7 +175,7 @@ public static class ConsoleSsoExtensions
             o.SaveTokens = false;
             o.Scope.Clear();
             o.Scope.Add("openid");
-            foreach (var scope in sso.Scopes)
+            foreach (var scope in sso.Scopes.Count == 0 ? ["profile"] : sso.Scopes)
                 o.Scope.Add(scope);
             o.Events.OnTokenValidated = ctx => TokenValidatedAsync(ctx, sso);
             o.Events.OnRemoteFailure = ctx =>

@@ -34,8 +34,10 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         ValidateGroups(groups, errors);
         if (errors.Count > 0)
             return new UserChange(null, errors, 400);
-        if (await db.Users.AnyAsync(u => u.UserName == userName, ct))
-            return new UserChange(null, [new("userName", $"user '{userName}' already exists")], 409);
+        // Case aside too: a local "Olga" must not stand beside "olga" (of single sign-on, or not).
+        var folded = userName!.ToLowerInvariant();
+        if (await db.Users.AnyAsync(u => u.UserName.ToLower() == folded, ct))
+            return new UserChange(null, [new("userName", $"user '{userName}' already exists (names are compared ignoring case)")], 409);
 
         var now = time.GetUtcNow();
         var user = new ConsoleUser { Id = Guid.NewGuid(), UserName = userName!, PasswordHash = "", Role = role!, Disabled = disabled, CreatedAt = now, Groups = [.. (groups ?? []).Distinct()] };
@@ -55,10 +57,10 @@ public sealed partial class UserAdministration(AirlockDbContext db, TimeProvider
         var errors = new List<PolicyError>();
         if (password is not null && user.SingleSignOn)
             errors.Add(new("password", "this account signs in with single sign-on and has no password"));
-        if (user.SingleSignOn && ((role is not null && role != user.Role) || groups is not null))
-            errors.Add(new("role", "this account's role and groups come from its groups at the identity provider, at every sign-in: change them there (or disable the account here)"));
         else if (password is not null && UserService.ValidatePassword(password) is { } weak)
             errors.Add(new("password", weak));
+        if (user.SingleSignOn && ((role is not null && role != user.Role) || groups is not null))
+            errors.Add(new("role", "this account's role and groups come from its groups at the identity provider, at every sign-in: change them there (or disable the account here)"));
         if (role is not null && !ConsoleRoles.IsKnown(role))
             errors.Add(new("role", $"must be one of: {string.Join(", ", ConsoleRoles.All)}"));
         if (userName == actor && (disabled == true || (role is not null && role != ConsoleRoles.Admin && user.Role == ConsoleRoles.Admin)))

@@ -51,14 +51,16 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
     /// <paramref name="basedOn"/> is given only if no policy object changed since that
     /// <see cref="DocumentVersionAsync">document version</see>; otherwise the latest change comes back instead.
     /// </summary>
-    public async Task<(ApplyResult? Result, PolicyObjectVersion? Conflict)> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, long? basedOn, CancellationToken ct)
+    /// <returns>The result, or the latest change when <paramref name="basedOn"/> is stale; and the document's version after it (read while this writer still holds the turn).</returns>
+    public async Task<(ApplyResult? Result, PolicyObjectVersion? Conflict, PolicyObjectVersion Version)> ApplyAsync(PolicyDocument doc, string actor, bool dryRun, long? basedOn, CancellationToken ct)
     {
         await using var tx = await BeginWriteAsync(ct);
         if (basedOn is { } expected && await DocumentVersionAsync(ct) is var current && current.Version != expected)
-            return (null, current);
+            return (null, current, current);
         var result = await ApplyInTransactionAsync(doc, actor, dryRun, ct);
+        var version = await DocumentVersionAsync(ct);
         await FinishAsync(tx, result, dryRun, ct);
-        return (result, null);
+        return (result, null, version);
     }
 
     private static readonly string[] _policyAuditTypes = Enum.GetValues<PolicyObjectKind>().Select(k => k.AuditType()).ToArray();
@@ -193,13 +195,16 @@ public sealed class PolicyStore(AirlockDbContext db, IDataProtectionProvider dat
         for (var i = 0; i < doc.Targets!.Count; i++)
         {
             var spec = doc.Targets[i];
-            if (!targets.TryGetValue(spec.Name!, out var existing) || existing.CredentialProtected is null || spec.Upstream!.Password is not null)
-                continue;
+            if (!targets.TryGetValue(spec.Name!, out var existing) || existing.CredentialProtected is null
+                || spec.Upstream!.Password is not null || spec.Upstream.Credential != PolicyValidator.StoredCredential)
+                continue; // nothing stored, a new password, or the stored one given up
             var upstream = spec.Upstream;
             var auth = upstream.Auth is { } methods ? string.Join(',', methods) : "";
-            if (upstream.Host != existing.UpstreamHost || upstream.Port != existing.UpstreamPort || upstream.Tls != existing.UpstreamTlsMode || auth != existing.UpstreamAuth)
+            // Another sidecar would get the password sealed to its own key: that moves it too.
+            if (upstream.Host != existing.UpstreamHost || upstream.Port != existing.UpstreamPort || upstream.Tls != existing.UpstreamTlsMode || auth != existing.UpstreamAuth
+                || spec.Kind != existing.Kind || !sidecars.TryGetValue(spec.Sidecar!, out var sidecar) || sidecar.Id != existing.SidecarId)
                 moved.Add(new PolicyError($"targets[{i}].upstream.password",
-                    "the upstream's host, port, TLS or methods changed: give the password again (a stored password is sent only where it was stored for)"));
+                    "the upstream's host, port, TLS or methods, or the sidecar serving it, changed: give the password again (a stored password is sent only where it was stored for)"));
         }
         if (moved.Count > 0)
             return new ApplyResult(moved, []);

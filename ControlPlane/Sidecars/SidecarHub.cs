@@ -43,17 +43,21 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
             s.SoftwareVersion = heartbeat.SoftwareVersion.Length <= 50 ? heartbeat.SoftwareVersion : heartbeat.SoftwareVersion[..50];
             s.AppliedVersion = Math.Max(s.AppliedVersion, heartbeat.AppliedVersion);
         });
-        // Refusals and counts land together or not at all: a heartbeat the sidecar sends again adds them once.
-        if (heartbeat.Refusals is { Count: > 0 } || heartbeat.RefusalsNotReported > 0 || heartbeat.Statements is { IsEmpty: false })
-        {
-            await using var tx = await db.Database.BeginTransactionAsync(Context.ConnectionAborted);
-            await StoreRefusalsAsync(heartbeat);
-            if (heartbeat.Statements is { IsEmpty: false } counts)
-                await Sessions.StatementTally.AddAsync(db, Sessions.StatementTally.HourOf(time.GetUtcNow()), counts, Context.ConnectionAborted);
-            await tx.CommitAsync(Context.ConnectionAborted);
-        }
-        if (heartbeat.AgentLastUse is not { Count: > 0 } uses)
+        var uses = heartbeat.AgentLastUse is { Count: > 0 } reported ? reported : null;
+        if (heartbeat.Refusals is not { Count: > 0 } && heartbeat.RefusalsNotReported <= 0 && heartbeat.Statements is not { IsEmpty: false } && uses is null)
             return;
+        // Everything a heartbeat brings lands together or not at all: one the sidecar sends again (it failed) adds it once.
+        await using var tx = await db.Database.BeginTransactionAsync(Context.ConnectionAborted);
+        await StoreRefusalsAsync(heartbeat);
+        if (heartbeat.Statements is { IsEmpty: false } counts)
+            await Sessions.StatementTally.AddAsync(db, Sessions.StatementTally.HourOf(time.GetUtcNow()), counts, Context.ConnectionAborted);
+        if (uses is not null)
+            await RecordUsesAsync(uses);
+        await tx.CommitAsync(Context.ConnectionAborted);
+    }
+
+    private async Task RecordUsesAsync(IReadOnlyDictionary<string, DateTimeOffset> uses)
+    {
         // A sidecar reports uses, never sets them in the future: clamp to now.
         var now = time.GetUtcNow();
         // Only agents this sidecar's policy reaches: a sidecar cannot make another's agents look used.
@@ -75,6 +79,9 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
     public const int MaxRefusalsPerHeartbeat = 100;
     public const int MaxRefusalsPerMinute = 1000;
 
+    /// <summary>How far back a refusal's time is believed: sidecars report them with their next heartbeat.</summary>
+    public static readonly TimeSpan MaxRefusalAge = TimeSpan.FromSeconds(20);
+
     private async Task StoreRefusalsAsync(SidecarHeartbeat heartbeat)
     {
         if (heartbeat.Refusals is not { Count: > 0 } && heartbeat.RefusalsNotReported <= 0)
@@ -91,7 +98,9 @@ public sealed class SidecarHub(AirlockDbContext db, SidecarPresence presence, Se
         foreach (var r in (heartbeat.Refusals ?? []).Take(MaxRefusalsPerHeartbeat).Where(r => served.Contains(r.Target)))
             db.RefusedConnections.Add(new RefusedConnection
             {
-                SidecarId = SidecarId, SidecarName = name, At = r.At > now ? now : r.At, Target = Cut(r.Target, 100),
+                // Reported within a heartbeat or two, in UTC: a time back-dated (or in another offset) would
+                // leave the minute the limit counts at once.
+                SidecarId = SidecarId, SidecarName = name, At = (r.At > now ? now : r.At < now - MaxRefusalAge ? now - MaxRefusalAge : r.At).ToUniversalTime(), Target = Cut(r.Target, 100),
                 Agent = r.Agent is null ? null : Cut(r.Agent, 100), Client = Cut(r.Client, 64), SqlState = Cut(r.SqlState, 5), Reason = Cut(r.Reason, 500),
             });
         if (heartbeat.RefusalsNotReported > 0)

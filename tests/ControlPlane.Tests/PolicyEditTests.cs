@@ -187,9 +187,17 @@ public abstract class PolicyEditTests(StoreProvider provider) : StoreTestBase(pr
             Assert.Equal(EditStatus.Invalid, moved.Status);
             Assert.Equal("upstream.password", Assert.Single(moved.Errors).Path);
         }
+        // Another sidecar would get the password sealed to its key: that is moving it too.
+        await CreateSidecarAsync("edge-2");
+        var elsewhere = await WithScope(sp => sp.GetRequiredService<PolicyStore>().EditAsync(
+            new PolicyEdit(PolicyObjectKind.Target, "orders", null, doc => { doc.Targets!.Single().Sidecar = "edge-2"; return null; }), "bob", default));
+        Assert.Equal(EditStatus.Invalid, elsewhere.Status);
+        Assert.Equal("upstream.password", Assert.Single(elsewhere.Errors).Path);
         Assert.Equal(EditStatus.Applied, (await EditTargetAsync(u => u.Database = "orders2")).Status); // the same server: fine
         Assert.Equal(EditStatus.Applied, (await EditTargetAsync(u => { u.Host = "db2.internal"; u.Password = "s3cret-pw"; })).Status);
         Assert.Equal("db2.internal", (await ExportAsync()).Targets!.Single().Upstream!.Host);
+        // Moving while giving up the stored password for a reference sends nothing stored anywhere.
+        Assert.Equal(EditStatus.Applied, (await EditTargetAsync(u => { u.Host = "db3.internal"; u.Credential = "env:ORDERS_PW"; })).Status);
     }
 
     [Fact]
@@ -201,7 +209,7 @@ public abstract class PolicyEditTests(StoreProvider provider) : StoreTestBase(pr
         var doc = await ExportAsync();
         Assert.Equal(EditStatus.Applied, (await EditAgentAsync("bob", "bot-0", null, a => a.Description = "bob's")).Status);
         doc.Agents![0].Description = "from an old export";
-        var (result, conflict) = await store().ApplyAsync(doc, "carol", dryRun: false, basedOn: read.Version, default);
+        var (result, conflict, _) = await store().ApplyAsync(doc, "carol", dryRun: false, basedOn: read.Version, default);
         Assert.Null(result);
         Assert.Equal("bob", conflict!.Actor);
         Assert.Equal("bob's", (await ExportAsync()).Agents!.Single().Description);

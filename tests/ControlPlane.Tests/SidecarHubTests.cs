@@ -73,7 +73,7 @@ public sealed class SidecarHubTests : IAsyncLifetime
     {
         var future = DateTimeOffset.UtcNow.AddDays(1);
         var refusals = Enumerable.Range(0, 150).Select(i => new RefusedConnectionReport(
-            i == 0 ? future : DateTimeOffset.UtcNow, "orders", i == 0 ? new string('a', 500) : "ci", "127.0.0.1:5000", "42501", i == 0 ? new string('r', 5000) : "not granted")).ToList();
+            i == 0 ? future : i == 1 ? DateTimeOffset.UtcNow.AddDays(-3) : DateTimeOffset.UtcNow, "orders", i == 0 ? new string('a', 500) : "ci", "127.0.0.1:5000", "42501", i == 0 ? new string('r', 5000) : "not granted")).ToList();
         // Refusals pinned on another sidecar's target are not believed.
         refusals.Insert(1, new RefusedConnectionReport(DateTimeOffset.UtcNow, "billing", "billing-bot", "127.0.0.1:1", "28P01", "made up"));
         await using (var db = _store!.Open())
@@ -90,11 +90,27 @@ public sealed class SidecarHubTests : IAsyncLifetime
         Assert.DoesNotContain(stored, r => r.Target == "billing");
         Assert.All(stored, r => Assert.Equal("edge-1", r.SidecarName));
         Assert.True(stored[0].At <= DateTimeOffset.UtcNow, "a time in the future is clamped to now");
+        Assert.True(stored[1].At >= DateTimeOffset.UtcNow.AddMinutes(-2), "a time long past is clamped to the last moments");
         Assert.Equal(100, stored[0].Agent!.Length);
         Assert.Equal(500, stored[0].Reason.Length);
         Assert.Equal("12 more refused connections were not reported (the sidecar's report queue was full)", stored[^1].Reason);
         var counts = await check.StatementStats.ToDictionaryAsync(s => s.Outcome, s => s.Count);
         Assert.Equal((5 + 2 * StatementTally.MaxPerHeartbeat, 1L, 2L, 1L), (counts[StatementOutcome.Allowed], counts[StatementOutcome.Masked], counts[StatementOutcome.Blocked], counts[StatementOutcome.Held]));
+    }
+
+    [Fact]
+    public async Task Back_dated_refusals_still_count_towards_the_sidecars_limit_a_minute()
+    {
+        // 12 heartbeats of 100 refusals, all claiming to be days old: the limit (1,000 a minute) still holds.
+        await using (var db = _store!.Open())
+        {
+            using var hub = Hub(db);
+            for (var beat = 0; beat < 12; beat++)
+                await hub.Heartbeat(new SidecarHeartbeat("test", 1, DateTimeOffset.UtcNow, null,
+                    Enumerable.Range(0, 100).Select(_ => new RefusedConnectionReport(DateTimeOffset.UtcNow.AddDays(-3), "orders", "ci", "127.0.0.1:1", "28P01", "x")).ToList()));
+        }
+        await using var check = _store!.Open();
+        Assert.Equal(SidecarHub.MaxRefusalsPerMinute, await check.RefusedConnections.CountAsync());
     }
 
     private sealed class SidecarContext(Guid sidecar) : HubCallerContext

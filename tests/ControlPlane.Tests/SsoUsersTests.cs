@@ -45,6 +45,17 @@ public abstract class SsoUsersTests(StoreProvider provider) : StoreTestBase(prov
     }
 
     [Fact]
+    public async Task A_local_account_cannot_take_a_single_sign_on_accounts_name_in_another_case_nor_it_a_password()
+    {
+        Assert.NotNull((await SignInAsync("sub-5", "olga", "admins")).User);
+        var admin = () => Services.CreateScope().ServiceProvider.GetRequiredService<UserAdministration>();
+        var lookalike = await admin().CreateAsync("Olga", "a-long-enough-password", ConsoleRoles.Admin, disabled: false, "alice", default);
+        Assert.Equal(409, lookalike.Status);
+        var password = await admin().UpdateAsync("olga", "weak", null, null, "alice", default);
+        Assert.Equal("this account signs in with single sign-on and has no password", Assert.Single(password.Errors).Message);
+    }
+
+    [Fact]
     public async Task Approver_groups_are_names_only_and_at_most_fifty()
     {
         var groups = Enumerable.Range(0, 120).Select(i => $"g{i:D3}").Append("admins").Append("not a name!").ToArray();
