@@ -209,9 +209,9 @@ public sealed class SidecarProcess : IAsyncDisposable
             using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
             return ((int)response.StatusCode, doc.RootElement.Clone());
         }
-        catch (HttpRequestException)
+        catch (Exception e) when (e is HttpRequestException or System.Net.Sockets.SocketException or IOException)
         {
-            return (0, default);
+            return (0, default); // not listening yet (a reset during connect surfaces unwrapped)
         }
     }
 

@@ -23,9 +23,10 @@ public static class HealthEndpointCheck
             return;
         try
         {
-            using var probe = new TcpListener(address, uri.Port);
-            probe.Start();
-            probe.Stop();
+            // Bound, never listening: a client polling the address meanwhile (a readiness probe) is
+            // refused as before, not accepted and then reset.
+            using var probe = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            probe.Bind(new IPEndPoint(address, uri.Port));
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied or SocketError.AddressNotAvailable)
         {
