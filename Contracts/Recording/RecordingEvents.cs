@@ -26,7 +26,19 @@ public static class RecordingEventTypes
 }
 
 /// <summary>Who connected where, from where, and how.</summary>
-public sealed record SessionStartPayload(string Agent, string Role, string Target, string Sidecar, string ClientAddress, bool Tls);
+public sealed record SessionStartPayload(string Agent, string Role, string Target, string Sidecar, string ClientAddress, bool Tls)
+{
+    /// <summary>The front door when it is not the target's own wire protocol: <c>mcp</c> for the MCP server.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Via { get; init; }
+
+    /// <summary>The client program as it named itself (MCP clientInfo), unverified: for reading, not for deciding.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? ClientName { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? ClientVersion { get; init; }
+}
 
 /// <summary>
 /// One statement: what was sent, how it was classified and decided, and what came of it, with its

@@ -67,6 +67,9 @@ internal sealed class SessionApprovals(
     /// <summary>A held session sends the target a Flush this often, so nothing between them idles out.</summary>
     public static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(30);
 
+    /// <summary>Told when a request is raised and pending (held, or refused fail-fast): the MCP front door answers its call with it.</summary>
+    public Action<ApprovalTicket, ApprovalNeed>? OnHeld { get; init; }
+
     public async Task<Raised> RaiseAsync(ApprovalNeed need)
     {
         var spec = need.Spec;
@@ -92,6 +95,7 @@ internal sealed class SessionApprovals(
         if (ticket.Status == ApprovalOutcomes.Approved)
             return new Raised(ticket, null, spec.Mode);
         recording.Statements.AddHeld();
+        OnHeld?.Invoke(ticket, need);
         if (spec.Mode == ApprovalModes.FailFast)
             return new Raised(ticket, new PgError("ERROR", SqlStates.InsufficientPrivilege,
                 $"approval required by rule \"{need.Rule}\": request #{ticket.RequestId} was raised; nothing was run",

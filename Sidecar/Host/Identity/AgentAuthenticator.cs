@@ -23,13 +23,16 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
     public void RecordUse(string agentId, DateTimeOffset at) =>
         _lastUse.AddOrUpdate(agentId, at, (_, existing) => existing > at ? existing : at);
 
-    public TokenCheck Authenticate(string token)
+    /// <param name="resource">The protected resource the token must be for (the MCP front door); null for the wire gateway's audience.</param>
+    public TokenCheck Authenticate(string token, string? resource = null)
     {
         var active = store.Current;
         if (active?.Policy.Identity is not { } identity)
             return TokenCheck.Reject("no valid policy snapshot is loaded: failing closed");
         var now = time.GetUtcNow();
-        if (_cache.TryGetValue(token, out var cached)
+        // A token is cached per audience it was checked for: accepted for one resource says nothing of another.
+        var key = resource is null ? token : string.Concat(resource, "\n", token);
+        if (_cache.TryGetValue(key, out var cached)
             && cached.Version == active.Signed.Version && cached.Hash == active.Signed.ContentHash
             && cached.Check.ExpiresAt + TokenValidator.MaxSkew > now)
         {
@@ -37,17 +40,17 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
             return cached.Check;
         }
 
-        var check = TokenValidator.Validate(token, identity, active.Policy.Agents, now);
+        var check = TokenValidator.Validate(token, identity, active.Policy.Agents, now, resource);
         if (check.IsValid)
         {
             if (_cache.Count >= MaxCachedTokens)
                 Evict(now);
-            _cache[token] = (check, active.Signed.Version, active.Signed.ContentHash);
+            _cache[key] = (check, active.Signed.Version, active.Signed.ContentHash);
             _lastUse[check.Agent!.Id] = now;
         }
         else
         {
-            _cache.TryRemove(token, out _);
+            _cache.TryRemove(key, out _);
         }
         return check;
     }

@@ -65,7 +65,7 @@ internal sealed class GatewayConnection(
             var (agent, upstream, readOnly) = await AcceptAsync(startup, startupTimeout.Token);
             services.Metrics.ConnectionServed();
             startupLease.Dispose(); // served: no longer a connection in startup
-            await ServeAsync(agent, upstream, readOnly, client, stopping);
+            await PostgresSession.ServeAsync(_stream, target, options, services, agent, upstream, readOnly, new SessionOrigin(client, _tls), stopping);
         }
         catch (GatewayRefusal refusal)
         {
@@ -259,28 +259,9 @@ internal sealed class GatewayConnection(
         if (!string.Equals(user, agent.Name, StringComparison.Ordinal))
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidAuthorization,
                 $"user \"{Shown(user ?? "")}\" is not the token's agent \"{agent.Name}\"", $"connect with user={agent.Name}"));
-        var policy = services.Snapshots.Current?.Policy;
-        var role = policy?.Roles.FirstOrDefault(r => r.Name == agent.Role);
-        // A temporary grant in force judges the session's statements by its elevated role's rules.
-        if (policy is not null && TemporaryGrant.Active(policy, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } grant)
-            role = grant.AsRole();
-        if (role is null || !role.Targets.Contains(target.Name, StringComparer.Ordinal))
-            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
-        if (!services.Recorder.HasRoom)
-            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientResources, "this sidecar cannot record sessions right now (recording spool unavailable or full); new sessions are refused (fail closed)"));
-        if (services.Limits.TrySession(target.Name, out _sessionLease) != Gateway.Admission.Admitted)
-            throw new GatewayRefusal(PgError.Fatal(SqlStates.TooManyConnections,
-                $"target \"{target.Name}\" already has {services.Limits.Options.MaxSessionsPerTarget} sessions through this sidecar (Sidecar:Limits:MaxSessionsPerTarget)"));
-
-        // Defence in depth: a role whose rules allow no writes here gets a read-only upstream session, so
-        // the server refuses a write the classifier might miss (and the guard refuses every way to undo it).
-        var readOnly = !RuleSet.For(role, target.Name).AllowsWrites;
-        var settings = readOnly
-            ? decision.Settings.Where(s => !s.Key.Equals("default_transaction_read_only", StringComparison.OrdinalIgnoreCase))
-                .Append(new KeyValuePair<string, string>("default_transaction_read_only", "on")).ToList()
-            : decision.Settings;
-        var upstream = await services.Connector.ConnectAsync(target, settings, ct);
-        return (agent, upstream, readOnly);
+        var admission = await PostgresSession.AdmitAsync(services, target, agent, decision.Settings, ct);
+        _sessionLease = admission.SessionLease;
+        return (agent, admission.Upstream, admission.ReadOnly);
     }
 
     /// <summary>An agent-chosen text as it may appear in an error or a log line: short, no control characters.</summary>
@@ -311,143 +292,6 @@ internal sealed class GatewayConnection(
         {
             throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, $"invalid password message: {e.Message}"));
         }
-    }
-
-    private async Task ServeAsync(AgentPolicy agent, UpstreamSession upstream, bool readOnly, string client, CancellationToken stopping)
-    {
-        var session = Guid.CreateVersion7();
-        var recording = new SessionRecording(services.Recorder, session, TimeSpan.FromSeconds(options.RecorderWaitSeconds));
-        await using var upstreamStream = upstream.Stream;
-        var proxySecret = services.CancelKeys.Register(target, upstream.ProcessId, upstream.Secret, out var cancelRegistration, out var holdCancellation);
-        using var cancelKey = cancelRegistration;
-        try
-        {
-            await recording.RecordAsync(RecordingEventTypes.SessionStart, RecordingJson.Encode(
-                new SessionStartPayload(agent.Name, agent.Role, target.Name, services.Identity.SidecarName, client, _tls)));
-        }
-        catch (RecorderUnavailableException)
-        {
-            throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientResources, "this sidecar cannot record sessions right now; new sessions are refused (fail closed)"));
-        }
-
-        // Startup answer: AuthenticationOk, the server's parameters and notices, our cancel key, ReadyForQuery.
-        var hello = new ArrayBufferWriter<byte>();
-        PgWire.WriteAuthenticationOk(hello);
-        foreach (var message in upstream.StartupMessages)
-            hello.Write(message);
-        PgWire.WriteBackendKeyData(hello, upstream.ProcessId, proxySecret);
-        PgWire.WriteReadyForQuery(hello, upstream.TransactionStatus);
-        await _stream.WriteAsync(hello.WrittenMemory, stopping);
-        await _stream.FlushAsync(stopping);
-        services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}{ReadOnly}",
-            session, agent.Name, agent.Role, target.Name, client, _tls ? " over TLS" : "", readOnly ? ", read-only" : "");
-
-        var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function), byShape: true);
-        var masking = new SessionMasking(services.MaskCatalog, target, CurrentMaskRules(agent), new ValueMasker(SessionMasking.OpenKey(target, services.Identity)));
-        var guard = new PostgresStatementGuard(judge, CurrentRules(agent), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking);
-        guard.OnStartup(upstream.StartupMessages);
-        var approvals = new Approvals.SessionApprovals(services.Approvals, services.ApprovalChannel, recording, agent, target, holdCancellation,
-            () => services.Snapshots.Current?.Policy is { } now ? TemporaryGrant.Active(now, agent.Id, target.Name, DateTimeOffset.UtcNow)?.RequestId : null,
-            TimeProvider.System, services.Logger);
-        var relay = new PostgresRelay(_stream, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking, approvals);
-        using var live = services.LiveSessions.Register(session, reason =>
-        {
-            relay.End($"terminated: {reason}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {reason}"));
-            return Task.CompletedTask;
-        });
-        using var onStop = stopping.Register(() => relay.End("sidecar shutting down", PgError.Fatal(SqlStates.AdminShutdown, "the Airlock sidecar is shutting down")));
-        // Access was checked at connect; it is checked again whenever the policy changes (and once now,
-        // in case a snapshot arrived since): a session does not outlive its target, agent or grant.
-        // A session that only a temporary grant lets in ends when the grant does, by this sidecar's clock:
-        // each check arms a timer for the expiry of the grant in force then, which checks again.
-        Timer? grantLapse = null;
-        grantLapse = new Timer(_ =>
-        {
-            if (services.Snapshots.Current is { } now)
-                Recheck(now.Policy);
-        });
-        using var lapseTimer = grantLapse;
-        void Recheck(PolicySnapshot policy)
-        {
-            var now = DateTimeOffset.UtcNow;
-            if (SessionStanding.Check(policy, agent.Id, target.Name, now) is { } withdrawn)
-                relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
-            else if (TemporaryGrant.Active(policy, agent.Id, target.Name, now) is { } lapsing)
-                grantLapse?.Change(Clamp(lapsing.ExpiresAt - now + TimeSpan.FromMilliseconds(50)), Timeout.InfiniteTimeSpan);
-        }
-        using var onPolicy = services.Listeners.OnPolicyApplied(Recheck);
-        if (services.Snapshots.Current is { } current)
-            Recheck(current.Policy);
-        var reason = await relay.RunAsync();
-        if (relay.Failure is { } failure)
-            services.Logger.LogError(failure, "Session {Session}: the gateway failed and ended it", session);
-
-        // Tell the target we are done (best effort), then record the end whatever happened.
-        try
-        {
-            await upstreamStream.WriteAsync(PgWire.Terminate(), CancellationToken.None);
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException)
-        {
-            // already gone
-        }
-        try
-        {
-            await recording.RecordAsync(RecordingEventTypes.SessionEnd, RecordingJson.Encode(new SessionEndPayload(RecordingLimits.Truncate(reason, RecordingLimits.MaxReasonChars))));
-        }
-        catch (RecorderUnavailableException)
-        {
-            services.Logger.LogError("Session {Session}: its end could not be recorded; it will show as interrupted", session);
-        }
-        services.Logger.LogInformation("Session {Session} ended: {Reason}", session, reason);
-    }
-
-    /// <summary>The agent's role's rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
-    /// <summary>
-    /// The rules the agent's statements are judged by now: its role's, or a temporary grant's while it
-    /// is in force (looked up again when the snapshot changes or the grant lapses, by this sidecar's clock).
-    /// </summary>
-    private Func<RuleSet?> CurrentRules(AgentPolicy agent)
-    {
-        object? seen = null;
-        RuleSet? rules = null;
-        var until = DateTimeOffset.MaxValue;
-        return () =>
-        {
-            var snapshot = services.Snapshots.Current;
-            if (!ReferenceEquals(snapshot, seen) || (until != DateTimeOffset.MaxValue && DateTimeOffset.UtcNow >= until))
-            {
-                var grant = snapshot is null ? null : TemporaryGrant.Active(snapshot.Policy, agent.Id, target.Name, DateTimeOffset.UtcNow);
-                var role = grant?.AsRole() ?? snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
-                // Neither the role nor a grant reaches the target (a grant lapsed): nothing is allowed.
-                rules = role is null ? null
-                    : role.Targets.Contains(target.Name, StringComparer.Ordinal) ? RuleSet.For(role, target.Name)
-                    : RuleSet.Compile(role.Name, []);
-                until = grant?.ExpiresAt ?? DateTimeOffset.MaxValue; // grants arrive with snapshots: only an expiry moves the rules between two
-                seen = snapshot;
-            }
-            return rules;
-        };
-    }
-
-    private static TimeSpan Clamp(TimeSpan due) => due < TimeSpan.Zero ? TimeSpan.Zero : due > TimeSpan.FromDays(2) ? TimeSpan.FromDays(2) : due;
-
-    /// <summary>The agent's role's masking rules on this target under the current snapshot (looked up again only when the snapshot changes).</summary>
-    private Func<MaskRules> CurrentMaskRules(AgentPolicy agent)
-    {
-        object? seen = null;
-        var rules = MaskRules.None;
-        return () =>
-        {
-            var snapshot = services.Snapshots.Current;
-            if (!ReferenceEquals(snapshot, seen))
-            {
-                var role = snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
-                rules = role is null ? MaskRules.None : MaskRules.For(role, target.Name);
-                seen = snapshot;
-            }
-            return rules;
-        };
     }
 
     private async Task TryWriteErrorAsync(PgError error)

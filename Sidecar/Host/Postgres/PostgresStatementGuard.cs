@@ -47,7 +47,21 @@ internal sealed class PostgresStatementGuard(SqlSessionJudge judge, Func<RuleSet
     /// null for other messages. Completes synchronously unless the text calls functions whose catalog
     /// entry must be learned first. <paramref name="body"/> stays valid while this runs.
     /// </summary>
-    public async ValueTask<Ruling?> JudgeAsync(byte type, ReadOnlyMemory<byte> body)
+    public ValueTask<Ruling?> JudgeAsync(byte type, ReadOnlyMemory<byte> body) =>
+        Observer is null ? JudgeMessageAsync(type, body) : ObservedAsync(type, body);
+
+    /// <summary>Told every ruling (a front door that sends its own statements reads the deciding rule from it); null on wire sessions.</summary>
+    public Action<Ruling>? Observer { get; init; }
+
+    private async ValueTask<Ruling?> ObservedAsync(byte type, ReadOnlyMemory<byte> body)
+    {
+        var ruling = await JudgeMessageAsync(type, body);
+        if (ruling is { } ruled)
+            Observer!(ruled);
+        return ruling;
+    }
+
+    private async ValueTask<Ruling?> JudgeMessageAsync(byte type, ReadOnlyMemory<byte> body)
     {
         string? text = null, name = null, bound = null;
         BindValues? values = null;

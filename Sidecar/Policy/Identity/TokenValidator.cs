@@ -31,7 +31,12 @@ public static class TokenValidator
     public const int MaxTokenLength = 8192;
     public static readonly TimeSpan MaxSkew = TimeSpan.FromSeconds(60);
 
-    public static TokenCheck Validate(string token, IdentityPolicy identity, IReadOnlyList<AgentPolicy> agents, DateTimeOffset now)
+    /// <param name="resource">
+    /// The protected resource the token must be for (RFC 8707: the MCP front door's URL): then its <c>aud</c> must name it,
+    /// whichever the issuer, and Airlock's own audience is not enough. Null: the gateway's audiences (Airlock's, or the
+    /// trusted issuer's), so a token minted for one resource opens nothing else.
+    /// </param>
+    public static TokenCheck Validate(string token, IdentityPolicy identity, IReadOnlyList<AgentPolicy> agents, DateTimeOffset now, string? resource = null)
     {
         if (token.Length > MaxTokenLength)
             return TokenCheck.Reject($"token is larger than {MaxTokenLength} bytes");
@@ -91,7 +96,7 @@ public static class TokenValidator
             return TokenCheck.Reject($"token expired at {exp:O}");
         if (TryTime(claims, "nbf", out var nbf) && nbf - MaxSkew > now)
             return TokenCheck.Reject($"token is not valid before {nbf:O}");
-        var audiences = own ? [identity.Audience] : trusted!.Audiences;
+        IReadOnlyList<string> audiences = resource is not null ? [resource] : own ? [identity.Audience] : trusted!.Audiences;
         if (!Audiences(claims).Any(a => audiences.Contains(a, StringComparer.Ordinal)))
             return TokenCheck.Reject($"token audience is not {string.Join(" or ", audiences.Select(a => $"'{a}'"))}");
 
