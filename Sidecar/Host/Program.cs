@@ -20,10 +20,12 @@ try
     var identity = await builder.EnrollAsync(options);
     builder.AddSidecarObservability();
     builder.AddSidecarServices(identity, options);
+    Airlock.Sidecar.Mcp.McpFrontDoor.AddMcpFrontDoor(builder, options);
 
     var app = builder.Build();
     await app.Services.GetRequiredService<SnapshotStore>().LoadCachedAsync(app.Lifetime.ApplicationStopping);
     app.MapSidecarEndpoints();
+    Airlock.Sidecar.Mcp.McpFrontDoor.MapMcpFrontDoor(app);
     var backgroundServices = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
     await app.RunAsync();
     if (PolicySyncClient.Revoked)

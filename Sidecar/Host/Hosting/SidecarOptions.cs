@@ -59,6 +59,9 @@ public sealed class SidecarOptions : IValidatableObject
     /// <summary>Section <c>Sidecar:Postgres</c>: the PostgreSQL gateway's listeners.</summary>
     public Airlock.Sidecar.Postgres.PostgresGatewayOptions Postgres { get; set; } = new();
 
+    /// <summary>Section <c>Sidecar:Mcp</c>: the MCP front door for AI agents (off by default).</summary>
+    public Airlock.Sidecar.Mcp.McpOptions Mcp { get; set; } = new();
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (ControlPlane is not null
@@ -76,6 +79,12 @@ public sealed class SidecarOptions : IValidatableObject
         Validator.TryValidateObject(Limits, new ValidationContext(Limits), nested, validateAllProperties: true);
         foreach (var result in nested)
             yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"Limits:{m}"));
+        nested.Clear();
+        Validator.TryValidateObject(Mcp, new ValidationContext(Mcp), nested, validateAllProperties: true);
+        foreach (var result in nested)
+            yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"Mcp:{m}"));
+        if (Mcp.Enabled && Mcp.CertificatePath is null && Postgres.CertificatePath is null)
+            yield return new ValidationResult("the MCP front door needs a TLS certificate (agents send it their tokens): set Sidecar:Mcp:CertificatePath and KeyPath, or Sidecar:Postgres:CertificatePath and KeyPath", ["Mcp:CertificatePath"]);
         foreach (var result in CredentialReferences.Validate(new ValidationContext(CredentialReferences)))
             yield return new ValidationResult(result.ErrorMessage, result.MemberNames.Select(m => $"CredentialReferences:{m}"));
     }

@@ -58,6 +58,9 @@ internal sealed class PostgresListeners : BackgroundService
             _certificate = X509Certificate2.CreateFromPemFile(gateway.CertificatePath, gateway.KeyPath);
     }
 
+    /// <summary>What every session needs, for front doors other than the listeners (the MCP server).</summary>
+    internal GatewayServices Services => _services;
+
     /// <summary>How often a listener that could not be bound is tried again.</summary>
     public static readonly TimeSpan BindRetryInterval = TimeSpan.FromSeconds(5);
 

@@ -221,6 +221,52 @@ public static class PgWire
         w.Advance(count + 1);
     }
 
+    /// <summary>
+    /// One statement by the extended protocol, as a driver sends it: Parse (unnamed, parameter types left to
+    /// the server), Bind of text values (null: SQL NULL), Describe of the portal, Execute of at most
+    /// <paramref name="maxRows"/> rows (0: all), Sync. Text must hold no NUL (the caller refuses it).
+    /// </summary>
+    public static void WriteExtendedQuery(IBufferWriter<byte> w, string sql, IReadOnlyList<string?> parameters, int maxRows)
+    {
+        var body = new ArrayBufferWriter<byte>();
+        WriteCString(body, "");
+        WriteCString(body, sql);
+        WriteInt16(body, 0);
+        WriteMessage(w, (byte)'P', body.WrittenSpan);
+
+        body.ResetWrittenCount();
+        WriteCString(body, "");
+        WriteCString(body, "");
+        WriteInt16(body, 0); // all parameters in text
+        WriteInt16(body, checked((short)parameters.Count));
+        foreach (var value in parameters)
+        {
+            if (value is null)
+            {
+                WriteInt32(body, -1);
+                continue;
+            }
+            var bytes = Encoding.UTF8.GetBytes(value);
+            WriteInt32(body, bytes.Length);
+            body.Write(bytes);
+        }
+        WriteInt16(body, 0); // all results in text
+        WriteMessage(w, (byte)'B', body.WrittenSpan);
+
+        WriteMessage(w, (byte)'D', "P\0"u8);
+        body.ResetWrittenCount();
+        WriteCString(body, "");
+        WriteInt32(body, maxRows);
+        WriteMessage(w, (byte)'E', body.WrittenSpan);
+        WriteMessage(w, (byte)'S', []);
+    }
+
+    public static void WriteInt16(IBufferWriter<byte> w, short value)
+    {
+        BinaryPrimitives.WriteInt16BigEndian(w.GetSpan(2), value);
+        w.Advance(2);
+    }
+
     public static void WriteInt32(IBufferWriter<byte> w, int value)
     {
         BinaryPrimitives.WriteInt32BigEndian(w.GetSpan(4), value);

@@ -1,0 +1,168 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Airlock.Sidecar.Identity;
+using Airlock.Sidecar.Snapshots;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+
+namespace Airlock.Sidecar.Mcp;
+
+/// <summary>
+/// The MCP front door's hosting: its own HTTPS endpoint (Kestrel endpoint <c>Mcp</c>), the streamable HTTP
+/// transport at <c>/mcp</c> for agents with a token for this resource, and the protected-resource metadata
+/// (RFC 9728) that tells a client which issuer to ask. Nothing else is served on that port, and none of it
+/// on the others.
+/// </summary>
+internal static class McpFrontDoor
+{
+    public const string Path = "/mcp";
+    public const string MetadataPath = "/.well-known/oauth-protected-resource";
+
+    public static void AddMcpFrontDoor(this WebApplicationBuilder builder, Hosting.SidecarOptions options)
+    {
+        var mcp = options.Mcp;
+        if (!mcp.Enabled)
+            return;
+        var address = System.Net.IPAddress.Parse(mcp.ListenAddress);
+        var host = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Kestrel:Endpoints:Mcp:Url"] = $"https://{host}:{mcp.Port}",
+            ["Kestrel:Endpoints:Mcp:Certificate:Path"] = mcp.CertificatePath ?? options.Postgres.CertificatePath,
+            ["Kestrel:Endpoints:Mcp:Certificate:KeyPath"] = mcp.KeyPath ?? options.Postgres.KeyPath,
+        });
+        builder.Services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, AgentBearer>(AgentBearer.Scheme, null);
+        builder.Services.AddAuthorizationBuilder().AddPolicy(AgentBearer.Scheme, p => p.AddAuthenticationSchemes(AgentBearer.Scheme).RequireAuthenticatedUser());
+        builder.Services.AddSingleton<McpGateway>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<McpGateway>());
+        builder.Services.AddMcpServer(o =>
+            {
+                o.ServerInfo = new() { Name = "airlock", Title = "Airlock", Version = Airlock.Sidecar.ControlPlane.SoftwareVersion.Current };
+                o.ServerInstructions = "Databases behind Airlock: every statement is judged by your role's rules, masked, recorded, and may need a human's approval. " + AirlockTools.ResultsAreData;
+            })
+            // Clients of the initialize handshake keep an MCP session, so that their name and version (clientInfo)
+            // reach the recording; the recorded session itself follows the agent's token, whatever the transport keeps.
+            .WithHttpTransport(o => o.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
+            .WithTools<AirlockTools>();
+    }
+
+    public static void MapMcpFrontDoor(this WebApplication app)
+    {
+        var mcp = app.Services.GetRequiredService<IOptions<Hosting.SidecarOptions>>().Value.Mcp;
+        if (!mcp.Enabled)
+            return;
+        // One port, one purpose: MCP and its metadata only on the MCP endpoint; health and metrics never there.
+        app.Use((context, next) =>
+        {
+            var onMcpPort = context.Connection.LocalPort == mcp.Port;
+            var mcpPath = context.Request.Path.StartsWithSegments(Path) || context.Request.Path.StartsWithSegments(MetadataPath);
+            if (onMcpPort != mcpPath)
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+            return next(context);
+        });
+        app.MapGet(MetadataPath + Path, Metadata);
+        app.MapGet(MetadataPath, Metadata);
+        app.MapMcp(Path).RequireAuthorization(AgentBearer.Scheme);
+        app.Logger.LogInformation("MCP front door at {Resource} (port {Port})", mcp.Resource, mcp.Port);
+    }
+
+    /// <summary>RFC 9728: this resource, and Airlock's issuer as the one authorization server for it.</summary>
+    private static IResult Metadata(SnapshotStore snapshots, IOptions<Hosting.SidecarOptions> options, Airlock.Sidecar.ControlPlane.SidecarIdentity identity)
+    {
+        var issuer = snapshots.Current?.Policy.Identity?.Issuer;
+        if (issuer is null)
+            return Results.Problem(statusCode: 503, title: "No policy", detail: "this sidecar has no valid policy snapshot yet, so it does not know its issuer");
+        return Results.Json(new Dictionary<string, object>
+        {
+            ["resource"] = options.Value.Mcp.Resource.ToString(),
+            ["authorization_servers"] = new[] { issuer },
+            ["bearer_methods_supported"] = new[] { "header" },
+            ["resource_name"] = $"Airlock sidecar {identity.SidecarName}",
+            ["scopes_supported"] = Array.Empty<string>(),
+        });
+    }
+}
+
+/// <summary>
+/// Bearer authentication of agents at the MCP front door: the same offline token check as the PostgreSQL
+/// listeners (<see cref="AgentAuthenticator"/>), except that the token's audience must be this resource. A
+/// refusal is a 401 with <c>WWW-Authenticate: Bearer resource_metadata=…</c> and the reason.
+/// </summary>
+internal sealed class AgentBearer(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
+    AgentAuthenticator authenticator, IOptions<Hosting.SidecarOptions> sidecar) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public new const string Scheme = "AirlockAgent";
+    private const string TokenKeyClaim = "airlock:token";
+    private const string ExpiresClaim = "airlock:exp";
+    private const string AddressClaim = "airlock:address";
+
+    private string Resource => sidecar.Value.Mcp.Resource.ToString();
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string? header = Request.Headers.Authorization;
+        if (header is null)
+            return Task.FromResult(AuthenticateResult.NoResult());
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return Task.FromResult(AuthenticateResult.Fail("the Authorization header is not a Bearer token"));
+        var token = header["Bearer ".Length..].Trim();
+        var check = authenticator.Authenticate(token, Resource);
+        if (!check.IsValid)
+        {
+            Logger.LogInformation("MCP call from {Client} refused: {Reason}", Context.Connection.RemoteIpAddress, check.Reason);
+            return Task.FromResult(AuthenticateResult.Fail(check.Reason!));
+        }
+        var agent = check.Agent!;
+        var identity = new ClaimsIdentity(
+        [
+            new Claim(ClaimTypes.NameIdentifier, agent.Id),
+            new Claim(ClaimTypes.Name, agent.Name),
+            new Claim(TokenKeyClaim, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)))[..32]),
+            new Claim(ExpiresClaim, check.ExpiresAt.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)),
+            new Claim(AddressClaim, $"{Context.Connection.RemoteIpAddress}:{Context.Connection.RemotePort}"),
+        ], Scheme);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme)));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var failure = Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+        var metadata = new Uri(sidecar.Value.Mcp.Resource, McpFrontDoor.MetadataPath + sidecar.Value.Mcp.Resource.AbsolutePath.TrimEnd('/'));
+        var challenge = $"Bearer resource_metadata=\"{metadata}\"";
+        if (failure is not null)
+            challenge += $", error=\"invalid_token\", error_description=\"{Quoted(failure)}\"";
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = challenge;
+        return Response.WriteAsJsonAsync(new
+        {
+            type = "https://airlock.dev/problems/unauthorized",
+            title = failure is null ? "No token" : "Token refused",
+            status = 401,
+            detail = failure ?? $"send an agent token for resource {Resource} as 'Authorization: Bearer <token>' (the token endpoint's 'resource' parameter)",
+        }, options: null, contentType: "application/problem+json");
+    }
+
+    /// <summary>A header's quoted-string: printable ASCII without quotes or backslashes.</summary>
+    private static string Quoted(string text) =>
+        new(text.Take(300).Select(c => c is >= ' ' and <= '~' and not '"' and not '\\' ? c : '?').ToArray());
+
+    public static McpCaller Caller(ClaimsPrincipal user, string? clientName, string? clientVersion)
+    {
+        string Claim(string type) => user.FindFirst(type)?.Value ?? throw new InvalidOperationException($"the agent's principal has no {type}");
+        return new McpCaller(Claim(ClaimTypes.NameIdentifier), Claim(TokenKeyClaim),
+            DateTimeOffset.FromUnixTimeSeconds(long.Parse(Claim(ExpiresClaim), CultureInfo.InvariantCulture)), Claim(AddressClaim),
+            Trim(clientName), Trim(clientVersion));
+    }
+
+    /// <summary>The client's self-description is the agent's to choose: short, printable, for reading.</summary>
+    private static string? Trim(string? text) =>
+        text is null ? null : new string(text.Take(100).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+}
