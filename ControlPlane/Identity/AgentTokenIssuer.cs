@@ -41,6 +41,10 @@ internal static class AgentTokenIssuer
                 // The SAML grant authenticates by its signed assertion; client_credentials still
                 // requires client authentication (OpenIddict refuses it for anonymous callers).
                 o.AcceptAnonymousClients();
+                // RFC 8707 resources are sidecars' MCP front doors, which come and go with their configuration:
+                // IssueAsync checks the one a token may name (an https URL) instead of a fixed list here.
+                o.DisableResourceValidation();
+                o.IgnoreResourcePermissions();
                 o.DisableAccessTokenEncryption();
                 // Nothing OpenIddict encrypts here outlives the process (no refresh or authorization codes).
                 o.AddEphemeralEncryptionKey();
@@ -55,23 +59,29 @@ internal static class AgentTokenIssuer
 
     public static WebApplication MapAgentTokenIssuer(this WebApplication app)
     {
-        app.MapGet("/.well-known/openid-configuration", (IOptions<AgentTokenOptions> options) =>
+        // RFC 8414's name for the same document: MCP clients look here first.
+        foreach (var path in (string[])["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"])
         {
-            var issuer = options.Value.Issuer!;
-            var baseUrl = issuer.TrimEnd('/');
-            return Results.Json(new Dictionary<string, object>
+            app.MapGet(path, (IOptions<AgentTokenOptions> options) =>
             {
-                ["issuer"] = issuer,
-                ["token_endpoint"] = baseUrl + TokenPath,
-                ["jwks_uri"] = baseUrl + "/.well-known/jwks",
-                ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials, SamlBearerGrant.GrantType },
-                ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic" },
-                ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
-                ["id_token_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
-                ["response_types_supported"] = new[] { "token" },
-                ["subject_types_supported"] = new[] { "public" },
-            });
-        }).AllowAnonymous();
+                var issuer = options.Value.Issuer!;
+                var baseUrl = issuer.TrimEnd('/');
+                return Results.Json(new Dictionary<string, object>
+                {
+                    ["issuer"] = issuer,
+                    ["token_endpoint"] = baseUrl + TokenPath,
+                    ["jwks_uri"] = baseUrl + "/.well-known/jwks",
+                    ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials, SamlBearerGrant.GrantType },
+                    ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic" },
+                    ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
+                    ["id_token_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
+                    ["response_types_supported"] = new[] { "token" },
+                    ["subject_types_supported"] = new[] { "public" },
+                    // RFC 8707: a token for one resource (an MCP front door's URL) has that audience only.
+                    ["resource_indicators_supported"] = true,
+                });
+            }).AllowAnonymous();
+        }
 
         app.MapGet("/.well-known/jwks", async (SnapshotSigningKeys keys, CancellationToken ct) =>
             Results.Json(Jwks.Document(await keys.GetTokenJwksAsync(ct)))).AllowAnonymous();
@@ -118,7 +128,14 @@ internal static class AgentTokenIssuer
         identity.SetClaim(Claims.Name, agent.Name);
         identity.SetClaim(Claims.Role, agent.Role!.Name);
         identity.SetClaim("owner", agent.Owner);
-        identity.SetAudiences(options.Value.Audience);
+        // RFC 8707: a token asked for one resource (a sidecar's MCP front door) names that resource alone, so
+        // it opens nothing else: not the PostgreSQL listeners, not another sidecar's front door.
+        var resources = (request.Resources ?? []).OfType<string>().ToList();
+        if (resources.Count > 1)
+            return Refuse(Errors.InvalidTarget, "ask for one resource per token");
+        if (resources.Count == 1 && ResourceProblem(resources[0]) is { } resourceProblem)
+            return Refuse(Errors.InvalidTarget, resourceProblem);
+        identity.SetAudiences(resources.Count == 1 ? resources[0] : options.Value.Audience);
         identity.SetAccessTokenLifetime(TimeSpan.FromMinutes(options.Value.TokenLifetimeMinutes));
         identity.SetDestinations(_ => [Destinations.AccessToken]);
 
@@ -126,6 +143,14 @@ internal static class AgentTokenIssuer
         await db.SaveChangesAsync(http.RequestAborted);
         return Results.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
+
+    /// <summary>Why a <c>resource</c> cannot be an audience: it must be an https URL (http only on loopback) without a fragment.</summary>
+    internal static string? ResourceProblem(string resource) =>
+        !Uri.TryCreate(resource, UriKind.Absolute, out var uri) ? $"resource '{resource}' is not an absolute URL"
+        : uri.Fragment.Length > 0 ? "a resource has no fragment (RFC 8707)"
+        : uri.Scheme != Uri.UriSchemeHttps && !(uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback) ? "a resource is an https URL"
+        : resource.Length > 500 ? "the resource is longer than 500 characters"
+        : null;
 
     private static IResult Refuse(string error, string description) =>
         Results.Forbid(

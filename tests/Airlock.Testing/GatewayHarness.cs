@@ -249,8 +249,8 @@ public sealed class GatewayHarness : IAsyncDisposable
         }
     }
 
-    /// <summary>A token for an agent from Airlock's token endpoint (client secret).</summary>
-    public static async Task<string> TokenAsync(ControlPlaneProcess cp, string agent)
+    /// <summary>A token for an agent from Airlock's token endpoint (client secret); for <paramref name="resource"/> (RFC 8707) when given.</summary>
+    public static async Task<string> TokenAsync(ControlPlaneProcess cp, string agent, string? resource = null)
     {
         var secret = JsonDocument.Parse(await (await cp.Api.PostAsync($"/api/v1/agents/{agent}/secret", null)).Content.ReadAsStringAsync())
             .RootElement.GetProperty("clientSecret").GetString()!;
@@ -258,9 +258,9 @@ public sealed class GatewayHarness : IAsyncDisposable
         using var response = await http.PostAsync(cp.Url + "/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
             ["grant_type"] = "client_credentials", ["client_id"] = agent, ["client_secret"] = secret,
-        }));
+        }.Concat(resource is null ? [] : [new KeyValuePair<string, string>("resource", resource)])));
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        return body.GetProperty("access_token").GetString() ?? throw new InvalidOperationException($"no token: {body}");
+        return body.TryGetProperty("access_token", out var token) && token.GetString() is { } value ? value : throw new InvalidOperationException($"no token: {body}");
     }
 
     private Task WaitForListenerAsync() => WaitForListenerAsync(Port);

@@ -57,6 +57,7 @@ public sealed class AuthorizationMatrixTests(ControlPlaneFixture fixture) : ICla
         // Identity for agents, health, metrics
         ["GET /.well-known/jwks"] = Access.Public,
         ["GET /.well-known/openid-configuration"] = Access.Public,
+        ["GET /.well-known/oauth-authorization-server"] = Access.Public,
         ["POST /connect/token"] = Access.Public,
         ["POST /api/v1/enroll"] = Access.Public, // the one-time token is the credential
         ["* /healthz"] = Access.Public,

@@ -70,6 +70,9 @@ internal sealed class SessionApprovals(
     /// <summary>Told when a request is raised and pending (held, or refused fail-fast): the MCP front door answers its call with it.</summary>
     public Action<ApprovalTicket, ApprovalNeed>? OnHeld { get; init; }
 
+    /// <summary>Told when an approved statement goes to the target.</summary>
+    public Action<long>? OnReleased { get; init; }
+
     public async Task<Raised> RaiseAsync(ApprovalNeed need)
     {
         var spec = need.Spec;
@@ -185,6 +188,7 @@ internal sealed class SessionApprovals(
     /// <summary>The held statement was sent to the target.</summary>
     public async Task ExecutedAsync(long requestId)
     {
+        OnReleased?.Invoke(requestId);
         await RecordAsync(new ApprovalPayload(requestId, ApprovalOutcomes.Executed, null, null));
         await SettleAsync(requestId, ApprovalOutcomes.Executed, null);
     }

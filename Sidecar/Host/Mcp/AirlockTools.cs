@@ -93,6 +93,6 @@ internal sealed class AirlockTools(McpGateway gateway)
     private static McpCaller Caller(RequestContext<CallToolRequestParams> context)
     {
         var user = context.JsonRpcRequest.Context?.User ?? throw new InvalidOperationException("an MCP call without an authenticated agent");
-        return AgentBearer.Caller(user, context.Server.ClientInfo?.Name, context.Server.ClientInfo?.Version);
+        return AgentBearer.Caller(user, context.Server.ClientInfo?.Name, context.Server.ClientInfo?.Version) with { McpSession = context.Server.SessionId };
     }
 }

@@ -132,16 +132,16 @@ internal sealed class AgentBearer(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme)));
     }
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        var failure = Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
         var metadata = new Uri(sidecar.Value.Mcp.Resource, McpFrontDoor.MetadataPath + sidecar.Value.Mcp.Resource.AbsolutePath.TrimEnd('/'));
         var challenge = $"Bearer resource_metadata=\"{metadata}\"";
         if (failure is not null)
             challenge += $", error=\"invalid_token\", error_description=\"{Quoted(failure)}\"";
         Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = challenge;
-        return Response.WriteAsJsonAsync(new
+        await Response.WriteAsJsonAsync(new
         {
             type = "https://airlock.dev/problems/unauthorized",
             title = failure is null ? "No token" : "Token refused",

@@ -16,7 +16,8 @@ namespace Airlock.Sidecar.Mcp;
 /// Who calls a tool: the agent its token proves (checked for this front door's resource), the token's
 /// fingerprint (an agent's sessions are its token's), and the client as it describes itself.
 /// </summary>
-internal sealed record McpCaller(string AgentId, string TokenKey, DateTimeOffset TokenExpiresAt, string ClientAddress, string? ClientName, string? ClientVersion);
+/// <param name="McpSession">The MCP session (Mcp-Session-Id) when the client keeps one: each is its own recorded session.</param>
+internal sealed record McpCaller(string AgentId, string TokenKey, DateTimeOffset TokenExpiresAt, string ClientAddress, string? ClientName, string? ClientVersion, string? McpSession = null);
 
 /// <summary>
 /// The MCP front door's work, behind the tools: which targets an agent reaches here, their tables, and
@@ -159,11 +160,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             return new ExplainResult(CallStatus.Failed, targetName, Error: TooManyCalls(agent));
         if (BadText(sql) is { } bad)
             return new ExplainResult(CallStatus.Failed, targetName, Error: bad);
-        var judge = new SqlSessionJudge(!rules!.AllowsWrites, Services.SafeFunctions, function => Services.Catalog.Lookup(target!.Name, function));
-        var read = judge.Read(rules, sql);
-        if (judge.FunctionsToLearn(read) is { Count: > 0 } functions && !Services.Catalog.Knows(target!.Name, functions))
-            await Services.Catalog.LoadAsync(target, functions, ct);
-        var judgement = judge.Judge(rules, read);
+        var judgement = await JudgeAsync(Judge(target!, rules!), rules!, target!, sql, ct);
         var statements = judgement.Statements.Select(s => new ExplainedStatement(
             s.Statement.Command, StatementNames.Of(s.Statement.Class), StatementNames.Names(s.Statement.Flags & ~StatementFlags.PasswordLiteral).ToList(),
             s.Statement.TablesRead, s.Statement.TablesWritten, s.Statement.Functions,
@@ -196,7 +193,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         }
         var role = _snapshots.Current?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
         var masks = role is null ? MaskRules.None : MaskRules.For(role, target!.Name);
-        var judge = new SqlSessionJudge(!rules!.AllowsWrites, Services.SafeFunctions, function => Services.Catalog.Lookup(target!.Name, function));
+        var judge = Judge(target!, rules!);
         var tables = new List<DescribedTable>();
         var truncated = false;
         foreach (var table in rows[0].GroupBy(r => (Schema: r[0]!, Name: r[1]!, Kind: r[2]!)))
@@ -206,7 +203,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
                 truncated = true;
                 break;
             }
-            var decision = judge.Judge(rules, $"SELECT * FROM {QuoteIdentifier(table.Key.Schema)}.{QuoteIdentifier(table.Key.Name)}").Decision;
+            var decision = (await JudgeAsync(judge, rules!, target!, $"SELECT * FROM {QuoteIdentifier(table.Key.Schema)}.{QuoteIdentifier(table.Key.Name)}", ct)).Decision;
             if (decision.Action == DecisionAction.Block)
                 continue;
             var columns = table.Select(c => new DescribedColumn(c[3]!, c[4]!, MaskOf(masks, table.Key.Schema, table.Key.Name, c[3]!))).ToList();
@@ -218,6 +215,19 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     }
 
     private const int MaxDescribedColumns = 20_000;
+
+    /// <summary>A judge as a session on the target has it: the operator's safe functions, the target's function catalog.</summary>
+    private SqlSessionJudge Judge(TargetPolicy target, RuleSet rules) =>
+        new(!rules.AllowsWrites, Services.SafeFunctions, function => Services.Catalog.Lookup(target.Name, function));
+
+    /// <summary>Judges as the session's guard does: what only the target's catalog can tell (functions, attribute notation) is learned first.</summary>
+    private async Task<Judgement> JudgeAsync(SqlSessionJudge judge, RuleSet rules, TargetPolicy target, string sql, CancellationToken ct)
+    {
+        var read = judge.Read(rules, sql);
+        if (judge.FunctionsToLearn(read) is { Count: > 0 } functions && !Services.Catalog.Knows(target.Name, functions))
+            await Services.Catalog.LoadAsync(target, functions, ct);
+        return judge.Judge(rules, read);
+    }
 
     private static string? MaskOf(MaskRules masks, string schema, string table, string column) =>
         masks.Columns.FirstOrDefault(m => (m.Schema is null || string.Equals(m.Schema, schema, StringComparison.Ordinal))
@@ -283,7 +293,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         try
         {
             wire.LastUsed = DateTimeOffset.UtcNow;
-            answer = wire.RunAsync(sql, parameters, _options.MaxRows, _options.MaxResultBytes, out held);
+            answer = wire.RunAsync(sql, parameters, _options.MaxRows, _options.MaxResultBytes, timeout, out held);
         }
         catch
         {
@@ -296,7 +306,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             wire.Turn.Release();
         }, TaskScheduler.Default);
 
-        // The server's statement_timeout ends a long statement; this is the backstop when something else hangs (a role may allow SET).
+        // The statement is cancelled at the timeout (McpWireSession); this is the backstop when the target does not stop.
         var deadline = Task.Delay(timeout + TimeSpan.FromSeconds(10), _stopping.Token);
         var first = await Task.WhenAny(answer, held, deadline);
         if (first == held)
@@ -347,6 +357,9 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     {
         var result = answer.Result;
         var session = wire.SessionId?.ToString();
+        if (answer.TimedOut)
+            return new QueryResult(CallStatus.Failed, wire.Target.Name, DurationMs: Math.Round(answer.DurationMs, 3), Session: session,
+                Error: new CallError(SqlStates.QueryCanceled, $"the statement ran past the statement timeout (Sidecar:Mcp:StatementTimeoutSeconds) and was cancelled", Code: "limit"));
         var approval = answer.Held is { } held ? new ApprovalInfo(held.Ticket.RequestId, held.Rule, held.Ticket.ExpiresAt, held.Ticket.ConsoleUrl) : null;
         if (result.Error is { } error)
         {
@@ -373,7 +386,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     /// <summary>The caller's session on the target: the one open, or a new one admitted and started like a wire client's.</summary>
     private async Task<McpWireSession> SessionAsync(McpCaller caller, AgentPolicy agent, TargetPolicy target, CancellationToken ct)
     {
-        var key = $"{caller.AgentId}/{caller.TokenKey}/{target.Name}";
+        var key = $"{caller.AgentId}/{caller.TokenKey}/{caller.McpSession}/{target.Name}";
         while (true)
         {
             var lazy = _sessions.GetOrAdd(key, k => new Lazy<Task<McpWireSession>>(() => OpenAsync(k, caller, agent, target)));
@@ -403,7 +416,6 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             new("application_name", "airlock-mcp"),
             new("client_encoding", "UTF8"),
             new("DateStyle", "ISO, MDY"),
-            new("statement_timeout", (_options.StatementTimeoutSeconds * 1000).ToString(System.Globalization.CultureInfo.InvariantCulture)),
         };
         using var startup = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         startup.CancelAfter(TimeSpan.FromSeconds(services.Limits.Options.StartupTimeoutSeconds));
@@ -432,6 +444,23 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         try
         {
             await wire.OpenAsync(startup.Token);
+            if (wire.CancelKey is not { } cancelKey)
+                throw new GatewayRefusal(PgError.Fatal(SqlStates.ProtocolViolation, "the session gave no cancel key"));
+            wire.Cancel = async () =>
+            {
+                if (services.CancelKeys.Find(cancelKey.ProcessId, cancelKey.Secret) is { } entry)
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    try
+                    {
+                        await services.Connector.CancelAsync(entry.Target, entry.ProcessId, entry.RealSecret, timeout.Token);
+                    }
+                    catch (Exception e) when (e is GatewayRefusal or IOException or OperationCanceledException or System.Net.Sockets.SocketException)
+                    {
+                        _logger.LogWarning("MCP session {Session}: the statement timeout's cancel was not delivered: {Error}", wire.SessionId, e.Message);
+                    }
+                }
+            };
         }
         catch
         {

@@ -30,7 +30,7 @@ public sealed record CallError(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Code = null);
 
 /// <summary>A request for approval: what to ask <c>approval_status</c> about, and where approvers decide.</summary>
-public sealed record ApprovalInfo(long RequestId, string Rule, DateTimeOffset ExpiresAt, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ConsoleUrl);
+public sealed record ApprovalInfo(long RequestId, string Rule, DateTimeOffset ExpiresAt, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ConsoleUrl = null);
 
 public sealed record ResultColumn(string Name, string Type);
 
@@ -86,12 +86,12 @@ public sealed record ExplainResult(
 
 /// <summary>A target the agent's role reaches through this front door.</summary>
 /// <param name="ReadOnly">The role allows no writes there: the session runs read-only.</param>
-public sealed record TargetInfo(string Name, string Kind, string Database, bool ReadOnly, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels);
+public sealed record TargetInfo(string Name, string Kind, string Database, bool ReadOnly, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null);
 
 public sealed record TargetList(CallStatus Status, IReadOnlyList<TargetInfo> Targets);
 
 /// <param name="Mask">The masking rule and strategy when the column's values are masked for this agent; they are never shown unmasked.</param>
-public sealed record DescribedColumn(string Name, string Type, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Mask);
+public sealed record DescribedColumn(string Name, string Type, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Mask = null);
 
 /// <param name="Access"><c>read</c>: the role allows reading it; <c>approval</c>: reading it needs approval.</param>
 public sealed record DescribedTable(string Schema, string Name, string Kind, string Access, IReadOnlyList<DescribedColumn> Columns);

@@ -13,7 +13,8 @@ namespace Airlock.Sidecar.Mcp;
 internal sealed record HeldStatement(ApprovalTicket Ticket, string Rule);
 
 /// <summary>What one statement came to on the session: the target's answer, the guard's refusing verdict (if any), and its hold (if any).</summary>
-internal sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs);
+/// <param name="TimedOut">The front door cancelled it: it ran past the statement timeout.</param>
+internal sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs, bool TimedOut = false);
 
 /// <summary>
 /// An agent's MCP session on one target: a real PostgreSQL session of the gateway
@@ -33,6 +34,15 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     private Action<string>? _end;
     private volatile StatementVerdict? _refused;
     private TaskCompletionSource<HeldStatement> _held = NewHeld();
+    private readonly Timer _timeout;
+    private TimeSpan _timeoutAfter;
+    private volatile bool _timedOut;
+
+    /// <summary>The session's cancel key, as BackendKeyData gave it (the gateway's, like any client's).</summary>
+    public (int ProcessId, int Secret)? CancelKey { get; private set; }
+
+    /// <summary>Cancels the running statement (a CancelRequest, as a client would send): how the statement timeout is kept.</summary>
+    public Func<Task>? Cancel { get; set; }
 
     public McpWireSession(string key, AgentPolicy agent, TargetPolicy target, DateTimeOffset tokenExpiresAt)
     {
@@ -41,6 +51,7 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
         Target = target;
         TokenExpiresAt = tokenExpiresAt;
         _client = new DuplexPipeStream(_fromSession.Reader, _toSession.Writer);
+        _timeout = new Timer(_ => TimeOut());
         SessionSide = new DuplexPipeStream(_toSession.Reader, _fromSession.Writer);
     }
 
@@ -79,8 +90,20 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
             _refused = verdict;
     }
 
-    void ISessionObserver.Held(ApprovalTicket ticket, ApprovalNeed need) =>
+    void ISessionObserver.Held(ApprovalTicket ticket, ApprovalNeed need)
+    {
+        // The wait for approvers is not the statement's time: the clock starts again when it is released.
+        _timeout.Change(Timeout.Infinite, Timeout.Infinite);
         _held.TrySetResult(new HeldStatement(ticket, need.Rule));
+    }
+
+    void ISessionObserver.Released(long requestId) => _timeout.Change(_timeoutAfter, Timeout.InfiniteTimeSpan);
+
+    private void TimeOut()
+    {
+        _timedOut = true;
+        _ = Cancel?.Invoke();
+    }
 
     /// <summary>Ends the recorded session (the relay's one way out); the pipe then closes.</summary>
     public void End(string reason) => _end?.Invoke(reason);
@@ -97,9 +120,12 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     /// Sends one statement and returns when its answer is complete. <paramref name="held"/> completes first
     /// when the statement is put on hold for approval (the answer then comes when it is decided).
     /// </summary>
-    public Task<WireAnswer> RunAsync(string sql, IReadOnlyList<string?> parameters, int maxRows, int maxBytes, out Task<HeldStatement> held)
+    /// <param name="timeout">The statement is cancelled once it has run this long (time held for approval not counted).</param>
+    public Task<WireAnswer> RunAsync(string sql, IReadOnlyList<string?> parameters, int maxRows, int maxBytes, TimeSpan timeout, out Task<HeldStatement> held)
     {
         _refused = null;
+        _timedOut = false;
+        _timeoutAfter = timeout;
         _held = NewHeld();
         held = _held.Task;
         return RunCoreAsync(sql, parameters, maxRows, maxBytes);
@@ -110,10 +136,19 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         var message = new ArrayBufferWriter<byte>();
         PgWire.WriteExtendedQuery(message, sql, parameters, maxRows);
-        await _client.WriteAsync(message.WrittenMemory);
-        await _client.FlushAsync();
-        var result = await ReadAnswerAsync(new PgResultReader(maxRows, maxBytes), CancellationToken.None);
-        return new WireAnswer(result, _refused, _held.Task.IsCompletedSuccessfully ? _held.Task.Result : null, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        _timeout.Change(_timeoutAfter, Timeout.InfiniteTimeSpan);
+        try
+        {
+            await _client.WriteAsync(message.WrittenMemory);
+            await _client.FlushAsync();
+            var result = await ReadAnswerAsync(new PgResultReader(maxRows, maxBytes), CancellationToken.None);
+            return new WireAnswer(result, _refused, _held.Task.IsCompletedSuccessfully ? _held.Task.Result : null, Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+                _timedOut && result.Error?.SqlState == SqlStates.QueryCanceled);
+        }
+        finally
+        {
+            _timeout.Change(Timeout.Infinite, Timeout.Infinite);
+        }
     }
 
     private async Task<PgResultReader> ReadAnswerAsync(PgResultReader reader, CancellationToken ct)
@@ -138,6 +173,8 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
                 }
                 if (status == FrameStatus.Invalid)
                     throw new PgProtocolException($"invalid message from the gateway (length {length})");
+                if (type == (byte)'K' && length == 12)
+                    CancelKey = (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_input.Span[5..]), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_input.Span[9..]));
                 var done = reader.Take(type, _input.Span.Slice(5, length - 4));
                 _input.Consume(1 + length);
                 if (done)
@@ -158,6 +195,7 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         End("the MCP session closed");
+        await _timeout.DisposeAsync();
         await _client.DisposeAsync();
         try
         {

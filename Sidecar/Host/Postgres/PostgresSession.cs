@@ -26,6 +26,9 @@ internal interface ISessionObserver
     void Ruled(Ruling ruling);
 
     void Held(Contracts.Hubs.ApprovalTicket ticket, ApprovalNeed need);
+
+    /// <summary>A held statement was approved and sent to the target: it runs from now.</summary>
+    void Released(long requestId);
 }
 
 /// <summary>An agent let into a target: its upstream login, whether that runs read-only, and its slot among the target's sessions.</summary>
@@ -126,6 +129,7 @@ internal static class PostgresSession
             TimeProvider.System, services.Logger)
         {
             OnHeld = observer is null ? null : observer.Held,
+            OnReleased = observer is null ? null : observer.Released,
         };
         var relay = new PostgresRelay(client, upstream, new StatementLedger(options.ResultCaptureBytes), recording, options, guard, masking, approvals);
         using var live = services.LiveSessions.Register(session, reason =>
