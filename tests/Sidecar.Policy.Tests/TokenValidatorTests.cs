@@ -79,6 +79,34 @@ public sealed class TokenValidatorTests
         return TestJwt.Sign(key ?? _rsa, header, payload);
     }
 
+    private const string Front = "https://edge-1.example:8443/mcp";
+
+    /// <summary>
+    /// RFC 8707 at the MCP front door: only a token whose audience is this resource, from Airlock or a trusted
+    /// issuer; the gateway's own audience, another front door's, or a list that merely mentions a prefix do not.
+    /// </summary>
+    [Theory]
+    [InlineData("own, this resource", true, Front, true)]
+    [InlineData("own, this resource among others", true, "[both]", true)]
+    [InlineData("own, the gateway's audience", true, "airlock", false)]
+    [InlineData("own, another front door", true, "https://edge-2.example:8443/mcp", false)]
+    [InlineData("own, this resource with a trailing slash", true, Front + "/", false)]
+    [InlineData("own, this resource's prefix", true, "https://edge-1.example:8443", false)]
+    [InlineData("trusted, this resource", false, Front, true)]
+    [InlineData("trusted, its configured audience", false, "https://github.com/acme", false)]
+    public void A_front_door_accepts_only_tokens_for_its_resource(string why, bool own, string audience, bool accepted)
+    {
+        object aud = audience == "[both]" ? new[] { "airlock", Front } : audience;
+        var token = own ? Rs(Claims(aud: aud)) : Rs(new Dictionary<string, object>(GitHubClaims("acme/api")) { ["aud"] = aud }, "gh-1", _github);
+        var check = TokenValidator.Validate(token, _identity, _agents, _now, resource: Front);
+        Assert.True(check.IsValid == accepted, $"{why}: {check.Reason}");
+        if (!accepted)
+            Assert.Contains($"token audience is not '{Front}'", check.Reason, StringComparison.Ordinal);
+        // And the gateway (no resource) refuses a token minted for the front door alone.
+        if (audience == Front)
+            Assert.False(TokenValidator.Validate(token, _identity, _agents, _now).IsValid);
+    }
+
     [Fact]
     public void An_rs256_token_of_airlock_names_the_agent_and_its_role()
     {

@@ -309,7 +309,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         // The statement is cancelled at the timeout (McpWireSession); this is the backstop when the target does not stop.
         var deadline = Task.Delay(timeout + TimeSpan.FromSeconds(10), _stopping.Token);
         var first = await Task.WhenAny(answer, held, deadline);
-        if (first == held)
+        if (first == held && (await held).Mode == Policy.ApprovalModes.Hold)
         {
             var hold = await held;
             wire.Pending = (hold, answer);
@@ -323,7 +323,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             return QueryResult.Refused(CallStatus.Failed, targetName,
                 $"the statement ran past the {_options.StatementTimeoutSeconds} s statement timeout (Sidecar:Mcp:StatementTimeoutSeconds); its session was ended", "limit");
         }
-        return Result(wire, await answer);
+        return QueryOutcome.Of(wire.Target.Name, wire.SessionId?.ToString(), await answer);
     }
 
     /// <summary>Waits up to <paramref name="waitSeconds"/> for a held statement of the caller's to be decided, then says how it stands (its rows once it ran).</summary>
@@ -344,36 +344,13 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         if (await Task.WhenAny(pending.Answer, Task.Delay(wait, ct)) != pending.Answer)
             return Pending(wire, pending.Hold);
         wire.Pending = null;
-        return Result(wire, await pending.Answer);
+        return QueryOutcome.Of(wire.Target.Name, wire.SessionId?.ToString(), await pending.Answer);
     }
 
     private static QueryResult Pending(McpWireSession wire, HeldStatement hold) =>
         new(CallStatus.PendingApproval, wire.Target.Name,
             Approval: new ApprovalInfo(hold.Ticket.RequestId, hold.Rule, hold.Ticket.ExpiresAt, hold.Ticket.ConsoleUrl),
             Session: wire.SessionId?.ToString());
-
-    /// <summary>The structured result of one statement's answer.</summary>
-    internal static QueryResult Result(McpWireSession wire, WireAnswer answer)
-    {
-        var result = answer.Result;
-        var session = wire.SessionId?.ToString();
-        if (answer.TimedOut)
-            return new QueryResult(CallStatus.Failed, wire.Target.Name, DurationMs: Math.Round(answer.DurationMs, 3), Session: session,
-                Error: new CallError(SqlStates.QueryCanceled, $"the statement ran past the statement timeout (Sidecar:Mcp:StatementTimeoutSeconds) and was cancelled", Code: "limit"));
-        var approval = answer.Held is { } held ? new ApprovalInfo(held.Ticket.RequestId, held.Rule, held.Ticket.ExpiresAt, held.Ticket.ConsoleUrl) : null;
-        if (result.Error is { } error)
-        {
-            var status = answer.Refused is { } verdict && error.SqlState == SqlStates.InsufficientPrivilege
-                ? (answer.Held is not null && verdict.Decision != Decision.Name(DecisionAction.Block) ? CallStatus.Denied : CallStatus.Blocked)
-                : answer.Held is not null && error.SqlState is SqlStates.InsufficientPrivilege or SqlStates.QueryCanceled ? CallStatus.Denied
-                : CallStatus.Failed;
-            var rule = answer.Refused?.Rule ?? (status == CallStatus.Denied ? answer.Held?.Rule : null);
-            return new QueryResult(status, wire.Target.Name, DurationMs: Math.Round(answer.DurationMs, 3),
-                Error: new CallError(error.SqlState, error.Message, error.Detail, error.Hint, rule), Approval: approval, Session: session);
-        }
-        return new QueryResult(CallStatus.Completed, wire.Target.Name, result.Command, result.Columns ?? [], result.Rows, result.Rows.Count,
-            result.TruncatedBy is not null, result.TruncatedBy, Math.Round(answer.DurationMs, 3), Approval: approval, Session: session);
-    }
 
     private static CallStatus Status(CallError refusal) => refusal.Code == "no_access" ? CallStatus.Denied : CallStatus.Failed;
 

@@ -9,12 +9,12 @@ using Airlock.Sidecar.Protocols.Postgres;
 
 namespace Airlock.Sidecar.Mcp;
 
-/// <summary>A statement put on hold for approval: its request and the rule that asked for it.</summary>
-internal sealed record HeldStatement(ApprovalTicket Ticket, string Rule);
+/// <summary>A statement put to approvers: its request, the rule that asked for it, and whether it waits (<c>hold</c>) or was refused until approved (<c>fail-fast</c>).</summary>
+public sealed record HeldStatement(ApprovalTicket Ticket, string Rule, string Mode = ApprovalModes.Hold);
 
 /// <summary>What one statement came to on the session: the target's answer, the guard's refusing verdict (if any), and its hold (if any).</summary>
 /// <param name="TimedOut">The front door cancelled it: it ran past the statement timeout.</param>
-internal sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs, bool TimedOut = false);
+public sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs, bool TimedOut = false);
 
 /// <summary>
 /// An agent's MCP session on one target: a real PostgreSQL session of the gateway
@@ -94,7 +94,7 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     {
         // The wait for approvers is not the statement's time: the clock starts again when it is released.
         _timeout.Change(Timeout.Infinite, Timeout.Infinite);
-        _held.TrySetResult(new HeldStatement(ticket, need.Rule));
+        _held.TrySetResult(new HeldStatement(ticket, need.Rule, need.Spec.Mode));
     }
 
     void ISessionObserver.Released(long requestId) => _timeout.Change(_timeoutAfter, Timeout.InfiniteTimeSpan);
