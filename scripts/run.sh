@@ -10,6 +10,7 @@
 #   AIRLOCK_PORT            console/REST port (default 5080; PolicySync gRPC uses +1, the sidecar's health port 5090)
 #   AIRLOCK_DEMO_PG_PORT    the demo PostgreSQL cluster (default 55433, loopback)
 #   AIRLOCK_DEMO_LISTEN     the sidecar's listener for the demo target (default 6432, loopback)
+#   AIRLOCK_MCP_PORT        the sidecar's MCP front door for AI agents (default 5443, loopback, HTTPS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -25,6 +26,8 @@ GRPC_PORT=$((PORT + 1))
 SIDECAR_PORT="${AIRLOCK_SIDECAR_PORT:-5090}"
 DEMO_PG_PORT="${AIRLOCK_DEMO_PG_PORT:-55433}"
 DEMO_LISTEN="${AIRLOCK_DEMO_LISTEN:-6432}"
+MCP_PORT="${AIRLOCK_MCP_PORT:-5443}"
+MCP_URL="https://localhost:$MCP_PORT/mcp"
 URL="http://127.0.0.1:$PORT"
 mkdir -p "$STATE/logs"
 # Owner only: the state directory holds the control plane's store, its key-ring certificate, the
@@ -123,6 +126,7 @@ else
     "--Kestrel:Endpoints:Http:Url=http://127.0.0.1:$SIDECAR_PORT" \
     "--Sidecar:Postgres:ListenAddress=127.0.0.1" \
     "--Sidecar:Postgres:CertificatePath=$STATE/sidecar-tls/cert.pem" "--Sidecar:Postgres:KeyPath=$STATE/sidecar-tls/key.pem" \
+    "--Sidecar:Mcp:Enabled=true" "--Sidecar:Mcp:ListenAddress=127.0.0.1" "--Sidecar:Mcp:Port=$MCP_PORT" \
     > "$STATE/logs/sidecar.log" 2>&1 &
   echo $! > "$STATE/sidecar.pid"
 fi
@@ -159,6 +163,13 @@ cat <<INFO
   a failed token request is reported, not handed to psql as an empty password):
 
     TOKEN="\$(curl -fsS -d grant_type=client_credentials -d client_id=demo-agent -d client_secret=$DEMO_SECRET $URL/connect/token | sed -n 's/.*"access_token": *"\([^"]*\)".*/\1/p')"; if [ -z "\$TOKEN" ]; then echo "no token from $URL/connect/token: is Airlock running (scripts/run.sh)?" >&2; else PGPASSWORD="\$TOKEN" psql "host=127.0.0.1 port=$DEMO_LISTEN dbname=demo user=demo-agent sslmode=require"; fi
+
+  MCP            AI agents reach the demo target at $MCP_URL (tools list_targets, describe, query,
+                 explain, approval_status). A token for it names it as the resource:
+
+    curl -fsS -d grant_type=client_credentials -d client_id=demo-agent -d client_secret=$DEMO_SECRET -d resource=$MCP_URL $URL/connect/token
+
+                 The certificate is self-signed: Node clients take NODE_EXTRA_CA_CERTS=$STATE/sidecar-tls/cert.pem.
 
   Logs           $STATE/logs/   State: $STATE   Stop: Ctrl+C here, or scripts/stop.sh
 

@@ -16,7 +16,7 @@ builder.Configuration.AddCommandLine(args, SidecarHosting.SwitchMappings);
 try
 {
     var options = builder.ReadValidatedOptions();
-    HealthEndpointCheck.EnsureFree(builder.Configuration);
+    HealthEndpointCheck.EnsureFree(builder.Configuration, options.Mcp);
     var identity = await builder.EnrollAsync(options);
     builder.AddSidecarObservability();
     builder.AddSidecarServices(identity, options);
