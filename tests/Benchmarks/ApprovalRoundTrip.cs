@@ -108,7 +108,7 @@ internal static partial class ApprovalRoundTrip
     private static void Print(string name, List<double> samples) =>
         Console.WriteLine($"{name,-38} {Percentile(samples, 50),7:F1}  {Percentile(samples, 90),7:F1}  {Percentile(samples, 99),7:F1}  {samples.Max(),7:F1}");
 
-    private static double Percentile(List<double> samples, double p)
+    internal static double Percentile(List<double> samples, double p)
     {
         var sorted = samples.Order().ToList();
         return sorted[Math.Clamp((int)Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];

@@ -9,6 +9,7 @@ return args.FirstOrDefault() switch
     "guardrails" => await GuardrailCost.RunAsync(args[1..]),
     "masking" => await MaskingCost.RunAsync(args[1..]),
     "approvals" => await ApprovalRoundTrip.RunAsync(args[1..]),
+    "mcp" => await McpRoundTrip.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -51,6 +52,13 @@ static int Usage()
               the target, p50/p90/p99, with one control plane and with two replicas (PostgreSQL store,
               Redis backplane; the vote goes to the replica the sidecar is not connected to).
               Needs AIRLOCK_TEST_POSTGRES and AIRLOCK_TEST_REDIS (scripts/test.sh starts both).
+
+          mcp [--runs 2000] [--warmup 200] [--log-calls]
+              The MCP front door's query round trip (C# SDK client, HTTPS) against the same one-row
+              read over the wire protocol (Npgsql, TLS) through the same sidecar: p50/p90/p99 and the
+              ratio (target: p50 within 2×), with the transport's floor (list_targets, no database) and
+              the same call as plain HTTP; --log-calls adds the SDK's server-side handler times.
+              Needs AIRLOCK_TEST_POSTGRES.
         """);
     return 2;
 }

@@ -27,8 +27,11 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
 {
     private const int MaxMessageBytes = 64 * 1024 * 1024;
 
-    private readonly Pipe _toSession = new();
-    private readonly Pipe _fromSession = new();
+    // Continuations run inline: the relay's loops and this client hand each message straight on, without a
+    // thread-pool hop per direction (the pipe never blocks a writer below its pause threshold).
+    private static readonly PipeOptions Inline = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
+    private readonly Pipe _toSession = new(Inline);
+    private readonly Pipe _fromSession = new(Inline);
     private readonly Stream _client;
     private readonly FrameBuffer _input = new();
     private Action<string>? _end;
