@@ -43,6 +43,7 @@ try
     app.MapHub<SidecarHub>(SidecarHubPaths.Hub);
     app.MapAccountEndpoints();
     app.MapAgentTokenIssuer();
+    app.MapDelegation();
     app.MapAirlockConsole();
 
     await app.RunAsync();

@@ -38,6 +38,10 @@ public sealed record SessionStartPayload(string Agent, string Role, string Targe
 
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? ClientVersion { get; init; }
+
+    /// <summary>The person the agent acted for (a delegation through the MCP front door): their console user name.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Person { get; init; }
 }
 
 /// <summary>

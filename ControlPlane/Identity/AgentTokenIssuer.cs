@@ -32,6 +32,10 @@ internal static class AgentTokenIssuer
             .AddServer(o =>
             {
                 o.SetTokenEndpointUris(TokenPath.TrimStart('/'));
+                // A person lets an MCP client act as one of their agents (Delegation): authorization code, PKCE always.
+                o.SetAuthorizationEndpointUris(Delegation.AuthorizePath.TrimStart('/'));
+                o.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange();
+                o.SetAuthorizationCodeLifetime(TimeSpan.FromMinutes(5));
                 // Discovery and JWKS are Airlock's own (below): they list keys still to come.
                 o.SetConfigurationEndpointUris(Array.Empty<Uri>());
                 o.SetJsonWebKeySetEndpointUris(Array.Empty<Uri>());
@@ -46,10 +50,11 @@ internal static class AgentTokenIssuer
                 o.DisableResourceValidation();
                 o.IgnoreResourcePermissions();
                 o.DisableAccessTokenEncryption();
-                // Nothing OpenIddict encrypts here outlives the process (no refresh or authorization codes).
+                // Nothing OpenIddict encrypts here outlives the process: no refresh tokens, and authorization codes
+                // live 5 minutes (one started before a restart, or redeemed at another replica, is refused; sign in again).
                 o.AddEphemeralEncryptionKey();
                 // The one signing key is placed by TokenSigningSetup from the store.
-                o.UseAspNetCore().EnableTokenEndpointPassthrough().DisableTransportSecurityRequirement();
+                o.UseAspNetCore().EnableTokenEndpointPassthrough().EnableAuthorizationEndpointPassthrough().DisableTransportSecurityRequirement();
             });
         builder.Services.AddSingleton<TokenSigningSetup>();
         builder.Services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<TokenSigningSetup>());
@@ -66,20 +71,25 @@ internal static class AgentTokenIssuer
             {
                 var issuer = options.Value.Issuer!;
                 var baseUrl = issuer.TrimEnd('/');
-                return Results.Json(new Dictionary<string, object>
+                var document = new Dictionary<string, object>
                 {
                     ["issuer"] = issuer,
                     ["token_endpoint"] = baseUrl + TokenPath,
+                    ["authorization_endpoint"] = baseUrl + Delegation.AuthorizePath,
                     ["jwks_uri"] = baseUrl + "/.well-known/jwks",
-                    ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials, SamlBearerGrant.GrantType },
-                    ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic" },
+                    ["grant_types_supported"] = new[] { GrantTypes.ClientCredentials, SamlBearerGrant.GrantType, GrantTypes.AuthorizationCode },
+                    ["code_challenge_methods_supported"] = new[] { "S256" },
+                    ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_post", "client_secret_basic", "none" },
                     ["token_endpoint_auth_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
                     ["id_token_signing_alg_values_supported"] = new[] { "RS256", "ES256" },
-                    ["response_types_supported"] = new[] { "token" },
+                    ["response_types_supported"] = new[] { "code" },
                     ["subject_types_supported"] = new[] { "public" },
                     // RFC 8707: a token for one resource (an MCP front door's URL) has that audience only.
                     ["resource_indicators_supported"] = true,
-                });
+                };
+                if (options.Value.DynamicClientRegistration)
+                    document["registration_endpoint"] = baseUrl + Delegation.RegisterPath;
+                return Results.Json(document);
             }).AllowAnonymous();
         }
 
@@ -98,6 +108,14 @@ internal static class AgentTokenIssuer
     private static async Task<IResult> IssueAsync(HttpContext http, AirlockDbContext db, IOptions<AgentTokenOptions> options, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("not an OpenID Connect request");
+        if (request.IsAuthorizationCodeGrantType())
+        {
+            var (delegated, problem) = await Delegation.RedeemAsync(http, db, http.RequestAborted);
+            if (delegated is null)
+                return Refuse(Errors.InvalidGrant, problem!);
+            delegated.SetAccessTokenLifetime(TimeSpan.FromMinutes(options.Value.TokenLifetimeMinutes));
+            return Results.SignIn(new ClaimsPrincipal(delegated), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        }
         Agent? agent;
         if (request.IsClientCredentialsGrantType())
         {
@@ -118,7 +136,7 @@ internal static class AgentTokenIssuer
         }
         else
         {
-            return Refuse(Errors.UnsupportedGrantType, $"supported: client_credentials, {SamlBearerGrant.GrantType}");
+            return Refuse(Errors.UnsupportedGrantType, $"supported: client_credentials, authorization_code (MCP clients acting for a person), {SamlBearerGrant.GrantType}");
         }
         if (!agent.Enabled)
             return Refuse(Errors.InvalidClient, $"agent '{agent.Name}' is disabled");

@@ -16,6 +16,16 @@ public sealed class AgentTokenOptions : IValidatableObject
     [Range(1, 60)]
     public int TokenLifetimeMinutes { get; set; } = 15;
 
+    /// <summary>
+    /// RFC 7591 at <c>/connect/register</c>: MCP clients register themselves to act for people (each person still
+    /// consents, and lends only agents they own). Off by default: admins register clients (<c>POST /api/v1/mcp-clients</c>).
+    /// </summary>
+    public bool DynamicClientRegistration { get; set; }
+
+    /// <summary>Dynamically registered clients kept at most: registration is anonymous, so it must not fill the store.</summary>
+    [Range(1, 100_000)]
+    public int MaxDynamicClients { get; set; } = 100;
+
     /// <summary>How often issuers without a static JWKS are re-fetched.</summary>
     [Range(1, 24 * 60)]
     public int IssuerRefreshMinutes { get; set; } = 15;

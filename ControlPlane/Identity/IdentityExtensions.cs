@@ -22,6 +22,7 @@ public static class IdentityExtensions
         builder.Services.AddSingleton<SignInThrottle>();
         builder.Services.AddScoped<UserAdministration>();
         builder.Services.AddScoped<AgentCredentials>();
+        builder.Services.AddScoped<McpClients>();
         builder.Services.AddScoped<TokenTester>();
         builder.Services.AddScoped<KeysAndIssuers>();
         builder.Services.AddHttpClient(TrustedIssuerRefresher.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));

@@ -32,6 +32,7 @@ public sealed class AuthorizationMatrixTests(ControlPlaneFixture fixture) : ICla
         ["POST /account/logout"] = Access.Public, // signs out whoever calls it; nobody signed in is a no-op
         ["GET /account/sso"] = Access.Public, // off to the identity provider (404 when single sign-on is not configured)
         ["GET,POST /account/password"] = Access.Viewer,
+        ["GET,POST /connect/consent"] = Access.Viewer,
         ["GET,POST /agents"] = Access.Viewer,
         ["GET,POST /agents/{Selected}"] = Access.Viewer,
         ["GET,POST /approvals"] = Access.Viewer,
@@ -58,6 +59,11 @@ public sealed class AuthorizationMatrixTests(ControlPlaneFixture fixture) : ICla
         ["GET /.well-known/jwks"] = Access.Public,
         ["GET /.well-known/openid-configuration"] = Access.Public,
         ["GET /.well-known/oauth-authorization-server"] = Access.Public,
+        ["GET,POST /connect/authorize"] = Access.Public, // OpenIddict checks the request; no one signed in goes to the sign-in page
+        ["POST /connect/register"] = Access.Public,
+        ["GET /api/v1/mcp-clients"] = Access.Viewer,
+        ["POST /api/v1/mcp-clients"] = Access.Admin,
+        ["DELETE /api/v1/mcp-clients/{clientId}"] = Access.Admin,
         ["POST /connect/token"] = Access.Public,
         ["POST /api/v1/enroll"] = Access.Public, // the one-time token is the credential
         ["* /healthz"] = Access.Public,

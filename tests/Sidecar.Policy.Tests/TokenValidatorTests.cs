@@ -98,10 +98,14 @@ public sealed class TokenValidatorTests
     {
         object aud = audience == "[both]" ? new[] { "airlock", Front } : audience;
         var token = own ? Rs(Claims(aud: aud)) : Rs(new Dictionary<string, object>(GitHubClaims("acme/api")) { ["aud"] = aud }, "gh-1", _github);
-        var check = TokenValidator.Validate(token, _identity, _agents, _now, resource: Front);
+        // The operator lists the front door among the trusted issuer's audiences: that is what lets its tokens in there.
+        var identity = _identity with { TrustedIssuers = [_identity.TrustedIssuers[0] with { Audiences = ["https://github.com/acme", Front] }] };
+        var check = TokenValidator.Validate(token, identity, _agents, _now, resource: Front);
         Assert.True(check.IsValid == accepted, $"{why}: {check.Reason}");
         if (!accepted)
             Assert.Contains($"token audience is not '{Front}'", check.Reason, StringComparison.Ordinal);
+        if (!own && audience == Front)
+            Assert.Contains("not trusted for", TokenValidator.Validate(token, _identity, _agents, _now, resource: Front).Reason, StringComparison.Ordinal);
         // And the gateway (no resource) refuses a token minted for the front door alone.
         if (audience == Front)
             Assert.False(TokenValidator.Validate(token, _identity, _agents, _now).IsValid);

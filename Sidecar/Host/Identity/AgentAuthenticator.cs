@@ -13,7 +13,8 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
 {
     public const int MaxCachedTokens = 10_000;
 
-    private readonly ConcurrentDictionary<string, (TokenCheck Check, long Version, string Hash)> _cache = new(StringComparer.Ordinal);
+    /// <summary>By (resource, token): a token accepted for one audience says nothing of another, and no token text can stand for another key.</summary>
+    private readonly ConcurrentDictionary<(string? Resource, string Token), (TokenCheck Check, long Version, string Hash)> _cache = new();
     private ConcurrentDictionary<string, DateTimeOffset> _lastUse = new(StringComparer.Ordinal);
 
     /// <summary>Agent id → last accepted use since the previous call; the control plane shows it as "last use".</summary>
@@ -30,8 +31,7 @@ public sealed class AgentAuthenticator(SnapshotStore store, TimeProvider time)
         if (active?.Policy.Identity is not { } identity)
             return TokenCheck.Reject("no valid policy snapshot is loaded: failing closed");
         var now = time.GetUtcNow();
-        // A token is cached per audience it was checked for: accepted for one resource says nothing of another.
-        var key = resource is null ? token : string.Concat(resource, "\n", token);
+        var key = (resource, token);
         if (_cache.TryGetValue(key, out var cached)
             && cached.Version == active.Signed.Version && cached.Hash == active.Signed.ContentHash
             && cached.Check.ExpiresAt + TokenValidator.MaxSkew > now)

@@ -56,9 +56,10 @@ internal static class McpFrontDoor
         if (!mcp.Enabled)
             return;
         // One port, one purpose: MCP and its metadata only on the MCP endpoint; health and metrics never there.
+        // Before authentication, so no token is even looked at on the wrong port.
         app.Use((context, next) =>
         {
-            var onMcpPort = context.Connection.LocalPort == mcp.Port;
+            var onMcpPort = OnFrontDoor(context, mcp);
             var mcpPath = context.Request.Path.StartsWithSegments(Path) || context.Request.Path.StartsWithSegments(MetadataPath);
             if (onMcpPort != mcpPath)
             {
@@ -67,10 +68,24 @@ internal static class McpFrontDoor
             }
             return next(context);
         });
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapGet(MetadataPath + Path, Metadata);
         app.MapGet(MetadataPath, Metadata);
-        app.MapMcp(Path).RequireAuthorization(AgentBearer.Scheme);
+        // A statement and its parameters, JSON-escaped, with room for the envelope.
+        app.MapMcp(Path).RequireAuthorization(AgentBearer.Scheme)
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(2L * mcp.MaxStatementBytes + 64 * 1024));
         app.Logger.LogInformation("MCP front door at {Resource} (port {Port})", mcp.Resource, mcp.Port);
+    }
+
+    /// <summary>Whether the request came in on the front door's own endpoint (its port, and its address unless it listens on all).</summary>
+    public static bool OnFrontDoor(HttpContext context, McpOptions mcp)
+    {
+        if (context.Connection.LocalPort != mcp.Port)
+            return false;
+        var listen = System.Net.IPAddress.Parse(mcp.ListenAddress);
+        return listen.Equals(System.Net.IPAddress.Any) || listen.Equals(System.Net.IPAddress.IPv6Any)
+            || (context.Connection.LocalIpAddress is { } local && (local.Equals(listen) || (local.IsIPv4MappedToIPv6 && local.MapToIPv4().Equals(listen))));
     }
 
     /// <summary>RFC 9728: this resource, and Airlock's issuer as the one authorization server for it.</summary>
@@ -103,13 +118,15 @@ internal sealed class AgentBearer(
     private const string TokenKeyClaim = "airlock:token";
     private const string ExpiresClaim = "airlock:exp";
     private const string AddressClaim = "airlock:address";
+    private const string PersonClaim = "airlock:person";
+    private const string PersonReadOnlyClaim = "airlock:person-read-only";
 
     private string Resource => sidecar.Value.Mcp.Resource.ToString();
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         string? header = Request.Headers.Authorization;
-        if (header is null)
+        if (header is null || !McpFrontDoor.OnFrontDoor(Context, sidecar.Value.Mcp))
             return Task.FromResult(AuthenticateResult.NoResult());
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             return Task.FromResult(AuthenticateResult.Fail("the Authorization header is not a Bearer token"));
@@ -117,7 +134,8 @@ internal sealed class AgentBearer(
         var check = authenticator.Authenticate(token, Resource);
         if (!check.IsValid)
         {
-            Logger.LogInformation("MCP call from {Client} refused: {Reason}", Context.Connection.RemoteIpAddress, check.Reason);
+            // The reason may quote the unverified token (its iss, kid): printable and short in the log.
+            Logger.LogInformation("MCP call from {Client} refused: {Reason}", Context.Connection.RemoteIpAddress, Quoted(check.Reason!));
             return Task.FromResult(AuthenticateResult.Fail(check.Reason!));
         }
         var agent = check.Agent!;
@@ -129,6 +147,11 @@ internal sealed class AgentBearer(
             new Claim(ExpiresClaim, check.ExpiresAt.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)),
             new Claim(AddressClaim, $"{Context.Connection.RemoteIpAddress}:{Context.Connection.RemotePort}"),
         ], Scheme);
+        if (check.Person is { } person)
+        {
+            identity.AddClaim(new Claim(PersonClaim, person));
+            identity.AddClaim(new Claim(PersonReadOnlyClaim, check.PersonReadOnly ? "true" : "false"));
+        }
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme)));
     }
 
@@ -159,7 +182,11 @@ internal sealed class AgentBearer(
         string Claim(string type) => user.FindFirst(type)?.Value ?? throw new InvalidOperationException($"the agent's principal has no {type}");
         return new McpCaller(Claim(ClaimTypes.NameIdentifier), Claim(TokenKeyClaim),
             DateTimeOffset.FromUnixTimeSeconds(long.Parse(Claim(ExpiresClaim), CultureInfo.InvariantCulture)), Claim(AddressClaim),
-            Trim(clientName), Trim(clientVersion));
+            Trim(clientName), Trim(clientVersion))
+        {
+            Person = user.FindFirst(PersonClaim)?.Value,
+            PersonReadOnly = user.FindFirst(PersonReadOnlyClaim)?.Value == "true",
+        };
     }
 
     /// <summary>The client's self-description is the agent's to choose: short, printable, for reading.</summary>

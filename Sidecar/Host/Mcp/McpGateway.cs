@@ -17,7 +17,14 @@ namespace Airlock.Sidecar.Mcp;
 /// fingerprint (an agent's sessions are its token's), and the client as it describes itself.
 /// </summary>
 /// <param name="McpSession">The MCP session (Mcp-Session-Id) when the client keeps one: each is its own recorded session.</param>
-internal sealed record McpCaller(string AgentId, string TokenKey, DateTimeOffset TokenExpiresAt, string ClientAddress, string? ClientName, string? ClientVersion, string? McpSession = null);
+internal sealed record McpCaller(string AgentId, string TokenKey, DateTimeOffset TokenExpiresAt, string ClientAddress, string? ClientName, string? ClientVersion, string? McpSession = null)
+{
+    /// <summary>The person the agent acts for (a delegation), if any.</summary>
+    public string? Person { get; init; }
+
+    /// <summary>The person lends read access only: the session runs read-only, whatever the role allows.</summary>
+    public bool PersonReadOnly { get; init; }
+}
 
 /// <summary>
 /// The MCP front door's work, behind the tools: which targets an agent reaches here, their tables, and
@@ -61,8 +68,8 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         await _stopping.CancelAsync();
         if (_sweeper is not null)
             await _sweeper.DisposeAsync();
-        foreach (var key in _sessions.Keys)
-            await CloseAsync(key, "the Airlock sidecar is shutting down");
+        foreach (var (key, lazy) in _sessions)
+            await CloseAsync(key, lazy, "the Airlock sidecar is shutting down");
     }
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
@@ -83,14 +90,16 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             && (_options.Targets.Count == 0 || _options.Targets.Contains(t.Name, StringComparer.Ordinal)));
 
     /// <summary>The rules the agent's statements on <paramref name="target"/> are judged by now (its role's, or a temporary grant's); null when neither reaches it.</summary>
-    private RuleSet? Rules(AgentPolicy agent, TargetPolicy target)
+    private RuleSet? Rules(AgentPolicy agent, TargetPolicy target, bool readOnlyPerson)
     {
         var policy = _snapshots.Current?.Policy;
         if (policy is null)
             return null;
         var role = TemporaryGrant.Active(policy, agent.Id, target.Name, DateTimeOffset.UtcNow)?.AsRole()
             ?? policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
-        return role is not null && role.Targets.Contains(target.Name, StringComparer.Ordinal) ? RuleSet.For(role, target.Name) : null;
+        return role is not null && role.Targets.Contains(target.Name, StringComparer.Ordinal)
+            ? RuleSet.For(readOnlyPerson ? Baselines.ReadOnly(role) : role, target.Name)
+            : null;
     }
 
     /// <summary>The target by name if this agent reaches it through this front door; otherwise the refusal (the same words whether it exists or not).</summary>
@@ -101,7 +110,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         if (_snapshots.Current is null)
             return (null, null, null, new CallError(null, "this sidecar has no valid policy snapshot: failing closed", Code: "unavailable"));
         var target = ServedTargets().FirstOrDefault(t => t.Name == targetName);
-        var rules = target is null ? null : Rules(agent, target);
+        var rules = target is null ? null : Rules(agent, target, caller.PersonReadOnly);
         if (target is null || rules is null)
             return (agent, null, null, new CallError(SqlStates.InsufficientPrivilege,
                 $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{Shown(targetName)}\" here", Hint: "list_targets names the targets you can use", Code: "no_access"));
@@ -142,9 +151,9 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         if (Agent(caller, out _) is not { } agent)
             return new TargetList(CallStatus.Denied, []);
         var targets = ServedTargets()
-            .Select(t => (Target: t, Rules: Rules(agent, t)))
+            .Select(t => (Target: t, Rules: Rules(agent, t, caller.PersonReadOnly)))
             .Where(t => t.Rules is not null)
-            .Select(t => new TargetInfo(t.Target.Name, t.Target.Kind, t.Target.Upstream.Database, !t.Rules!.AllowsWrites, t.Target.Labels.Count == 0 ? null : t.Target.Labels))
+            .Select(t => new TargetInfo(t.Target.Name, t.Target.Kind, t.Target.Upstream.Database, caller.PersonReadOnly || !t.Rules!.AllowsWrites, t.Target.Labels.Count == 0 ? null : t.Target.Labels))
             .OrderBy(t => t.Name, StringComparer.Ordinal)
             .ToList();
         return new TargetList(CallStatus.Completed, targets);
@@ -158,9 +167,9 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         using var slot = EnterCall(agent!.Id);
         if (slot is null)
             return new ExplainResult(CallStatus.Failed, targetName, Error: TooManyCalls(agent));
-        if (BadText(sql) is { } bad)
+        if ((BadText(sql) ?? TooLarge(sql, [])) is { } bad)
             return new ExplainResult(CallStatus.Failed, targetName, Error: bad);
-        var judgement = await JudgeAsync(Judge(target!, rules!), rules!, target!, sql, ct);
+        var judgement = await JudgeAsync(Judge(target!, rules!, caller.PersonReadOnly), rules!, target!, sql, ct);
         var statements = judgement.Statements.Select(s => new ExplainedStatement(
             s.Statement.Command, StatementNames.Of(s.Statement.Class), StatementNames.Names(s.Statement.Flags & ~StatementFlags.PasswordLiteral).ToList(),
             s.Statement.TablesRead, s.Statement.TablesWritten, s.Statement.Functions,
@@ -183,8 +192,9 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         List<List<string?[]>> rows;
         try
         {
-            // The sidecar's own read-only connection reads the catalog (as the masking catalog is read): names and types only, never a value.
-            rows = await CatalogQuery.RunAsync(Services.Connector, target!, DescribeSql(schema, _options.MaxDescribedTables), ct);
+            // The sidecar's own read-only connection reads the catalog (as the masking catalog is read): names and types only,
+            // never a value; one read serves every agent's describe of the target for a while.
+            rows = await DescribeRowsAsync(target!, schema, ct);
         }
         catch (Exception e) when (e is GatewayRefusal or PgProtocolException or IOException or OperationCanceledException)
         {
@@ -193,7 +203,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         }
         var role = _snapshots.Current?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
         var masks = role is null ? MaskRules.None : MaskRules.For(role, target!.Name);
-        var judge = Judge(target!, rules!);
+        var judge = Judge(target!, rules!, caller.PersonReadOnly);
         var tables = new List<DescribedTable>();
         var truncated = false;
         foreach (var table in rows[0].GroupBy(r => (Schema: r[0]!, Name: r[1]!, Kind: r[2]!)))
@@ -216,9 +226,25 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
 
     private const int MaxDescribedColumns = 20_000;
 
+    private static readonly TimeSpan DescribeCacheLifetime = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<(string Target, string? Schema), (DateTimeOffset At, Task<List<List<string?[]>>> Rows)> _described = new();
+
+    private async Task<List<List<string?[]>>> DescribeRowsAsync(TargetPolicy target, string? schema, CancellationToken ct)
+    {
+        var key = (target.Name, schema);
+        var now = DateTimeOffset.UtcNow;
+        if (_described.TryGetValue(key, out var cached) && now - cached.At < DescribeCacheLifetime && !cached.Rows.IsFaulted && !cached.Rows.IsCanceled)
+            return await cached.Rows.WaitAsync(ct);
+        if (_described.Count > 1000)
+            _described.Clear();
+        var read = CatalogQuery.RunAsync(Services.Connector, target, DescribeSql(schema, _options.MaxDescribedTables), _stopping.Token);
+        _described[key] = (now, read);
+        return await read.WaitAsync(ct);
+    }
+
     /// <summary>A judge as a session on the target has it: the operator's safe functions, the target's function catalog.</summary>
-    private SqlSessionJudge Judge(TargetPolicy target, RuleSet rules) =>
-        new(!rules.AllowsWrites, Services.SafeFunctions, function => Services.Catalog.Lookup(target.Name, function));
+    private SqlSessionJudge Judge(TargetPolicy target, RuleSet rules, bool readOnly) =>
+        new(readOnly || !rules.AllowsWrites, Services.SafeFunctions, function => Services.Catalog.Lookup(target.Name, function));
 
     /// <summary>Judges as the session's guard does: what only the target's catalog can tell (functions, attribute notation) is learned first.</summary>
     private async Task<Judgement> JudgeAsync(SqlSessionJudge judge, RuleSet rules, TargetPolicy target, string sql, CancellationToken ct)
@@ -264,7 +290,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         var (agent, target, _, refusal) = Resolve(caller, targetName);
         if (refusal is not null)
             return new QueryResult(Status(refusal), targetName, Error: refusal);
-        if ((BadText(sql) ?? parameters.Select(p => p is null ? null : BadText(p)).FirstOrDefault(p => p is not null)) is { } bad)
+        if ((BadText(sql) ?? parameters.Select(p => p is null ? null : BadText(p)).FirstOrDefault(p => p is not null) ?? TooLarge(sql, parameters)) is { } bad)
             return new QueryResult(CallStatus.Failed, targetName, Error: bad);
         if (parameters.Count > short.MaxValue)
             return QueryResult.Refused(CallStatus.Failed, targetName, $"at most {short.MaxValue} parameters", "bad_request");
@@ -279,7 +305,8 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         }
         catch (GatewayRefusal e)
         {
-            return new QueryResult(CallStatus.Failed, targetName, Error: new CallError(e.Error.SqlState, e.Error.Message, Hint: e.Error.Hint, Code: "unavailable"));
+            return new QueryResult(CallStatus.Failed, targetName, Error: new CallError(e.Error.SqlState, e.Error.Message, Hint: e.Error.Hint,
+                Code: e.Error.SqlState == SqlStates.TooManyConnections ? "limit" : "unavailable"));
         }
         if (wire.Pending is { } pending && !pending.Answer.IsCompleted)
             return QueryResult.Refused(CallStatus.Failed, targetName,
@@ -358,30 +385,67 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     private static CallError? BadText(string text) =>
         text.Contains('\0', StringComparison.Ordinal) ? new CallError(null, "the text contains a NUL character, which PostgreSQL cannot take", Code: "bad_request") : null;
 
+    /// <summary>Statements and values past Sidecar:Mcp:MaxStatementBytes are refused whole, before any parsing.</summary>
+    private CallError? TooLarge(string sql, IReadOnlyList<string?> parameters)
+    {
+        long size = sql.Length;
+        foreach (var p in parameters)
+            size += p?.Length ?? 0;
+        return size * 3 > _options.MaxStatementBytes && System.Text.Encoding.UTF8.GetByteCount(sql) + parameters.Sum(p => p is null ? 0L : System.Text.Encoding.UTF8.GetByteCount(p)) > _options.MaxStatementBytes
+            ? new CallError(null, $"the statement and its parameters are larger than {_options.MaxStatementBytes} bytes (Sidecar:Mcp:MaxStatementBytes)", Code: "limit")
+            : null;
+    }
+
     private static string Shown(string text) => text.Length > 64 ? text[..64] + "…" : text;
 
-    /// <summary>The caller's session on the target: the one open, or a new one admitted and started like a wire client's.</summary>
+    /// <summary>
+    /// The caller's session on the target: the one open, or a new one admitted and started like a wire client's.
+    /// An agent holds at most <see cref="McpOptions.MaxSessionsPerAgent"/>: a new one replaces its least recently
+    /// used idle one, or is refused when none is idle.
+    /// </summary>
     private async Task<McpWireSession> SessionAsync(McpCaller caller, AgentPolicy agent, TargetPolicy target, CancellationToken ct)
     {
         var key = $"{caller.AgentId}/{caller.TokenKey}/{caller.McpSession}/{target.Name}";
         while (true)
         {
+            if (!_sessions.ContainsKey(key))
+                await MakeRoomAsync(caller.AgentId);
             var lazy = _sessions.GetOrAdd(key, k => new Lazy<Task<McpWireSession>>(() => OpenAsync(k, caller, agent, target)));
             McpWireSession wire;
             try
             {
+                // The caller may give up (a cancelled call); the open goes on and stays in the map for its next call.
                 wire = await lazy.Value.WaitAsync(ct);
             }
-            catch
+            catch when (lazy.Value.IsFaulted || lazy.Value.IsCanceled)
             {
                 _sessions.TryRemove(new KeyValuePair<string, Lazy<Task<McpWireSession>>>(key, lazy));
                 throw;
             }
-            if (!wire.Ended && ReferenceEquals(wire.Target, target))
+            // A session ended by the gateway (terminated, access withdrawn) gives way to a new one. A changed target's
+            // settings apply from the next session on, as for wire clients.
+            if (!wire.Ended)
                 return wire;
-            // Ended (terminated, access withdrawn), or the target changed: the next statement gets a new session.
-            await CloseAsync(key, "the target's settings changed");
+            await CloseAsync(key, lazy, "ended");
         }
+    }
+
+    /// <summary>Below the agent's session cap: its least recently used idle session is closed, or the call is refused.</summary>
+    private async Task MakeRoomAsync(string agentId)
+    {
+        var prefix = agentId + "/";
+        var mine = _sessions.Where(s => s.Key.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+        if (mine.Count < _options.MaxSessionsPerAgent)
+            return;
+        var idle = mine
+            .Where(s => s.Value.IsValueCreated && s.Value.Value.IsCompletedSuccessfully && s.Value.Value.Result is { } w
+                && w.Turn.CurrentCount == 1 && w.Pending is not { Answer.IsCompleted: false })
+            .OrderBy(s => s.Value.Value.Result.LastUsed)
+            .FirstOrDefault();
+        if (idle.Value is null)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.TooManyConnections,
+                $"the agent has {_options.MaxSessionsPerAgent} MCP sessions on this sidecar, all busy (Sidecar:Mcp:MaxSessionsPerAgent)", "finish or wait for a running call, then try again"));
+        await CloseAsync(idle.Key, idle.Value, "replaced by a newer MCP session of the agent (Sidecar:Mcp:MaxSessionsPerAgent)");
     }
 
     private async Task<McpWireSession> OpenAsync(string key, McpCaller caller, AgentPolicy agent, TargetPolicy target)
@@ -396,8 +460,8 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         };
         using var startup = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         startup.CancelAfter(TimeSpan.FromSeconds(services.Limits.Options.StartupTimeoutSeconds));
-        var admission = await PostgresSession.AdmitAsync(services, target, agent, settings, startup.Token);
-        var origin = new SessionOrigin(caller.ClientAddress, Tls: true, Via: "mcp", caller.ClientName, caller.ClientVersion);
+        var admission = await PostgresSession.AdmitAsync(services, target, agent, settings, startup.Token, readOnly: caller.PersonReadOnly);
+        var origin = new SessionOrigin(caller.ClientAddress, Tls: true, Via: "mcp", caller.ClientName, caller.ClientVersion, caller.Person, caller.PersonReadOnly);
         wire.Served = Task.Run(async () =>
         {
             try
@@ -463,9 +527,10 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         }
     }
 
-    private async Task CloseAsync(string key, string reason)
+    /// <summary>Closes the session under <paramref name="key"/> if it is still <paramref name="lazy"/> (not a newer one).</summary>
+    private async Task CloseAsync(string key, Lazy<Task<McpWireSession>> lazy, string reason)
     {
-        if (!_sessions.TryRemove(key, out var lazy) || !lazy.IsValueCreated)
+        if (!_sessions.TryRemove(new KeyValuePair<string, Lazy<Task<McpWireSession>>>(key, lazy)) || !lazy.IsValueCreated)
             return;
         try
         {
@@ -482,6 +547,22 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     /// <summary>Ends sessions idle too long, whose token expired, or that ended on their own; a statement waiting for approval keeps its session.</summary>
     private async Task SweepAsync()
     {
+        if (Interlocked.Exchange(ref _sweeping, 1) == 1)
+            return; // the previous sweep is still closing sessions
+        try
+        {
+            await SweepOnceAsync();
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
+        }
+    }
+
+    private int _sweeping;
+
+    private async Task SweepOnceAsync()
+    {
         var now = DateTimeOffset.UtcNow;
         foreach (var (key, lazy) in _sessions)
         {
@@ -495,11 +576,11 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             var wire = lazy.Value.Result;
             var waiting = wire.Pending is { } p && !p.Answer.IsCompleted;
             if (wire.Ended)
-                await CloseAsync(key, "ended");
+                await CloseAsync(key, lazy, "ended");
             else if (wire.TokenExpiresAt + TimeSpan.FromSeconds(60) <= now)
-                await CloseAsync(key, "the agent's token expired");
+                await CloseAsync(key, lazy, "the agent's token expired");
             else if (!waiting && wire.Turn.CurrentCount == 1 && now - wire.LastUsed > TimeSpan.FromSeconds(_options.IdleSessionSeconds))
-                await CloseAsync(key, $"idle for {_options.IdleSessionSeconds} s (Sidecar:Mcp:IdleSessionSeconds)");
+                await CloseAsync(key, lazy, $"idle for {_options.IdleSessionSeconds} s (Sidecar:Mcp:IdleSessionSeconds)");
         }
     }
 

@@ -46,6 +46,14 @@ public sealed class McpOptions : IValidatableObject
     [Range(1, 1000)]
     public int MaxConcurrentCallsPerAgent { get; set; } = 4;
 
+    /// <summary>MCP sessions one agent may hold on this sidecar (each is an upstream session); a new one replaces the least recently used idle one.</summary>
+    [Range(1, 1000)]
+    public int MaxSessionsPerAgent { get; set; } = 4;
+
+    /// <summary>The largest statement (with its parameters) <c>query</c> and <c>explain</c> take, in bytes.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxStatementBytes { get; set; } = 1024 * 1024;
+
     /// <summary>How long <c>query</c> waits for a decision on a held statement before answering <c>pending_approval</c>.</summary>
     [Range(0, 300)]
     public int ApprovalWaitSeconds { get; set; } = 5;
@@ -72,6 +80,9 @@ public sealed class McpOptions : IValidatableObject
             yield return new ValidationResult($"'{ResourceUrl}' is not an https URL without a fragment (the resource agents' tokens name)", [nameof(ResourceUrl)]);
         if (!System.Net.IPAddress.TryParse(ListenAddress, out _))
             yield return new ValidationResult($"'{ListenAddress}' is not an IP address", [nameof(ListenAddress)]);
+        // The resource names the front door: left at localhost, tokens for one sidecar would open every other one left so.
+        if (ResourceUrl is null && System.Net.IPAddress.TryParse(ListenAddress, out var address) && !System.Net.IPAddress.IsLoopback(address))
+            yield return new ValidationResult("set the URL agents reach the front door at (it is the resource their tokens name, so it must be this sidecar's own)", [nameof(ResourceUrl)]);
         if ((CertificatePath is null) != (KeyPath is null))
             yield return new ValidationResult("give both CertificatePath and KeyPath, or neither (then the PostgreSQL listeners' are used)", [nameof(CertificatePath)]);
     }

@@ -14,7 +14,8 @@ public sealed record HeldStatement(ApprovalTicket Ticket, string Rule, string Mo
 
 /// <summary>What one statement came to on the session: the target's answer, the guard's refusing verdict (if any), and its hold (if any).</summary>
 /// <param name="TimedOut">The front door cancelled it: it ran past the statement timeout.</param>
-public sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs, bool TimedOut = false);
+/// <param name="CopyStopped">The front door cancelled it: its COPY output ran past the byte cap.</param>
+public sealed record WireAnswer(PgResultReader Result, StatementVerdict? Refused, HeldStatement? Held, double DurationMs, bool TimedOut = false, bool CopyStopped = false);
 
 /// <summary>
 /// An agent's MCP session on one target: a real PostgreSQL session of the gateway
@@ -96,11 +97,30 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     void ISessionObserver.Held(ApprovalTicket ticket, ApprovalNeed need)
     {
         // The wait for approvers is not the statement's time: the clock starts again when it is released.
-        _timeout.Change(Timeout.Infinite, Timeout.Infinite);
+        Arm(Timeout.InfiniteTimeSpan);
         _held.TrySetResult(new HeldStatement(ticket, need.Rule, need.Spec.Mode));
     }
 
-    void ISessionObserver.Released(long requestId) => _timeout.Change(_timeoutAfter, Timeout.InfiniteTimeSpan);
+    void ISessionObserver.Released(long requestId)
+    {
+        if (_running)
+            Arm(_timeoutAfter);
+    }
+
+    private volatile bool _running;
+
+    /// <summary>Arms (or, with <see cref="Timeout.InfiniteTimeSpan"/>, stops) the statement timeout; a disposed session has none.</summary>
+    private void Arm(TimeSpan after)
+    {
+        try
+        {
+            _timeout.Change(after, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // the session is closing
+        }
+    }
 
     private void TimeOut()
     {
@@ -128,6 +148,8 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     {
         _refused = null;
         _timedOut = false;
+        _copyLimit = maxBytes;
+        _copyCancelled = false;
         _timeoutAfter = timeout;
         _held = NewHeld();
         held = _held.Task;
@@ -139,18 +161,20 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         var message = new ArrayBufferWriter<byte>();
         PgWire.WriteExtendedQuery(message, sql, parameters, maxRows);
-        _timeout.Change(_timeoutAfter, Timeout.InfiniteTimeSpan);
+        _running = true;
+        Arm(_timeoutAfter);
         try
         {
             await _client.WriteAsync(message.WrittenMemory);
             await _client.FlushAsync();
             var result = await ReadAnswerAsync(new PgResultReader(maxRows, maxBytes), CancellationToken.None);
             return new WireAnswer(result, _refused, _held.Task.IsCompletedSuccessfully ? _held.Task.Result : null, Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-                _timedOut && result.Error?.SqlState == SqlStates.QueryCanceled);
+                _timedOut && result.Error?.SqlState == SqlStates.QueryCanceled, _copyCancelled && result.Error?.SqlState == SqlStates.QueryCanceled);
         }
         finally
         {
-            _timeout.Change(Timeout.Infinite, Timeout.Infinite);
+            _running = false;
+            Arm(Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -176,6 +200,13 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
                 }
                 if (status == FrameStatus.Invalid)
                     throw new PgProtocolException($"invalid message from the gateway (length {length})");
+                if (type == (byte)'G')
+                    await RefuseCopyInAsync(); // COPY FROM STDIN: nothing can follow from an MCP call; the server then fails it
+                if (type == (byte)'d' && reader.CopyBytes > _copyLimit && !_copyCancelled)
+                {
+                    _copyCancelled = true; // COPY TO STDOUT past the byte cap: stop the server rather than read it all
+                    _ = Cancel?.Invoke();
+                }
                 if (type == (byte)'K' && length == 12)
                     CancelKey = (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_input.Span[5..]), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(_input.Span[9..]));
                 var done = reader.Take(type, _input.Span.Slice(5, length - 4));
@@ -184,6 +215,19 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
                     return reader;
             }
         }
+    }
+
+    private long _copyLimit = long.MaxValue;
+    private bool _copyCancelled;
+
+    private async Task RefuseCopyInAsync()
+    {
+        var fail = new ArrayBufferWriter<byte>();
+        var body = new ArrayBufferWriter<byte>();
+        PgWire.WriteCString(body, "COPY FROM STDIN is not available through MCP: use INSERT with parameters");
+        PgWire.WriteMessage(fail, (byte)'f', body.WrittenSpan);
+        await _client.WriteAsync(fail.WrittenMemory);
+        await _client.FlushAsync();
     }
 
     private static byte[] ErrorBody(PgError error)
@@ -198,7 +242,6 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         End("the MCP session closed");
-        await _timeout.DisposeAsync();
         await _client.DisposeAsync();
         try
         {
@@ -208,7 +251,10 @@ internal sealed class McpWireSession : ISessionObserver, IAsyncDisposable
         {
             // the gateway logs its own failures
         }
-        _input.Dispose();
+        // The input buffer goes back to the pool only once no statement reads it (its read ends with the pipe).
+        if (await Turn.WaitAsync(TimeSpan.FromSeconds(10)))
+            _input.Dispose();
+        await _timeout.DisposeAsync();
     }
 }
 

@@ -26,6 +26,9 @@ public sealed class PgResultReader(int maxRows, int maxBytes)
     public string? TruncatedBy { get; private set; }
     public bool Done { get; private set; }
 
+    /// <summary>Bytes of COPY data the target sent (not returned: COPY is not a way to read through MCP).</summary>
+    public long CopyBytes { get; private set; }
+
     /// <summary>Takes one backend message; true once the answer is complete (ReadyForQuery).</summary>
     public bool Take(byte type, ReadOnlySpan<byte> body)
     {
@@ -39,6 +42,11 @@ public sealed class PgResultReader(int maxRows, int maxBytes)
                 break;
             case (byte)'s':
                 TruncatedBy ??= "rows";
+                break;
+            case (byte)'d':
+                // COPY TO STDOUT through MCP: the data is not returned; counted, so the caller can stop an endless one.
+                CopyBytes += body.Length;
+                TruncatedBy ??= "copy";
                 break;
             case (byte)'C':
                 Command = new PgReader(body).ReadCString();
@@ -90,20 +98,27 @@ public sealed class PgResultReader(int maxRows, int maxBytes)
             TruncatedBy = "rows";
             return;
         }
-        var reader = new PgReader(body);
-        var count = reader.ReadCount16();
-        var row = new JsonElement[count];
+        // Sizes first: a value past the budget is never decoded (a 16 MB value would otherwise cost several times that).
+        var sizing = new PgReader(body);
+        var count = sizing.ReadCount16();
         long size = 0;
         for (var i = 0; i < count; i++)
         {
-            var value = reader.ReadValue(out var isNull);
+            var value = sizing.ReadValue(out var isNull);
             size += isNull ? 4 : value.Length;
-            row[i] = isNull ? Null : Value(i < _types.Count ? _types[i] : 25, Encoding.UTF8.GetString(value));
         }
         if (_bytes + size > maxBytes)
         {
             TruncatedBy = "bytes";
             return;
+        }
+        var reader = new PgReader(body);
+        reader.ReadCount16();
+        var row = new JsonElement[count];
+        for (var i = 0; i < count; i++)
+        {
+            var value = reader.ReadValue(out var isNull);
+            row[i] = isNull ? Null : Value(i < _types.Count ? _types[i] : 25, Encoding.UTF8.GetString(value));
         }
         _bytes += size;
         _rows.Add(row);

@@ -20,6 +20,9 @@ internal static class QueryOutcome
         if (answer.TimedOut)
             return new QueryResult(CallStatus.Failed, target, DurationMs: duration, Session: session,
                 Error: new CallError(SqlStates.QueryCanceled, "the statement ran past the statement timeout (Sidecar:Mcp:StatementTimeoutSeconds) and was cancelled", Code: "limit"));
+        if (answer.CopyStopped)
+            return new QueryResult(CallStatus.Failed, target, DurationMs: duration, Session: session, TruncatedBy: "copy", Truncated: true,
+                Error: new CallError(SqlStates.QueryCanceled, "the COPY output ran past the result's byte cap (Sidecar:Mcp:MaxResultBytes) and was stopped; COPY data is not returned through MCP", Code: "limit"));
         var approval = answer.Held is { } held ? new ApprovalInfo(held.Ticket.RequestId, held.Rule, held.Ticket.ExpiresAt, held.Ticket.ConsoleUrl) : null;
         if (result.Error is not { } error)
             return new QueryResult(CallStatus.Completed, target, result.Command, result.Columns ?? [], result.Rows, result.Rows.Count,

@@ -12,7 +12,9 @@ namespace Airlock.Sidecar.Postgres;
 /// <summary>Where a session came from, as <c>session.start</c> records it.</summary>
 /// <param name="Via">The front door when it is not the wire protocol itself (<c>mcp</c>).</param>
 /// <param name="ClientName">The client program as it named itself (MCP's clientInfo), when the front door learns it.</param>
-internal sealed record SessionOrigin(string ClientAddress, bool Tls, string? Via = null, string? ClientName = null, string? ClientVersion = null);
+/// <param name="Person">The person an agent acts for (a delegation through the MCP front door).</param>
+/// <param name="PersonReadOnly">That person lends read access only: the role's rules are narrowed to reads (<see cref="Baselines.ReadOnly"/>).</param>
+internal sealed record SessionOrigin(string ClientAddress, bool Tls, string? Via = null, string? ClientName = null, string? ClientVersion = null, string? Person = null, bool PersonReadOnly = false);
 
 /// <summary>
 /// What a front door that speaks PostgreSQL for the agent (the MCP server) learns of its own session:
@@ -45,8 +47,9 @@ internal static class PostgresSession
     /// The agent's grant (its role, or a temporary grant in force), room in the recorder and a session slot,
     /// then the upstream login with <paramref name="settings"/>. Throws <see cref="GatewayRefusal"/> with the reason.
     /// </summary>
+    /// <param name="readOnly">Run read-only whatever the role allows (a person who lends read access only).</param>
     public static async Task<Admission> AdmitAsync(GatewayServices services, TargetPolicy target, AgentPolicy agent,
-        IReadOnlyList<KeyValuePair<string, string>> settings, CancellationToken ct)
+        IReadOnlyList<KeyValuePair<string, string>> settings, CancellationToken ct, bool readOnly = false)
     {
         var policy = services.Snapshots.Current?.Policy;
         var role = policy?.Roles.FirstOrDefault(r => r.Name == agent.Role);
@@ -63,7 +66,7 @@ internal static class PostgresSession
 
         // Defence in depth: a role whose rules allow no writes here gets a read-only upstream session, so
         // the server refuses a write the classifier might miss (and the guard refuses every way to undo it).
-        var readOnly = !RuleSet.For(role, target.Name).AllowsWrites;
+        readOnly |= !RuleSet.For(role, target.Name).AllowsWrites;
         var sent = readOnly
             ? settings.Where(s => !s.Key.Equals("default_transaction_read_only", StringComparison.OrdinalIgnoreCase))
                 .Append(new KeyValuePair<string, string>("default_transaction_read_only", "on")).ToList()
@@ -98,7 +101,7 @@ internal static class PostgresSession
         {
             await recording.RecordAsync(RecordingEventTypes.SessionStart, RecordingJson.Encode(
                 new SessionStartPayload(agent.Name, agent.Role, target.Name, services.Identity.SidecarName, origin.ClientAddress, origin.Tls)
-                { Via = origin.Via, ClientName = origin.ClientName, ClientVersion = origin.ClientVersion }));
+                { Via = origin.Via, ClientName = origin.ClientName, ClientVersion = origin.ClientVersion, Person = origin.Person }));
         }
         catch (RecorderUnavailableException)
         {
@@ -115,11 +118,12 @@ internal static class PostgresSession
         await client.WriteAsync(hello.WrittenMemory, stopping);
         await client.FlushAsync(stopping);
         services.Logger.LogInformation("Session {Session}: agent {Agent} (role {Role}) on target {Target} from {Client}{Tls}{Via}{ReadOnly}",
-            session, agent.Name, agent.Role, target.Name, origin.ClientAddress, origin.Tls ? " over TLS" : "", origin.Via is null ? "" : $" via {origin.Via}", readOnly ? ", read-only" : "");
+            session, agent.Name, agent.Role, target.Name, origin.ClientAddress, origin.Tls ? " over TLS" : "",
+            (origin.Via is null ? "" : $" via {origin.Via}") + (origin.Person is null ? "" : $" for {origin.Person}"), readOnly ? ", read-only" : "");
 
         var judge = new SqlSessionJudge(readOnly, services.SafeFunctions, function => services.Catalog.Lookup(target.Name, function), byShape: true);
         var masking = new SessionMasking(services.MaskCatalog, target, CurrentMaskRules(services, target, agent), new ValueMasker(SessionMasking.OpenKey(target, services.Identity)));
-        var guard = new PostgresStatementGuard(judge, CurrentRules(services, target, agent), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking)
+        var guard = new PostgresStatementGuard(judge, CurrentRules(services, target, agent, origin.PersonReadOnly), new TargetCatalog(services.Catalog, services.MaskCatalog, target), masking)
         {
             Observer = observer is null ? null : observer.Ruled,
         };
@@ -189,7 +193,8 @@ internal static class PostgresSession
     /// The rules the agent's statements are judged by now: its role's, or a temporary grant's while it
     /// is in force (looked up again when the snapshot changes or the grant lapses, by this sidecar's clock).
     /// </summary>
-    public static Func<RuleSet?> CurrentRules(GatewayServices services, TargetPolicy target, AgentPolicy agent)
+    /// <param name="readOnlyPerson">The agent acts for a person who lends read access only: writes are blocked whatever the role says.</param>
+    public static Func<RuleSet?> CurrentRules(GatewayServices services, TargetPolicy target, AgentPolicy agent, bool readOnlyPerson = false)
     {
         object? seen = null;
         RuleSet? rules = null;
@@ -201,6 +206,8 @@ internal static class PostgresSession
             {
                 var grant = snapshot is null ? null : TemporaryGrant.Active(snapshot.Policy, agent.Id, target.Name, DateTimeOffset.UtcNow);
                 var role = grant?.AsRole() ?? snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+                if (readOnlyPerson && role is not null)
+                    role = Baselines.ReadOnly(role);
                 // Neither the role nor a grant reaches the target (a grant lapsed): nothing is allowed.
                 rules = role is null ? null
                     : role.Targets.Contains(target.Name, StringComparer.Ordinal) ? RuleSet.For(role, target.Name)

@@ -6,7 +6,9 @@ using System.Text.Json;
 namespace Airlock.Sidecar.Policy.Identity;
 
 /// <summary>An agent token's verdict: who it is (agent and role), or why not.</summary>
-public sealed record TokenCheck(AgentPolicy? Agent, string? Reason, DateTimeOffset ExpiresAt)
+/// <param name="Person">For a delegation (an AI client acting for a person, issued by Airlock only): the person's console user name.</param>
+/// <param name="PersonReadOnly">The person may lend read access only: the agent's session runs read-only.</param>
+public sealed record TokenCheck(AgentPolicy? Agent, string? Reason, DateTimeOffset ExpiresAt, string? Person = null, bool PersonReadOnly = false)
 {
     public bool IsValid => Agent is not null;
 
@@ -96,6 +98,9 @@ public static class TokenValidator
             return TokenCheck.Reject($"token expired at {exp:O}");
         if (TryTime(claims, "nbf", out var nbf) && nbf - MaxSkew > now)
             return TokenCheck.Reject($"token is not valid before {nbf:O}");
+        // A trusted issuer's token opens a front door only if the operator listed that resource among the issuer's audiences.
+        if (resource is not null && trusted is not null && !trusted.Audiences.Contains(resource, StringComparer.Ordinal))
+            return TokenCheck.Reject($"issuer '{trusted.Name}' is not trusted for '{resource}' (add it to the issuer's audiences)");
         IReadOnlyList<string> audiences = resource is not null ? [resource] : own ? [identity.Audience] : trusted!.Audiences;
         if (!Audiences(claims).Any(a => audiences.Contains(a, StringComparer.Ordinal)))
             return TokenCheck.Reject($"token audience is not {string.Join(" or ", audiences.Select(a => $"'{a}'"))}");
@@ -123,6 +128,16 @@ public static class TokenValidator
         }
         if (!agent.Enabled)
             return TokenCheck.Reject($"agent '{agent.Name}' is disabled");
+        // A delegation names the person it acts for; only Airlock's own tokens can (a trusted issuer's claim means nothing here).
+        if (own && String(claims, "person") is { } person)
+        {
+            if (person.Length is 0 or > 100 || person.Any(char.IsControl))
+                return TokenCheck.Reject("token names an unreadable person");
+            var access = String(claims, "person_access");
+            if (access is not ("read" or "full"))
+                return TokenCheck.Reject("token names a person without their access (person_access read or full)");
+            return new TokenCheck(agent, null, exp, person, access == "read");
+        }
         return new TokenCheck(agent, null, exp);
     }
 

@@ -55,8 +55,9 @@ public sealed class McpFixture : IAsyncLifetime
         }
         var cp = Harness.ControlPlane;
         Ok(await cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "alice", password = Password, role = "Approver" }));
-        var (_, ready) = await Harness.Sidecar.ReadyAsync();
-        var version = ready.GetProperty("version").GetInt64();
+        // People who lend their agents to AI clients (delegation): olga an Approver, audrey an Auditor.
+        Ok(await cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "olga", password = Password, role = "Approver" }));
+        Ok(await cp.Api.PostAsJsonAsync("/api/v1/users", new { userName = "audrey", password = Password, role = "Auditor" }));
         Ok(await cp.Api.PutAsJsonAsync("/api/v1/roles/analyst", new
         {
             baseline = "agent-safe",
@@ -68,8 +69,22 @@ public sealed class McpFixture : IAsyncLifetime
                 new { name = "order-deletes-need-approval", action = "require_approval", match = new { commands = new[] { "DELETE" }, tables = new[] { "orders" } }, approval = new { mode = "hold", timeoutSeconds = 120 } },
             },
         }));
+        Ok(await cp.Api.PutAsJsonAsync("/api/v1/roles/writer", new
+        {
+            grants = new[] { new { target = "pg" } },
+            rules = new object[] { new { name = "reads-and-writes", action = "allow", match = new { classes = new[] { "read", "write" } } } },
+        }));
         Ok(await cp.Api.PutAsJsonAsync("/api/v1/agents/bot", new { role = "analyst", owner = "admin" }));
-        await Harness.Sidecar.WaitForVersionAsync(version + 2);
+        Ok(await cp.Api.PutAsJsonAsync("/api/v1/agents/assistant", new { role = "analyst", owner = "olga" }));
+        Ok(await cp.Api.PutAsJsonAsync("/api/v1/agents/scribe", new { role = "writer", owner = "audrey" }));
+        // Changes made in quick succession may share a snapshot version: wait for the last one's effect (scribe known at the sidecar).
+        var scribe = await GatewayHarness.TokenAsync(cp, "scribe");
+        await PolicySyncTests.Eventually(async () =>
+        {
+            using var http = new HttpClient();
+            using var check = new HttpRequestMessage(HttpMethod.Post, Harness.Sidecar.Url + "/v1/identity/check") { Headers = { Authorization = new("Bearer", scribe) } };
+            return (await http.SendAsync(check)).IsSuccessStatusCode;
+        }, seconds: 30);
         Token = await GatewayHarness.TokenAsync(cp, "bot", Resource);
     }
 
@@ -110,7 +125,7 @@ public sealed class McpFixture : IAsyncLifetime
     public async Task DisposeAsync() => await Harness.DisposeAsync();
 }
 
-public sealed class McpTests(McpFixture fixture) : BrowserTest, IClassFixture<McpFixture>
+public sealed partial class McpTests(McpFixture fixture) : BrowserTest, IClassFixture<McpFixture>
 {
     private GatewayHarness H => fixture.Harness;
 
@@ -305,6 +320,15 @@ public sealed class McpTests(McpFixture fixture) : BrowserTest, IClassFixture<Mc
         AssertStatus("failed", slow);
         Assert.Equal("57014", slow.GetProperty("error").GetProperty("sqlState").GetString()); // statement_timeout, 2 s
 
+        // COPY is not a way to read through MCP: the data is not returned (and a long one is stopped at the byte cap).
+        var (copy, _) = await CallAsync(client, "query", new() { ["target"] = "pg", ["sql"] = "COPY (SELECT g FROM generate_series(1, 10) g) TO STDOUT" });
+        AssertStatus("completed", copy);
+        Assert.Equal("copy", copy.GetProperty("truncatedBy").GetString());
+        Assert.Equal(0, copy.GetProperty("rowCount").GetInt32());
+        var (endless, _) = await CallAsync(client, "query", new() { ["target"] = "pg", ["sql"] = "COPY (SELECT repeat('x', 1000) FROM generate_series(1, 1000000)) TO STDOUT" });
+        Assert.Equal("limit", endless.GetProperty("error").GetProperty("code").GetString()); // cancelled at the byte cap, long before the timeout
+        Assert.Contains("MaxResultBytes", endless.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+
         var (nul, _) = await CallAsync(client, "query", new() { ["target"] = "pg", ["sql"] = "SELECT 1\0; DROP TABLE orders" });
         Assert.Equal("bad_request", nul.GetProperty("error").GetProperty("code").GetString());
 
@@ -372,7 +396,7 @@ public sealed class McpTests(McpFixture fixture) : BrowserTest, IClassFixture<Mc
         McpFixture.Ok(await H.ControlPlane.Api.PutAsJsonAsync("/api/v1/trusted-issuers/ci-provider", new
         {
             issuer = issuerServer.Issuer,
-            audiences = new[] { "https://ci.example" },
+            audiences = new[] { "https://ci.example", fixture.Resource }, // the operator lets this issuer's tokens in at the front door
             jwks = JsonDocument.Parse(issuerServer.JwksJson).RootElement,
             bindings = new[] { new { name = "bot-jobs", agent = "bot", claims = new[] { new { claim = "job", exact = "nightly" } } } },
         }));
@@ -386,11 +410,15 @@ public sealed class McpTests(McpFixture fixture) : BrowserTest, IClassFixture<Mc
         var wireAudience = issuerServer.Mint(new Dictionary<string, object> { ["aud"] = "https://ci.example", ["job"] = "nightly", ["sub"] = "job:nightly" });
         Assert.Equal(HttpStatusCode.Unauthorized, (await InitializeAsync(wireAudience)).Status);
 
-        // And the other way round: a token for the front door does not open the PostgreSQL listener.
-        await using var wire = new NpgsqlConnection(H.SidecarConnectionStringFor(fixture.Token, "bot"));
-        var error = await Assert.ThrowsAsync<PostgresException>(() => wire.OpenAsync());
-        Assert.Equal("28P01", error.SqlState);
-        Assert.Contains("audience", error.MessageText, StringComparison.Ordinal);
+        // And the other way round: a token for the front door does not open the PostgreSQL listener, even once it was
+        // accepted at the front door, and however it is dressed up (the resource and a newline before it, say).
+        Assert.Equal(HttpStatusCode.OK, (await InitializeAsync(fixture.Token)).Status);
+        foreach (var password in new[] { fixture.Token, fixture.Resource + "\n" + fixture.Token })
+        {
+            await using var wire = new NpgsqlConnection(H.SidecarConnectionStringFor(password, "bot"));
+            var error = await Assert.ThrowsAsync<PostgresException>(() => wire.OpenAsync());
+            Assert.Equal("28P01", error.SqlState);
+        }
 
         // Health and metrics are not served on the front door's port, nor MCP on the health port.
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"https://localhost:{fixture.McpPort}/metrics")).StatusCode);

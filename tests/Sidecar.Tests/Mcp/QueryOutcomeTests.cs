@@ -47,6 +47,7 @@ public sealed class QueryOutcomeTests
         { "the target's error", new WireAnswer(Answer("23505"), null, null, 1), CallStatus.Failed, null },
         { "the target's error after approval", new WireAnswer(Answer("23505"), null, Hold, 1), CallStatus.Failed, null },
         { "the statement timeout", new WireAnswer(Answer("57014"), null, null, 1, TimedOut: true), CallStatus.Failed, null },
+        { "COPY output past the byte cap", new WireAnswer(Answer("57014"), null, null, 1, CopyStopped: true), CallStatus.Failed, null },
     };
 
     [Theory]
@@ -57,7 +58,7 @@ public sealed class QueryOutcomeTests
         Assert.True(result.Status == status, $"{why}: {result.Status}");
         Assert.Equal(rule, result.Error?.Rule);
         Assert.Equal(answer.Held?.Ticket.RequestId, result.Approval?.RequestId);
-        if (answer.TimedOut)
+        if (answer.TimedOut || answer.CopyStopped)
             Assert.Equal("limit", result.Error!.Code);
     }
 }
