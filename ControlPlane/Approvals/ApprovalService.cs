@@ -92,8 +92,25 @@ public sealed partial class ApprovalService(
     public string ConsoleUrl(long id) => new Uri(new Uri(issuer.Value.Issuer!), $"approvals/{id}").AbsoluteUri;
 
     /// <summary>Stores a statement request from a sidecar (or finds the one it repeats); throws <see cref="ApprovalRefusedException"/> when the sidecar may not raise it.</summary>
-    public async Task<ApprovalTicket> RaiseAsync(Guid sidecarId, ApprovalRequest request, CancellationToken ct)
+    public Task<ApprovalTicket> RaiseAsync(Guid sidecarId, ApprovalRequest request, CancellationToken ct) =>
+        // One transaction, so a try the embedded store refused as busy leaves nothing behind and runs again whole.
+        StoreBusy.RetryAsync(db, async () =>
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(ct);
+            var ticket = await RaiseOnceAsync(sidecarId, request, ct);
+            await transaction.CommitAsync(ct);
+            if (_raised is { } raised)
+                broadcaster.Changed(raised.Id, raised.Notify);
+            _raised = null;
+            return ticket;
+        }, ct);
+
+    /// <summary>The request stored by the last <see cref="RaiseOnceAsync"/>, announced once its transaction committed.</summary>
+    private (long Id, bool Notify)? _raised;
+
+    private async Task<ApprovalTicket> RaiseOnceAsync(Guid sidecarId, ApprovalRequest request, CancellationToken ct)
     {
+        _raised = null;
         if (request.Statements is not { Count: > 0 and <= MaxStatements } || request.Statements.Any(s => s is null || s.Length > MaxStatementChars))
             throw new ApprovalRefusedException($"an approval request carries 1–{MaxStatements} statements of at most {MaxStatementChars} characters");
         if (request.Fingerprint is null || !FingerprintPattern().IsMatch(request.Fingerprint))
@@ -155,7 +172,7 @@ public sealed partial class ApprovalService(
             new { approval.Agent, approval.Target, approval.Rule, approval.Mode, approval.Required, approval.Group, approval.Fingerprint, session = approval.SessionId });
         var notify = await WebhookService.EnqueueAsync(db, WebhookEvents.Requested, ToView(approval), ConsoleUrl(approval.Id), now, ct);
         await db.SaveChangesAsync(ct);
-        broadcaster.Changed(approval.Id, notify);
+        _raised = (approval.Id, notify);
         return new ApprovalTicket(approval.Id, approval.ExpiresAt, ApprovalOutcomes.Pending, ConsoleUrl(approval.Id));
     }
 

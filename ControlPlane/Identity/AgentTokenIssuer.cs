@@ -170,7 +170,8 @@ internal static class AgentTokenIssuer
         : resource.Length > 500 ? "the resource is longer than 500 characters"
         : null;
 
-    private static IResult Refuse(string error, string description) =>
+    /// <summary>An OAuth error the way OpenIddict answers it (at the token endpoint a JSON body; at the authorization endpoint a redirect to the client).</summary>
+    internal static IResult Refuse(string error, string description) =>
         Results.Forbid(
             new AuthenticationProperties(new Dictionary<string, string?>
             {

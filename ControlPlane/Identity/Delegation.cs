@@ -169,14 +169,7 @@ public static class Delegation
         [property: JsonPropertyName("client_name")] string? ClientName,
         [property: JsonPropertyName("redirect_uris")] IReadOnlyList<string>? RedirectUris);
 
-    private static IResult Refuse(string error, string description) =>
-        Results.Forbid(
-            new AuthenticationProperties(new Dictionary<string, string?>
-            {
-                [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
-                [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
-            }),
-            [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+    private static IResult Refuse(string error, string description) => AgentTokenIssuer.Refuse(error, description);
 }
 
 /// <summary>MCP clients as OpenIddict applications: public, authorization code only, PKCE required, exact redirect URIs.</summary>

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using Airlock.Testing;
 using ModelContextProtocol.Client;
 using Npgsql;
@@ -57,21 +55,7 @@ internal static class McpRoundTrip
                 throw new InvalidOperationException("no row over the wire");
         });
 
-        var ca = X509Certificate2.CreateFromPem(File.ReadAllText(harness.CaPath));
-        var http = new HttpClient(new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                {
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    chain.ChainPolicy.CustomTrustStore.Add(ca);
-                    return certificate is X509Certificate2 server && chain.Build(server);
-                },
-            },
-        });
+        var http = TlsClients.TrustingOnly(harness.CaPath);
         await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
         {
             Endpoint = new Uri(resource),
@@ -94,7 +78,7 @@ internal static class McpRoundTrip
         });
 
         // The same call as plain HTTP (one JSON-RPC POST on a kept-alive connection): the server's share without an SDK client.
-        var raw = new HttpClient(new SocketsHttpHandler { SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true } });
+        var raw = TlsClients.TrustingOnly(harness.CaPath);
         var rawTimes = await MeasureAsync(runs, warmup, async id =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, resource)

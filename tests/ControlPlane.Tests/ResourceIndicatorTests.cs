@@ -27,4 +27,22 @@ public sealed class ResourceIndicatorTests
     [Fact]
     public void A_resource_is_bounded() =>
         Assert.Contains("500", AgentTokenIssuer.ResourceProblem("https://edge.example/" + new string('a', 600)), StringComparison.Ordinal);
+
+    /// <summary>Where an MCP client's authorization code may be sent.</summary>
+    [Theory]
+    [InlineData("http://127.0.0.1:33418/callback", null)]
+    [InlineData("http://localhost:8080/cb", null)]
+    [InlineData("https://ide.example/oauth/callback", null)]
+    [InlineData("http://ide.example/cb", "https")]
+    [InlineData("https://ide.example/cb#x", "fragment")]
+    [InlineData("javascript:alert(1)", "https")]
+    [InlineData("/callback", "https")] // a path is a file: URL on Unix: refused all the same
+    public void A_redirect_uri_is_https_or_loopback_without_a_fragment(string uri, string? problem)
+    {
+        var found = McpClients.RedirectProblem(uri);
+        if (problem is null)
+            Assert.Null(found);
+        else
+            Assert.Contains(problem, found, StringComparison.Ordinal);
+    }
 }

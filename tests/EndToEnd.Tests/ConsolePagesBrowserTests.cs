@@ -176,6 +176,8 @@ public sealed class ConsolePagesBrowserTests(ConsolePagesFixture fixture) : Brow
         await Assertions.Expect(cid.GetByTestId("role-description")).ToHaveValueAsync("bea's");
         await cid.GetByTestId("role-description").FillAsync("cid's, after bea's");
         await cid.GetByTestId("role-save").ClickAsync();
+        // Saved once the list shows it (the problem line being absent proves nothing before the save answered).
+        await Assertions.Expect(cid.GetByTestId("role-shared-role").Locator("xpath=..")).ToContainTextAsync("cid's, after bea's");
         await Assertions.Expect(cid.GetByTestId("role-problem")).Not.ToBeVisibleAsync();
         Assert.Equal("cid's, after bea's", JsonDocument.Parse(await Cp.Api.GetStringAsync("/api/v1/roles/shared-role")).RootElement.GetProperty("description").GetString());
     }

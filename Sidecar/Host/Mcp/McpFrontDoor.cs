@@ -21,6 +21,11 @@ internal static class McpFrontDoor
 {
     public const string Path = "/mcp";
     public const string MetadataPath = "/.well-known/oauth-protected-resource";
+    public const string TargetRouteValue = "target";
+
+    /// <summary>The target whose own endpoint the request is for (per-target endpoints), or null (the one endpoint).</summary>
+    public static string? EndpointTarget(HttpContext context, McpOptions mcp) =>
+        mcp.PerTarget ? context.GetRouteValue(TargetRouteValue) as string : null;
 
     public static void AddMcpFrontDoor(this WebApplicationBuilder builder, Hosting.SidecarOptions options)
     {
@@ -70,12 +75,15 @@ internal static class McpFrontDoor
         });
         app.UseAuthentication();
         app.UseAuthorization();
-        app.MapGet(MetadataPath + Path, Metadata);
-        app.MapGet(MetadataPath, Metadata);
+        // One endpoint for all the targets, or one per target ({target} in the route): each is a resource of its own.
+        var path = mcp.PerTarget ? Path + "/{" + TargetRouteValue + "}" : Path;
+        app.MapGet(MetadataPath + path, Metadata);
+        if (!mcp.PerTarget)
+            app.MapGet(MetadataPath, Metadata);
         // A statement and its parameters, JSON-escaped, with room for the envelope.
-        app.MapMcp(Path).RequireAuthorization(AgentBearer.Scheme)
+        app.MapMcp(path).RequireAuthorization(AgentBearer.Scheme)
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(2L * mcp.MaxStatementBytes + 64 * 1024));
-        app.Logger.LogInformation("MCP front door at {Resource} (port {Port})", mcp.Resource, mcp.Port);
+        app.Logger.LogInformation("MCP front door at {Resource} (port {Port})", mcp.PerTarget ? mcp.ResourceOf("{target}") : mcp.Resource, mcp.Port);
     }
 
     /// <summary>Whether the request came in on the front door's own endpoint (its port, and its address unless it listens on all).</summary>
@@ -89,14 +97,14 @@ internal static class McpFrontDoor
     }
 
     /// <summary>RFC 9728: this resource, and Airlock's issuer as the one authorization server for it.</summary>
-    private static IResult Metadata(SnapshotStore snapshots, IOptions<Hosting.SidecarOptions> options, Airlock.Sidecar.ControlPlane.SidecarIdentity identity)
+    private static IResult Metadata(HttpContext context, SnapshotStore snapshots, IOptions<Hosting.SidecarOptions> options, Airlock.Sidecar.ControlPlane.SidecarIdentity identity)
     {
         var issuer = snapshots.Current?.Policy.Identity?.Issuer;
         if (issuer is null)
             return Results.Problem(statusCode: 503, title: "No policy", detail: "this sidecar has no valid policy snapshot yet, so it does not know its issuer");
         return Results.Json(new Dictionary<string, object>
         {
-            ["resource"] = options.Value.Mcp.Resource.ToString(),
+            ["resource"] = options.Value.Mcp.ResourceOf(EndpointTarget(context, options.Value.Mcp)),
             ["authorization_servers"] = new[] { issuer },
             ["bearer_methods_supported"] = new[] { "header" },
             ["resource_name"] = $"Airlock sidecar {identity.SidecarName}",
@@ -121,7 +129,10 @@ internal sealed class AgentBearer(
     private const string PersonClaim = "airlock:person";
     private const string PersonReadOnlyClaim = "airlock:person-read-only";
 
-    private string Resource => sidecar.Value.Mcp.Resource.ToString();
+    /// <summary>The resource this request's endpoint is: the one front door, or one target's.</summary>
+    private string Resource => sidecar.Value.Mcp.ResourceOf(McpFrontDoor.EndpointTarget(Context, sidecar.Value.Mcp));
+
+    private const string EndpointTargetClaim = "airlock:endpoint-target";
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -147,6 +158,8 @@ internal sealed class AgentBearer(
             new Claim(ExpiresClaim, check.ExpiresAt.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)),
             new Claim(AddressClaim, $"{Context.Connection.RemoteIpAddress}:{Context.Connection.RemotePort}"),
         ], Scheme);
+        if (McpFrontDoor.EndpointTarget(Context, sidecar.Value.Mcp) is { } endpointTarget)
+            identity.AddClaim(new Claim(EndpointTargetClaim, endpointTarget));
         if (check.Person is { } person)
         {
             identity.AddClaim(new Claim(PersonClaim, person));
@@ -158,7 +171,8 @@ internal sealed class AgentBearer(
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
-        var metadata = new Uri(sidecar.Value.Mcp.Resource, McpFrontDoor.MetadataPath + sidecar.Value.Mcp.Resource.AbsolutePath.TrimEnd('/'));
+        var resource = new Uri(Resource);
+        var metadata = new Uri(resource, McpFrontDoor.MetadataPath + resource.AbsolutePath.TrimEnd('/'));
         var challenge = $"Bearer resource_metadata=\"{metadata}\"";
         if (failure is not null)
             challenge += $", error=\"invalid_token\", error_description=\"{Quoted(failure)}\"";
@@ -186,6 +200,7 @@ internal sealed class AgentBearer(
         {
             Person = user.FindFirst(PersonClaim)?.Value,
             PersonReadOnly = user.FindFirst(PersonReadOnlyClaim)?.Value == "true",
+            EndpointTarget = user.FindFirst(EndpointTargetClaim)?.Value,
         };
     }
 

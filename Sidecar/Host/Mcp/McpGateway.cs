@@ -24,6 +24,9 @@ internal sealed record McpCaller(string AgentId, string TokenKey, DateTimeOffset
 
     /// <summary>The person lends read access only: the session runs read-only, whatever the role allows.</summary>
     public bool PersonReadOnly { get; init; }
+
+    /// <summary>The call came to one target's own endpoint (Sidecar:Mcp:PerTarget): only that target exists for it.</summary>
+    public string? EndpointTarget { get; init; }
 }
 
 /// <summary>
@@ -84,10 +87,11 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         return problem is null ? agent : null;
     }
 
-    /// <summary>PostgreSQL targets of this sidecar served through MCP (all, or those Sidecar:Mcp:Targets names).</summary>
-    private IEnumerable<TargetPolicy> ServedTargets() =>
+    /// <summary>PostgreSQL targets of this sidecar served through MCP (all, or those Sidecar:Mcp:Targets names); at a target's own endpoint, that one.</summary>
+    private IEnumerable<TargetPolicy> ServedTargets(McpCaller caller) =>
         (_snapshots.Current?.Policy.Targets ?? []).Where(t => t.Kind == TargetKind.Postgres
-            && (_options.Targets.Count == 0 || _options.Targets.Contains(t.Name, StringComparer.Ordinal)));
+            && (_options.Targets.Count == 0 || _options.Targets.Contains(t.Name, StringComparer.Ordinal))
+            && (!_options.PerTarget || t.Name == caller.EndpointTarget));
 
     /// <summary>The rules the agent's statements on <paramref name="target"/> are judged by now (its role's, or a temporary grant's); null when neither reaches it.</summary>
     private RuleSet? Rules(AgentPolicy agent, TargetPolicy target, bool readOnlyPerson)
@@ -109,7 +113,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
             return (null, null, null, new CallError(null, problem!, Code: "no_access"));
         if (_snapshots.Current is null)
             return (null, null, null, new CallError(null, "this sidecar has no valid policy snapshot: failing closed", Code: "unavailable"));
-        var target = ServedTargets().FirstOrDefault(t => t.Name == targetName);
+        var target = ServedTargets(caller).FirstOrDefault(t => t.Name == targetName);
         var rules = target is null ? null : Rules(agent, target, caller.PersonReadOnly);
         if (target is null || rules is null)
             return (agent, null, null, new CallError(SqlStates.InsufficientPrivilege,
@@ -150,7 +154,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
     {
         if (Agent(caller, out _) is not { } agent)
             return new TargetList(CallStatus.Denied, []);
-        var targets = ServedTargets()
+        var targets = ServedTargets(caller)
             .Select(t => (Target: t, Rules: Rules(agent, t, caller.PersonReadOnly)))
             .Where(t => t.Rules is not null)
             .Select(t => new TargetInfo(t.Target.Name, t.Target.Kind, t.Target.Upstream.Database, caller.PersonReadOnly || !t.Rules!.AllowsWrites, t.Target.Labels.Count == 0 ? null : t.Target.Labels))

@@ -30,6 +30,16 @@ public sealed class McpOptions : IValidatableObject
     /// <summary>The targets served through MCP (names); empty: every PostgreSQL target of this sidecar.</summary>
     public List<string> Targets { get; set; } = [];
 
+    /// <summary>
+    /// One endpoint per target, <c>{ResourceUrl}/{target}</c>, each its own resource (a token for one target's
+    /// endpoint opens no other), instead of one endpoint for all of them at <see cref="ResourceUrl"/>.
+    /// </summary>
+    public bool PerTarget { get; set; }
+
+    /// <summary>The resource of <paramref name="target"/>'s own endpoint (with <see cref="PerTarget"/>), or of the one endpoint.</summary>
+    public string ResourceOf(string? target) =>
+        PerTarget && target is not null ? $"{Resource.ToString().TrimEnd('/')}/{Uri.EscapeDataString(target)}" : Resource.ToString();
+
     /// <summary>Rows a <c>query</c> returns at most; the rest is not read from the target and the result says it was truncated.</summary>
     [Range(1, 100_000)]
     public int MaxRows { get; set; } = 500;

@@ -160,4 +160,33 @@ public sealed partial class McpTests
         Assert.Equal(HttpStatusCode.NotFound, register.StatusCode);
         Assert.Contains("Dynamic client registration is off", await register.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Clients_register_themselves_only_when_an_admin_turned_it_on_and_only_with_safe_redirects()
+    {
+        await using var cp = await ControlPlaneProcess.StartAsync(extraArgs: ["--Airlock:Identity:DynamicClientRegistration=true", "--Airlock:Identity:MaxDynamicClients=2"]);
+        using var http = new HttpClient();
+        var discovery = await http.GetFromJsonAsync<JsonElement>(cp.Url + "/.well-known/oauth-authorization-server");
+        Assert.Equal(cp.Url + "/connect/register", discovery.GetProperty("registration_endpoint").GetString());
+        Assert.Equal(["S256"], discovery.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(m => m.GetString()));
+
+        var registered = await http.PostAsJsonAsync(cp.Url + "/connect/register", new { client_name = "Claude", redirect_uris = new[] { "http://127.0.0.1:33418/callback" } });
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var client = await registered.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.StartsWith("mcp:", client.GetProperty("client_id").GetString(), StringComparison.Ordinal);
+        Assert.Equal("none", client.GetProperty("token_endpoint_auth_method").GetString());
+        var listed = await cp.Api.GetFromJsonAsync<JsonElement>("/api/v1/mcp-clients");
+        Assert.True(listed[0].GetProperty("dynamic").GetBoolean());
+
+        foreach (var bad in new[] { "http://evil.example/cb", "https://ok.example/cb#frag", "javascript:alert(1)" })
+        {
+            var refused = await http.PostAsJsonAsync(cp.Url + "/connect/register", new { client_name = "x", redirect_uris = new[] { bad } });
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("invalid_client_metadata", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetString());
+        }
+        Assert.Equal(HttpStatusCode.Created, (await http.PostAsJsonAsync(cp.Url + "/connect/register", new { client_name = "second", redirect_uris = new[] { "https://ide.example/cb" } })).StatusCode);
+        var full = await http.PostAsJsonAsync(cp.Url + "/connect/register", new { client_name = "third", redirect_uris = new[] { "https://ide.example/cb" } });
+        Assert.Equal(HttpStatusCode.BadRequest, full.StatusCode);
+        Assert.Contains("MaxDynamicClients", await full.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Airlock.Testing;
@@ -89,20 +87,7 @@ public sealed class McpFixture : IAsyncLifetime
     }
 
     /// <summary>An HTTP client that trusts the harness's CA only (as an agent with the sidecar's CA would).</summary>
-    public HttpClient Http() => new(new SocketsHttpHandler
-    {
-        SslOptions = new SslClientAuthenticationOptions
-        {
-            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                chain.ChainPolicy.CustomTrustStore.Add(X509Certificate2.CreateFromPem(File.ReadAllText(Harness.CaPath)));
-                return certificate is X509Certificate2 server && chain.Build(server);
-            },
-        },
-    });
+    public HttpClient Http() => TlsClients.TrustingOnly(Harness.CaPath);
 
     /// <summary>The C# SDK's client, connected with <paramref name="token"/>.</summary>
     public async Task<McpClient> ClientAsync(string? token = null, string name = "airlock-csharp-check")
