@@ -35,6 +35,8 @@ internal static class AgentTokenIssuer
                 // A person lets an MCP client act as one of their agents (Delegation): authorization code, PKCE always.
                 o.SetAuthorizationEndpointUris(Delegation.AuthorizePath.TrimStart('/'));
                 o.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange();
+                // S256 only (RFC 9700): "plain" would put the verifier itself in the authorization URL.
+                o.Configure(server => server.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
                 o.SetAuthorizationCodeLifetime(TimeSpan.FromMinutes(5));
                 // Discovery and JWKS are Airlock's own (below): they list keys still to come.
                 o.SetConfigurationEndpointUris(Array.Empty<Uri>());
@@ -151,7 +153,7 @@ internal static class AgentTokenIssuer
         var resources = (request.Resources ?? []).OfType<string>().ToList();
         if (resources.Count > 1)
             return Refuse(Errors.InvalidTarget, "ask for one resource per token");
-        if (resources.Count == 1 && ResourceProblem(resources[0]) is { } resourceProblem)
+        if (resources.Count == 1 && (ResourceProblem(resources[0]) ?? GatewayAudienceProblem(resources[0], options.Value)) is { } resourceProblem)
             return Refuse(Errors.InvalidTarget, resourceProblem);
         identity.SetAudiences(resources.Count == 1 ? resources[0] : options.Value.Audience);
         identity.SetAccessTokenLifetime(TimeSpan.FromMinutes(options.Value.TokenLifetimeMinutes));
@@ -169,6 +171,10 @@ internal static class AgentTokenIssuer
         : uri.Scheme != Uri.UriSchemeHttps && !(uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback) ? "a resource is an https URL"
         : resource.Length > 500 ? "the resource is longer than 500 characters"
         : null;
+
+    /// <summary>The PostgreSQL listeners' own audience is not a resource to ask for (such a token would skip a front door's rules for it).</summary>
+    internal static string? GatewayAudienceProblem(string resource, AgentTokenOptions options) =>
+        string.Equals(resource, options.Audience, StringComparison.Ordinal) ? "the gateway's own audience is not a resource; name an MCP front door" : null;
 
     /// <summary>An OAuth error the way OpenIddict answers it (at the token endpoint a JSON body; at the authorization endpoint a redirect to the client).</summary>
     internal static IResult Refuse(string error, string description) =>

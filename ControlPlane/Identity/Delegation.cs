@@ -66,9 +66,14 @@ public static class Delegation
     /// console's sign-in, back here after. GET: the consent page. POST (from it): the person's decision.
     /// </summary>
     private static async Task<IResult> AuthorizeAsync(HttpContext http, AirlockDbContext db, IOpenIddictApplicationManager applications,
-        Microsoft.AspNetCore.Antiforgery.IAntiforgery antiforgery, TimeProvider time, CancellationToken ct)
+        Microsoft.AspNetCore.Antiforgery.IAntiforgery antiforgery, IOptions<AgentTokenOptions> options, TimeProvider time, CancellationToken ct)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("not an OpenID Connect request");
+        // Only MCP clients lend agents, and only with S256 (OpenIddict requires PKCE; this pins the method).
+        if (request.ClientId is not { } clientId || !clientId.StartsWith(ClientPrefix, StringComparison.Ordinal))
+            return Refuse(Errors.UnauthorizedClient, "only registered MCP clients may ask a person to lend an agent");
+        if (request.CodeChallengeMethod != CodeChallengeMethods.Sha256)
+            return Refuse(Errors.InvalidRequest, "use PKCE with code_challenge_method=S256");
         var person = await http.AuthenticateAsync(CookieAuthenticationDefaults.AuthenticationScheme);
         if (!person.Succeeded || person.Principal.Identity?.Name is not { } userName)
             return Results.Challenge(new AuthenticationProperties { RedirectUri = http.Request.PathBase + http.Request.Path + http.Request.QueryString },
@@ -76,7 +81,7 @@ public static class Delegation
         var resources = (request.Resources ?? []).OfType<string>().ToList();
         if (resources.Count != 1)
             return Refuse(Errors.InvalidTarget, "name the one MCP front door the token is for (RFC 8707 'resource')");
-        if (AgentTokenIssuer.ResourceProblem(resources[0]) is { } problem)
+        if ((AgentTokenIssuer.ResourceProblem(resources[0]) ?? AgentTokenIssuer.GatewayAudienceProblem(resources[0], options.Value)) is { } problem)
             return Refuse(Errors.InvalidTarget, problem);
         if (HttpMethods.IsGet(http.Request.Method))
             return Results.Redirect(ConsentPath + http.Request.QueryString);
@@ -87,7 +92,7 @@ public static class Delegation
                 detail: "the decision did not come from Airlock's consent page (its antiforgery token is missing or stale); start the sign-in again from the client");
         var form = await http.Request.ReadFormAsync(ct);
         if (form["decision"] != "allow")
-            return Refuse(Errors.AccessDenied, $"{userName} did not let the client act for them");
+            return Refuse(Errors.AccessDenied, "the person did not let the client act for them");
         var user = await db.Users.AsNoTracking().SingleOrDefaultAsync(u => u.UserName == userName && !u.Disabled, ct);
         var agentName = form["agent"].ToString();
         var agent = await db.Agents.Include(a => a.Role).SingleOrDefaultAsync(a => a.Name == agentName, ct);
@@ -148,9 +153,18 @@ public static class Delegation
             // As if it did not exist (discovery does not list it): clients then fall back to a registered client id.
             return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Dynamic client registration is off",
                 detail: "Ask an Airlock admin to register your MCP client (POST /api/v1/mcp-clients), or to turn on Airlock:Identity:DynamicClientRegistration.");
-        var (body, problem) = await RequestBody.ReadAsync<RegistrationRequest>(http.Request, ct);
+        RegistrationRequest? body;
+        try
+        {
+            // JSON only, as RFC 7591 says (this endpoint is anonymous: no other parser is offered to anyone).
+            body = http.Request.HasJsonContentType() ? await http.Request.ReadFromJsonAsync<RegistrationRequest>(ct) : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            body = null;
+        }
         if (body is null)
-            return problem!;
+            return Results.Json(new { error = "invalid_client_metadata", error_description = "send the client's metadata as a JSON object (client_name, redirect_uris)" }, statusCode: 400);
         var (client, errors) = await clients.CreateAsync(new McpClientRequest(body.ClientName, body.RedirectUris), dynamic: true, "dynamic-registration", ct);
         if (client is null)
             return Results.Json(new { error = "invalid_client_metadata", error_description = string.Join("; ", errors.Select(e => $"{e.Path}: {e.Message}")) }, statusCode: 400);
@@ -186,11 +200,28 @@ public sealed class McpClients(AirlockDbContext db, IOpenIddictApplicationManage
         return found.OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>Registrations take turns: the dynamic clients' cap is counted and kept in one step (in this process).</summary>
+    private static readonly SemaphoreSlim Registering = new(1, 1);
+
     public async Task<(McpClientView? Client, IReadOnlyList<PolicyError> Errors)> CreateAsync(McpClientRequest request, bool dynamic, string actor, CancellationToken ct)
+    {
+        await Registering.WaitAsync(ct);
+        try
+        {
+            return await CreateOnceAsync(request, dynamic, actor, ct);
+        }
+        finally
+        {
+            Registering.Release();
+        }
+    }
+
+    private async Task<(McpClientView? Client, IReadOnlyList<PolicyError> Errors)> CreateOnceAsync(McpClientRequest request, bool dynamic, string actor, CancellationToken ct)
     {
         var errors = new List<PolicyError>();
         var name = request.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 100 || name.Any(char.IsControl))
+        // Shown on the consent page: printable, and no format characters (a right-to-left override could disguise it).
+        if (string.IsNullOrEmpty(name) || name.Length > 100 || name.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format))
             errors.Add(new PolicyError("name", "give the client a name of 1 to 100 printable characters"));
         var uris = request.RedirectUris ?? [];
         if (uris.Count is 0 or > MaxRedirectUris)

@@ -9,7 +9,9 @@ public static class SessionStanding
 {
     /// <summary>Why the session of agent <paramref name="agentId"/> on <paramref name="target"/> must end; null when it may go on.</summary>
     /// <param name="now">When a temporary grant must still be in force (its expiry is kept by the caller's clock).</param>
-    public static string? Check(PolicySnapshot policy, string agentId, string target, DateTimeOffset? now = null)
+    /// <param name="openedAs">The role the session was opened under: a session whose agent moved to another role ends (it
+    /// would go on judged by the old role's rules and masks); the agent connects again under the new one.</param>
+    public static string? Check(PolicySnapshot policy, string agentId, string target, DateTimeOffset? now = null, string? openedAs = null)
     {
         if (!policy.Targets.Any(t => t.Name == target))
             return $"target \"{target}\" is no longer served by this sidecar";
@@ -21,6 +23,8 @@ public static class SessionStanding
         var role = policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
         if ((role is null || !role.Targets.Contains(target, StringComparer.Ordinal)) && TemporaryGrant.Active(policy, agentId, target, now ?? DateTimeOffset.UtcNow) is null)
             return $"agent \"{agent.Name}\" (role \"{agent.Role}\") is no longer granted target \"{target}\"";
+        if (openedAs is not null && !string.Equals(agent.Role, openedAs, StringComparison.Ordinal))
+            return $"agent \"{agent.Name}\" moved from role \"{openedAs}\" to \"{agent.Role}\"; connect again";
         return null;
     }
 }

@@ -25,6 +25,14 @@ public sealed class ResourceIndicatorTests
     }
 
     [Fact]
+    public void The_gateways_own_audience_is_not_a_resource()
+    {
+        var options = new AgentTokenOptions { Audience = "https://gateway.example" };
+        Assert.NotNull(AgentTokenIssuer.GatewayAudienceProblem("https://gateway.example", options));
+        Assert.Null(AgentTokenIssuer.GatewayAudienceProblem("https://edge-1.example:8443/mcp", options));
+    }
+
+    [Fact]
     public void A_resource_is_bounded() =>
         Assert.Contains("500", AgentTokenIssuer.ResourceProblem("https://edge.example/" + new string('a', 600)), StringComparison.Ordinal);
 

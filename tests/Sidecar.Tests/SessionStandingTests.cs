@@ -35,4 +35,13 @@ public sealed class SessionStandingTests
         _ = change;
         Assert.Equal(expected, SessionStanding.Check(policy, "a-1", "pg"));
     }
+
+    /// <summary>Rules and masks are the role's the session was opened under: a move to another role, even one granting the target, ends it.</summary>
+    [Fact]
+    public void A_session_ends_when_its_agent_moves_to_another_role()
+    {
+        var moved = Policy(["pg", "pg-2"], [Rw, Limited with { Targets = ["pg", "pg-2"] }], [Ci with { Role = "limited" }]);
+        Assert.Equal("agent \"ci\" moved from role \"rw\" to \"limited\"; connect again", SessionStanding.Check(moved, "a-1", "pg", openedAs: "rw"));
+        Assert.Null(SessionStanding.Check(moved, "a-1", "pg", openedAs: "limited"));
+    }
 }

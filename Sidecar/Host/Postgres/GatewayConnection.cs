@@ -253,6 +253,9 @@ internal sealed class GatewayConnection(
         if (!check.IsValid)
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidPassword, $"agent token refused: {check.Reason}"));
         var agent = check.Agent!;
+        // A person's loan of an agent is for the MCP front door it names, where the person's rights narrow the role.
+        if (check.Person is not null)
+            throw new GatewayRefusal(PgError.Fatal(SqlStates.InvalidPassword, "agent token refused: a token lent by a person is for the MCP front door only"));
         // The startup user names who is connecting (psql prompts with it, the server logs it, pg_stat_activity
         // shows it): it must be the agent the token proves, or a log would name someone who never connected.
         var user = startup["user"];

@@ -157,7 +157,7 @@ internal static class PostgresSession
         void Recheck(PolicySnapshot policy)
         {
             var now = DateTimeOffset.UtcNow;
-            if (SessionStanding.Check(policy, agent.Id, target.Name, now) is { } withdrawn)
+            if (SessionStanding.Check(policy, agent.Id, target.Name, now, openedAs: agent.Role) is { } withdrawn)
                 relay.End($"access withdrawn: {withdrawn}", PgError.Fatal(SqlStates.AdminShutdown, $"terminating connection: {withdrawn}"));
             else if (TemporaryGrant.Active(policy, agent.Id, target.Name, now) is { } lapsing)
                 grantLapse?.Change(Clamp(lapsing.ExpiresAt - now + TimeSpan.FromMilliseconds(50)), Timeout.InfiniteTimeSpan);

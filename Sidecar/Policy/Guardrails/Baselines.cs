@@ -49,11 +49,12 @@ public static class Baselines
 
     /// <summary>
     /// The role as a person who lends read access only (an Auditor's delegation) lets an agent use it: every
-    /// write, schema change, privilege or administration statement blocked before anything else is weighed
+    /// write, schema change, privilege or administration statement, and everything the classifier cannot read
+    /// (procedural code could write from inside), blocked before anything else is weighed
     /// (the most restrictive rule wins), so the person's rights narrow the role and never widen it.
     /// </summary>
     public static RolePolicy ReadOnly(RolePolicy role) =>
-        role with { Rules = [Rule(ReadOnlyDelegation, RuleActions.Block, classes: ["write", "ddl", "dcl", "admin"], message: "the person this agent acts for lends read access only"), .. role.Rules] };
+        role with { Rules = [Rule(ReadOnlyDelegation, RuleActions.Block, classes: ["write", "ddl", "dcl", "admin", "unknown"], message: "the person this agent acts for lends read access only"), .. role.Rules] };
 
     /// <summary>The rules of a named baseline; null for an unknown name.</summary>
     public static IReadOnlyList<RulePolicy>? Rules(string name) => name == AgentSafe ? AgentSafeRules : null;

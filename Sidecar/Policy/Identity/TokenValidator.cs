@@ -129,8 +129,9 @@ public static class TokenValidator
         if (!agent.Enabled)
             return TokenCheck.Reject($"agent '{agent.Name}' is disabled");
         // A delegation names the person it acts for; only Airlock's own tokens can (a trusted issuer's claim means nothing here).
-        if (own && String(claims, "person") is { } person)
+        if (own && claims.TryGetProperty("person", out var personClaim))
         {
+            var person = personClaim.ValueKind == JsonValueKind.String ? personClaim.GetString()! : "";
             if (person.Length is 0 or > 100 || person.Any(char.IsControl))
                 return TokenCheck.Reject("token names an unreadable person");
             var access = String(claims, "person_access");

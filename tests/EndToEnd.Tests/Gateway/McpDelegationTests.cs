@@ -74,6 +74,8 @@ public sealed partial class McpTests
         var (page, verifier, reached) = await ConsentScreenAsync(clientId, "olga");
         await Assertions.Expect(page.GetByTestId("consent-client")).ToHaveTextAsync("Desk Assistant");
         await Assertions.Expect(page.GetByTestId("consent-resource")).ToHaveTextAsync(fixture.Resource);
+        await Assertions.Expect(page.GetByTestId("consent-redirect")).ToHaveTextAsync($"127.0.0.1:{_callbackPort}");
+        await Assertions.Expect(page.GetByTestId("consent-self-registered")).Not.ToBeVisibleAsync(); // an admin registered it
         Assert.Equal(1, await page.Locator("input[name=agent]").CountAsync()); // only her own agent is offered
         await page.GetByTestId("consent-agent-assistant").CheckAsync();
         await page.GetByTestId("consent-allow").ClickAsync();
@@ -138,6 +140,19 @@ public sealed partial class McpTests
         Assert.Null(await DirectScalarAsync("SELECT body FROM notes WHERE id = 101"));
         var (read, _) = await CallAsync(lent, "query", new() { ["target"] = "pg", ["sql"] = "SELECT body FROM notes WHERE id = 100" });
         AssertStatus("completed", read);
+        // Procedural code could write from inside, where no one reads it: a read-only loan refuses it too.
+        var (procedural, _) = await CallAsync(lent, "query", new() { ["target"] = "pg", ["sql"] = "DO $$ BEGIN INSERT INTO notes VALUES (102, 'x'); END $$" });
+        AssertStatus("blocked", procedural);
+        Assert.Equal("read-only-delegation", procedural.GetProperty("error").GetProperty("rule").GetString());
+
+        // PKCE is S256 only: "plain" would put the verifier in the URL.
+        using (var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }))
+        {
+            var plain = await noRedirects.GetAsync($"{H.ControlPlane.Url}/connect/authorize?client_id={Uri.EscapeDataString(clientId)}&response_type=code" +
+                $"&redirect_uri={Uri.EscapeDataString(Callback)}&code_challenge={new string('a', 43)}&code_challenge_method=plain&state=s&resource={Uri.EscapeDataString(fixture.Resource)}");
+            Assert.True(plain.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.Found or HttpStatusCode.BadRequest, plain.StatusCode.ToString());
+            Assert.Contains("invalid_request", plain.Headers.Location?.ToString() ?? await plain.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
 
         // Olga is offered only her own agent; a decision naming someone else's is refused.
         var (olga, _, olgaReached) = await ConsentScreenAsync(clientId, "olga");
