@@ -58,6 +58,7 @@ internal static class AgentTokenIssuer
                 // The one signing key is placed by TokenSigningSetup from the store.
                 o.UseAspNetCore().EnableTokenEndpointPassthrough().EnableAuthorizationEndpointPassthrough().DisableTransportSecurityRequirement();
             });
+        builder.Services.AddHostedService<TokenStorePruner>();
         builder.Services.AddSingleton<TokenSigningSetup>();
         builder.Services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>>(sp => sp.GetRequiredService<TokenSigningSetup>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TokenSigningSetup>());
