@@ -33,6 +33,17 @@ public sealed record TemporaryGrant(long RequestId, string AgentId, string Agent
         return active;
     }
 
+    /// <summary>
+    /// The role whose rules judge <paramref name="agent"/>'s statements on <paramref name="target"/> at <paramref name="now"/>:
+    /// a temporary grant's in force (given in <paramref name="grant"/>), else the agent's own; null when the policy has neither.
+    /// It may not reach the target: the caller decides what that means (refused at connect, nothing allowed later).
+    /// </summary>
+    public static RolePolicy? RoleInForce(PolicySnapshot policy, AgentPolicy agent, string target, DateTimeOffset now, out TemporaryGrant? grant)
+    {
+        grant = Active(policy, agent.Id, target, now);
+        return grant?.AsRole() ?? policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+    }
+
     /// <summary>The grant as a role the rule set compiles (its rules, on its one target).</summary>
     public RolePolicy AsRole() => new($"{Role} (grant #{RequestId})", [Target], Rules);
 }

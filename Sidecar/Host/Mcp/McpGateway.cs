@@ -99,8 +99,7 @@ internal sealed class McpGateway : IHostedService, IAsyncDisposable
         var policy = _snapshots.Current?.Policy;
         if (policy is null)
             return null;
-        var role = TemporaryGrant.Active(policy, agent.Id, target.Name, DateTimeOffset.UtcNow)?.AsRole()
-            ?? policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+        var role = TemporaryGrant.RoleInForce(policy, agent, target.Name, DateTimeOffset.UtcNow, out _);
         return role is not null && role.Targets.Contains(target.Name, StringComparer.Ordinal)
             ? RuleSet.For(readOnlyPerson ? Baselines.ReadOnly(role) : role, target.Name)
             : null;

@@ -51,11 +51,8 @@ internal static class PostgresSession
     public static async Task<Admission> AdmitAsync(GatewayServices services, TargetPolicy target, AgentPolicy agent,
         IReadOnlyList<KeyValuePair<string, string>> settings, CancellationToken ct, bool readOnly = false)
     {
-        var policy = services.Snapshots.Current?.Policy;
-        var role = policy?.Roles.FirstOrDefault(r => r.Name == agent.Role);
         // A temporary grant in force judges the session's statements by its elevated role's rules.
-        if (policy is not null && TemporaryGrant.Active(policy, agent.Id, target.Name, DateTimeOffset.UtcNow) is { } grant)
-            role = grant.AsRole();
+        var role = services.Snapshots.Current?.Policy is { } policy ? TemporaryGrant.RoleInForce(policy, agent, target.Name, DateTimeOffset.UtcNow, out _) : null;
         if (role is null || !role.Targets.Contains(target.Name, StringComparer.Ordinal))
             throw new GatewayRefusal(PgError.Fatal(SqlStates.InsufficientPrivilege, $"agent \"{agent.Name}\" (role \"{agent.Role}\") is not granted target \"{target.Name}\""));
         if (!services.Recorder.HasRoom)
@@ -204,8 +201,8 @@ internal static class PostgresSession
             var snapshot = services.Snapshots.Current;
             if (!ReferenceEquals(snapshot, seen) || (until != DateTimeOffset.MaxValue && DateTimeOffset.UtcNow >= until))
             {
-                var grant = snapshot is null ? null : TemporaryGrant.Active(snapshot.Policy, agent.Id, target.Name, DateTimeOffset.UtcNow);
-                var role = grant?.AsRole() ?? snapshot?.Policy.Roles.FirstOrDefault(r => r.Name == agent.Role);
+                TemporaryGrant? grant = null;
+                var role = snapshot is null ? null : TemporaryGrant.RoleInForce(snapshot.Policy, agent, target.Name, DateTimeOffset.UtcNow, out grant);
                 if (readOnlyPerson && role is not null)
                     role = Baselines.ReadOnly(role);
                 // Neither the role nor a grant reaches the target (a grant lapsed): nothing is allowed.

@@ -15,7 +15,8 @@ public sealed class McpPerTargetFixture : IAsyncLifetime
 
     public async Task InitializeAsync() =>
         Harness = await GatewayHarness.StartAsync(sidecarArgs:
-            ["--Sidecar:Mcp:Enabled=true", "--Sidecar:Mcp:ListenAddress=127.0.0.1", $"--Sidecar:Mcp:Port={McpPort}", "--Sidecar:Mcp:PerTarget=true"]);
+            ["--Sidecar:Mcp:Enabled=true", "--Sidecar:Mcp:ListenAddress=127.0.0.1", $"--Sidecar:Mcp:Port={McpPort}", "--Sidecar:Mcp:PerTarget=true",
+             "--Sidecar:Mcp:MaxSessionsPerAgent=1"]);
 
     public async Task DisposeAsync() => await Harness.DisposeAsync();
 }
@@ -60,5 +61,32 @@ public sealed class McpPerTargetTests(McpPerTargetFixture fixture) : IClassFixtu
         Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
         Assert.Contains("oauth-protected-resource/mcp/pg-loopback", refused.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync(fixture.Base, new StringContent("{}"))).StatusCode);
+    }
+
+    private async Task<McpClient> ClientAsync(string token) =>
+        await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri(fixture.Base + "/pg"),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+        }, TlsClients.TrustingOnly(fixture.Harness.CaPath), loggerFactory: null, ownsHttpClient: true));
+
+    private static async Task<string> SessionOfAsync(McpClient client) =>
+        JsonSerializer.SerializeToElement((await client.CallToolAsync("query", new Dictionary<string, object?> { ["target"] = "pg", ["sql"] = "SELECT 1" })).StructuredContent)
+            .GetProperty("session").GetString()!;
+
+    /// <summary>An agent holds at most MaxSessionsPerAgent (1 here) upstream sessions: a second one replaces the idle first.</summary>
+    [Fact]
+    public async Task An_agent_holds_at_most_its_session_cap_and_a_new_session_replaces_the_idle_one()
+    {
+        var h = fixture.Harness;
+        // Two tokens of one agent: two recorded sessions, but only one upstream session at a time.
+        await using var a = await ClientAsync(await GatewayHarness.TokenAsync(h.ControlPlane, "ci", fixture.Base + "/pg"));
+        await using var b = await ClientAsync(await GatewayHarness.TokenAsync(h.ControlPlane, "ci", fixture.Base + "/pg"));
+        var first = await SessionOfAsync(a);
+        Assert.Equal(first, await SessionOfAsync(a));
+        var second = await SessionOfAsync(b);
+        Assert.NotEqual(first, second);
+        Assert.NotEqual(first, await SessionOfAsync(a)); // a's idle session was closed to make room, so it has a new one
     }
 }
